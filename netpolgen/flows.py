@@ -1,0 +1,138 @@
+"""The flow table: the one tabular contract between ingest and every later stage.
+
+Every ingester returns frames with exactly these columns and dtypes, and every consumer
+(aggregation, synthesis, verification) calls :func:`validate_flows` on entry, so a frame built by
+hand in a notebook is checked just like one read from a file.
+
+==================  ======================  ==================================================
+column              dtype                   meaning
+==================  ======================  ==================================================
+time                datetime64[ns, UTC]     start of the flow or record
+src_ip, dst_ip      string                  addresses (after service translation if known)
+src_port, dst_port  UInt16                  ports; NA for ICMP
+protocol            category                TCP, UDP, SCTP, ICMP, ICMPv6, or an IANA number
+src_namespace, ...  string                  namespace of each side, when the source names it
+src_pod, dst_pod    string                  pod names, when known
+src_labels, ...     string                  canonical ``k=v,k2=v2`` (sorted by key)
+src_kind, dst_kind  category                pod, host, node, world, service, unknown
+verdict             category                allowed, denied, unknown
+is_reply            boolean                 NA when the source does not say
+count               Int64                   flows this row stands for (default 1)
+bytes, packets      Int64                   when known
+==================  ======================  ==================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from netpolgen.errors import SchemaError
+
+PROTOCOLS = ("TCP", "UDP", "SCTP", "ICMP", "ICMPv6")
+ENDPOINT_KINDS = ("pod", "host", "node", "world", "service", "unknown")
+VERDICTS = ("allowed", "denied", "unknown")
+
+# IANA protocol numbers for the names NetworkPolicy and flow logs use.
+PROTOCOL_NUMBERS: Mapping[int, str] = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
+
+FLOW_SCHEMA: Mapping[str, str] = {
+    "time": "datetime64[ns, UTC]",
+    "src_ip": "string",
+    "dst_ip": "string",
+    "src_port": "UInt16",
+    "dst_port": "UInt16",
+    "protocol": "category",
+    "src_namespace": "string",
+    "dst_namespace": "string",
+    "src_pod": "string",
+    "dst_pod": "string",
+    "src_labels": "string",
+    "dst_labels": "string",
+    "src_kind": "category",
+    "dst_kind": "category",
+    "verdict": "category",
+    "is_reply": "boolean",
+    "count": "Int64",
+    "bytes": "Int64",
+    "packets": "Int64",
+}
+FLOW_COLUMNS: tuple[str, ...] = tuple(FLOW_SCHEMA)
+
+
+def empty_flows() -> pd.DataFrame:
+    """Return a flow table with no rows and the documented dtypes."""
+    return conform_flows(pd.DataFrame({name: [] for name in FLOW_COLUMNS}))
+
+
+def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give ``frame`` every column of the schema, in order, with the documented dtypes.
+
+    Missing columns are added as all-NA (``count`` as 1, ``verdict`` as ``unknown``). Values must
+    already be convertible: this is the last step of an ingester, not a parser.
+    """
+    out: dict[str, pd.Series] = {}
+    n = len(frame)
+    for name, dtype in FLOW_SCHEMA.items():
+        if name in frame.columns:
+            column = frame[name]
+        elif name == "count":
+            column = pd.Series([1] * n, index=frame.index)
+        elif name == "verdict":
+            column = pd.Series(["unknown"] * n, index=frame.index)
+        else:
+            column = pd.Series([pd.NA] * n, index=frame.index, dtype="object")
+        out[name] = _as_dtype(column, name, dtype)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _as_dtype(column: pd.Series, name: str, dtype: str) -> pd.Series:
+    if dtype == "category":
+        categories: tuple[str, ...] | None = {
+            "src_kind": ENDPOINT_KINDS,
+            "dst_kind": ENDPOINT_KINDS,
+            "verdict": VERDICTS,
+        }.get(name)
+        if categories is None:  # protocol: open set (IANA numbers as text)
+            return column.astype("string").astype("category")
+        return pd.Series(
+            pd.Categorical(column.astype("string"), categories=list(categories)),
+            index=column.index,
+        )
+    if dtype.startswith("datetime64"):
+        if str(column.dtype) == dtype:
+            return column
+        return pd.to_datetime(column, utc=True).astype(dtype)
+    return column.astype(dtype)
+
+
+def validate_flows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check that ``frame`` follows the flow-table schema and return it unchanged.
+
+    Raises:
+        SchemaError: naming every missing column and every column with the wrong dtype.
+
+    Examples:
+        >>> validate_flows(empty_flows()).shape
+        (0, 19)
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise SchemaError(f"a flow table must be a pandas DataFrame, not {type(frame).__name__}")
+    missing = [name for name in FLOW_COLUMNS if name not in frame.columns]
+    wrong = [
+        f"{name} is {frame[name].dtype}, expected {dtype}"
+        for name, dtype in FLOW_SCHEMA.items()
+        if name in frame.columns and str(frame[name].dtype) != dtype
+    ]
+    problems = []
+    if missing:
+        problems.append("missing columns: " + ", ".join(missing))
+    if wrong:
+        problems.append("wrong dtypes: " + "; ".join(wrong))
+    if problems:
+        raise SchemaError(
+            "not a flow table (" + "; ".join(problems) + ")",
+            hint="build flow tables with netpolgen.load_flows or netpolgen.flows.conform_flows",
+        )
+    return frame

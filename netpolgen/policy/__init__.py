@@ -1,0 +1,1 @@
+"""The policy model, its synthesis from edges, and its rendering as YAML."""
