@@ -1,0 +1,237 @@
+"""The plain CSV flow format of DESIGN.md ("The CSV format (contract)").
+
+A header row names the columns, in any order; unknown columns are ignored. Each row is one flow,
+or ``count`` flows. Parsing is vectorised per chunk: every check below is a pandas expression over
+the whole chunk, and rows that fail one are skipped and counted with their line number.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import BinaryIO
+
+import pandas as pd
+
+from netpolgen.errors import InputError
+from netpolgen.flows import PROTOCOL_NUMBERS, PROTOCOLS, conform_flows
+from netpolgen.ingest.report import IngestReport
+from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
+
+SIDES = ("src", "dst")
+KNOWN_COLUMNS = (
+    "time", "src_ip", "dst_ip", "src_port", "dst_port", "protocol", "src_namespace",
+    "dst_namespace", "src_pod", "dst_pod", "src_labels", "dst_labels", "src_kind", "dst_kind",
+    "verdict", "is_reply", "count", "bytes", "packets",
+)  # fmt: skip
+HEADER_HINT_COLUMNS = frozenset({"dst_port", "dst_ip", "src_ip", "src_labels", "dst_labels"})
+
+# A namespace name is a DNS-1123 label.
+_NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_VERDICTS = {
+    "": "unknown", "unknown": "unknown",
+    "allowed": "allowed", "allow": "allowed", "accept": "allowed", "forwarded": "allowed",
+    "denied": "denied", "deny": "denied", "drop": "denied", "dropped": "denied",
+    "reject": "denied", "rejected": "denied",
+}  # fmt: skip
+_BOOLEANS = {"": pd.NA, "true": True, "false": False, "1": True, "0": False, "yes": True,
+             "no": False}  # fmt: skip
+_PROTOCOL_NAMES = {p.upper(): p for p in PROTOCOLS}
+
+
+def sniff(head: bytes) -> bool:
+    """A CSV flow file starts with a header line naming some of our columns."""
+    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
+    names = {c.strip().strip('"').lower() for c in first.split(",")}
+    return len(names) > 1 and bool(names & HEADER_HINT_COLUMNS)
+
+
+def read(
+    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
+) -> Iterator[pd.DataFrame]:
+    """Read a CSV flow file into flow-table chunks."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    try:
+        reader = pd.read_csv(
+            text, dtype=str, keep_default_na=False, chunksize=chunk_size, skipinitialspace=True
+        )
+        for chunk in reader:
+            yield _parse_chunk(chunk, source, report)
+    except pd.errors.EmptyDataError as error:
+        raise InputError("empty file: no CSV header", source=source) from error
+    except pd.errors.ParserError as error:
+        raise InputError(f"malformed CSV ({_short(error)})", source=source) from error
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})",
+            source=source,
+            hint="convert the file to UTF-8",
+        ) from error
+
+
+def _short(error: Exception) -> str:
+    return str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+
+
+def _require_columns(columns: set[str], source: str) -> None:
+    missing = []
+    if "dst_port" not in columns:
+        missing.append("dst_port")
+    for side in SIDES:
+        has_identity = {f"{side}_namespace", f"{side}_labels"} <= columns
+        if not has_identity and f"{side}_ip" not in columns:
+            missing.append(f"{side}_ip (or {side}_namespace and {side}_labels)")
+    if missing:
+        raise InputError(
+            "missing CSV columns: " + ", ".join(missing),
+            source=source,
+            line=1,
+            hint="the header needs dst_port and, for each side, an IP or namespace and labels",
+        )
+
+
+def _parse_chunk(chunk: pd.DataFrame, source: str, report: IngestReport) -> pd.DataFrame:
+    chunk.columns = [str(c).strip().lower() for c in chunk.columns]
+    chunk = chunk.loc[:, ~chunk.columns.duplicated()]
+    _require_columns(set(chunk.columns), source)
+    report.records_read += len(chunk)
+    lines = pd.Series(chunk.index.to_numpy() + 2, index=chunk.index)  # header is line 1
+    cells = {c: chunk[c].str.strip() for c in KNOWN_COLUMNS if c in chunk.columns}
+    bad = pd.Series(False, index=chunk.index)
+    out: dict[str, pd.Series] = {}
+
+    def reject(mask: pd.Series, reason: str) -> None:
+        nonlocal bad
+        mask = mask & ~bad
+        if mask.any():
+            report.skip(reason, source=source, line=int(lines[mask].iloc[0]), count=int(mask.sum()))
+            bad = bad | mask
+
+    for column in ("src_port", "dst_port"):
+        if column in cells:
+            value, invalid = _integers(cells[column], 0, 65535)
+            reject(invalid, f"{column} is not an integer 0-65535")
+            out[column] = value
+
+    protocol = cells.get("protocol", pd.Series("", index=chunk.index))
+    protocol_map = {p: _protocol(p) for p in protocol.unique()}
+    out["protocol"] = protocol.map(protocol_map)
+    reject(out["protocol"].isna(), "unknown protocol")
+
+    for column in ("count", "bytes", "packets"):
+        if column in cells:
+            value, invalid = _integers(cells[column], 0, None)
+            reject(invalid, f"{column} is not a non-negative integer")
+            out[column] = value
+    if "count" in out:
+        out["count"] = out["count"].fillna(1)
+
+    if "time" in cells:
+        out["time"], invalid = _times(cells["time"])
+        reject(invalid, "time is neither RFC 3339 nor Unix seconds")
+
+    if "verdict" in cells:
+        out["verdict"] = cells["verdict"].str.lower().map(_VERDICTS)
+        reject(out["verdict"].isna(), "unknown verdict")
+    if "is_reply" in cells:
+        out["is_reply"] = cells["is_reply"].str.lower().map(_BOOLEANS)
+        reject(out["is_reply"].isna() & (cells["is_reply"] != ""), "is_reply is not a boolean")
+
+    for side in SIDES:
+        ip = cells.get(f"{side}_ip")
+        if ip is not None:
+            normalized = ip.map({v: _ip(v) for v in ip.unique()})
+            reject(normalized.isna() & (ip != ""), f"{side}_ip is not an IP address")
+            out[f"{side}_ip"] = normalized.mask(ip == "")
+        namespace = cells.get(f"{side}_namespace")
+        if namespace is not None:
+            valid = namespace.map({v: bool(_NAMESPACE_RE.match(v)) for v in namespace.unique()})
+            reject(~valid & (namespace != ""), f"{side}_namespace is not a valid namespace name")
+            out[f"{side}_namespace"] = namespace.mask(namespace == "")
+        if f"{side}_pod" in cells:
+            out[f"{side}_pod"] = cells[f"{side}_pod"].mask(cells[f"{side}_pod"] == "")
+        labels = cells.get(f"{side}_labels")
+        if labels is not None:
+            canonical = labels.map({v: _canonical(v, report, source) for v in labels.unique()})
+            reject(canonical.isna(), f"{side}_labels are neither k=v,... nor a JSON object")
+            out[f"{side}_labels"] = canonical.mask(labels == "")
+        has_pod_identity = _present(out.get(f"{side}_namespace"), chunk.index) & _present(
+            out.get(f"{side}_labels"), chunk.index
+        )
+        has_ip = _present(out.get(f"{side}_ip"), chunk.index)
+        reject(~has_pod_identity & ~has_ip, f"{side} endpoint has neither namespace+labels nor IP")
+        # A side named by namespace and labels is a pod; an address alone is resolved later (the
+        # inventory), or treated as an outside peer.
+        kind = pd.Series("unknown", index=chunk.index).mask(has_pod_identity, "pod")
+        if f"{side}_kind" in cells:
+            given = cells[f"{side}_kind"].str.lower()
+            kind = given.where(given != "", kind)
+        out[f"{side}_kind"] = kind
+
+    frame = pd.DataFrame(out, index=chunk.index)[~bad]
+    report.records_used += len(frame)
+    return conform_flows(frame).reset_index(drop=True)
+
+
+def _present(column: pd.Series | None, index: pd.Index) -> pd.Series:
+    if column is None:
+        return pd.Series(False, index=index)
+    return (column.notna() & (column != "")).fillna(False).astype(bool)
+
+
+def _integers(text: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:
+    number = pd.to_numeric(text.where(text != ""), errors="coerce")
+    invalid = (text != "") & (number.isna() | (number % 1 != 0) | (number < low))
+    if high is not None:
+        invalid |= number > high
+    return number.where(~invalid).astype("Float64").astype("Int64"), invalid
+
+
+def _times(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    numeric = pd.to_numeric(text.where(text != ""), errors="coerce")
+    from_epoch = pd.to_datetime(numeric, unit="s", utc=True, errors="coerce")
+    textual = text.where(numeric.isna() & (text != ""))
+    from_text = pd.to_datetime(textual, utc=True, errors="coerce", format="ISO8601")
+    value = from_epoch.fillna(from_text) if len(text) else from_epoch
+    invalid = (text != "") & value.isna()
+    return value, invalid
+
+
+@lru_cache(maxsize=4096)
+def _protocol(text: str) -> str | None:
+    if text == "":
+        return "TCP"
+    name = _PROTOCOL_NAMES.get(text.upper())
+    if name:
+        return name
+    if text.isdigit() and int(text) <= 255:
+        return PROTOCOL_NUMBERS.get(int(text), text)
+    return None
+
+
+def _ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _canonical(text: str, report: IngestReport, source: str) -> str | None:
+    if text == "":
+        return ""
+    try:
+        labels = parse_labels(text)
+    except ValueError:
+        return None
+    bad = invalid_labels(labels)
+    if bad:
+        # Kubernetes would reject these in a selector: keep the rest, say what was left out.
+        report.messages.append(
+            f"{source}: invalid label(s) left out of selectors: {json.dumps(sorted(bad))}"
+        )
+        labels = {k: v for k, v in labels.items() if f"{k}={v}" not in bad}
+    return canonical_labels(labels)

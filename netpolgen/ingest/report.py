@@ -1,0 +1,79 @@
+"""Accounting for ingest: every record read is used, skipped (with a reason) or filtered."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from netpolgen.errors import InputError
+
+# Keep the first few located messages per reason; the counts keep the rest.
+MAX_MESSAGES_PER_REASON = 5
+
+
+@dataclass
+class IngestReport:
+    """What ingest read, used, skipped and filtered, per reason; filled in as records stream by.
+
+    ``records_read == records_used + sum(skipped.values()) + sum(filtered.values())`` holds at the
+    end of a run (``filtered`` is counted by the pipeline's filters, e.g. ``--namespace``).
+    """
+
+    strict: bool = False
+    files: list[str] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)
+    records_read: int = 0
+    records_used: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)
+    messages: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, *, source: str, line: int | None, count: int = 1) -> None:
+        """Count ``count`` skipped records; with ``strict`` the first one is an error."""
+        if self.strict:
+            raise InputError(reason, source=source, line=line, hint="without --strict it is skipped")
+        seen = self.skipped[reason]
+        self.skipped[reason] += count
+        if seen < MAX_MESSAGES_PER_REASON:
+            where = f"{source}:{line}" if line is not None else source
+            self.messages.append(f"{where}: skipped: {reason}")
+
+    def filter(self, reason: str, count: int) -> None:
+        """Move ``count`` used records to ``filtered``: valid, but left out by an option."""
+        if count:
+            self.filtered[reason] += count
+            self.records_used -= count
+
+    @property
+    def records_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def records_filtered(self) -> int:
+        return sum(self.filtered.values())
+
+    def summary(self) -> str:
+        """One line for standard error."""
+        text = (
+            f"{self.records_read} records read from {len(self.files)} file(s): "
+            f"{self.records_used} used, {self.records_skipped} skipped, "
+            f"{self.records_filtered} filtered"
+        )
+        details = [f"{n} {reason}" for reason, n in sorted(self.skipped.items())]
+        details += [f"{n} {reason}" for reason, n in sorted(self.filtered.items())]
+        if details:
+            text += " (" + "; ".join(details) + ")"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": list(self.files),
+            "formats": dict(self.formats),
+            "records_read": self.records_read,
+            "records_used": self.records_used,
+            "records_skipped": self.records_skipped,
+            "records_filtered": self.records_filtered,
+            "skipped": dict(sorted(self.skipped.items())),
+            "filtered": dict(sorted(self.filtered.items())),
+        }

@@ -1,0 +1,90 @@
+"""Opening flow sources: paths, ``-`` for standard input, and gzip detected by content."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from netpolgen.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+STDIN = "-"
+
+
+def display_name(source: str | Path) -> str:
+    """How a source is named in messages."""
+    return "<stdin>" if str(source) == STDIN else str(source)
+
+
+class _CheckedGzip(io.RawIOBase):
+    """A gzip stream whose truncation or corruption becomes an :class:`InputError`."""
+
+    def __init__(self, raw: BinaryIO, name: str) -> None:
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            return self._gz.readinto(buffer)
+        except (EOFError, OSError, zlib.error) as error:
+            raise InputError(
+                f"compressed input is truncated or corrupt ({error})", source=self._name
+            ) from error
+
+    def close(self) -> None:
+        self._gz.close()
+        super().close()
+
+
+@contextmanager
+def open_source(source: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, str]]:
+    """Open a flow source for binary reading, decompressing gzip transparently.
+
+    Yields ``(stream, name)``. ``source`` may be a path, ``-`` (standard input) or an open binary
+    file. Gzip is recognised by its magic bytes, not by the file name.
+    """
+    if not isinstance(source, str | Path):
+        name = getattr(source, "name", "<stream>")
+        yield _maybe_gunzip(_buffered(source), str(name)), str(name)
+        return
+    name = display_name(source)
+    if str(source) == STDIN:
+        yield _maybe_gunzip(_buffered(sys.stdin.buffer), name), name
+        return
+    path = Path(source)
+    if path.is_dir():
+        raise InputError("is a directory, not a flow file", source=name)
+    try:
+        handle = path.open("rb", buffering=1 << 20)
+    except FileNotFoundError as error:
+        raise InputError("no such file", source=name) from error
+    except OSError as error:
+        raise InputError(f"cannot open: {error.strerror}", source=name) from error
+    with handle:
+        yield _maybe_gunzip(handle, name), name
+
+
+def _buffered(stream: BinaryIO) -> io.BufferedReader:
+    if isinstance(stream, io.BufferedReader):
+        return stream
+    return io.BufferedReader(stream, buffer_size=1 << 20)  # type: ignore[arg-type]
+
+
+def _maybe_gunzip(stream: io.BufferedReader, name: str) -> BinaryIO:
+    if stream.peek(2)[:2] == GZIP_MAGIC:
+        return io.BufferedReader(_CheckedGzip(stream, name), buffer_size=1 << 20)  # type: ignore[return-value]
+    return stream  # type: ignore[return-value]
+
+
+def peek(stream: BinaryIO, size: int = 65536) -> bytes:
+    """The first bytes of a buffered stream, without consuming them."""
+    return stream.peek(size)[:size]  # type: ignore[attr-defined,no-any-return]
