@@ -76,7 +76,9 @@ def _key_rank(key: str) -> tuple[int, int, str]:
     return (2 if key in LAST_RESORT_KEYS else 1, 0, key)
 
 
-def minimal_selector(labels: Mapping[str, str], others: Iterable[Mapping[str, str]]) -> LabelSelector:
+def minimal_selector(
+    labels: Mapping[str, str], others: Iterable[Mapping[str, str]]
+) -> LabelSelector:
     """The smallest selector that selects pods labelled ``labels`` and none of ``others``.
 
     The selector starts from the workload's name key (``app.kubernetes.io/name``, ``app`` or
@@ -97,7 +99,7 @@ def minimal_selector(labels: Mapping[str, str], others: Iterable[Mapping[str, st
     def exact(chosen: tuple[str, ...]) -> bool:
         return not any(all(o.get(k) == labels[k] for k in chosen) for o in others)
 
-    for size in range(0, min(MAX_EXTRA_KEYS, len(rest)) + 1):
+    for size in range(min(MAX_EXTRA_KEYS, len(rest)) + 1):
         for extra in combinations(rest, size):
             chosen = anchor + extra
             if chosen and exact(chosen):
@@ -207,7 +209,7 @@ def identify_workloads(flows: pd.DataFrame) -> Workloads:
     pods = (
         endpoints.dropna(subset=["pod"])
         .groupby("workload")["pod"]
-        .agg(lambda names: tuple(sorted(set(names))))
+        .agg(lambda names: tuple(sorted(set(names))))  # type: ignore[type-var]
     )
     table = (
         endpoints[["workload", "namespace", "labels"]]

@@ -27,7 +27,9 @@ def policy_path(policy: Policy) -> Path:
     return Path(policy.namespace) / f"{policy.name}.yaml"
 
 
-def write_policy_dir(policies: Iterable[Policy], directory: str | Path, *, force: bool = False) -> list[Path]:
+def write_policy_dir(
+    policies: Iterable[Policy], directory: str | Path, *, force: bool = False
+) -> list[Path]:
     """Write one file per policy under ``directory``, atomically.
 
     The files are written to a temporary directory beside ``directory``, which then takes its

@@ -76,8 +76,11 @@ def generate(
         ['backend-access-egress', 'backend-access-ingress', 'db-access-ingress', ...]
     """
     options = options or GenerateOptions()
-    report = report if report is not None else IngestReport(records_read=len(flows),
-                                                            records_used=len(flows))
+    report = (
+        report
+        if report is not None
+        else IngestReport(records_read=len(flows), records_used=len(flows))
+    )
     edges, endpoints = aggregate_edges(
         flows,
         EdgeOptions(include_denied=options.include_denied, min_count=options.min_count),

@@ -88,7 +88,7 @@ def synthesize(
     egress: dict[str, dict[Peer, set[PortSpec]]] = defaultdict(lambda: defaultdict(set))
     evidence: dict[tuple[str, str], list[tuple[int, object, object]]] = defaultdict(list)
     table = workloads.table
-    namespace_of: Mapping[str, str] = table["namespace"].to_dict()
+    namespace_of = {str(k): str(v) for k, v in table["namespace"].items()}
 
     def peer_for(endpoint: str, policy_namespace: str) -> Peer:
         if endpoint.startswith("pod:"):
