@@ -247,16 +247,22 @@ def _names(table: pd.DataFrame, selectors: Mapping[str, LabelSelector]) -> list[
         else:
             short = values[-1] if values else full
         candidates.append((dns_name(short, 200), dns_name(full, 200)))
-    names: list[str] = []
     namespaces = table["namespace"].tolist()
     shorts = pd.Series([(ns, c[0]) for ns, c in zip(namespaces, candidates, strict=True)])
     fulls = pd.Series([(ns, c[1]) for ns, c in zip(namespaces, candidates, strict=True)])
-    for i, workload in enumerate(table.index):
-        if (shorts == shorts[i]).sum() == 1:
-            names.append(candidates[i][0])
-        elif (fulls == fulls[i]).sum() == 1:
-            names.append(candidates[i][1])
-        else:
-            digest = hashlib.sha256(str(workload).encode()).hexdigest()[:6]
-            names.append(f"{candidates[i][1]}-{digest}")
-    return names
+    short_clash = shorts.duplicated(keep=False)
+    full_clash = fulls.duplicated(keep=False)
+    names = [
+        short if not short_clash[i] else full if not full_clash[i] else f"{full}-{_digest(w)}"
+        for i, (w, (short, full)) in enumerate(zip(table.index, candidates, strict=True))
+    ]
+    # A short name of one workload can still equal the long name of another: last resort.
+    taken = pd.Series(list(zip(namespaces, names, strict=True))).duplicated(keep=False)
+    return [
+        f"{n}-{_digest(w)}" if taken[i] else n
+        for i, (w, n) in enumerate(zip(table.index, names, strict=True))
+    ]
+
+
+def _digest(text: object) -> str:
+    return hashlib.sha256(str(text).encode()).hexdigest()[:6]
