@@ -5,18 +5,20 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from netpolgen.aggregate import EdgeOptions, aggregate_edges
-from netpolgen.identity import Workloads, identify_workloads
-from netpolgen.ingest import Source, load_flows
+from netpolgen.identity import Workloads, identify_workloads, workloads_from_endpoints
+from netpolgen.ingest import DEFAULT_CHUNK_SIZE, Source
+from netpolgen.ingest.parallel import iter_flows_parallel, spooled
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
+from netpolgen.stream import reduce_chunks
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class GenerateOptions:
     namespaces: tuple[str, ...] = ()
     min_count: int = 1
     include_denied: bool = False
+
+    def edge_options(self) -> EdgeOptions:
+        """The options that decide which flows become edges."""
+        return EdgeOptions(include_denied=self.include_denied, min_count=self.min_count)
 
 
 @dataclass
@@ -81,12 +87,17 @@ def generate(
         if report is not None
         else IngestReport(records_read=len(flows), records_used=len(flows))
     )
-    edges, endpoints = aggregate_edges(
-        flows,
-        EdgeOptions(include_denied=options.include_denied, min_count=options.min_count),
-        report,
-    )
-    workloads = identify_workloads(flows)
+    edges, endpoints = aggregate_edges(flows, options.edge_options(), report)
+    return _synthesize(edges, endpoints, identify_workloads(flows), options, report)
+
+
+def _synthesize(
+    edges: pd.DataFrame,
+    endpoints: pd.DataFrame,
+    workloads: Workloads,
+    options: GenerateOptions,
+    report: IngestReport,
+) -> GenerateResult:
     synthesis = synthesize(
         edges,
         workloads,
@@ -113,8 +124,33 @@ def generate_from_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    workers: int | None = 1,
 ) -> GenerateResult:
-    """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs)."""
+    """Read flow files and generate policies (what ``netpolgen from-flows`` runs).
+
+    The files are streamed: each chunk is reduced to edges before the next is read, so memory
+    depends on the distinct edges, endpoints and connections, not on the size of the input. The
+    result is identical to ``generate(load_flows(sources))``.
+
+    Args:
+        sources: paths, ``-`` for standard input (spooled to a temporary file, as the input may
+            have to be read twice, see :mod:`netpolgen.stream`), or open binary files.
+        options: what to generate.
+        format: ``auto`` or a format name.
+        strict: make the first malformed record an error.
+        chunk_size: records per chunk.
+        workers: processes that parse in parallel (1: in this process; None: one per core).
+    """
+    options = options or GenerateOptions()
     report = IngestReport(strict=strict)
-    flows = load_flows(list(sources), format, report=report)
-    return generate(flows, options, report=report)
+    with spooled(list(sources)) as paths:
+
+        def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+            return iter_flows_parallel(
+                paths, format, report=attempt, chunk_size=chunk_size, workers=workers
+            )
+
+        reduction = reduce_chunks(read, options.edge_options(), report)
+    workloads = workloads_from_endpoints(reduction.pods)
+    return _synthesize(reduction.edges, reduction.endpoints, workloads, options, report)

@@ -104,6 +104,7 @@ def load_flows(
     *,
     report: IngestReport | None = None,
     strict: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> pd.DataFrame:
     """Read flow files into one flow table (see ``netpolgen.flows`` for its columns).
 
@@ -112,6 +113,7 @@ def load_flows(
         format: ``auto`` (sniff the content) or a name from :data:`FORMATS`.
         report: an :class:`IngestReport` to fill with what was read, used and skipped.
         strict: make the first malformed record an error instead of skipping it.
+        chunk_size: records per chunk while reading (the result does not depend on it).
 
     Examples:
         >>> flows = load_flows("sample_flows/three-tier.csv")  # doctest: +SKIP
@@ -121,7 +123,7 @@ def load_flows(
         sources = [sources]  # type: ignore[list-item]
     report = report if report is not None else IngestReport()
     report.strict = report.strict or strict
-    chunks = list(iter_flows(sources, format, report=report))
+    chunks = list(iter_flows(sources, format, report=report, chunk_size=chunk_size))
     if not chunks:
         return empty_flows()
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]

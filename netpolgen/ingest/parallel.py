@@ -1,0 +1,240 @@
+"""Parallel parsing: large line-based files are cut at newlines and parsed by worker processes.
+
+JSON decoding and text parsing are CPU-bound in Python, so one process uses one core. A plain
+(uncompressed) file in a line format is split into byte ranges that end at newlines; each range,
+with the file's header line in front where the format has one, is parsed by a worker with the
+format's ordinary reader, and the chunks come back *in input order*, so the result is the same as
+reading the file in one process. Line numbers in messages are shifted to the whole file's.
+
+Compressed files, standard input and formats that are not line-based (Parquet, Azure blobs) are
+read in the parent process as before. ``workers=1`` turns parallel parsing off.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from netpolgen.errors import InputError, NetpolgenError
+from netpolgen.ingest import (
+    DEFAULT_CHUNK_SIZE,
+    FORMATS,
+    Source,
+    detect_format,
+    iter_flows,
+)
+from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
+
+# Formats whose records are single lines, and whether a header line must lead every part.
+LINE_FORMATS = {"csv": True, "hubble": False}
+# Parts of about this size: large enough to amortise a task, small enough that a worker's
+# parsed chunks (a few times the text) stay well under the memory target.
+RANGE_BYTES = 32 << 20
+# Below this a file is parsed in the parent: starting workers costs more than it saves.
+MIN_PARALLEL_BYTES = 64 << 20
+
+
+class _NamedReader(io.RawIOBase):
+    """A spooled copy of standard input that still calls itself ``<stdin>`` in messages."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self._file = path.open("rb", buffering=0)
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._file.readinto(buffer)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A source copied to a temporary file so that it can be read more than once."""
+
+    path: Path
+    name: str
+
+    def open(self) -> BinaryIO:
+        return io.BufferedReader(_NamedReader(self.path, self.name), buffer_size=1 << 20)  # type: ignore[return-value]
+
+
+Readable = str | Path | Spooled
+
+
+@contextmanager
+def spooled(sources: Iterable[Source]) -> Iterator[list[Readable]]:
+    """Paths as they are; standard input and open files copied to temporary files.
+
+    Streaming reply inference may read the input twice (:mod:`netpolgen.stream`), which a pipe
+    cannot do; the copy is written as it is read and removed afterwards.
+    """
+    paths: list[Readable] = []
+    with tempfile.TemporaryDirectory(prefix="netpolgen-") as directory:
+        for number, source in enumerate(sources):
+            if isinstance(source, str | Path) and str(source) != STDIN:
+                paths.append(source)
+                continue
+            target = Path(directory) / f"input-{number}"
+            with open_source_raw(source) as (stream, name), target.open("wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+            paths.append(Spooled(target, name))
+        yield paths
+
+
+@contextmanager
+def open_source_raw(source: Source) -> Iterator[tuple[BinaryIO, str]]:
+    """Standard input or an open file, without decompression (the copy stays compressed)."""
+    import sys
+
+    if isinstance(source, str | Path):
+        yield sys.stdin.buffer, "<stdin>"
+    else:
+        yield source, str(getattr(source, "name", "<stream>"))
+
+
+def iter_flows_parallel(
+    sources: Iterable[Readable],
+    format: str = "auto",
+    *,
+    report: IngestReport,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    workers: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Like :func:`netpolgen.ingest.iter_flows`, parsing big line-based files in ``workers``.
+
+    Chunks come in input order; the report is the same as a sequential read's, except that the
+    first few messages per skip reason may name other lines.
+    """
+    workers = os.cpu_count() or 1 if workers is None else workers
+    for source in sources:
+        plan = _plan(source, format, workers)
+        if isinstance(source, Spooled):
+            with source.open() as handle:
+                yield from iter_flows([handle], format, report=report, chunk_size=chunk_size)
+        elif plan is None:
+            yield from iter_flows([source], format, report=report, chunk_size=chunk_size)
+        else:
+            yield from _parse_parallel(plan, report, chunk_size, workers)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    path: str
+    format: str
+    header: bytes
+    ranges: list[tuple[int, int]]
+
+
+def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
+    if workers <= 1 or isinstance(source, Spooled) or not isinstance(source, str | Path):
+        return None
+    path = Path(source)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # the sequential reader reports the error
+    if size < MIN_PARALLEL_BYTES or not path.is_file():
+        return None
+    with open_source(path) as (stream, name):
+        head = peek(stream)
+        if head[:2] == GZIP_MAGIC:
+            return None
+        fmt = format if format != "auto" else detect_format(head, name)
+    if fmt not in LINE_FORMATS:
+        return None
+    header = b""
+    with path.open("rb") as handle:
+        if LINE_FORMATS[fmt]:
+            header = handle.readline()
+        start = len(header)
+        ranges = []
+        while start < size:
+            handle.seek(min(start + RANGE_BYTES, size))
+            handle.readline()  # run on to the end of the line
+            end = min(handle.tell(), size)
+            if end <= start:
+                end = size
+            ranges.append((start, end))
+            start = end
+    return _Plan(str(path), fmt, header, ranges)
+
+
+def _parse_range(
+    path: str, format: str, header: bytes, start: int, end: int, chunk_size: int
+) -> tuple[list[pd.DataFrame], IngestReport, int]:
+    """Worker: parse bytes ``[start, end)`` of ``path`` (with ``header`` in front)."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    report = IngestReport()
+    stream = io.BufferedReader(io.BytesIO(header + data))  # type: ignore[arg-type]
+    chunks = list(FORMATS[format].read(stream, path, report, chunk_size))
+    return chunks, report, data.count(b"\n")
+
+
+def _parse_parallel(
+    plan: _Plan, report: IngestReport, chunk_size: int, workers: int
+) -> Iterator[pd.DataFrame]:
+    # A part with a header in front counts the header as its line 1.
+    lines_before = 1 if plan.header else 0
+    shift = -1 if plan.header else 0
+    name = str(plan.path)
+    report.files.append(name)
+    report.formats[name] = plan.format
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[Any]] = deque()
+        ranges = iter(plan.ranges)
+        # Keep at most two parts per worker in flight: bounded memory, busy workers.
+        for start, end in ranges:
+            pending.append(
+                pool.submit(
+                    _parse_range, plan.path, plan.format, plan.header, start, end, chunk_size
+                )
+            )
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            try:
+                chunks, part_report, lines = pending.popleft().result()
+            except NetpolgenError as error:
+                if error.source == name and error.line is not None:
+                    error.line += lines_before + shift
+                raise
+            nxt = next(ranges, None)
+            if nxt is not None:
+                pending.append(
+                    pool.submit(
+                        _parse_range, plan.path, plan.format, plan.header, *nxt, chunk_size
+                    )
+                )
+            _check_strict(part_report, report, name, lines_before + shift)
+            report.merge(part_report, line_offset=lines_before + shift, source=name)
+            lines_before += lines
+            yield from chunks
+
+
+def _check_strict(part: IngestReport, report: IngestReport, name: str, offset: int) -> None:
+    """Under ``--strict`` the first skipped record of a part is the error, as in one process."""
+    if report.strict and part.skipped:
+        first = part.messages[0] if part.messages else f"{name}:: skipped: malformed record"
+        where, _, reason = first.partition(": skipped: ")
+        number = where[len(name) + 1 :]
+        line = int(number) + offset if number.isdigit() else None
+        raise InputError(reason, source=name, line=line, hint="without --strict it is skipped")
