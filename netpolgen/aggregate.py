@@ -233,3 +233,16 @@ def finish_endpoints(src_part: pd.DataFrame, dst_part: pd.DataFrame) -> pd.DataF
         {"pod": "world", "unknown": "world"}
     )
     return endpoints
+
+
+def cluster_addresses(flows: pd.DataFrame) -> set[str]:
+    """Addresses known to be inside the cluster (pods, nodes, services) from the flows.
+
+    A set, so that the addresses of several chunks combine by union.
+    """
+    inside = []
+    for side in ("src", "dst"):
+        kinds = flows[f"{side}_kind"].astype("string")
+        known = kinds.isin(["pod", "node", "host", "service"]).fillna(False).astype(bool)
+        inside.append(flows.loc[known, f"{side}_ip"].dropna())
+    return set(pd.concat(inside).astype(str).unique())

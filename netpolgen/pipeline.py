@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from netpolgen.aggregate import EdgeOptions, aggregate_edges
+from netpolgen.aggregate import EdgeOptions, aggregate_edges, cluster_addresses
+from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads, workloads_from_endpoints
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, Source
 from netpolgen.ingest.parallel import iter_flows_parallel, spooled
@@ -33,6 +34,14 @@ class GenerateOptions:
             other namespaces are still named in the rules.
         min_count: ignore edges seen fewer times than this.
         include_denied: treat flows with a denied verdict as wanted traffic.
+        cidr_prefix_v4: widen outside IPv4 peers to at most this prefix length; 32 keeps them
+            exact (adjacent addresses are still merged into their exact covering CIDRs).
+        cidr_prefix_v6: the same for IPv6; 128 keeps them exact.
+        port_range_min: collapse runs of at least this many consecutive observed ports into one
+            ``port``/``endPort`` range (0: never).
+        group_ips: group addresses that no label or inventory identifies by behaviour
+            (``netpolgen.cluster``); each group's addresses are merged and listed together.
+        ip_group_threshold: the Jaccard distance at which such groups stop merging.
     """
 
     ingress: bool = True
@@ -41,6 +50,11 @@ class GenerateOptions:
     namespaces: tuple[str, ...] = ()
     min_count: int = 1
     include_denied: bool = False
+    cidr_prefix_v4: int = 32
+    cidr_prefix_v6: int = 128
+    port_range_min: int = 0
+    group_ips: bool = False
+    ip_group_threshold: float = DEFAULT_THRESHOLD
 
     def edge_options(self) -> EdgeOptions:
         """The options that decide which flows become edges."""
@@ -57,6 +71,7 @@ class GenerateResult:
     workloads: Workloads
     report: IngestReport
     warnings: list[str] = field(default_factory=list)
+    ip_groups: pd.DataFrame | None = None
 
     def to_yaml(self) -> str:
         """The policies as one multi-document YAML stream."""
@@ -88,16 +103,29 @@ def generate(
         else IngestReport(records_read=len(flows), records_used=len(flows))
     )
     edges, endpoints = aggregate_edges(flows, options.edge_options(), report)
-    return _synthesize(edges, endpoints, identify_workloads(flows), options, report)
+    return _synthesize(
+        edges,
+        endpoints,
+        identify_workloads(flows),
+        cluster_addresses(flows),
+        options,
+        report,
+    )
 
 
 def _synthesize(
     edges: pd.DataFrame,
     endpoints: pd.DataFrame,
     workloads: Workloads,
+    inside: Iterable[str],
     options: GenerateOptions,
     report: IngestReport,
 ) -> GenerateResult:
+    ip_groups = (
+        cluster_endpoints(edges, endpoints, distance_threshold=options.ip_group_threshold)
+        if options.group_ips
+        else None
+    )
     synthesis = synthesize(
         edges,
         workloads,
@@ -106,6 +134,13 @@ def _synthesize(
             egress=options.egress,
             allow_dns=options.allow_dns,
             namespaces=options.namespaces,
+            cidr_prefix_v4=options.cidr_prefix_v4,
+            cidr_prefix_v6=options.cidr_prefix_v6,
+            port_range_min=options.port_range_min,
+            protected_networks=tuple(sorted(set(inside))),
+            ip_groups=()
+            if ip_groups is None
+            else tuple(zip(ip_groups["ip"], ip_groups["group"], strict=True)),
         ),
     )
     return GenerateResult(
@@ -115,6 +150,7 @@ def _synthesize(
         workloads=workloads,
         report=report,
         warnings=synthesis.warnings,
+        ip_groups=ip_groups,
     )
 
 
@@ -153,4 +189,6 @@ def generate_from_files(
 
         reduction = reduce_chunks(read, options.edge_options(), report)
     workloads = workloads_from_endpoints(reduction.pods)
-    return _synthesize(reduction.edges, reduction.endpoints, workloads, options, report)
+    return _synthesize(
+        reduction.edges, reduction.endpoints, workloads, reduction.inside, options, report
+    )

@@ -32,6 +32,7 @@ import pandas as pd
 
 from netpolgen.aggregate import (
     EdgeOptions,
+    cluster_addresses,
     combine_edges,
     denied_mask,
     edge_rows,
@@ -271,6 +272,7 @@ class Reduction:
     edges: pd.DataFrame
     endpoints: pd.DataFrame
     pods: pd.DataFrame  # finish_pod_endpoints: namespace, raw_labels, pod, labels
+    inside: set[str]  # addresses known to be in the cluster (pipeline.cluster_addresses)
 
 
 class _Pile:
@@ -322,6 +324,7 @@ class FlowReducer:
         self._src_first = _Pile(_first_rows)
         self._dst_first = _Pile(_first_rows)
         self._pods = _Pile(_distinct)
+        self._inside: set[str] = set()
         self._chunks = 0
 
     def add(self, flows: pd.DataFrame) -> None:
@@ -333,6 +336,7 @@ class FlowReducer:
         if self.replies.mode == "collect":
             self.replies.mark(flows, offset)
             return
+
         denied = denied_mask(flows, self.options)
         if not self.options.include_denied:
             self.report.filter("denied verdict", int(denied.sum()))
@@ -346,6 +350,7 @@ class FlowReducer:
         self._src_first.add(src_part)
         self._dst_first.add(dst_part)
         self._pods.add(raw_pod_endpoints(flows))
+        self._inside |= cluster_addresses(flows)
 
     def result(self) -> Reduction:
         """The reduction of every chunk added (an empty flow table if there were none)."""
@@ -353,7 +358,9 @@ class FlowReducer:
             self.add(empty_flows())
         edges = finish_edges(self._edges.result(), self.options, self.report)
         endpoints = finish_endpoints(self._src_first.result(), self._dst_first.result())
-        return Reduction(edges, endpoints, finish_pod_endpoints(self._pods.result()))
+        return Reduction(
+            edges, endpoints, finish_pod_endpoints(self._pods.result()), self._inside
+        )
 
 
 def reduce_chunks(

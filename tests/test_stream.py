@@ -25,6 +25,7 @@ OPTION_SETS = [
     GenerateOptions(),
     GenerateOptions(include_denied=True, min_count=2),
     GenerateOptions(egress=False, namespaces=("shop",)),
+    GenerateOptions(cidr_prefix_v4=24, group_ips=True),
 ]
 
 
@@ -84,6 +85,7 @@ def stream_generate(flows: pd.DataFrame, size: int, options: GenerateOptions) ->
         reduction.edges,
         reduction.endpoints,
         workloads_from_endpoints(reduction.pods),
+        reduction.inside,
         options,
         report,
     )
