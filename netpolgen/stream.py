@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -275,6 +276,17 @@ class Reduction:
     inside: set[str]  # addresses known to be in the cluster (pipeline.cluster_addresses)
 
 
+@dataclass
+class Partial:
+    """A reducer's state before the final steps: what parallel parts hand back to combine."""
+
+    edges: pd.DataFrame  # partial_edges / combine_edges
+    src_first: pd.DataFrame  # endpoint_firsts
+    dst_first: pd.DataFrame
+    pods: pd.DataFrame  # raw_pod_endpoints
+    inside: set[str]
+
+
 class _Pile:
     """Partial tables appended chunk by chunk and compacted when they double."""
 
@@ -315,11 +327,13 @@ class FlowReducer:
         options: EdgeOptions,
         report: IngestReport,
         replies: ReplyTracker | None = None,
+        *,
+        start: int = 0,
     ) -> None:
         self.options = options
         self.report = report
-        self.replies = replies if replies is not None else ReplyTracker()
-        self._offset = 0
+        self.replies: Any = replies if replies is not None else ReplyTracker()
+        self._offset = start  # input position of the next row
         self._edges = _Pile(combine_edges)
         self._src_first = _Pile(_first_rows)
         self._dst_first = _Pile(_first_rows)
@@ -352,15 +366,24 @@ class FlowReducer:
         self._pods.add(raw_pod_endpoints(flows))
         self._inside |= cluster_addresses(flows)
 
-    def result(self) -> Reduction:
-        """The reduction of every chunk added (an empty flow table if there were none)."""
+    def partial(self) -> Partial:
+        """The state so far, to combine with other reducers' (in input order)."""
         if self._chunks == 0:
             self.add(empty_flows())
-        edges = finish_edges(self._edges.result(), self.options, self.report)
-        endpoints = finish_endpoints(self._src_first.result(), self._dst_first.result())
-        return Reduction(
-            edges, endpoints, finish_pod_endpoints(self._pods.result()), self._inside
+        return Partial(
+            self._edges.result(),
+            self._src_first.result(),
+            self._dst_first.result(),
+            self._pods.result(),
+            self._inside,
         )
+
+    def result(self) -> Reduction:
+        """The reduction of every chunk added (an empty flow table if there were none)."""
+        part = self.partial()
+        edges = finish_edges(part.edges, self.options, self.report)
+        endpoints = finish_endpoints(part.src_first, part.dst_first)
+        return Reduction(edges, endpoints, finish_pod_endpoints(part.pods), part.inside)
 
 
 def reduce_chunks(
