@@ -68,7 +68,7 @@ def make_cluster(seed: int = 7) -> Cluster:
             name = f"{namespace[:3]}-svc{index:02d}"
             template = "".join(rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(10))
             replicas = []
-            for replica in range(rng.choice([2, 2, 3])):
+            for _ in range(rng.choice([2, 2, 3])):
                 suffix = "".join(rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
                 labels = {
                     "app.kubernetes.io/name": name,
@@ -176,7 +176,8 @@ def csv_lines(cluster: Cluster, records: int, seed: int) -> Iterator[str]:
             return
         if not c.denied:
             yield (f"{c.time + 0.0004:.6f},{server},{c.port},{client},{c.client_port},"
-                   f"{c.protocol},allowed,{direction and 'true'},1,{rng.randint(60, 90000)}\n")  # fmt: skip
+                   f"{c.protocol},allowed,{direction and 'true'},1,"
+                   f"{rng.randint(60, 90000)}\n")  # fmt: skip
             made += 1
             if made >= records:
                 return
@@ -189,7 +190,7 @@ def _hubble_endpoint(end: Pod | str, identity: int) -> str:
     if isinstance(end, Pod):
         labels = [f"k8s:{k}={v}" for k, v in sorted(end.labels.items())] + [
             f"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name={end.namespace}",
-            f"k8s:io.cilium.k8s.policy.cluster=default",
+            "k8s:io.cilium.k8s.policy.cluster=default",
             f"k8s:io.cilium.k8s.policy.serviceaccount={end.workload.split('/')[1]}",
             f"k8s:io.kubernetes.pod.namespace={end.namespace}",
         ]
@@ -203,7 +204,10 @@ def _hubble_endpoint(end: Pod | str, identity: int) -> str:
             "workloads": [{"name": end.workload.split("/")[1], "kind": "Deployment"}],
         }
     else:
-        body = {"identity": 16777217 + identity % 100, "labels": [f"cidr:{end}/32", "reserved:world"]}
+        body = {
+            "identity": 16777217 + identity % 100,
+            "labels": [f"cidr:{end}/32", "reserved:world"],
+        }
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -230,29 +234,48 @@ def hubble_lines(cluster: Cluster, records: int, seed: int) -> Iterator[str]:
         events: list[tuple[bool, bool | None, str, str, str, str, str, int, int, str, str]] = []
         if c.denied:
             events.append((False, False, src_ip, dst_ip, endpoint(c.client), endpoint(c.server),
-                           '"SYN":true', c.client_port, c.port, "DROPPED", "TO_ENDPOINT"))  # fmt: skip
+                           '"SYN":true', c.client_port, c.port, "DROPPED",
+                           "TO_ENDPOINT"))  # fmt: skip
         else:
             fwd = (src_ip, dst_ip, endpoint(c.client), endpoint(c.server))
             rev = (dst_ip, src_ip, endpoint(c.server), endpoint(c.client))
             events += [
-                (False, False, *fwd, '"SYN":true', c.client_port, c.port, "FORWARDED", "TO_ENDPOINT"),
+                (False, False, *fwd, '"SYN":true', c.client_port, c.port, "FORWARDED",
+                 "TO_ENDPOINT"),
                 (True, True, *rev, '"SYN":true,"ACK":true', c.port, c.client_port, "FORWARDED",
                  "TO_ENDPOINT"),
                 (False, False, *fwd, '"ACK":true', c.client_port, c.port, "FORWARDED", "TO_STACK"),
                 (True, None, *rev, '"ACK":true,"PSH":true', c.port, c.client_port, "FORWARDED",
                  "TO_OVERLAY"),
             ]  # fmt: skip
-        for step, (reply, is_reply, s_ip, d_ip, s_ep, d_ep, flags, sport, dport, verdict, point) in (
-            enumerate(events)
-        ):
+        for step, (
+            reply,
+            is_reply,
+            s_ip,
+            d_ip,
+            s_ep,
+            d_ep,
+            flags,
+            sport,
+            dport,
+            verdict,
+            point,
+        ) in enumerate(events):
             t = _rfc3339(c.time + step * 0.0002)
             if l4 == "TCP":
                 l4_json = (f'{{"TCP":{{"source_port":{sport},"destination_port":{dport},'
                            f'"flags":{{{flags}}}}}}}')  # fmt: skip
             else:
                 l4_json = f'{{"UDP":{{"source_port":{sport},"destination_port":{dport}}}}}'
-            reply_json = "" if is_reply is None else f'"is_reply":{"true" if is_reply else "false"},'
-            drop = '"drop_reason":133,"drop_reason_desc":"POLICY_DENIED",' if verdict == "DROPPED" else ""
+            reply_json = (
+                "" if is_reply is None else f'"is_reply":{"true" if is_reply else "false"},'
+            )
+            drop = (
+                '"drop_reason":133,"drop_reason_desc":"POLICY_DENIED",'
+                if verdict == "DROPPED"
+                else ""
+            )
+            reason = "NEW" if step == 0 else "ESTABLISHED" if not reply else "REPLY"
             summary = f"TCP Flags: {flags.replace(chr(34), '').replace(':true', '')}"
             yield (
                 f'{{"flow":{{"time":"{t}","uuid":"{uuid.UUID(int=rng.getrandbits(128))}",'
@@ -265,7 +288,7 @@ def hubble_lines(cluster: Cluster, records: int, seed: int) -> Iterator[str]:
                 f'"topology.kubernetes.io/region=eu-west-1","topology.kubernetes.io/zone=eu-west-1a"],'
                 f'"event_type":{{"type":4,"sub_type":3}},"traffic_direction":'
                 f'"{"INGRESS" if not reply else "EGRESS"}","trace_observation_point":"{point}",'
-                f'"trace_reason":"{"NEW" if step == 0 else "ESTABLISHED" if not reply else "REPLY"}",'
+                f'"trace_reason":"{reason}",'
                 f'{reply_json}"interface":{{"index":{17 + step},"name":"lxc{sport:x}"}},'
                 f'"Summary":"{summary}"}},"node_name":"default/{node}","time":"{t}"}}\n'
             )

@@ -55,10 +55,7 @@ FLOOR_CODE = {
         "    for line in f:\n"
         "        orjson.loads(line); n+=1\n"
     ),
-    "csv": (
-        "import pyarrow.csv as c,sys\n"
-        "t=c.read_csv(sys.argv[1])\n"
-    ),
+    "csv": ("import pyarrow.csv as c,sys\nt=c.read_csv(sys.argv[1])\n"),
     "aws-vpc": (
         "import pyarrow.csv as c,sys\n"
         "t=c.read_csv(sys.argv[1],parse_options=c.ParseOptions(delimiter=' '))\n"
@@ -113,9 +110,13 @@ def has_verify() -> bool:
         return False
     import netpolgen.verify
 
-    return hasattr(netpolgen.verify, "verify") and hasattr(netpolgen.verify, "load_policies") or (
-        importlib.util.find_spec("netpolgen.policy.load") is not None
-        and hasattr(netpolgen.verify, "verify")
+    return (
+        hasattr(netpolgen.verify, "verify")
+        and hasattr(netpolgen.verify, "load_policies")
+        or (
+            importlib.util.find_spec("netpolgen.policy.load") is not None
+            and hasattr(netpolgen.verify, "verify")
+        )
     )
 
 
@@ -144,7 +145,9 @@ def run_format(
     floor = measure([sys.executable, "-c", FLOOR_CODE[fmt], str(path)], env)
     base = {"format": fmt, "records": records, "MB": round(size / 1e6, 1),
             "generated_s": round(generated, 1)}  # fmt: skip
-    rows.append({**base, "step": "floor", "seconds": floor.seconds, "peak_MB": floor.peak_rss / 1e6})
+    rows.append(
+        {**base, "step": "floor", "seconds": floor.seconds, "peak_MB": floor.peak_rss / 1e6}
+    )
     if fmt not in known_formats():
         rows.append({**base, "step": "from-flows", "note": f"no {fmt} reader on this branch"})
         if not keep:
@@ -169,7 +172,9 @@ def run_format(
             row["note"] = "failed: " + checked.stderr.strip().splitlines()[-1][:80]
         rows.append(row)
     else:
-        rows.append({**base, "step": "verify", "note": "netpolgen.verify.verify not on this branch"})
+        rows.append(
+            {**base, "step": "verify", "note": "netpolgen.verify.verify not on this branch"}
+        )
     if not keep:
         path.unlink()
         shutil.rmtree(out, ignore_errors=True)
@@ -177,7 +182,10 @@ def run_format(
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
-    header = "| format | records | file MB | step | seconds | records/s | peak RSS MB | ratio to floor | note |"
+    header = (
+        "| format | records | file MB | step | seconds | records/s | peak RSS MB "
+        "| ratio to floor | note |"
+    )
     print(header)
     print("|" + "---|" * 9)
     for row in rows:
@@ -210,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", help="file size per format instead, e.g. 500MB or 2GB")
     parser.add_argument("--quick", action="store_true", help="CI size: a few seconds in all")
     parser.add_argument("--workers", type=int, default=0, help="from-flows --workers (0: cores)")
-    parser.add_argument("--workdir", type=Path, help="where to write the logs (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, help="where to write the logs (default: a temp dir)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep generated files")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     args, extra = parser.parse_known_args(argv)

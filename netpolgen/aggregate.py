@@ -116,7 +116,9 @@ def wanted_flows(
 EDGE_KEYS = ["src", "dst", "protocol", "dst_port"]
 
 
-def edge_rows(wanted: pd.DataFrame, report: IngestReport) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+def edge_rows(
+    wanted: pd.DataFrame, report: IngestReport
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Wanted flows -> ``(rows, src keys, dst keys)``: one row per flow, keyed by edge.
 
     Rows whose endpoints cannot be keyed are counted as filtered and left out of ``rows``; the
@@ -168,9 +170,7 @@ def combine_edges(partials: list[pd.DataFrame]) -> pd.DataFrame:
     )
 
 
-def finish_edges(
-    edges: pd.DataFrame, options: EdgeOptions, report: IngestReport
-) -> pd.DataFrame:
+def finish_edges(edges: pd.DataFrame, options: EdgeOptions, report: IngestReport) -> pd.DataFrame:
     """Apply ``--min-count`` and the canonical order to a complete edge table."""
     if options.min_count > 1:
         rare = edges["count"] < options.min_count
@@ -220,7 +220,10 @@ def endpoint_firsts(
 def finish_endpoints(src_part: pd.DataFrame, dst_part: pd.DataFrame) -> pd.DataFrame:
     """The endpoint table from first occurrences (a source's row wins over a destination's)."""
     endpoints = (
-        pd.concat([src_part, dst_part]).drop_duplicates("endpoint").set_index("endpoint").sort_index()
+        pd.concat([src_part, dst_part])
+        .drop_duplicates("endpoint")
+        .set_index("endpoint")
+        .sort_index()
     )
     is_pod = endpoints.index.str.startswith("pod:")
     endpoints.loc[~is_pod, "namespace"] = pd.NA

@@ -1,4 +1,4 @@
-"""Streaming reduction: flow chunks -> edges, endpoints and pods, in memory bounded by distinct keys.
+"""Streaming reduction: flow chunks -> edges, endpoints and pods; memory bounded by distinct keys.
 
 :func:`netpolgen.pipeline.generate` over one flow table and :func:`reduce_chunks` over the same rows
 cut into chunks give identical results. Every part of the reduction composes across chunks:
@@ -24,7 +24,7 @@ chunk is read, which is exact as long as no *later* chunk brings an *earlier* re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ class _Registry:
 
     def ids(self, values: pd.Series | np.ndarray) -> np.ndarray:
         codes, uniques = pd.factorize(values)
-        found = self._index.get_indexer(uniques)
+        found = self._index.get_indexer(pd.Index(uniques))
         new = found == -1
         if new.any():
             start = len(self._index)
@@ -248,14 +248,16 @@ class _Table:
 
     def __init__(self, **dtypes: type) -> None:
         self._index = pd.Index(np.array([], dtype=np.uint64))
-        self.columns = {name: np.array([], dtype=dtype) for name, dtype in dtypes.items()}
+        self.columns: dict[str, np.ndarray] = {
+            name: np.array([], dtype=dtype) for name, dtype in dtypes.items()
+        }
 
     def __len__(self) -> int:
         return len(self._index)
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Positions of ``keys`` (-1 where absent)."""
-        return np.asarray(self._index.get_indexer(keys), dtype=np.int64)
+        return np.asarray(self._index.get_indexer(pd.Index(keys)), dtype=np.int64)
 
     def append(self, keys: np.ndarray, **values: np.ndarray) -> None:
         """Add rows for keys that are not present yet."""

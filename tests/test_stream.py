@@ -59,8 +59,8 @@ def random_flows(seed: int, rows: int, *, sorted_times: bool, with_nat: bool) ->
         choice = rng.integers(0, 4)
         record["is_reply"] = None if choice < 2 else bool(choice == 3)
         offset = i if sorted_times else int(rng.integers(0, rows))
-        record["time"] = None if with_nat and rng.random() < 0.2 else base + pd.Timedelta(
-            seconds=offset // 2
+        record["time"] = (
+            None if with_nat and rng.random() < 0.2 else base + pd.Timedelta(seconds=offset // 2)
         )
         records.append(record)
     return conform_flows(pd.DataFrame(records))
@@ -95,7 +95,9 @@ def stream_generate(flows: pd.DataFrame, size: int, options: GenerateOptions) ->
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
 @pytest.mark.parametrize("options", OPTION_SETS)
 @pytest.mark.parametrize("chunk_size", [1, 3, 1000])
-def test_files_stream_to_the_same_yaml(sample: Path, options: GenerateOptions, chunk_size: int) -> None:
+def test_files_stream_to_the_same_yaml(
+    sample: Path, options: GenerateOptions, chunk_size: int
+) -> None:
     report = IngestReport()
     expected = generate(load_flows(sample, report=report), options, report=report)
     streamed = generate_from_files([sample], options, chunk_size=chunk_size)
@@ -133,7 +135,10 @@ def test_reply_tracker_matches_mark_replies(seed: int, size: int, with_nat: bool
 
     def decide(tracker: ReplyTracker) -> np.ndarray:
         return np.concatenate(
-            [tracker.mark(part, i * size).to_numpy() for i, part in enumerate(chunks_of(flows, size))]
+            [
+                tracker.mark(part, i * size).to_numpy()
+                for i, part in enumerate(chunks_of(flows, size))
+            ]
         )
 
     tracker = ReplyTracker()

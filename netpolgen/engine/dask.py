@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netpolgen.aggregate import EdgeOptions, combine_edges, finish_edges, finish_endpoints, tuple_identity
+from netpolgen.aggregate import (
+    EdgeOptions,
+    combine_edges,
+    finish_edges,
+    finish_endpoints,
+    tuple_identity,
+)
 from netpolgen.errors import NetpolgenError
 from netpolgen.identity import finish_pod_endpoints, workloads_from_endpoints
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
@@ -95,7 +101,9 @@ class _GlobalReplies:
                      "o": "o_e"}
         )  # fmt: skip
 
-    def mark(self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None) -> pd.Series:
+    def mark(
+        self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
+    ) -> pd.Series:
         given = flows["is_reply"]
         replies = given.fillna(False).astype(bool).to_numpy().copy()
         unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
@@ -135,7 +143,9 @@ class _LocalOnly:
     def __init__(self) -> None:
         self.unknown = False
 
-    def mark(self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None) -> pd.Series:
+    def mark(
+        self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
+    ) -> pd.Series:
         given = flows["is_reply"]
         unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
         if relevant is not None:
@@ -267,6 +277,4 @@ def generate_dask(
     endpoints = finish_endpoints(src_first, dst_first)
     pods = finish_pod_endpoints(pd.concat([p.pods for p in partials], ignore_index=True))
     inside: set[str] = set().union(*(p.inside for p in partials)) if partials else set()
-    return _synthesize(
-        edges, endpoints, workloads_from_endpoints(pods), inside, options, report
-    )
+    return _synthesize(edges, endpoints, workloads_from_endpoints(pods), inside, options, report)

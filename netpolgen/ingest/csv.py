@@ -78,7 +78,7 @@ def _arrow_friendly(stream: BinaryIO) -> bool:
     has no such option. Files with a space before a quote keep the pandas reader.
     """
     head = stream.peek(1 << 16)  # type: ignore[attr-defined]
-    return b', "' not in head and b",\t\"" not in head
+    return b', "' not in head and b',\t"' not in head
 
 
 def _read_arrow(
@@ -88,7 +88,7 @@ def _read_arrow(
     try:
         reader = _arrow_csv.open_csv(
             stream,
-            read_options=_arrow_csv.ReadOptions(block_size=max(1 << 16, min(chunk_size, 1 << 20) * 64)),
+            read_options=_arrow_csv.ReadOptions(block_size=_block_size(chunk_size)),
             parse_options=_arrow_csv.ParseOptions(newlines_in_values=True),
             convert_options=_arrow_csv.ConvertOptions(
                 strings_can_be_null=False, quoted_strings_can_be_null=False,
@@ -121,6 +121,11 @@ def _read_arrow(
             yield _parse_chunk(frame, source, report)
 
 
+def _block_size(chunk_size: int) -> int:
+    # About one chunk of records per block (a CSV flow row is 100-400 bytes).
+    return max(1 << 16, min(chunk_size, 1 << 20) * 256)
+
+
 class _AllStrings(dict[str, Any]):
     """``column_types`` that reads every column as text, as ``dtype=str`` does in pandas."""
 
@@ -149,7 +154,7 @@ def _to_frame(batches: list[Any], names: list[str], start: int) -> pd.DataFrame:
     frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
     frame.columns = names
     frame.index = pd.RangeIndex(start, start + len(frame))
-    return frame
+    return pd.DataFrame(frame)
 
 
 def _arrow_error(error: Exception, source: str) -> InputError:

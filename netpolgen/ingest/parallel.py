@@ -57,7 +57,7 @@ class _NamedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        return self._file.readinto(buffer)  # type: ignore[no-any-return]
+        return self._file.readinto(buffer)
 
     def close(self) -> None:
         self._file.close()
@@ -72,7 +72,7 @@ class Spooled:
     name: str
 
     def open(self) -> BinaryIO:
-        return io.BufferedReader(_NamedReader(self.path, self.name), buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(_NamedReader(self.path, self.name), buffer_size=1 << 20)
 
 
 Readable = str | Path | Spooled
@@ -184,7 +184,7 @@ def _parse_range(
         handle.seek(start)
         data = handle.read(end - start)
     report = IngestReport()
-    stream = io.BufferedReader(io.BytesIO(header + data))  # type: ignore[arg-type]
+    stream = io.BufferedReader(io.BytesIO(header + data))
     chunks = list(FORMATS[format].read(stream, path, report, chunk_size))
     return chunks, report, data.count(b"\n")
 
@@ -220,9 +220,7 @@ def _parse_parallel(
             nxt = next(ranges, None)
             if nxt is not None:
                 pending.append(
-                    pool.submit(
-                        _parse_range, plan.path, plan.format, plan.header, *nxt, chunk_size
-                    )
+                    pool.submit(_parse_range, plan.path, plan.format, plan.header, *nxt, chunk_size)
                 )
             _check_strict(part_report, report, name, lines_before + shift)
             report.merge(part_report, line_offset=lines_before + shift, source=name)

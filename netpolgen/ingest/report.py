@@ -71,9 +71,11 @@ class IngestReport:
             reason = message.rsplit(": skipped: ", 1)[-1] if ": skipped: " in message else None
             if reason is not None and self.skipped[reason] >= MAX_MESSAGES_PER_REASON:
                 continue
-            if reason is not None and sum(
-                m.endswith(f": skipped: {reason}") for m in self.messages
-            ) >= MAX_MESSAGES_PER_REASON:
+            if (
+                reason is not None
+                and sum(m.endswith(f": skipped: {reason}") for m in self.messages)
+                >= MAX_MESSAGES_PER_REASON
+            ):
                 continue
             self.messages.append(message)
         self.skipped.update(other.skipped)
