@@ -180,3 +180,23 @@ def test_standard_input_is_spooled_and_named(tmp_path: Path) -> None:
     result = generate_from_files([io.BytesIO(sample.read_bytes())], chunk_size=2)
     assert result.to_yaml() == generate(load_flows(sample)).to_yaml()
     assert result.report.files == ["<stream>"]
+
+
+@pytest.mark.parametrize("epoch", [True, False])
+def test_csv_reader_does_not_depend_on_chunk_size(tmp_path: Path, epoch: bool) -> None:
+    from tests.test_dask_engine import write_csv
+
+    flows = random_flows(3, 300, sorted_times=True, with_nat=False)
+    path = tmp_path / "flows.csv"
+    write_csv(flows, path)
+    if epoch:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame["time"] = (
+            pd.to_datetime(frame["time"]).astype("int64") // 1000
+        ).map(lambda us: f"{us / 1e6:.6f}")
+        frame.to_csv(path, index=False)
+    whole = load_flows(path)
+    for size in (1, 7, 100):
+        report = IngestReport()
+        pd.testing.assert_frame_equal(load_flows(path, chunk_size=size, report=report), whole)
+        assert report.records_skipped == 0
