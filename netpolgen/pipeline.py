@@ -13,7 +13,7 @@ import pandas as pd
 from netpolgen.aggregate import EdgeOptions, aggregate_edges, cluster_addresses
 from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads, workloads_from_endpoints
-from netpolgen.ingest import DEFAULT_CHUNK_SIZE, Source
+from netpolgen.ingest import Source
 from netpolgen.ingest.parallel import iter_flows_parallel, spooled
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.model import Policy
@@ -154,13 +154,18 @@ def _synthesize(
     )
 
 
+# Records per chunk when streaming: large enough for vectorised steps to pay off, small enough
+# that a chunk's intermediate columns stay a few hundred MB at most.
+STREAM_CHUNK_SIZE = 50_000
+
+
 def generate_from_files(
     sources: Iterable[Source],
     options: GenerateOptions | None = None,
     *,
     format: str = "auto",
     strict: bool = False,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int = STREAM_CHUNK_SIZE,
     workers: int | None = 1,
 ) -> GenerateResult:
     """Read flow files and generate policies (what ``netpolgen from-flows`` runs).

@@ -123,8 +123,10 @@ def _read_arrow(
 
 
 def _block_size(chunk_size: int) -> int:
-    # About one chunk of records per block (a CSV flow row is 100-400 bytes).
-    return max(1 << 16, min(chunk_size, 1 << 20) * 256)
+    # Arrow's streaming reader keeps several blocks in flight per thread; memory grows about 30
+    # times the block size (measured: 1 MiB -> +80 MB, 12 MiB -> +430 MB), while speed barely
+    # changes beyond 1 MiB. Batches are gathered up to chunk_size rows before parsing.
+    return 1 << 20 if chunk_size >= 4096 else 1 << 16
 
 
 class _AllStrings(dict[str, Any]):
