@@ -244,28 +244,78 @@ class ReplyTracker:
 
 
 class _Table:
-    """Columns of numpy arrays keyed by a unique uint64 key, with vectorised lookup."""
+    """Columns of numpy arrays keyed by a unique uint64 key, with vectorised lookup.
+
+    The key -> row map is a persistent hash table (pandas' own, the one behind ``Index``), so a
+    chunk costs time in proportion to its own size, not to the table's: an ``Index`` rebuilt
+    after every append would make a long input quadratic. Columns grow by doubling. About 50
+    bytes per key in all.
+    """
 
     def __init__(self, **dtypes: type) -> None:
-        self._index = pd.Index(np.array([], dtype=np.uint64))
-        self.columns: dict[str, np.ndarray] = {
-            name: np.array([], dtype=dtype) for name, dtype in dtypes.items()
+        self._map: Any = _new_hashtable()
+        self._size = 0
+        self._capacity = 1024
+        self._data: dict[str, np.ndarray] = {
+            name: np.empty(self._capacity, dtype=dtype) for name, dtype in dtypes.items()
         }
 
     def __len__(self) -> int:
-        return len(self._index)
+        return self._size
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        """Views of the filled part of each column (writable)."""
+        return {name: column[: self._size] for name, column in self._data.items()}
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Positions of ``keys`` (-1 where absent)."""
-        return np.asarray(self._index.get_indexer(pd.Index(keys)), dtype=np.int64)
+        if self._size == 0 or len(keys) == 0:
+            return np.full(len(keys), -1, dtype=np.int64)
+        return np.asarray(self._map.lookup(keys.astype(np.uint64).view(np.int64)), np.int64)
 
     def append(self, keys: np.ndarray, **values: np.ndarray) -> None:
-        """Add rows for keys that are not present yet."""
-        if len(keys) == 0:
+        """Add rows for keys that are not present yet (and unique among themselves)."""
+        count = len(keys)
+        if count == 0:
             return
-        self._index = self._index.append(pd.Index(keys.astype(np.uint64)))
+        if self._size + count > self._capacity:
+            while self._size + count > self._capacity:
+                self._capacity *= 2
+            for name, column in self._data.items():
+                grown = np.empty(self._capacity, dtype=column.dtype)
+                grown[: self._size] = column[: self._size]
+                self._data[name] = grown
+        positions = np.arange(self._size, self._size + count, dtype=np.int64)
+        self._map.map_keys_to_values(keys.astype(np.uint64).view(np.int64), positions)
         for name, column in values.items():
-            self.columns[name] = np.concatenate([self.columns[name], column])
+            self._data[name][self._size : self._size + count] = column
+        self._size += count
+
+
+def _new_hashtable() -> Any:
+    try:  # pandas' int64 hash table: not public API, present in pandas 2 and 3
+        from pandas._libs.hashtable import Int64HashTable  # type: ignore[import-not-found]
+
+        return Int64HashTable()
+    except ImportError:  # pragma: no cover - a future pandas without it
+        return _IndexMap()
+
+
+class _IndexMap:
+    """Fallback key -> position map on ``pd.Index`` (rebuilt on append: slower, same answers)."""
+
+    def __init__(self) -> None:
+        self._keys = pd.Index(np.array([], dtype=np.int64))
+        self._values = np.array([], dtype=np.int64)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        found = np.asarray(self._keys.get_indexer(pd.Index(keys)), dtype=np.int64)
+        return np.where(found >= 0, self._values[found], -1)
+
+    def map_keys_to_values(self, keys: np.ndarray, values: np.ndarray) -> None:
+        self._keys = self._keys.append(pd.Index(keys))
+        self._values = np.concatenate([self._values, values])
 
 
 @dataclass

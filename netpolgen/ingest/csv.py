@@ -315,7 +315,7 @@ def _by_value(values: pd.Series, function: Any, dtype: str = "object") -> pd.Ser
         table[:-1] = mapped
         table[-1] = None  # code -1: a missing cell
         return pd.Series(table[codes], index=values.index)
-    array = pd.array([*mapped, pd.NA if dtype == "boolean" else False], dtype=dtype)
+    array = pd.array([*mapped, pd.NA if dtype == "boolean" else False], dtype=dtype)  # type: ignore[call-overload]
     return pd.Series(array.take(codes), index=values.index)
 
 
