@@ -85,8 +85,13 @@ def mark_replies(flows: pd.DataFrame) -> pd.Series:
 
 def tuple_identity(flows: pd.DataFrame, side: str) -> pd.Series:
     """The most specific name of one end available: IP, else pod, else namespace/labels."""
-    fallback = flows[f"{side}_namespace"].fillna("") + "/" + flows[f"{side}_labels"].fillna("")
-    return flows[f"{side}_ip"].fillna(flows[f"{side}_pod"]).fillna(fallback)
+    identity = flows[f"{side}_ip"].fillna(flows[f"{side}_pod"])
+    missing = identity.isna()
+    if missing.any():  # build the namespace/labels text only for the rows that need it
+        part = flows.loc[missing]
+        fallback = part[f"{side}_namespace"].fillna("") + "/" + part[f"{side}_labels"].fillna("")
+        identity = identity.fillna(fallback)
+    return identity
 
 
 def denied_mask(flows: pd.DataFrame, options: EdgeOptions) -> pd.Series:
