@@ -1,0 +1,69 @@
+"""Parallel parsing over byte ranges gives the chunks and the report of a sequential read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import netpolgen.ingest.parallel as parallel
+from netpolgen.errors import InputError
+from netpolgen.ingest import load_flows
+from netpolgen.ingest.report import IngestReport
+from netpolgen.pipeline import generate, generate_from_files
+
+HEADER = "src_namespace,src_labels,dst_namespace,dst_labels,dst_port,time\n"
+
+
+def write_flows(path: Path, rows: int, bad_every: int = 0) -> Path:
+    lines = [HEADER]
+    for i in range(rows):
+        port = "eighty" if bad_every and i % bad_every == 5 else str(80 + i % 7)
+        lines.append(f"shop,app=web{i % 3},shop,app=db{i % 5},{port},{1767225600 + i}\n")
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.fixture
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "RANGE_BYTES", 1500)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "LINE_FORMATS", {"csv": True, "hubble": False})
+
+
+def test_ranges_cover_the_file_at_line_ends(tmp_path: Path, small_ranges: None) -> None:
+    path = write_flows(tmp_path / "f.csv", 400)
+    plan = parallel._plan(path, "auto", 2)
+    assert plan is not None and len(plan.ranges) > 5
+    data = path.read_bytes()
+    assert plan.header == data[: data.index(b"\n") + 1]
+    assert plan.ranges[0][0] == len(plan.header) and plan.ranges[-1][1] == len(data)
+    for (_, end), (start, _) in zip(plan.ranges, plan.ranges[1:], strict=False):
+        assert end == start and data[end - 1 : end] == b"\n"
+
+
+def test_parallel_read_equals_sequential(tmp_path: Path, small_ranges: None) -> None:
+    path = write_flows(tmp_path / "f.csv", 400, bad_every=37)
+    sequential = IngestReport()
+    expected = load_flows(path, report=sequential)
+    report = IngestReport()
+    chunks = list(parallel.iter_flows_parallel([path], report=report, chunk_size=50, workers=2))
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), expected)
+    assert report.to_dict() == sequential.to_dict()
+    # One message per part and reason (a sequential read gives one per chunk), each naming a
+    # bad line of the whole file.
+    assert report.messages[0] == sequential.messages[0]
+    bad_lines = {i + 2 for i in range(400) if i % 37 == 5}
+    assert {int(m.split(":")[-3]) for m in report.messages} <= bad_lines
+    result = generate_from_files([path], workers=2, chunk_size=50)
+    assert result.to_yaml() == generate(expected).to_yaml()
+
+
+def test_strict_error_names_the_line_in_the_whole_file(tmp_path: Path, small_ranges: None) -> None:
+    path = write_flows(tmp_path / "f.csv", 400, bad_every=300)
+    with pytest.raises(InputError) as sequential:
+        load_flows(path, strict=True)
+    with pytest.raises(InputError) as parallel_error:
+        list(parallel.iter_flows_parallel([path], report=IngestReport(strict=True), workers=2))
+    assert parallel_error.value.line == sequential.value.line == 7
