@@ -51,10 +51,16 @@ class FlowFormat:
         return self._load().read  # type: ignore[attr-defined,no-any-return]
 
 
-# Sniffing order: the CSV header test is the loosest, so it goes last.
+# Sniffing order: most specific first. Hubble, GCP and Azure parse JSON and look for their own
+# keys; AWS wants a header of flow-log field names or a 14-field v2 record (or Parquet's magic);
+# the CSV header test is the loosest, so it goes last.
 FORMATS: dict[str, FlowFormat] = {
     f.name: f
     for f in (
+        FlowFormat("hubble", "hubble", "Cilium Hubble JSON lines (hubble observe -o json)"),
+        FlowFormat("gcp-vpc", "gcp_vpc", "GCP VPC flow logs (Cloud Logging JSON)"),
+        FlowFormat("azure", "azure", "Azure NSG (v2) and VNet (v4) flow logs"),
+        FlowFormat("aws-vpc", "aws_vpc", "AWS VPC flow logs (text or Parquet)"),
         FlowFormat("csv", "csv", "netpolgen CSV (DESIGN.md)"),
     )
 }

@@ -203,11 +203,13 @@ def epoch_to_time(values: pd.Series) -> pd.Series:
     """Unix epochs (seconds, or milliseconds when too large for seconds) -> UTC datetimes."""
     number = pd.to_numeric(values, errors="coerce")
     # 1e11 seconds is the year 5138; anything larger is in milliseconds (Azure VNet, AWS TGW).
-    milliseconds = number > 1e11
-    seconds = number.where(~milliseconds, number / 1000.0)
-    return pd.to_datetime(seconds, unit="s", utc=True, errors="coerce").astype(
-        "datetime64[ns, UTC]"
+    milliseconds = (number > 1e11).fillna(False).astype(bool)
+    # Integral milliseconds stay integers: a float of 1.6e12 ms loses the last digits in ns.
+    from_ms = pd.to_datetime(
+        number.where(milliseconds).round().astype("Int64"), unit="ms", utc=True, errors="coerce"
     )
+    from_s = pd.to_datetime(number.where(~milliseconds), unit="s", utc=True, errors="coerce")
+    return from_s.where(~milliseconds, from_ms).astype("datetime64[ns, UTC]")
 
 
 def text_to_time(values: pd.Series) -> pd.Series:
