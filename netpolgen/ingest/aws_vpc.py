@@ -58,7 +58,7 @@ KNOWN_FIELDS = frozenset(DEFAULT_FIELDS) | {
     "tgw-dst-vpc-id", "tgw-src-subnet-id", "tgw-dst-subnet-id", "tgw-src-eni", "tgw-dst-eni",
     "tgw-src-az-id", "tgw-dst-az-id", "tgw-pair-attachment-id", "packets-lost-no-route",
     "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired",
-    "tcp-flags", "ecs-cluster-name", "ecs-cluster-arn", "ecs-container-instance-id",
+    "ecs-cluster-name", "ecs-cluster-arn", "ecs-container-instance-id",
     "ecs-container-instance-arn", "ecs-service-name", "ecs-task-definition-arn", "ecs-task-id",
     "ecs-task-arn", "ecs-container-id", "ecs-second-container-id", "reject-reason",
 }  # fmt: skip

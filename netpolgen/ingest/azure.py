@@ -90,7 +90,7 @@ def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int | None, Any]]:
     """``(line or None, record)`` for each event record of the file."""
     head = stream.peek(65536)  # type: ignore[attr-defined]
     if first_json_values(head, limit=1):
-        values: Iterator[tuple[int | None, Any]] = iter_json_lines(stream)  # type: ignore[assignment]
+        values: Iterator[tuple[int | None, Any]] = iter_json_lines(stream)
     else:
         values = iter([(None, read_json_document(stream, source))])
     for line, value in values:
@@ -204,6 +204,6 @@ def _parse(
         out[side] = pd.Series("unknown", index=fields.index)  # IP only: the inventory tells
     frame = pd.DataFrame(out, index=fields.index)[~bad]
     report.records_used += len(frame)
-    for column in ("src_port", "dst_port"):
-        frame[column] = frame[column].astype("UInt16")
+    for port in ("src_port", "dst_port"):
+        frame[port] = frame[port].astype("UInt16")
     return frame.reset_index(drop=True)
