@@ -327,11 +327,11 @@ def _table(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFra
     frame = pd.DataFrame(rows, columns=list(columns))
     for name, dtype in columns.items():
         if dtype.startswith("datetime64"):
-            frame[name] = pd.to_datetime(frame[name], utc=True).astype(dtype)
+            frame[name] = pd.to_datetime(frame[name], utc=True).astype(dtype)  # type: ignore[call-overload]
         elif dtype == "bool":
             frame[name] = frame[name].fillna(False).astype(bool)
         else:
-            frame[name] = frame[name].astype(dtype)
+            frame[name] = frame[name].astype(dtype)  # type: ignore[call-overload]
     return frame
 
 
@@ -364,7 +364,7 @@ def _pod_rows(
     ips = [normalize_ip(str(_dict(e).get("ip", ""))) for e in _list(status.get("podIPs"))]
     if not ips and status.get("podIP"):
         ips = [normalize_ip(str(status["podIP"]))]
-    addresses = [ip for ip in ips if ip] or [None]
+    addresses: list[str | None] = [ip for ip in ips if ip] or [None]
     row = {
         **base,
         "namespace": metadata.get("namespace") or "default",
@@ -394,7 +394,7 @@ def _service_rows(
     candidates += [
         _dict(i).get("ip") for i in _list(_dict(status.get("loadBalancer")).get("ingress"))
     ]
-    ips = []
+    ips: list[str | None] = []
     for text in candidates:
         ip = normalize_ip(str(text)) if text and text != "None" else None  # headless: "None"
         if ip and ip not in ips:
@@ -421,7 +421,7 @@ def _node_rows(
 ) -> list[dict[str, Any]]:
     spec, status = _dict(node.get("spec")), _dict(node.get("status"))
     cidrs = _list(spec.get("podCIDRs")) or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
-    ips = []
+    ips: list[str | None] = []
     for address in _list(status.get("addresses")):
         address = _dict(address)
         if address.get("type") in _NODE_ADDRESS_TYPES:
