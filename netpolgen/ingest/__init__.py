@@ -130,7 +130,7 @@ def load_flows(
         sources = [sources]  # type: ignore[list-item]
     report = report if report is not None else IngestReport()
     report.strict = report.strict or strict
-    chunks = list(iter_flows(sources, format, report=report))  # type: ignore[arg-type]
+    chunks = list(iter_flows(sources, format, report=report))
     if not chunks:
         return empty_flows()
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]

@@ -363,7 +363,10 @@ def _policy_from_manifest(manifest: Mapping[str, Any], source: str | None) -> Po
         ingress=_rules(spec.get("ingress"), "from", source),
         egress=_rules(spec.get("egress"), "to", source),
         labels=tuple(
-            sorted((str(k), str(v)) for k, v in _mapping(metadata.get("labels"), "labels", source).items())
+            sorted(
+                (str(k), str(v))
+                for k, v in _mapping(metadata.get("labels"), "labels", source).items()
+            )
         ),
         annotations=tuple(
             sorted(
