@@ -18,6 +18,7 @@ Accounting convention (every reader follows it, so ``IngestReport``'s invariant
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import re
@@ -106,26 +107,12 @@ def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
 
 def first_json_values(head: bytes, limit: int = 5) -> list[Any]:
     """Parse up to ``limit`` complete JSON lines from ``head`` (for sniffing)."""
+    if b"\n" in head.rstrip(b"\n"):
+        head = head[: head.rindex(b"\n") + 1]  # the last piece may be cut off by the peek size
     values: list[Any] = []
-    lines = head.split(b"\n")
-    if len(lines) > 1:
-        lines = lines[:-1]  # the last piece may be cut off by the peek size
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        match = _CRI_PREFIX.match(line)
-        if match:
-            line = line[match.end() :].strip()
-        try:
-            value = _loads(line)
-        except _JSON_ERRORS:
-            return values
-        if isinstance(value, dict) and "log" in value and "stream" in value:
-            try:
-                value = _loads(str(value["log"]).encode())
-            except _JSON_ERRORS:
-                return values
+    for _, value in iter_json_lines(io.BytesIO(head)):
+        if isinstance(value, JSONLineError):
+            break
         values.append(value)
         if len(values) >= limit:
             break
@@ -178,12 +165,18 @@ def normalize_ip(text: str) -> str | None:
 
 @lru_cache(maxsize=65536)
 def is_noise_address(text: str) -> bool:
-    """Link-local and multicast addresses: never a workload (ARP/NDP, router solicitations)."""
+    """IPv6 link-local, multicast and broadcast addresses: never a workload (NDP, mDNS, DHCP).
+
+    IPv4 link-local stays: 169.254.169.254 (cloud metadata) and 169.254.20.10 (node-local DNS)
+    are real peers that policies must allow or deny.
+    """
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return address.is_link_local or address.is_multicast
+    if isinstance(address, ipaddress.IPv6Address) and address.is_link_local:
+        return True
+    return address.is_multicast or text == "255.255.255.255"
 
 
 def protocol_name(number: int | str | None) -> str | None:
@@ -220,7 +213,7 @@ def text_to_time(values: pd.Series) -> pd.Series:
 
 
 def drop_noise(frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
-    """Filter flows from or to link-local or multicast addresses (NDP, mDNS, DHCP...)."""
+    """Filter flows from or to the addresses of :func:`is_noise_address`."""
     noise = pd.Series(False, index=frame.index)
     for side in ("src_ip", "dst_ip"):
         ips = frame[side]
@@ -228,7 +221,7 @@ def drop_noise(frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
         flags = {ip: is_noise_address(str(ip)) for ip in unique}
         noise |= ips.map(flags).fillna(False).astype(bool)
     if noise.any():
-        report.filter("link-local or multicast address", int(noise.sum()))
+        report.filter("IPv6 link-local, multicast or broadcast address", int(noise.sum()))
         frame = frame[~noise]
     return frame
 
