@@ -86,11 +86,8 @@ def sniff(head: bytes) -> bool:
 
 def _is_header(tokens: list[str]) -> bool:
     names = [t.replace("_", "-") for t in tokens]
-    return (
-        len(names) >= 2
-        and all(_NAME_RE.match(n) for n in names)
-        and bool({"srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr"} & set(names))
-    )
+    # Field names only, and at least two that AWS documents (the rest may be newer fields).
+    return all(_NAME_RE.match(n) for n in names) and len(KNOWN_FIELDS & set(names)) >= 2
 
 
 def read(
@@ -174,6 +171,11 @@ def _read_parquet(
         first_row = 1
         for batch in parquet.iter_batches(batch_size=chunk_size):
             frame = batch.to_pandas()
+            for column in frame.columns:
+                # Integer columns with nulls arrive as floats: back to integers, so that the
+                # text conversions below see "6", not "6.0".
+                if frame[column].dtype.kind == "f":
+                    frame[column] = frame[column].astype("Int64")
             frame.columns = [str(c).replace("_", "-") for c in frame.columns]
             if first_row == 1:
                 _check_fields(tuple(frame.columns), source)
@@ -236,7 +238,7 @@ def _convert(
         raw = frame["protocol"]
         text = raw.astype("string")
         names = {p: protocol_name(str(p)) for p in text.dropna().unique()}
-        protocol = text.map(names)
+        protocol = text.map(names).astype(object).astype("string")
         reject(protocol.isna() & ~_null(raw), "protocol is not an IANA number 0-255")
         out["protocol"] = protocol
     icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
@@ -268,7 +270,9 @@ def _convert(
         reject(invalid, "tcp-flags is not an integer")
         syn_ack = flags & 18  # SYN (2) and ACK (16) bits
         is_reply = pd.Series(pd.NA, index=frame.index, dtype="boolean")
-        is_reply = is_reply.mask(syn_ack == 2, False).mask(syn_ack == 18, True)
+        request = (syn_ack == 2).fillna(False).astype(bool)
+        answer = (syn_ack == 18).fillna(False).astype(bool)
+        is_reply = is_reply.mask(request, False).mask(answer, True)
         out["is_reply"] = is_reply
     for side, name in (("src", "pkt-src-aws-service"), ("dst", "pkt-dst-aws-service")):
         # An AWS service (S3, DynamoDB...) is outside the cluster, whatever the inventory says.
