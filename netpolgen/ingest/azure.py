@@ -137,7 +137,7 @@ def _build(
     ]
     frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     frame = drop_noise(conform_flows(frame), report)
-    return collapse_observations(frame.reset_index(drop=True), report, bucket="3600s")
+    return collapse_observations(frame.reset_index(drop=True), report, bucket="3600s", counters="sum")
 
 
 def _parse(

@@ -236,7 +236,7 @@ _FIRST = [
 
 
 def collapse_observations(
-    frame: pd.DataFrame, report: IngestReport, bucket: str = "60s"
+    frame: pd.DataFrame, report: IngestReport, bucket: str = "60s", counters: str = "max"
 ) -> pd.DataFrame:
     """Merge records of one connection seen several times into one row (``count`` 1 each).
 
@@ -244,8 +244,10 @@ def collapse_observations(
     observation points (Hubble), logged by the ENIs or VMs at both ends (AWS, GCP ``reporter``),
     or begin/continue/end tuples (Azure). Replies have the reversed 5-tuple, so they stay apart.
     The merged row takes the earliest time, the strongest verdict (a connection dropped at one
-    point was denied), the first known identity and direction, and summed counters. Merged records
-    are counted as filtered ("duplicate observation of a connection").
+    point was denied), the first known identity and direction. ``counters`` says how to merge
+    bytes and packets: ``max`` when every record counts the same packets (two ends, two ENIs),
+    ``sum`` when records are deltas (Azure's continue/end tuples). Merged records are counted as
+    filtered ("duplicate observation of a connection").
 
     ``frame`` must be conformed; the result is conformed too.
     """
@@ -264,8 +266,8 @@ def collapse_observations(
         time=("time", "min"),
         _rank=("_rank", "max"),
         count=("count", "max"),
-        bytes=("bytes", "sum"),
-        packets=("packets", "sum"),
+        bytes=("bytes", counters),
+        packets=("packets", counters),
         _bytes_known=("bytes", "count"),
         _packets_known=("packets", "count"),
         **{name: (name, "first") for name in _FIRST},
