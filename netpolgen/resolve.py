@@ -40,7 +40,7 @@ from netpolgen.ingest.inventory import Inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, labels_from_canonical
 
-__all__ = ["pod_ip_intervals", "resolve_flows", "service_endpoints"]
+__all__ = ["pod_ip_intervals", "resolve_flows", "service_endpoints", "service_ports"]
 
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _FAR_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
@@ -69,6 +69,7 @@ def resolve_flows(
         return out
     owners = pod_ip_intervals(inventory)
     services = service_endpoints(inventory)
+    ports = service_ports(inventory)
     node_ips = _node_ips(inventory)
     cidrs = _pod_cidrs(inventory)
     by_name = _pods_by_name(inventory)
@@ -89,9 +90,12 @@ def resolve_flows(
                 "pod": out.loc[need, f"{side}_pod"],
                 "labels": labels[need],
                 "kind": kind[need],
+                "port": out.loc[need, f"{side}_port"].astype("Int64"),
+                "protocol": out.loc[need, "protocol"].astype("string"),
             }
         )
-        resolved = _resolve(part, owners, services, node_ips, cidrs, by_name)
+        resolved = _resolve(part, owners, services, ports, node_ips, cidrs, by_name)
+        out.loc[need, f"{side}_port"] = resolved["port"].astype("UInt16")
         for column in ("namespace", "pod", "labels"):
             out.loc[need, f"{side}_{column}"] = resolved[column].astype("string")
         out[f"{side}_kind"] = out[f"{side}_kind"].astype("string")
@@ -152,13 +156,11 @@ def service_endpoints(inventory: Inventory) -> pd.DataFrame:
     ``kind`` is ``pod`` for Services with a selector (``labels`` then select every backend) and
     ``service`` for selector-less ones. The latest snapshot's definition of each Service wins.
     """
-    services = inventory.services.dropna(subset=["ip"])
+    services = _latest_services(inventory)
     columns = ["ip", "namespace", "labels", "kind"]
     if not len(services):
         return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
-    services = services.sort_values("snapshot", kind="stable").drop_duplicates("ip", keep="last")
-    services = services.reset_index(drop=True)
-    shared = _backend_labels(services, inventory.pods)
+    shared, _ = _backend_labels(services, inventory.pods)
     has_selector = services["selector"].notna()
     labels = services.index.to_series().map(shared).astype("string")
     labels = labels.fillna(services["selector"]).where(has_selector)
@@ -172,21 +174,75 @@ def service_endpoints(inventory: Inventory) -> pd.DataFrame:
     )
 
 
+def service_ports(inventory: Inventory) -> pd.DataFrame:
+    """Service port -> backend port, one row per (Service IP, protocol, port).
+
+    A flow recorded before kube-proxy's DNAT names the Service port; NetworkPolicy ports are the
+    pods' ports (the ``targetPort``). A named ``targetPort`` is looked up in the backends' named
+    container ports. Columns: ip, protocol, port, target (Int64; NA when the name is unknown).
+    """
+    services = _latest_services(inventory)
+    rows: list[tuple[str, str, int, int | None]] = []
+    if not len(services):
+        return pd.DataFrame(rows, columns=["ip", "protocol", "port", "target"])
+    _, matched_sets = _backend_labels(services, inventory.pods)
+    pods = inventory.pods[~inventory.pods["host_network"]]
+    named_by_set: dict[str, dict[tuple[str, str], int]] = {}
+    for labels, ports in zip(pods["labels"], pods["ports"], strict=True):
+        if pd.isna(ports):
+            continue
+        for item in str(ports).split(","):
+            name, _, rest = item.partition("=")
+            number, _, protocol = rest.partition("/")
+            if number.isdigit():
+                named_by_set.setdefault(str(labels), {})[(name, protocol)] = int(number)
+    for index, ip, ports in zip(services.index, services["ip"], services["ports"], strict=True):
+        if pd.isna(ports):
+            continue
+        for item in str(ports).split(","):
+            head, _, target = item.partition(">")
+            port, _, protocol = head.partition("/")
+            if not port.isdigit():
+                continue
+            if target.isdigit():
+                rows.append((str(ip), protocol, int(port), int(target)))
+                continue
+            found = {
+                named_by_set.get(label_set, {}).get((target, protocol))
+                for label_set in matched_sets.get(index, ())
+            } - {None}
+            # Backends that disagree on the named port's number: no single translation.
+            rows.append((str(ip), protocol, int(port), found.pop() if len(found) == 1 else None))
+    frame = pd.DataFrame(rows, columns=["ip", "protocol", "port", "target"])
+    frame["target"] = frame["target"].astype("Int64")
+    return frame
+
+
+def _latest_services(inventory: Inventory) -> pd.DataFrame:
+    services = inventory.services.dropna(subset=["ip"])
+    services = services.sort_values("snapshot", kind="stable").drop_duplicates("ip", keep="last")
+    return services.reset_index(drop=True)
+
+
 def _long_labels(frame: pd.DataFrame, key: str, column: str) -> pd.DataFrame:
-    """``(key..., namespace, label_key, label_value)`` rows for a canonical-labels column."""
-    pairs = frame[column].map(lambda text: list(labels_from_canonical(str(text))))
-    long = frame[[key, "namespace"]].assign(_pair=pairs).explode("_pair").dropna(subset=["_pair"])
-    long["label_key"] = long["_pair"].str[0]
-    long["label_value"] = long["_pair"].str[1]
-    return long.drop(columns=["_pair"])
+    """``(key, namespace, label_key, label_value)`` rows for a canonical-labels column."""
+    rows = [
+        (k, namespace, label_key, label_value)
+        for k, namespace, text in zip(frame[key], frame["namespace"], frame[column], strict=True)
+        for label_key, label_value in labels_from_canonical(str(text))
+    ]
+    return pd.DataFrame(rows, columns=[key, "namespace", "label_key", "label_value"])
 
 
-def _backend_labels(services: pd.DataFrame, pods: pd.DataFrame) -> dict[Any, str]:
-    """Service row -> canonical labels common to all pods its selector matches (vectorised)."""
+def _backend_labels(
+    services: pd.DataFrame, pods: pd.DataFrame
+) -> tuple[dict[Any, str], dict[Any, list[str]]]:
+    """Per Service row: the canonical labels common to all pods its selector matches, and the
+    label sets of those pods (vectorised: label pairs joined, not pods looped over)."""
     selected = services[services["selector"].notna()]
     pods = pods[~pods["host_network"]].drop_duplicates(["namespace", "labels"])
     if not len(selected) or not len(pods):
-        return {}
+        return {}, {}
     sel = _long_labels(selected.assign(_svc=selected.index), "_svc", "selector")
     size = sel.groupby("_svc").size()
     pod_long = _long_labels(pods.assign(_set=pods["labels"]), "_set", "labels")
@@ -194,17 +250,19 @@ def _backend_labels(services: pd.DataFrame, pods: pd.DataFrame) -> dict[Any, str
     per_set = hits.groupby(["_svc", "_set"]).size().rename("n").reset_index()
     matched = per_set[per_set["n"] == per_set["_svc"].map(size)][["_svc", "_set"]]
     if not len(matched):
-        return {}
+        return {}, {}
+    sets = {svc: list(group["_set"]) for svc, group in matched.groupby("_svc")}
     sets_per_service = matched.groupby("_svc").size()
     pairs = matched.merge(
         pod_long[["_set", "label_key", "label_value"]].drop_duplicates(), on="_set"
     )
     common = pairs.groupby(["_svc", "label_key", "label_value"]).size().rename("n").reset_index()
     common = common[common["n"] == common["_svc"].map(sets_per_service)]
-    return {
+    shared = {
         svc: canonical_labels(dict(zip(group["label_key"], group["label_value"], strict=True)))
         for svc, group in common.groupby("_svc")
     }
+    return shared, sets
 
 
 def _node_ips(inventory: Inventory) -> set[str]:
@@ -235,6 +293,7 @@ def _resolve(
     part: pd.DataFrame,
     owners: pd.DataFrame,
     services: pd.DataFrame,
+    ports: pd.DataFrame,
     node_ips: set[str],
     cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
     by_name: pd.DataFrame,
@@ -280,6 +339,12 @@ def _resolve(
             result.loc[hit.index, "labels"] = hit["labels"]
             result.loc[hit.index, "kind"] = hit["kind"]
             done.loc[hit.index] = True
+            # The Service port -> the backends' port (targetPort), which policies must name.
+            asked = part.loc[hit.index, ["ip", "protocol", "port"]].reset_index()
+            translated = asked.merge(
+                ports.astype({"port": "Int64"}), on=["ip", "protocol", "port"]
+            ).set_index(asked.columns[0])["target"].dropna()
+            result.loc[translated.index, "port"] = translated
 
     # 4. Node IPs and hostNetwork pods.
     is_node = ~done & part["ip"].isin(node_ips).fillna(False).astype(bool)
