@@ -341,9 +341,11 @@ def _resolve(
             done.loc[hit.index] = True
             # The Service port -> the backends' port (targetPort), which policies must name.
             asked = part.loc[hit.index, ["ip", "protocol", "port"]].reset_index()
-            translated = asked.merge(
-                ports.astype({"port": "Int64"}), on=["ip", "protocol", "port"]
-            ).set_index(asked.columns[0])["target"].dropna()
+            translated = (
+                asked.merge(ports.astype({"port": "Int64"}), on=["ip", "protocol", "port"])
+                .set_index(asked.columns[0])["target"]
+                .dropna()
+            )
             result.loc[translated.index, "port"] = translated
 
     # 4. Node IPs and hostNetwork pods.

@@ -49,8 +49,10 @@ _VNET_FIELDS = 13
 
 def sniff(head: bytes) -> bool:
     """A ``records`` document (or lines) of NSG or VNet flow-log events."""
-    return b'"records"' in head and any(c in head for c in _CATEGORIES) or (
-        b"flowTuples" in head and (b'"flowRecords"' in head or b'"properties"' in head)
+    return (
+        b'"records"' in head
+        and any(c in head for c in _CATEGORIES)
+        or (b"flowTuples" in head and (b'"flowRecords"' in head or b'"properties"' in head))
     )
 
 
@@ -65,8 +67,10 @@ def read(
     for line, record in _records(stream, source):
         if isinstance(record, JSONLineError) or not isinstance(record, dict):
             report.records_read += 1
-            reason = "line is not valid JSON" if isinstance(record, JSONLineError) else (
-                "record is not a JSON object"
+            reason = (
+                "line is not valid JSON"
+                if isinstance(record, JSONLineError)
+                else ("record is not a JSON object")
             )
             report.skip(reason, source=source, line=line)
             continue
@@ -137,7 +141,9 @@ def _build(
     ]
     frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     frame = drop_noise(conform_flows(frame), report)
-    return collapse_observations(frame.reset_index(drop=True), report, bucket="3600s", counters="sum")
+    return collapse_observations(
+        frame.reset_index(drop=True), report, bucket="3600s", counters="sum"
+    )
 
 
 def _parse(
@@ -185,9 +191,7 @@ def _parse(
         number = pd.to_numeric(fields[column], errors="coerce")
         invalid = number.isna() | (number < 0) | (number > 65535) | (number % 1 != 0)
         reject(invalid & ~icmp, f"flow tuple {side.replace('_', ' ')} is not an integer 0-65535")
-        out[side] = number.where(~invalid & ~icmp & (number != 0)).astype("Float64").astype(
-            "Int64"
-        )
+        out[side] = number.where(~invalid & ~icmp & (number != 0)).astype("Float64").astype("Int64")
     reject(~fields[6].isin(["I", "O"]), "flow tuple direction is neither I nor O")
     if vnet:
         out["verdict"] = fields[7].map({"B": "allowed", "C": "allowed", "E": "allowed",

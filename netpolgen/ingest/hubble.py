@@ -187,9 +187,9 @@ def _extract(flow: dict[str, Any], envelope: dict[str, Any], line: int) -> tuple
                 is_reply = _tcp_direction(fields.get("flags"))
         elif protocol in ("ICMP", "ICMPv6"):
             icmp_type = fields.get("type", 0)  # echo reply (0) is the omitted zero value
-            is_reply = _ICMP_DIRECTION.get((protocol, icmp_type)) if isinstance(
-                icmp_type, int
-            ) else None
+            is_reply = (
+                _ICMP_DIRECTION.get((protocol, icmp_type)) if isinstance(icmp_type, int) else None
+            )
 
     # The record's own word beats the inference from flags.
     if isinstance(flow.get("is_reply"), bool):

@@ -76,17 +76,26 @@ def pod_object(pod: Pod, start: str | None = None, phase: str = "Running") -> di
             "labels": dict(pod.labels),
             "creationTimestamp": start or pod.start,
             "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": pod.owner[0], "name": pod.owner[1],
-                 "controller": True, "uid": "x"}
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": pod.owner[0],
+                    "name": pod.owner[1],
+                    "controller": True,
+                    "uid": "x",
+                }
             ],
         },  # fmt: skip
         "spec": {
             "nodeName": pod.node,
             "hostNetwork": pod.host_network,
             "containers": [
-                {"name": "main", "image": "example/app:1",
-                 "ports": [{"name": n, "containerPort": p, "protocol": "TCP"}
-                           for n, p in pod.ports]}
+                {
+                    "name": "main",
+                    "image": "example/app:1",
+                    "ports": [
+                        {"name": n, "containerPort": p, "protocol": "TCP"} for n, p in pod.ports
+                    ],
+                }
             ],
         },  # fmt: skip
         "status": {
@@ -106,7 +115,7 @@ def inventory_document(pods: tuple[Pod, ...] = PODS, heartbeat: str = "2024-05-0
     items: list[dict[str, Any]] = [pod_object(p, starts.get(p.name)) for p in pods]
     items.append({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "api", "namespace": "shop", "creationTimestamp": "2024-04-01T00:00:00Z"},
+        "metadata": {"name": "api", "namespace": "shop"},
         "spec": {"type": "ClusterIP", "clusterIP": API_SERVICE_IP, "clusterIPs": [API_SERVICE_IP],
                  "selector": {"app": "api"},
                  "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]},
@@ -166,9 +175,11 @@ def _cilium_endpoint(end: Pod | str) -> dict[str, Any]:
     if isinstance(end, str):
         return {"identity": 2, "labels": ["reserved:world"]}
     labels = [f"k8s:{k}={v}" for k, v in end.labels]
-    labels += [f"k8s:io.kubernetes.pod.namespace={end.namespace}",
-               "k8s:io.cilium.k8s.policy.cluster=default",
-               f"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name={end.namespace}"]
+    labels += [
+        f"k8s:io.kubernetes.pod.namespace={end.namespace}",
+        "k8s:io.cilium.k8s.policy.cluster=default",
+        f"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name={end.namespace}",
+    ]
     return {"ID": 100, "identity": 30000, "namespace": end.namespace, "labels": sorted(labels),
             "pod_name": end.name}  # fmt: skip
 
@@ -206,8 +217,10 @@ def render_hubble() -> str:
 
 def render_aws() -> str:
     """v5 custom format from the nodes' ENIs: node addresses in srcaddr, pods in pkt-*."""
-    header = ("version interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
-              "start end action tcp-flags pkt-srcaddr pkt-dstaddr flow-direction log-status")
+    header = (
+        "version interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+        "start end action tcp-flags pkt-srcaddr pkt-dstaddr flow-direction log-status"
+    )
     lines = [header, "5 eni-1 - - - - - - - 1714557000 1714557060 - - - - - NODATA"]
     for time, src, dst, _protocol, port, sport in connections():
         start = int(time.timestamp())
@@ -216,12 +229,15 @@ def render_aws() -> str:
         lines.append(f"5 eni-{src.node} {eni_src} {eni_dst} {sport} {port} 6 5 400 {start} "
                      f"{start + 60} ACCEPT 2 {src.ip} {_ip(dst)} egress OK")  # fmt: skip
         if not isinstance(dst, str):  # logged again by the destination's ENI
-            lines.append(f"5 eni-{dst.node} {eni_src} {eni_dst} {sport} {port} 6 5 400 "
-                         f"{start + 5} {start + 65} ACCEPT 2 {src.ip} {dst.ip} ingress OK")
-            lines.append(f"5 eni-{dst.node} {eni_dst} {eni_src} {port} {sport} 6 4 300 "
-                         f"{start + 5} {start + 65} ACCEPT 18 {dst.ip} {src.ip} egress OK")
+            lines.append(
+                f"5 eni-{dst.node} {eni_src} {eni_dst} {sport} {port} 6 5 400 "
+                f"{start + 5} {start + 65} ACCEPT 2 {src.ip} {dst.ip} ingress OK"
+            )
+            lines.append(
+                f"5 eni-{dst.node} {eni_dst} {eni_src} {port} {sport} 6 4 300 "
+                f"{start + 5} {start + 65} ACCEPT 18 {dst.ip} {src.ip} egress OK"
+            )
     return "\n".join(lines) + "\n"
-
 
 
 def render_gcp() -> str:
@@ -251,10 +267,17 @@ def render_gcp() -> str:
                 "timestamp": payload["end_time"],
             }))  # fmt: skip
             # GCP logs the answering direction as a record of its own, with no reply flag.
-            back = dict(payload, connection={
-                "src_ip": _ip(dst), "src_port": port, "dest_ip": src.ip, "dest_port": sport,
-                "protocol": 6,
-            }, start_time=(time + pd.Timedelta(seconds=1)).isoformat().replace("+00:00", "Z"))
+            back = dict(
+                payload,
+                connection={
+                    "src_ip": _ip(dst),
+                    "src_port": port,
+                    "dest_ip": src.ip,
+                    "dest_port": sport,
+                    "protocol": 6,
+                },
+                start_time=(time + pd.Timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+            )
             back.pop("src_gke_details")
             back.pop("dest_location", None)
             back.pop("dest_gke_details", None)

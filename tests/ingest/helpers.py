@@ -13,7 +13,9 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"
 SHARED_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 
 
-def read(path: str | Path, format: str = "auto", strict: bool = False) -> tuple[pd.DataFrame, IngestReport]:
+def read(
+    path: str | Path, format: str = "auto", strict: bool = False
+) -> tuple[pd.DataFrame, IngestReport]:
     """Load a flow file, returning the flow table and the ingest report."""
     report = IngestReport(strict=strict)
     flows = load_flows(str(path), format, report=report)

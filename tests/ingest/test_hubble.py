@@ -121,7 +121,8 @@ def test_cri_partial_lines_are_joined(tmp_path) -> None:  # type: ignore[no-unty
     half = len(line) // 2
     path = tmp_path / "cri.log"
     path.write_text(
-        f"2024-05-01T10:00:00Z stdout P {line[:half]}\n2024-05-01T10:00:00Z stdout F {line[half:]}\n"
+        f"2024-05-01T10:00:00Z stdout P {line[:half]}\n"
+        f"2024-05-01T10:00:00Z stdout F {line[half:]}\n"
     )
     flows, report = read(path)
     assert report.formats[str(path)] == "hubble"
