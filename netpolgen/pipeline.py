@@ -31,6 +31,11 @@ class GenerateOptions:
             other namespaces are still named in the rules.
         min_count: ignore edges seen fewer times than this.
         include_denied: treat flows with a denied verdict as wanted traffic.
+        cidr_prefix_v4: widen outside IPv4 peers to at most this prefix length; 32 keeps them
+            exact (adjacent addresses are still merged into their exact covering CIDRs).
+        cidr_prefix_v6: the same for IPv6; 128 keeps them exact.
+        port_range_min: collapse runs of at least this many consecutive observed ports into one
+            ``port``/``endPort`` range (0: never).
     """
 
     ingress: bool = True
@@ -39,6 +44,9 @@ class GenerateOptions:
     namespaces: tuple[str, ...] = ()
     min_count: int = 1
     include_denied: bool = False
+    cidr_prefix_v4: int = 32
+    cidr_prefix_v6: int = 128
+    port_range_min: int = 0
 
 
 @dataclass
@@ -95,6 +103,10 @@ def generate(
             egress=options.egress,
             allow_dns=options.allow_dns,
             namespaces=options.namespaces,
+            cidr_prefix_v4=options.cidr_prefix_v4,
+            cidr_prefix_v6=options.cidr_prefix_v6,
+            port_range_min=options.port_range_min,
+            protected_networks=_cluster_addresses(flows),
         ),
     )
     return GenerateResult(
@@ -105,6 +117,16 @@ def generate(
         report=report,
         warnings=synthesis.warnings,
     )
+
+
+def _cluster_addresses(flows: pd.DataFrame) -> tuple[str, ...]:
+    """Addresses known to be inside the cluster (pods, nodes, services) from the flows."""
+    inside = []
+    for side in ("src", "dst"):
+        kinds = flows[f"{side}_kind"].astype("string")
+        known = kinds.isin(["pod", "node", "host", "service"]).fillna(False).astype(bool)
+        inside.append(flows.loc[known, f"{side}_ip"].dropna())
+    return tuple(sorted(set(pd.concat(inside).astype(str))))
 
 
 def generate_from_files(
