@@ -1,0 +1,60 @@
+"""The same cluster's traffic in every format, plus its inventory, gives the CSV path's policies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from netpolgen.ingest import IngestReport, load_flows
+from netpolgen.ingest.inventory import load_inventory
+from netpolgen.pipeline import generate
+from netpolgen.resolve import resolve_flows
+from tests.ingest import cluster
+
+
+def policies(path: Path, inventory_path: Path) -> tuple[list[dict[str, Any]], IngestReport]:
+    report = IngestReport()
+    flows = load_flows(str(path), report=report)
+    resolved = resolve_flows(flows, load_inventory(inventory_path), report=report)
+    documents = list(yaml.safe_load_all(generate(resolved, report=report).to_yaml()))
+    return [d for d in documents if d], report
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cluster")
+    files = {"inventory": root / "inventory.json"}
+    files["inventory"].write_text(json.dumps(cluster.inventory_document()))
+    for name, render in cluster.RENDERERS.items():
+        files[name] = root / f"flows-{name}.txt"  # no telling suffix: formats are sniffed
+        files[name].write_text(render())
+    return files
+
+
+@pytest.fixture(scope="module")
+def expected(rendered: dict[str, Path]) -> list[dict[str, Any]]:
+    documents, report = policies(rendered["csv"], rendered["inventory"])
+    assert report.formats[str(rendered["csv"])] == "csv"
+    return documents
+
+
+def test_csv_path_has_the_expected_policies(expected: list[dict[str, Any]]) -> None:
+    names = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in expected}
+    assert ("shop", "api-access-ingress") in names
+    assert ("shop", "db-access-ingress") in names
+    api = next(d for d in expected if d["metadata"]["name"] == "api-access-ingress")
+    ports = sorted(p["port"] for rule in api["spec"]["ingress"] for p in rule.get("ports", []))
+    assert ports == [8080, 9090]
+
+
+@pytest.mark.parametrize("fmt", ["hubble", "aws-vpc", "gcp-vpc", "azure"])
+def test_every_format_gives_the_csv_policies(
+    fmt: str, rendered: dict[str, Path], expected: list[dict[str, Any]]
+) -> None:
+    documents, report = policies(rendered[fmt], rendered["inventory"])
+    assert report.formats[str(rendered[fmt])] == fmt
+    assert documents == expected
