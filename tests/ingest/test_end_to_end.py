@@ -58,3 +58,45 @@ def test_every_format_gives_the_csv_policies(
     documents, report = policies(rendered[fmt], rendered["inventory"])
     assert report.formats[str(rendered[fmt])] == fmt
     assert documents == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "hubble", "aws-vpc", "gcp-vpc", "azure"])
+def test_cli_from_flows_with_inventory(
+    fmt: str, rendered: dict[str, Path], expected: list[dict[str, Any]]
+) -> None:
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    for args in (["-f", fmt], []):  # named and sniffed
+        result = CliRunner().invoke(
+            cli, ["from-flows", str(rendered[fmt]), *args, "-i", str(rendered["inventory"])]
+        )
+        assert result.exit_code == 0, result.output
+        assert [d for d in yaml.safe_load_all(result.stdout) if d] == expected
+
+
+def test_cli_inventory_error_is_a_message_not_a_traceback(
+    rendered: dict[str, Path], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    bad = tmp_path / "pods.json"
+    bad.write_text("{oops")
+    result = CliRunner().invoke(cli, ["from-flows", str(rendered["aws-vpc"]), "-i", str(bad)])
+    assert result.exit_code == 1
+    assert str(bad) in result.output and "Traceback" not in result.output
+
+
+def test_cli_strict_on_a_malformed_record(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    path = tmp_path / "vpc.log"
+    path.write_text(cluster.render_aws() + "5 eni-1 too few fields\n")
+    result = CliRunner().invoke(cli, ["from-flows", str(path), "--strict"])
+    assert result.exit_code == 1
+    assert f"{path}:22: expected 17 fields, found 5" in result.output
