@@ -34,6 +34,7 @@ from netpolgen.ingest.common import (
     epoch_to_time,
     first_json_values,
     iter_json_lines,
+    loads,
     normalize_ip,
     protocol_name,
     read_json_document,
@@ -65,6 +66,12 @@ def read(
     vnet: list[tuple[int, str]] = []
     ordinal = 0
     for line, record in _records(stream, source):
+        if isinstance(record, _Truncated):
+            report.messages.append(
+                f"{source}: the blob is cut off (still being written?): "
+                "only its complete records are read"
+            )
+            continue
         if isinstance(record, JSONLineError) or not isinstance(record, dict):
             report.records_read += 1
             reason = (
@@ -96,13 +103,44 @@ def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int | None, Any]]:
     if first_json_values(head, limit=1):
         values: Iterator[tuple[int | None, Any]] = iter_json_lines(stream)
     else:
-        values = iter([(None, read_json_document(stream, source))])
+        values = iter([(None, read_json_document(stream, source, _complete_records))])
     for line, value in values:
+        if isinstance(value, dict) and value.get("_truncated"):
+            # Not an error: the blob is being written. Say so, and read what is complete.
+            yield None, _Truncated()
         if isinstance(value, dict) and isinstance(value.get("records"), list):
             for record in value["records"]:
                 yield line, record
         else:
             yield line, value
+
+
+# How many cut points to try when salvaging a blob that is still being written.
+_SALVAGE_ATTEMPTS = 64
+
+
+def _complete_records(data: bytes) -> dict[str, Any] | None:
+    """The complete records of a ``{"records": [...]}`` blob cut off mid-write, or None.
+
+    Azure appends records to the hour's blob as the hour goes (FORMATS.md §4), so a blob read
+    before the hour ends stops mid-record. Cutting after a record's closing brace and closing the
+    array and the object gives back every complete record.
+    """
+    if b'"records"' not in data[:4096]:
+        return None
+    end = len(data)
+    for _ in range(_SALVAGE_ATTEMPTS):
+        end = data.rfind(b"}", 0, end)
+        if end < 0:
+            return None
+        try:
+            document = loads(data[: end + 1] + b"]}")
+        except ValueError:
+            continue
+        if isinstance(document, dict) and isinstance(document.get("records"), list):
+            document["_truncated"] = True
+            return document
+    return None
 
 
 def _tuples(record: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -126,6 +164,10 @@ def _tuples(record: dict[str, Any]) -> tuple[str | None, list[str]]:
         ]
         return "nsg", out
     return None, []
+
+
+class _Truncated:
+    """Marker: the blob was cut off and only its complete records are read."""
 
 
 def _list(value: Any) -> list[Any]:

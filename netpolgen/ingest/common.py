@@ -119,12 +119,21 @@ def first_json_values(head: bytes, limit: int = 5) -> list[Any]:
     return values
 
 
-def read_json_document(stream: BinaryIO, source: str) -> Any:
-    """Parse a whole JSON document (Azure blobs, JSON arrays) with a located error."""
+def read_json_document(
+    stream: BinaryIO, source: str, salvage: Callable[[bytes], Any] | None = None
+) -> Any:
+    """Parse a whole JSON document (Azure blobs, JSON arrays) with a located error.
+
+    ``salvage(data)``, if given, is tried on a document that does not parse (a blob cut off
+    while being written); it returns what it could recover, or None.
+    """
     data = stream.read()
     try:
         return _loads(data)
     except _JSON_ERRORS as error:
+        recovered = salvage(data) if salvage is not None else None
+        if recovered is not None:
+            return recovered
         line = getattr(error, "lineno", None)
         if line is None:
             # orjson's message carries "line N column M"; the stdlib error has lineno.

@@ -78,3 +78,17 @@ def test_sniff() -> None:
     assert azure.sniff(NSG.read_bytes()[:2000])
     assert azure.sniff(VNET.read_bytes()[:2000])
     assert not azure.sniff(b'{"flow": {"verdict": "FORWARDED"}}\n')
+
+
+def test_blob_still_being_written_yields_its_complete_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    document = json.loads(VNET.read_text())
+    record = document["records"][0]
+    second = json.loads(json.dumps(record))
+    second["time"] = "2024-05-01T11:00:00Z"
+    text = json.dumps({"records": [record, second]}, indent=2)
+    path = tmp_path / "PT1H.json"
+    path.write_text(text[: len(text) - 300])  # cut inside the second record
+    flows, report = read(path)
+    assert report.formats[str(path)] == "azure"
+    assert report.records_read == 7 and len(flows) == 5
+    assert any("cut off" in m for m in report.messages)
