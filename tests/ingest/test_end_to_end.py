@@ -100,3 +100,31 @@ def test_cli_strict_on_a_malformed_record(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["from-flows", str(path), "--strict"])
     assert result.exit_code == 1
     assert f"{path}:22: expected 17 fields, found 5" in result.output
+
+
+def test_csv_with_addresses_only_resolves_through_the_inventory(
+    rendered: dict[str, Path], expected: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    lines = ["time,src_ip,dst_ip,protocol,dst_port"]
+    for time, src, dst, protocol, port, _ in cluster.connections():
+        dst_ip = dst if isinstance(dst, str) else dst.ip
+        lines.append(f"{time.isoformat()},{src.ip},{dst_ip},{protocol},{port}")
+    path = tmp_path / "ip-only.csv"
+    path.write_text("\n".join(lines) + "\n")
+    documents, _ = policies(path, rendered["inventory"])
+    assert documents == expected
+
+
+def test_standard_input_and_gzip(rendered: dict[str, Path], expected: list[dict[str, Any]]) -> None:
+    import gzip
+
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    data = gzip.compress(rendered["hubble"].read_bytes())
+    result = CliRunner().invoke(
+        cli, ["from-flows", "-", "-i", str(rendered["inventory"])], input=data
+    )
+    assert result.exit_code == 0, result.output
+    assert [d for d in yaml.safe_load_all(result.stdout) if d] == expected
