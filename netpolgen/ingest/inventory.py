@@ -15,8 +15,11 @@ The tables (pandas, one row per object and address):
 * ``pods``: snapshot, source, namespace, name, uid, ip (NA when the pod has none, e.g. Pending),
   labels (canonical ``k=v,...``), node, host_network, phase, start (``status.startTime``, else
   ``metadata.creationTimestamp``), finished (latest container ``finishedAt`` for Succeeded and
-  Failed pods), deleted (``metadata.deletionTimestamp``), owner_kind, owner_name, ports (named
-  container ports ``name=port/PROTO,...``), service_account.
+  Failed pods), deleted (``metadata.deletionTimestamp``), owner_kind, owner_name (the controller
+  owner reference), workload_kind, workload_name (the owner's owner where kubectl's naming
+  shows it: a ReplicaSet ``<deployment>-<pod-template-hash>`` belongs to a Deployment, a Job
+  ``<cronjob>-<scheduled minute>`` to a CronJob), ports (named container ports
+  ``name=port/PROTO,...``), service_account.
 * ``services``: snapshot, source, namespace, name, type, ip (ClusterIPs, external IPs and load
   balancer IPs, one row each), selector (canonical; NA for selector-less services), ports
   (``port/PROTO>targetPort,...``).
@@ -48,7 +51,8 @@ POD_COLUMNS = {
     "name": "string", "uid": "string", "ip": "string", "labels": "string", "node": "string",
     "host_network": "bool", "phase": "string", "start": "datetime64[ns, UTC]",
     "finished": "datetime64[ns, UTC]", "deleted": "datetime64[ns, UTC]",
-    "owner_kind": "string", "owner_name": "string", "ports": "string",
+    "owner_kind": "string", "owner_name": "string", "workload_kind": "string",
+    "workload_name": "string", "ports": "string",
     "service_account": "string",
 }  # fmt: skip
 SERVICE_COLUMNS = {
@@ -365,10 +369,13 @@ def _pod_rows(
     if not ips and status.get("podIP"):
         ips = [normalize_ip(str(status["podIP"]))]
     addresses: list[str | None] = [ip for ip in ips if ip] or [None]
+    workload_kind, workload_name = _workload(owner, _dict(metadata.get("labels")))
     row = {
         **base,
         "namespace": metadata.get("namespace") or "default",
         "name": metadata["name"],
+        "workload_kind": workload_kind,
+        "workload_name": workload_name,
         "uid": metadata.get("uid") or f"{metadata.get('namespace')}/{metadata['name']}",
         "labels": _labels(metadata.get("labels")),
         "node": spec.get("nodeName"),
@@ -383,6 +390,26 @@ def _pod_rows(
         "service_account": spec.get("serviceAccountName") or spec.get("serviceAccount"),
     }
     return [{**row, "ip": ip} for ip in addresses]
+
+
+def _workload(owner: dict[str, Any], labels: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The workload that owns a pod's controller, from names alone (no ReplicaSet objects).
+
+    The Deployment controller names a ReplicaSet ``<deployment>-<pod-template-hash>`` and labels
+    its pods with that hash; the CronJob controller names a Job ``<cronjob>-<minutes since the
+    epoch of the scheduled time>`` (kubernetes pkg/controller/cronjob ``getJobName``).
+    """
+    kind, name = owner.get("kind"), owner.get("name")
+    if not isinstance(kind, str) or not isinstance(name, str):
+        return None, None
+    template_hash = labels.get("pod-template-hash")
+    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+        return "Deployment", name[: -len(template_hash) - 1]
+    if kind == "Job":
+        prefix, _, suffix = name.rpartition("-")
+        if prefix and suffix.isdigit() and len(suffix) >= 8:
+            return "CronJob", prefix
+    return kind, name
 
 
 def _service_rows(

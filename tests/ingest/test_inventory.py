@@ -104,3 +104,23 @@ def test_kubelet_podlist_sample() -> None:
     assert len(inventory.pods) == 11  # items have no kind: PodList says they are pods
     host = inventory.pods[inventory.pods["host_network"]]
     assert set(host["ip"]) == {"192.168.1.91"} and len(host) == 4
+
+
+def test_workloads_from_owner_names() -> None:
+    job = cluster.pod_object(cluster.WEB)
+    job["metadata"]["name"] = "report-28571234-x9z8y"
+    job["metadata"]["ownerReferences"] = [
+        {"kind": "Job", "name": "report-28571234", "controller": True}
+    ]
+    inventory = parse_inventory(
+        [
+            {
+                "kind": "List",
+                "items": [cluster.pod_object(cluster.API), cluster.pod_object(cluster.DB), job],
+            }
+        ]
+    )
+    workloads = inventory.pods.set_index("name")[["workload_kind", "workload_name"]]
+    assert tuple(workloads.loc[cluster.API.name]) == ("Deployment", "api")
+    assert tuple(workloads.loc[cluster.DB.name]) == ("StatefulSet", "db")
+    assert tuple(workloads.loc["report-28571234-x9z8y"]) == ("CronJob", "report")
