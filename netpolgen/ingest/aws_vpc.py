@@ -36,6 +36,7 @@ import pandas as pd
 from netpolgen.errors import InputError
 from netpolgen.flows import conform_flows
 from netpolgen.ingest.common import (
+    SeenConnections,
     collapse_observations,
     drop_noise,
     epoch_to_time,
@@ -67,6 +68,8 @@ _ADDRESS_FIELDS = ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr")
 _NULLS = ("-", "None", "")
 _ACTIONS = {"ACCEPT": "allowed", "REJECT": "denied"}
 PARQUET_MAGIC = b"PAR1"
+# Records of one connection by several ENIs fall within the longest aggregation interval.
+_BUCKET = "600s"
 TEXT_BATCH = 100_000
 
 
@@ -104,6 +107,7 @@ def _read_text(
     stream: BinaryIO, source: str, report: IngestReport, batch: int
 ) -> Iterator[pd.DataFrame]:
     fields: tuple[str, ...] | None = None
+    seen = SeenConnections(_BUCKET)
     rows: list[list[str]] = []
     lines: list[int] = []
     for number, raw in enumerate(stream, 1):
@@ -130,10 +134,12 @@ def _read_text(
         rows.append(tokens)
         lines.append(number)
         if len(rows) >= batch:
-            yield _convert(pd.DataFrame(rows, columns=list(fields)), lines, source, report)
+            frame = pd.DataFrame(rows, columns=list(fields))
+            yield seen(_convert(frame, lines, source, report), report)
             rows, lines = [], []
     if rows and fields is not None:
-        yield _convert(pd.DataFrame(rows, columns=list(fields)), lines, source, report)
+        frame = pd.DataFrame(rows, columns=list(fields))
+        yield seen(_convert(frame, lines, source, report), report)
 
 
 def _check_fields(fields: tuple[str, ...], source: str) -> None:
@@ -168,6 +174,7 @@ def _read_parquet(
         handle = io.BytesIO(stream.read())  # gzip or stdin: Parquet needs random access
     try:
         parquet = pq.ParquetFile(handle)
+        seen = SeenConnections(_BUCKET)
         first_row = 1
         for batch in parquet.iter_batches(batch_size=chunk_size):
             frame = batch.to_pandas()
@@ -182,7 +189,7 @@ def _read_parquet(
             report.records_read += len(frame)
             lines = list(range(first_row, first_row + len(frame)))
             first_row += len(frame)
-            yield _convert(frame, lines, source, report)
+            yield seen(_convert(frame, lines, source, report), report)
     except (OSError, ValueError) as error:  # pyarrow.ArrowInvalid derives from ValueError
         raise InputError(f"cannot read Parquet ({error})", source=source) from error
 
@@ -284,7 +291,7 @@ def _convert(
     result = pd.DataFrame(out, index=frame.index)[~bad]
     report.records_used += len(result)
     result = drop_noise(conform_flows(result.reset_index(drop=True)), report)
-    return collapse_observations(result.reset_index(drop=True), report, bucket="600s")
+    return collapse_observations(result.reset_index(drop=True), report, bucket=_BUCKET)
 
 
 def _numbers(column: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:

@@ -29,6 +29,7 @@ from netpolgen.flows import conform_flows
 from netpolgen.ingest.common import (
     MAX_JSON_CHUNK,
     JSONLineError,
+    SeenConnections,
     collapse_observations,
     drop_noise,
     epoch_to_time,
@@ -41,6 +42,8 @@ from netpolgen.ingest.common import (
 )
 from netpolgen.ingest.report import IngestReport
 
+# Begin/continue/end tuples of a connection fall in the blob's hour.
+_BUCKET = "3600s"
 _CATEGORIES = (b"NetworkSecurityGroupFlowEvent", b"FlowLogFlowEvent")
 _NSG_PROTOCOLS = {"T": "TCP", "U": "UDP", "I": "ICMP"}
 _NSG_FIELDS = 13
@@ -65,6 +68,7 @@ def read(
     nsg: list[tuple[int, str]] = []
     vnet: list[tuple[int, str]] = []
     ordinal = 0
+    seen = SeenConnections(_BUCKET)
     for line, record in _records(stream, source):
         if isinstance(record, _Truncated):
             report.messages.append(
@@ -91,10 +95,10 @@ def read(
             ordinal += 1
             target.append((ordinal, text))
         if len(nsg) + len(vnet) >= chunk_size:
-            yield _build(nsg, vnet, source, report)
+            yield seen(_build(nsg, vnet, source, report), report)
             nsg, vnet = [], []
     if nsg or vnet:
-        yield _build(nsg, vnet, source, report)
+        yield seen(_build(nsg, vnet, source, report), report)
 
 
 def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int | None, Any]]:
@@ -184,7 +188,7 @@ def _build(
     frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     frame = drop_noise(conform_flows(frame), report)
     return collapse_observations(
-        frame.reset_index(drop=True), report, bucket="3600s", counters="sum"
+        frame.reset_index(drop=True), report, bucket=_BUCKET, counters="sum"
     )
 
 

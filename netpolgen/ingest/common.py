@@ -289,3 +289,43 @@ def collapse_observations(
     report.filter("duplicate observation of a connection", len(frame) - len(merged))
     merged = merged.drop(columns=["_bucket", "_rank", "_bytes_known", "_packets_known"])
     return conform_flows(merged).sort_values("time", kind="stable").reset_index(drop=True)
+
+
+# Connection keys remembered across chunks (a few MB of short strings).
+REMEMBERED = 50_000
+
+
+class SeenConnections:
+    """The most recent connections of a file, so that a connection whose observations fall on
+    both sides of a chunk boundary still counts once (results do not depend on chunk size).
+
+    Only the last :data:`REMEMBERED` connection keys are kept, which bounds memory: observations
+    of one connection lie close together in a log.
+    """
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self._previous: pd.Index = pd.Index([], dtype=object)
+
+    def __call__(self, frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
+        """Filter the rows of ``frame`` already seen in the previous chunk; remember the rest."""
+        if not len(frame):
+            return frame
+        keys = connection_keys(frame, self.bucket)
+        repeated = keys.isin(self._previous)
+        recent = self._previous.append(pd.Index(keys[~repeated].unique()))
+        self._previous = recent[-REMEMBERED:]
+        if repeated.any():
+            report.filter("duplicate observation of a connection", int(repeated.sum()))
+            frame = frame[~repeated].reset_index(drop=True)
+        return frame
+
+
+def connection_keys(frame: pd.DataFrame, bucket: str) -> pd.Series:
+    """One text key per row: oriented 5-tuple and time bucket (vectorised string concatenation)."""
+    parts = [frame[c].astype("string").fillna("") for c in _KEY]
+    parts.append(frame["time"].dt.floor(bucket).astype("string").fillna(""))
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + "|" + part
+    return key.astype(object)

@@ -30,6 +30,7 @@ from netpolgen.flows import conform_flows
 from netpolgen.ingest.common import (
     MAX_JSON_CHUNK,
     JSONLineError,
+    SeenConnections,
     collapse_observations,
     drop_noise,
     first_json_values,
@@ -41,6 +42,8 @@ from netpolgen.ingest.common import (
 )
 from netpolgen.ingest.report import IngestReport
 
+# Both ends report a flow within one aggregation interval (5 s to 15 min; 10 min is typical).
+_BUCKET = "600s"
 _DISPOSITIONS = {"ALLOWED": "allowed", "DENIED": "denied", "DROPPED": "denied"}
 _COLUMNS = (
     "line", "time", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
@@ -72,6 +75,7 @@ def read(
     """Read GCP VPC flow-log entries into flow-table chunks (see the module docstring)."""
     chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
     rows: list[tuple[Any, ...]] = []
+    seen = SeenConnections(_BUCKET)
     for line, value in _entries(stream, source):
         report.records_read += 1
         if isinstance(value, JSONLineError):
@@ -83,10 +87,10 @@ def read(
             continue
         rows.append(row)
         if len(rows) >= chunk_size:
-            yield _build(rows, source, report)
+            yield seen(_build(rows, source, report), report)
             rows = []
     if rows:
-        yield _build(rows, source, report)
+        yield seen(_build(rows, source, report), report)
 
 
 def _entries(stream: BinaryIO, source: str) -> Iterator[tuple[int, Any]]:
@@ -182,4 +186,4 @@ def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd
     for column in ("bytes", "packets"):
         frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
     frame = drop_noise(conform_flows(frame.reset_index(drop=True)), report)
-    return collapse_observations(frame.reset_index(drop=True), report, bucket="600s")
+    return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)

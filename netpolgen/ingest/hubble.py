@@ -38,6 +38,7 @@ from netpolgen.flows import conform_flows
 from netpolgen.ingest.common import (
     MAX_JSON_CHUNK,
     JSONLineError,
+    SeenConnections,
     collapse_observations,
     drop_noise,
     first_json_values,
@@ -48,6 +49,8 @@ from netpolgen.ingest.common import (
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, is_valid_label_key, is_valid_label_value
 
+# Observations of one connection at several points lie within microseconds; a minute is ample.
+_BUCKET = "60s"
 NON_FLOW_EVENTS = ("node_status", "lost_events", "agent_event", "debug_event", "rate_limit_info")
 _FLOW_KEYS = frozenset({"verdict", "IP", "l4", "source", "destination", "Type", "event_type"})
 
@@ -113,6 +116,7 @@ def read(
     chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
     rows: list[tuple[Any, ...]] = []
     lost = 0
+    seen = SeenConnections(_BUCKET)
     for line, value in iter_json_lines(stream):
         if isinstance(value, JSONLineError):
             report.records_read += 1
@@ -139,10 +143,10 @@ def read(
             continue
         rows.append(row)
         if len(rows) >= chunk_size:
-            yield _build(rows, source, report)
+            yield seen(_build(rows, source, report), report)
             rows = []
     if rows:
-        yield _build(rows, source, report)
+        yield seen(_build(rows, source, report), report)
     if lost:
         report.messages.append(
             f"{source}: Hubble reported {lost} lost event(s): the capture is incomplete"
@@ -314,4 +318,4 @@ def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd
         frame[column] = pd.array(frame[column].tolist(), dtype="UInt16")
     frame["is_reply"] = pd.array(frame["is_reply"].tolist(), dtype="boolean")
     frame = drop_noise(conform_flows(frame), report)
-    return collapse_observations(frame.reset_index(drop=True), report, bucket="60s")
+    return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)
