@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from netpolgen.aggregate import EdgeOptions, aggregate_edges
+from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import load_inventory
@@ -39,6 +40,9 @@ class GenerateOptions:
         cidr_prefix_v6: the same for IPv6; 128 keeps them exact.
         port_range_min: collapse runs of at least this many consecutive observed ports into one
             ``port``/``endPort`` range (0: never).
+        group_ips: group addresses that no label or inventory identifies by behaviour
+            (``netpolgen.cluster``); each group's addresses are merged and listed together.
+        ip_group_threshold: the Jaccard distance at which such groups stop merging.
     """
 
     ingress: bool = True
@@ -50,6 +54,8 @@ class GenerateOptions:
     cidr_prefix_v4: int = 32
     cidr_prefix_v6: int = 128
     port_range_min: int = 0
+    group_ips: bool = False
+    ip_group_threshold: float = DEFAULT_THRESHOLD
 
 
 @dataclass
@@ -62,6 +68,7 @@ class GenerateResult:
     workloads: Workloads
     report: IngestReport
     warnings: list[str] = field(default_factory=list)
+    ip_groups: pd.DataFrame | None = None
 
     def to_yaml(self) -> str:
         """The policies as one multi-document YAML stream."""
@@ -98,6 +105,11 @@ def generate(
         report,
     )
     workloads = identify_workloads(flows)
+    ip_groups = (
+        cluster_endpoints(edges, endpoints, distance_threshold=options.ip_group_threshold)
+        if options.group_ips
+        else None
+    )
     synthesis = synthesize(
         edges,
         workloads,
@@ -110,6 +122,9 @@ def generate(
             cidr_prefix_v6=options.cidr_prefix_v6,
             port_range_min=options.port_range_min,
             protected_networks=_cluster_addresses(flows),
+            ip_groups=()
+            if ip_groups is None
+            else tuple(zip(ip_groups["ip"], ip_groups["group"], strict=True)),
         ),
     )
     return GenerateResult(
@@ -119,6 +134,7 @@ def generate(
         workloads=workloads,
         report=report,
         warnings=synthesis.warnings,
+        ip_groups=ip_groups,
     )
 
 

@@ -57,6 +57,7 @@ class SynthesisOptions:
     cidr_prefix_v6: int = 128
     protected_networks: tuple[str, ...] = ()  # never covered by a widened block
     port_range_min: int = 0  # collapse runs of this many consecutive ports into endPort (0: off)
+    ip_groups: tuple[tuple[str, str], ...] = ()  # address -> behaviour group (netpolgen.cluster)
 
 
 @dataclass
@@ -165,19 +166,27 @@ def _merge_rules(
     for peer, ports in peer_ports.items():
         key = tuple(sorted(set(ports), key=lambda s: s.sort_key()))
         by_ports[key].append(peer)
+    groups = dict(options.ip_groups)
     rules = []
     for ports, peers in by_ports.items():
         # Within one rule every peer shares the port set, so merging its addresses is exact
         # (unless the user asked for wider blocks).
-        selected = [p for p in peers if p.ip_block is None]
-        addresses = [p.ip_block.cidr for p in peers if p.ip_block is not None]
-        blocks = merge_addresses(
-            addresses,
-            prefix_v4=options.cidr_prefix_v4,
-            prefix_v6=options.cidr_prefix_v6,
-            protected=options.protected_networks,
-        )
-        merged = selected + [Peer(ip_block=b) for b in blocks]
+        # Addresses of different behaviour groups are merged separately, so that no CIDR
+        # spans two groups.
+        merged = [p for p in peers if p.ip_block is None]
+        by_group: dict[str, list[str]] = defaultdict(list)
+        for peer in peers:
+            if peer.ip_block is not None:
+                address = peer.ip_block.cidr.split("/")[0]
+                by_group[groups.get(address, "")].append(peer.ip_block.cidr)
+        for _group, addresses in sorted(by_group.items()):
+            blocks = merge_addresses(
+                addresses,
+                prefix_v4=options.cidr_prefix_v4,
+                prefix_v6=options.cidr_prefix_v6,
+                protected=options.protected_networks,
+            )
+            merged += [Peer(ip_block=b) for b in blocks]
         rules.append(
             Rule(
                 peers=tuple(sorted(merged, key=lambda p: p.sort_key())),
@@ -255,6 +264,18 @@ def _policy(
     )
     if notes:
         annotations[f"{ANNOTATION_PREFIX}ip-blocks"] = "; ".join(notes)
+    groups = dict(options.ip_groups)
+    members: dict[str, set[str]] = defaultdict(set)
+    for rule in rules:
+        for peer in rule.peers:
+            if peer.ip_block is not None:
+                for address, group in groups.items():
+                    if _inside(address, peer.ip_block.cidr):
+                        members[group].add(peer.ip_block.cidr)
+    if members:
+        annotations[f"{ANNOTATION_PREFIX}peer-groups"] = "; ".join(
+            f"{group}: {', '.join(sorted(cidrs))}" for group, cidrs in sorted(members.items())
+        )
     name = dns_name(f"{workloads.name_of(workload)}-access-{direction}")
     return Policy(
         name=name,
@@ -266,6 +287,12 @@ def _policy(
         labels=MANAGED_BY,
         annotations=tuple(sorted(annotations.items())),
     )
+
+
+def _inside(address: str, cidr: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    network = ipaddress.ip_network(cidr, strict=False)
+    return ip.version == network.version and ip in network
 
 
 def _iso(value: object) -> str:
