@@ -14,6 +14,11 @@ Semantics:
   hostNetwork pod), kind ``node``. ``*_location`` and ``*_google_service`` mark outside peers.
 * GCP only samples traffic that happened; there is no verdict except the newer ``disposition``
   (ALLOWED / DENIED / DROPPED). Without it a record is ``allowed``: the traffic was observed.
+* GKE Dataplane V2 network policy logs (``/var/log/network/policy_action.log``, and their Cloud
+  Logging entries) share the ``connection`` object and are read too: ``protocol`` is a name
+  there, ``disposition`` is ``allow``/``deny``, ``src``/``dest`` carry ``pod_name`` and
+  ``pod_namespace`` (or ``node_name``), and ``count`` says how many connections the entry stands
+  for. VPC firewall rules logs (``connection`` plus ``disposition``) read the same way.
 * ``reporter`` SRC/DEST: both ends of a flow report it when both are in logged subnets; records
   with the same 5-tuple in a ten-minute bucket are merged (counted as filtered duplicates). GCP
   logs each direction as its own record and does not say which one is the reply.
@@ -44,11 +49,14 @@ from netpolgen.ingest.report import IngestReport
 
 # Both ends report a flow within one aggregation interval (5 s to 15 min; 10 min is typical).
 _BUCKET = "600s"
-_DISPOSITIONS = {"ALLOWED": "allowed", "DENIED": "denied", "DROPPED": "denied"}
+_DISPOSITIONS = {"ALLOWED": "allowed", "ALLOW": "allowed", "DENIED": "denied", "DENY": "denied",
+                 "DROPPED": "denied"}  # fmt: skip
+_PROTOCOL_NAMES = {"TCP": "TCP", "UDP": "UDP", "SCTP": "SCTP", "ICMP": "ICMP", "ICMPV6": "ICMPv6",
+                   "ICMP6": "ICMPv6"}  # fmt: skip
 _COLUMNS = (
     "line", "time", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
     "src_namespace", "dst_namespace", "src_pod", "dst_pod", "src_kind", "dst_kind",
-    "verdict", "bytes", "packets",
+    "verdict", "bytes", "packets", "count",
 )  # fmt: skip
 
 
@@ -116,9 +124,13 @@ def _extract(entry: Any, line: int) -> tuple[Any, ...] | str:
     dst_ip = normalize_ip(str(connection.get("dest_ip", "")))
     if src_ip is None or dst_ip is None:
         return "connection.src_ip or connection.dest_ip is not an IP address"
-    protocol = protocol_name(connection.get("protocol"))
-    if protocol is None and connection.get("protocol") is not None:
-        return "connection.protocol is not an IANA number 0-255"
+    raw_protocol = connection.get("protocol")
+    if isinstance(raw_protocol, str) and not raw_protocol.isdigit():
+        protocol = _PROTOCOL_NAMES.get(raw_protocol.upper())  # Dataplane V2 writes "tcp"
+    else:
+        protocol = protocol_name(raw_protocol)
+    if protocol is None and raw_protocol is not None:
+        return "connection.protocol is neither an IANA number 0-255 nor a protocol name"
     ports = []
     for key in ("src_port", "dest_port"):
         port = _integer(connection.get(key))
@@ -132,13 +144,20 @@ def _extract(entry: Any, line: int) -> tuple[Any, ...] | str:
     dst = _endpoint(payload, "dest")
     disposition = str(payload.get("disposition", "ALLOWED")).upper()
     verdict = _DISPOSITIONS.get(disposition, "unknown")
-    time = payload.get("start_time") or entry.get("timestamp") or payload.get("end_time")
+    time = (
+        payload.get("start_time")
+        or payload.get("timestamp")
+        or entry.get("timestamp")
+        or payload.get("end_time")
+    )
     bytes_sent = _integer(payload.get("bytes_sent"))
     packets_sent = _integer(payload.get("packets_sent"))
+    count = _integer(payload.get("count"))
     return (
         line, time, src_ip, dst_ip, ports[0], ports[1], protocol,
         src[0], dst[0], src[1], dst[1], src[2], dst[2], verdict,
         None if bytes_sent == -1 else bytes_sent, None if packets_sent == -1 else packets_sent,
+        count if count is not None and count > 0 else 1,
     )  # fmt: skip
 
 
@@ -165,6 +184,14 @@ def _endpoint(payload: dict[str, Any], side: str) -> tuple[str | None, str | Non
             return str(pod["pod_namespace"]), (str(name) if name else None), "pod"
         if details.get("cluster") is not None:
             return None, None, "node"  # a node IP or a hostNetwork pod
+    # Dataplane V2 policy logs: "src"/"dest" objects.
+    short = payload.get(side)
+    if isinstance(short, dict):
+        namespace = short.get("pod_namespace") or short.get("namespace")
+        if short.get("pod_name") and namespace:
+            return str(namespace), str(short["pod_name"]), "pod"
+        if short.get("node_name"):
+            return None, None, "node"
     if payload.get(f"{side}_location") or payload.get(f"{side}_google_service"):
         return None, None, "world"
     return None, None, "unknown"
@@ -183,7 +210,7 @@ def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd
     frame = frame.drop(columns=["line"])
     for column in ("src_port", "dst_port"):
         frame[column] = pd.array(frame[column].tolist(), dtype="UInt16")
-    for column in ("bytes", "packets"):
+    for column in ("bytes", "packets", "count"):
         frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
     frame = drop_noise(conform_flows(frame.reset_index(drop=True)), report)
     return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)

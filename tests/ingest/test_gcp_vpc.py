@@ -77,3 +77,42 @@ def test_sniff() -> None:
     bare = b'{"connection": {"src_ip": "10.0.0.1", "dest_ip": "10.0.0.2", "protocol": 6}}\n'
     assert gcp_vpc.sniff(bare)
     assert not gcp_vpc.sniff(b'{"flow": {"verdict": "FORWARDED"}}\n')
+
+
+def test_gke_dataplane_v2_policy_action_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    records = [
+        {
+            "connection": {"src_ip": "10.1.0.10", "dest_ip": "10.1.1.20", "src_port": 41000,
+                           "dest_port": 8080, "protocol": "tcp", "direction": "ingress"},
+            "disposition": "allow",
+            "policies": [{"kind": "NetworkPolicy", "name": "api", "namespace": "shop"}],
+            "src": {"pod_name": "web-1", "pod_namespace": "shop", "workload_kind": "Deployment",
+                    "workload_name": "web"},
+            "dest": {"pod_name": "api-1", "pod_namespace": "shop"},
+            "count": 3,
+            "timestamp": "2024-05-01T10:00:00.5Z",
+        },
+        {
+            "connection": {"src_ip": "10.1.0.10", "dest_ip": "10.1.1.30", "src_port": 41001,
+                           "dest_port": 5432, "protocol": "tcp", "direction": "egress"},
+            "disposition": "deny",
+            "src": {"pod_name": "web-1", "pod_namespace": "shop"},
+            "dest": {"node_name": "node-2"},
+            "count": 1,
+            "timestamp": "2024-05-01T10:00:01Z",
+        },
+    ]  # fmt: skip
+    path = tmp_path / "policy_action.log"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    flows, report = read(path)
+    assert report.formats[str(path)] == "gcp-vpc" and balanced(report)
+    allowed = row(flows, dst_port=8080)
+    assert allowed["verdict"] == "allowed" and allowed["count"] == 3
+    assert (allowed["src_namespace"], allowed["src_pod"], allowed["dst_pod"]) == (
+        "shop",
+        "web-1",
+        "api-1",
+    )
+    assert allowed["time"] == pd.Timestamp("2024-05-01T10:00:00.5Z")
+    denied = row(flows, dst_port=5432)
+    assert denied["verdict"] == "denied" and denied["dst_kind"] == "node"
