@@ -17,7 +17,7 @@ from typing import BinaryIO, Protocol
 import pandas as pd
 
 from netpolgen.errors import FormatDetectionError, InputError
-from netpolgen.flows import empty_flows
+from netpolgen.flows import conform_flows, empty_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sources import open_source, peek
 
@@ -133,4 +133,8 @@ def load_flows(
     chunks = list(iter_flows(sources, format, report=report))
     if not chunks:
         return empty_flows()
-    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    if len(chunks) == 1:
+        return chunks[0]
+    # Chunks carry different protocol categories (TCP only, then TCP and UDP...); concatenating
+    # them gives plain strings, so the result is conformed again.
+    return conform_flows(pd.concat(chunks, ignore_index=True))

@@ -31,3 +31,26 @@ def test_chunk_size_does_not_change_the_result(fmt: str, tmp_path: Path) -> None
         )
         assert report.records_used == whole_report.records_used
         assert report.filtered == whole_report.filtered
+
+
+def test_several_files_of_different_formats_make_one_valid_table(tmp_path: Path) -> None:
+    from netpolgen.flows import validate_flows
+    from netpolgen.ingest import load_flows
+
+    paths = []
+    for fmt in ("hubble", "aws-vpc", "azure"):
+        path = tmp_path / fmt
+        path.write_text(cluster.RENDERERS[fmt]())
+        paths.append(str(path))
+    udp = tmp_path / "udp.csv"
+    udp.write_text("src_ip,dst_ip,protocol,dst_port\n10.1.0.10,10.1.1.53,UDP,53\n")
+    paths.append(str(udp))
+    report = IngestReport()
+    flows = load_flows(paths, report=report)
+    validate_flows(flows)
+    assert set(report.formats.values()) == {"hubble", "aws-vpc", "azure", "csv"}
+    assert set(flows["protocol"]) == {"TCP", "UDP"}
+    # Many small chunks too.
+    chunks = list(iter_flows(paths, chunk_size=2))
+    validate_flows(load_flows(paths))
+    assert len(chunks) > 4
