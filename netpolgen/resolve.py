@@ -23,8 +23,9 @@ Rules (in this order, per side of each flow):
 5. Otherwise an outside peer, kind ``world`` — unless the IP lies inside a node's pod CIDR: then
    it is a pod the inventory does not know (``unknown``), never an ``ipBlock`` candidate.
 
-A side that names a pod (GCP ``gke_details``, Hubble with field-masked labels) but whose IP does
-not match takes the labels of the pod of that name in the latest snapshot.
+A side that names its pod (GCP ``gke_details``, Hubble with field-masked labels) takes the labels
+of the pod of that name (latest snapshot) before any address lookup: the source knew the pod at
+the flow's time, while an inventory only samples it.
 """
 
 from __future__ import annotations
@@ -303,8 +304,19 @@ def _resolve(
     result["_unmatched"] = False
     done = pd.Series(False, index=part.index)
 
+    # 1. A side the source named (GKE details, Hubble with field-masked labels): the source knew
+    # the pod at the flow's time, so its name beats an address lookup; labels come by name.
+    named = part["namespace"].notna() & part["pod"].notna()
+    if named.any() and len(by_name):
+        lookup = part.loc[named, ["namespace", "pod"]].reset_index()
+        hit = lookup.merge(by_name, on=["namespace", "pod"]).set_index(lookup.columns[0])
+        if len(hit):
+            result.loc[hit.index, "labels"] = hit["_name_labels"]
+            result.loc[hit.index, "kind"] = "pod"
+            done.loc[hit.index] = True
+
     # 2. pod IPs at the flow's time: the latest owner that started at or before the time.
-    with_ip = part[part["ip"].notna()]
+    with_ip = part[~done & part["ip"].notna()]
     if len(with_ip) and len(owners):
         left = pd.DataFrame(
             {
@@ -353,16 +365,6 @@ def _resolve(
     result.loc[is_node, ["namespace", "pod", "labels"]] = pd.NA
     result.loc[is_node, "kind"] = "node"
     done |= is_node
-
-    # A side that names its pod but whose IP matched nothing: the pod's labels by name.
-    named = ~done & part["namespace"].notna() & part["pod"].notna()
-    if named.any() and len(by_name):
-        lookup = part.loc[named, ["namespace", "pod"]].reset_index()
-        hit = lookup.merge(by_name, on=["namespace", "pod"]).set_index(lookup.columns[0])
-        if len(hit):
-            result.loc[hit.index, "labels"] = hit["_name_labels"]
-            result.loc[hit.index, "kind"] = "pod"
-            done.loc[hit.index] = True
 
     # 5. Everything else with an address is outside the cluster, or an unknown pod.
     rest_mask = ~done & part["ip"].notna() & ~part["kind"].eq("pod").fillna(False)
