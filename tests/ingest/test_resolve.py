@@ -236,3 +236,20 @@ def test_input_is_not_modified_and_empty_is_fine() -> None:
     resolve_flows(original, inventory())
     pd.testing.assert_frame_equal(original, copy)
     assert len(resolve_flows(original.iloc[:0], inventory())) == 0
+
+
+def test_a_pod_named_by_the_source_beats_the_address_lookup() -> None:
+    resolved = resolve_flows(
+        flows(
+            {
+                "time": "2024-05-01T10:00:00Z",
+                "dst_ip": REUSED_IP,  # the api pod's address in the inventory
+                "dst_namespace": "shop",
+                "dst_pod": cluster.DB.name,  # but GKE said it was db-0 at the time
+                "dst_kind": "pod",
+            }
+        ),
+        inventory(),
+    )
+    assert resolved["dst_pod"].iloc[0] == cluster.DB.name
+    assert resolved["dst_labels"].iloc[0] == cluster.DB.label_text
