@@ -36,6 +36,7 @@ import pandas as pd
 from netpolgen.errors import InputError
 from netpolgen.flows import conform_flows
 from netpolgen.ingest.common import (
+    COUNTER_MAX,
     SeenConnections,
     collapse_observations,
     drop_noise,
@@ -298,7 +299,6 @@ def _numbers(column: pd.Series, low: int, high: int | None) -> tuple[pd.Series, 
     null = _null(column)
     number = pd.to_numeric(column.where(~null), errors="coerce")
     invalid = ~null & (number.isna() | (number % 1 != 0) | (number < low))
-    if high is not None:
-        invalid |= number > high
+    invalid |= number > (high if high is not None else COUNTER_MAX)
     invalid = invalid.fillna(False).astype(bool)
     return number.where(~invalid & ~null).astype("Float64").astype("Int64"), invalid

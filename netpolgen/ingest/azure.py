@@ -27,6 +27,7 @@ import pandas as pd
 
 from netpolgen.flows import conform_flows
 from netpolgen.ingest.common import (
+    COUNTER_MAX,
     MAX_JSON_CHUNK,
     JSONLineError,
     SeenConnections,
@@ -246,7 +247,12 @@ def _parse(
     else:
         out["verdict"] = fields[7].map({"A": "allowed", "D": "denied"})
         reject(out["verdict"].isna(), "flow tuple decision is neither A nor D")
-    counters = [pd.to_numeric(fields[c].replace("", None), errors="coerce") for c in range(9, 13)]
+    counters = [
+        pd.to_numeric(fields[c].replace("", None), errors="coerce").where(
+            lambda n: (n >= 0) & (n <= COUNTER_MAX) & (n % 1 == 0)
+        )
+        for c in range(9, 13)
+    ]
     out["packets"] = (counters[0].add(counters[2], fill_value=0)).astype("Float64").astype("Int64")
     out["bytes"] = (counters[1].add(counters[3], fill_value=0)).astype("Float64").astype("Int64")
     out["is_reply"] = pd.Series(False, index=fields.index, dtype="boolean")

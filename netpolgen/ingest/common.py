@@ -188,6 +188,10 @@ def is_noise_address(text: str) -> bool:
     return address.is_multicast or text == "255.255.255.255"
 
 
+# The largest counter or number a record may carry (beyond is corruption, and int64 overflows).
+COUNTER_MAX = 10**15
+
+
 def protocol_name(number: int | str | None) -> str | None:
     """IANA protocol number -> the flow table's name (``6`` -> ``TCP``; unknown -> text)."""
     if number is None or number == "" or number == "-":
@@ -204,6 +208,7 @@ def protocol_name(number: int | str | None) -> str | None:
 def epoch_to_time(values: pd.Series) -> pd.Series:
     """Unix epochs (seconds, or milliseconds when too large for seconds) -> UTC datetimes."""
     number = pd.to_numeric(values, errors="coerce")
+    number = number.where((number.abs() < 1e15).fillna(False))  # inf, 1e400: not a time
     # 1e11 seconds is the year 5138; anything larger is in milliseconds (Azure VNet, AWS TGW).
     milliseconds = (number > 1e11).fillna(False).astype(bool)
     # Integral milliseconds stay integers: a float of 1.6e12 ms loses the last digits in ns.

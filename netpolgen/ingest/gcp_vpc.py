@@ -9,9 +9,10 @@ Semantics:
 
 * ``connection{src_ip, src_port, dest_ip, dest_port, protocol}``: the protocol is an IANA number;
   ports are absent (or 0) for ICMP. Counters are int64 encoded as strings.
-* ``src_gke_details``/``dest_gke_details``: ``pod{pod_name, pod_namespace}`` name the pod (labels
-  come from the inventory); details with only ``cluster`` mean the node itself (the node IP or a
-  hostNetwork pod), kind ``node``. ``*_location`` and ``*_google_service`` mark outside peers.
+* ``src_gke_details``/``dest_gke_details``: ``pod{pod_name, pod_namespace}`` name the pod; the
+  labels come from the inventory, so the kind stays ``unknown`` (not selectable) until then.
+  Details with only ``cluster`` mean the node itself (the node IP or a hostNetwork pod), kind
+  ``node``. ``*_location`` and ``*_google_service`` mark outside peers.
 * GCP only samples traffic that happened; there is no verdict except the newer ``disposition``
   (ALLOWED / DENIED / DROPPED). Without it a record is ``allowed``: the traffic was observed.
 * GKE Dataplane V2 network policy logs (``/var/log/network/policy_action.log``, and their Cloud
@@ -33,6 +34,7 @@ import pandas as pd
 
 from netpolgen.flows import conform_flows
 from netpolgen.ingest.common import (
+    COUNTER_MAX,
     MAX_JSON_CHUNK,
     JSONLineError,
     SeenConnections,
@@ -171,7 +173,7 @@ def _integer(value: Any) -> int | None:
         number = int(value)
     except (TypeError, ValueError):
         return -1
-    return number if number >= 0 else -1
+    return number if 0 <= number <= COUNTER_MAX else -1
 
 
 def _endpoint(payload: dict[str, Any], side: str) -> tuple[str | None, str | None, str]:
@@ -181,7 +183,9 @@ def _endpoint(payload: dict[str, Any], side: str) -> tuple[str | None, str | Non
         pod = details.get("pod")
         if isinstance(pod, dict) and pod.get("pod_namespace"):
             name = pod.get("pod_name") or None
-            return str(pod["pod_namespace"]), (str(name) if name else None), "pod"
+            # No labels in the record: "unknown" until the inventory adds them (by pod name), so
+            # that no rule selects a pod by its namespace alone.
+            return str(pod["pod_namespace"]), (str(name) if name else None), "unknown"
         if details.get("cluster") is not None:
             return None, None, "node"  # a node IP or a hostNetwork pod
     # Dataplane V2 policy logs: "src"/"dest" objects.
@@ -189,7 +193,7 @@ def _endpoint(payload: dict[str, Any], side: str) -> tuple[str | None, str | Non
     if isinstance(short, dict):
         namespace = short.get("pod_namespace") or short.get("namespace")
         if short.get("pod_name") and namespace:
-            return str(namespace), str(short["pod_name"]), "pod"
+            return str(namespace), str(short["pod_name"]), "unknown"
         if short.get("node_name"):
             return None, None, "node"
     if payload.get(f"{side}_location") or payload.get(f"{side}_google_service"):

@@ -257,7 +257,9 @@ def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
             reserved_kind = "world"
     if reserved_kind is not None:
         return None, None, None, reserved_kind
-    if namespace is not None and (pod is not None or labels):
+    # Kind "pod" means "selectable": it needs the labels. A pod named without them (a field
+    # mask) stays "unknown" with its namespace and name, for the inventory to complete.
+    if namespace is not None and labels:
         return namespace, pod, labels, "pod"
     return namespace, pod, labels, "unknown"
 

@@ -34,7 +34,7 @@ def test_reported_by_both_ends_counts_once_with_gke_pods() -> None:
     assert flow["count"] == 1
     assert (flow["src_namespace"], flow["src_pod"]) == ("shop", "web-7d4b9c-abcde")
     assert (flow["dst_namespace"], flow["dst_pod"]) == ("shop", "api-5f6d7-xyz12")
-    assert flow["src_kind"] == flow["dst_kind"] == "pod"
+    assert flow["src_kind"] == flow["dst_kind"] == "unknown"  # named, but no labels yet
     assert pd.isna(flow["src_labels"])  # GKE details carry no labels: the inventory does
     assert flow["bytes"] == 1776 and flow["packets"] == 12  # int64 as strings; not doubled
     assert flow["verdict"] == "allowed"  # no disposition: observed traffic

@@ -16,8 +16,10 @@ from tests.ingest import cluster
 from tests.ingest.helpers import DATA
 
 FIXTURES = sorted(p for p in DATA.iterdir() if p.is_file())
+# The formats of issue 3 (the CSV reader has its own tests).
+OUR_FORMATS = [name for name in FORMATS if name != "csv"]
 SOURCES: list[bytes] = [p.read_bytes() for p in FIXTURES] + [
-    render().encode() for render in cluster.RENDERERS.values()
+    render().encode() for name, render in cluster.RENDERERS.items() if name != "csv"
 ]
 
 
@@ -34,7 +36,7 @@ def load(data: bytes, fmt: str) -> None:
     source=st.sampled_from(SOURCES),
     cut=st.floats(0, 1),
     flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
-    fmt=st.sampled_from(["auto", *FORMATS]),
+    fmt=st.sampled_from(["auto", *OUR_FORMATS]),
 )
 def test_truncated_or_corrupted_input(
     source: bytes, cut: float, flips: list[tuple[float, int]], fmt: str
@@ -46,7 +48,7 @@ def test_truncated_or_corrupted_input(
     load(bytes(data), fmt)
 
 
-@pytest.mark.parametrize("fmt", ["auto", *FORMATS])
+@pytest.mark.parametrize("fmt", ["auto", *OUR_FORMATS])
 @pytest.mark.parametrize(
     "data",
     [
