@@ -155,8 +155,8 @@ def _tuples(record: dict[str, Any]) -> tuple[str | None, list[str]]:
         out = [
             str(text)
             for acl in _list(flow_records.get("flows"))
-            for group in _list(acl.get("flowGroups"))
-            for text in _list(group.get("flowTuples"))
+            for group in _list(_dict(acl).get("flowGroups"))
+            for text in _list(_dict(group).get("flowTuples"))
         ]
         return "vnet", out
     properties = record.get("properties")
@@ -164,8 +164,8 @@ def _tuples(record: dict[str, Any]) -> tuple[str | None, list[str]]:
         out = [
             str(text)
             for rule in _list(properties.get("flows"))
-            for per_mac in _list(rule.get("flows"))
-            for text in _list(per_mac.get("flowTuples"))
+            for per_mac in _list(_dict(rule).get("flows"))
+            for text in _list(_dict(per_mac).get("flowTuples"))
         ]
         return "nsg", out
     return None, []
@@ -173,6 +173,10 @@ def _tuples(record: dict[str, Any]) -> tuple[str | None, list[str]]:
 
 class _Truncated:
     """Marker: the blob was cut off and only its complete records are read."""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:

@@ -205,12 +205,20 @@ def protocol_name(number: int | str | None) -> str | None:
     return PROTOCOL_NUMBERS.get(value, str(value))
 
 
+# Flow times netpolgen accepts: datetime64[ns] ends in 2262, and flow logs start after 1970.
+TIME_MIN = pd.Timestamp("1970-01-01", tz="UTC")
+TIME_MAX = pd.Timestamp("2262-01-01", tz="UTC")
+_MAX_EPOCH_MS = (TIME_MAX - TIME_MIN) // pd.Timedelta(milliseconds=1)
+
+
 def epoch_to_time(values: pd.Series) -> pd.Series:
     """Unix epochs (seconds, or milliseconds when too large for seconds) -> UTC datetimes."""
     number = pd.to_numeric(values, errors="coerce")
-    number = number.where((number.abs() < 1e15).fillna(False))  # inf, 1e400: not a time
     # 1e11 seconds is the year 5138; anything larger is in milliseconds (Azure VNet, AWS TGW).
     milliseconds = (number > 1e11).fillna(False).astype(bool)
+    # Beyond what datetime64[ns] holds (the year 2262), or negative: not a time.
+    limit = number.where(milliseconds, number * 1000) < _MAX_EPOCH_MS
+    number = number.where(((number >= 0) & limit).fillna(False).astype(bool))
     # Integral milliseconds stay integers: a float of 1.6e12 ms loses the last digits in ns.
     from_ms = pd.to_datetime(
         number.where(milliseconds).round().astype("Int64"), unit="ms", utc=True, errors="coerce"
@@ -221,9 +229,10 @@ def epoch_to_time(values: pd.Series) -> pd.Series:
 
 def text_to_time(values: pd.Series) -> pd.Series:
     """RFC 3339 texts (any fraction length, ``Z`` or offsets) -> UTC datetimes; bad -> NaT."""
-    return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601").astype(
-        "datetime64[ns, UTC]"
-    )
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    # datetime64[ns] ends in 2262: a year 9999 is corruption, not a flow time.
+    in_range = ((parsed >= TIME_MIN) & (parsed < TIME_MAX)).fillna(False).astype(bool)
+    return parsed.where(in_range).astype("datetime64[ns, UTC]")
 
 
 def drop_noise(frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:

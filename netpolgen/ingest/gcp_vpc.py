@@ -152,6 +152,8 @@ def _extract(entry: Any, line: int) -> tuple[Any, ...] | str:
         or entry.get("timestamp")
         or payload.get("end_time")
     )
+    if time is not None and not isinstance(time, str):
+        time = str(time)  # not RFC 3339 text: reported as a bad time when parsed
     bytes_sent = _integer(payload.get("bytes_sent"))
     packets_sent = _integer(payload.get("packets_sent"))
     count = _integer(payload.get("count"))

@@ -210,6 +210,8 @@ def _extract(flow: dict[str, Any], envelope: dict[str, Any], line: int) -> tuple
     src = _endpoint(flow.get("source"))
     dst = _endpoint(flow.get("destination"))
     time = flow.get("time") or envelope.get("time")
+    if time is not None and not isinstance(time, str):
+        time = str(time)  # not RFC 3339 text: reported as a bad time when parsed
     return (
         line, time, src_ip, dst_ip, src_port, dst_port, protocol,
         src[0], dst[0], src[1], dst[1], src[2], dst[2], src[3], dst[3],

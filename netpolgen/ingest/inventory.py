@@ -41,7 +41,7 @@ import pandas as pd
 import yaml
 
 from netpolgen.errors import InventoryError
-from netpolgen.ingest.common import normalize_ip
+from netpolgen.ingest.common import TIME_MAX, TIME_MIN, normalize_ip
 from netpolgen.labels import canonical_labels, labels_from_canonical
 
 __all__ = ["Inventory", "load_inventory", "parse_inventory"]
@@ -272,9 +272,11 @@ def _time(value: Any) -> pd.Timestamp | None:
         return None
     try:
         stamp = pd.Timestamp(value)
-    except ValueError:
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
         return None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    # datetime64[ns] ends in 2262: a later date is not a real Kubernetes timestamp.
+    return stamp if TIME_MIN <= stamp < TIME_MAX else None
 
 
 def _build(documents: list[tuple[str, list[Any], pd.Timestamp | None]]) -> Inventory:

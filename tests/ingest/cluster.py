@@ -128,7 +128,7 @@ def inventory_document(pods: tuple[Pod, ...] = PODS, heartbeat: str = "2024-05-0
     })  # fmt: skip
     for name, labels in NAMESPACES.items():
         items.append({"apiVersion": "v1", "kind": "Namespace",
-                      "metadata": {"name": name, "labels": labels}})  # fmt: skip
+                      "metadata": {"name": name, "labels": dict(labels)}})  # fmt: skip
     for name, (ip, cidr) in NODES.items():
         items.append({
             "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},

@@ -70,3 +70,78 @@ def test_odd_documents(fmt: str, data: bytes) -> None:
 
 def test_fixture_list_is_not_empty() -> None:
     assert any(isinstance(p, Path) for p in FIXTURES)
+
+
+JSON_SOURCES = [
+    (name, render()) for name, render in cluster.RENDERERS.items() if name in ("hubble", "gcp-vpc")
+] + [("azure", (DATA / "azure-nsg-v2.json").read_text())]
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found: list[tuple[object, ...]] = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fields_of_the_wrong_type(data: st.DataObject) -> None:
+    import json
+
+    fmt, text = data.draw(st.sampled_from(JSON_SOURCES))
+    documents = (
+        [json.loads(text)] if fmt == "azure" else [json.loads(x) for x in text.splitlines()[:6]]
+    )
+    for document in documents:
+        paths = _paths(document)
+        for path in data.draw(st.lists(st.sampled_from(paths), max_size=3)):
+            node = document
+            try:
+                for key in path[:-1]:
+                    node = node[key]  # type: ignore[index]
+                node[path[-1]] = data.draw(ODD_VALUES)  # type: ignore[index]
+            except (KeyError, IndexError, TypeError):
+                continue  # an earlier change replaced the container
+    payload = "\n".join(json.dumps(d) for d in documents).encode()
+    load(payload, data.draw(st.sampled_from(["auto", fmt])))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_inventory_fields_of_the_wrong_type(data: st.DataObject) -> None:
+    import json
+
+    from netpolgen.errors import InventoryError
+    from netpolgen.ingest.inventory import parse_inventory
+    from netpolgen.resolve import resolve_flows
+
+    document = json.loads(json.dumps(cluster.inventory_document()))  # a private copy
+    paths = _paths(document)
+    for path in data.draw(st.lists(st.sampled_from(paths), max_size=4)):
+        node: object = document
+        try:
+            for key in path[:-1]:
+                node = node[key]  # type: ignore[index]
+            node[path[-1]] = data.draw(ODD_VALUES)  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        inventory = parse_inventory([json.loads(json.dumps(document))])
+    except InventoryError:
+        return
+    flows = load_flows(io.BytesIO(cluster.render_aws().encode()), report=IngestReport())
+    validate_flows(resolve_flows(flows, inventory))
