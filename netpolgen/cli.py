@@ -85,6 +85,10 @@ def engine_options(command: F) -> F:
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
 @click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
+)  # fmt: skip
+@click.option(
     "-o", "--output", default="-", show_default=True,
     help="A directory (one file per policy, <namespace>/<name>.yaml) or - for standard output.",
 )  # fmt: skip
@@ -119,6 +123,7 @@ def engine_options(command: F) -> F:
 def from_flows(
     flows: tuple[str, ...],
     flow_format: str,
+    inventories: tuple[str, ...],
     output: str,
     ingress: bool,
     egress: bool,
@@ -147,6 +152,7 @@ def from_flows(
     Example:
         netpolgen from-flows sample_flows/three-tier.csv --no-egress
         netpolgen from-flows hubble.jsonl.gz -o policies/
+        netpolgen from-flows vpc-flows.log.gz -i pods-0900.json -i pods-1000.json
         netpolgen from-flows 'logs/*.jsonl' --engine dask -o policies/
     """
     options = netpolgen.GenerateOptions(
@@ -166,12 +172,14 @@ def from_flows(
         from netpolgen.engine.dask import generate_dask
 
         result = generate_dask(
-            flows, options, format=flow_format, strict=strict, scheduler=scheduler
-        )
+            flows, options, format=flow_format, strict=strict, scheduler=scheduler,
+            inventory=inventories,
+        )  # fmt: skip
     else:
         result = netpolgen.generate_from_files(
-            flows, options, format=flow_format, strict=strict, workers=workers or None
-        )
+            flows, options, format=flow_format, strict=strict, inventory=inventories,
+            workers=workers or None,
+        )  # fmt: skip
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:

@@ -5,8 +5,9 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -14,11 +15,13 @@ from netpolgen.aggregate import EdgeOptions, aggregate_edges, cluster_addresses
 from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads, workloads_from_endpoints
 from netpolgen.ingest import Source
+from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.parallel import iter_flows_parallel, spooled
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
+from netpolgen.resolve import Resolver
 from netpolgen.stream import reduce_chunks
 
 
@@ -165,14 +168,16 @@ def generate_from_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    inventory: Sequence[str | Path] = (),
     chunk_size: int = STREAM_CHUNK_SIZE,
     workers: int | None = 1,
 ) -> GenerateResult:
     """Read flow files and generate policies (what ``netpolgen from-flows`` runs).
 
-    The files are streamed: each chunk is reduced to edges before the next is read, so memory
-    depends on the distinct edges, endpoints and connections, not on the size of the input. The
-    result is identical to ``generate(load_flows(sources))``.
+    The files are streamed: each chunk is resolved (with an inventory) and reduced to edges
+    before the next is read, so memory depends on the distinct edges, endpoints and connections,
+    not on the size of the input. The result is identical to :func:`generate` over
+    ``load_flows(sources)`` (resolved with ``resolve_flows``).
 
     Args:
         sources: paths, ``-`` for standard input (spooled to a temporary file, as the input may
@@ -180,19 +185,28 @@ def generate_from_files(
         options: what to generate.
         format: ``auto`` or a format name.
         strict: make the first malformed record an error.
+        inventory: ``kubectl get pods,services,namespaces,nodes -A -o json`` files, one per
+            snapshot: they resolve addresses to pods, services and nodes at each flow's time.
         chunk_size: records per chunk.
         workers: processes that parse in parallel (1: in this process; None: one per core).
     """
     options = options or GenerateOptions()
     report = IngestReport(strict=strict)
+    resolver = Resolver(load_inventory(inventory)) if inventory else None
     with spooled(list(sources)) as paths:
 
         def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
-            return iter_flows_parallel(
+            chunks = iter_flows_parallel(
                 paths, format, report=attempt, chunk_size=chunk_size, workers=workers
             )
+            if resolver is None:
+                return chunks
+            resolver.unmatched.clear()  # a second pass starts over
+            return (resolver(chunk) for chunk in chunks if len(chunk))
 
         reduction = reduce_chunks(read, options.edge_options(), report)
+    if resolver is not None:
+        resolver.report_to(report)
     workloads = workloads_from_endpoints(reduction.pods)
     return _synthesize(
         reduction.edges, reduction.endpoints, workloads, reduction.inside, options, report

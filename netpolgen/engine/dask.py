@@ -19,8 +19,9 @@ are the optional ``dask`` extra; they are imported only when this engine is used
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,9 @@ from netpolgen.aggregate import (
 from netpolgen.errors import NetpolgenError
 from netpolgen.identity import finish_pod_endpoints, workloads_from_endpoints
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
+from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.report import IngestReport
+from netpolgen.resolve import Resolver
 from netpolgen.stream import FlowReducer
 
 _NAT = np.iinfo(np.int64).min
@@ -167,6 +170,7 @@ class FilePartial:
     pods: pd.DataFrame
     inside: set[str]
     report: IngestReport
+    unmatched: set[str]  # addresses the inventory did not resolve
 
 
 def _reduce_file(
@@ -177,6 +181,7 @@ def _reduce_file(
     chunk_size: int,
     offset: int,
     earliest: pd.DataFrame | None,
+    resolver: Any = None,
 ) -> FilePartial:
     """Worker task: stream one file and reduce it (round 1 if ``earliest`` is None, else 2)."""
     report = IngestReport(strict=strict)
@@ -185,7 +190,8 @@ def _reduce_file(
     tables: list[pd.DataFrame] = []
     rows = 0
     with opened as stream:
-        for chunk in iter_flows([stream], format, report=report, chunk_size=chunk_size):
+        for read in iter_flows([stream], format, report=report, chunk_size=chunk_size):
+            chunk = resolver(read) if resolver is not None and len(read) else read
             if earliest is None:
                 tables.append(_tuples(chunk, rows))
                 if sum(len(t) for t in tables) > 200_000:
@@ -203,6 +209,7 @@ def _reduce_file(
         pods=partial.pods,
         inside=partial.inside,
         report=report,
+        unmatched=set(resolver.unmatched) if resolver is not None else set(),
     )
 
 
@@ -215,6 +222,7 @@ def generate_dask(
     scheduler: str | None = None,
     client: Any = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    inventory: Sequence[str | Path] = (),
 ) -> Any:
     """:func:`netpolgen.generate_from_files` on a Dask cluster (identical result).
 
@@ -223,6 +231,7 @@ def generate_dask(
         options: :class:`netpolgen.GenerateOptions`.
         scheduler: a scheduler address; default a ``LocalCluster`` with one process per core.
         client: an existing ``distributed.Client`` (tests, notebooks); wins over ``scheduler``.
+        inventory: inventory snapshots (read here, shipped to the workers once).
     """
     from netpolgen.pipeline import GenerateOptions, _synthesize
 
@@ -230,6 +239,7 @@ def generate_dask(
     options = options or GenerateOptions()
     files = expand_inputs(inputs)
     edge_options = options.edge_options()
+    resolver = Resolver(load_inventory(inventory)) if inventory else None
     own = None
     if client is None:
         if scheduler:
@@ -239,10 +249,11 @@ def generate_dask(
             own = distributed.Client(cluster)
         client = own
     try:
+        shipped = client.scatter(resolver, broadcast=True) if resolver is not None else None
         first = client.gather(
             [
                 client.submit(_reduce_file, f, format, edge_options, strict, chunk_size, 0, None,
-                              pure=False)
+                              shipped, pure=False)
                 for f in files
             ]
         )  # fmt: skip
@@ -258,7 +269,7 @@ def generate_dask(
             partials = client.gather(
                 [
                     client.submit(_reduce_file, f, format, edge_options, strict, chunk_size,
-                                  offset, scattered, pure=False)
+                                  offset, scattered, shipped, pure=False)
                     for f, offset in zip(files, offsets, strict=True)
                 ]
             )  # fmt: skip
@@ -271,6 +282,9 @@ def generate_dask(
     report = IngestReport(strict=strict)
     for partial in partials:
         report.merge(partial.report)
+    if resolver is not None:
+        resolver.unmatched = set().union(*(p.unmatched for p in partials))
+        resolver.report_to(report)
     edges = finish_edges(combine_edges([p.edges for p in partials]), edge_options, report)
     src_first = pd.concat([p.src_first for p in partials]).drop_duplicates("endpoint")
     dst_first = pd.concat([p.dst_first for p in partials]).drop_duplicates("endpoint")
