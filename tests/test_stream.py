@@ -18,7 +18,7 @@ from netpolgen.ingest import load_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.pipeline import GenerateOptions, generate, generate_from_files
 from netpolgen.stream import FlowReducer, InputOutOfOrder, ReplyTracker, reduce_chunks
-from tests.conftest import SAMPLE_FLOWS
+from tests.conftest import SAMPLE_FLOWS, SHARED_SAMPLES
 
 SAMPLES = sorted(SAMPLE_FLOWS.glob("*.csv"))
 OPTION_SETS = [
@@ -200,3 +200,35 @@ def test_csv_reader_does_not_depend_on_chunk_size(tmp_path: Path, epoch: bool) -
         report = IngestReport()
         pd.testing.assert_frame_equal(load_flows(path, chunk_size=size, report=report), whole)
         assert report.records_skipped == 0
+
+
+FORMAT_FILES = sorted((Path(__file__).parent / "data" / "ingest").glob("*")) + sorted(
+    p for p in SHARED_SAMPLES.glob("*/*") if p.suffix in (".jsonl", ".log", ".json")
+    and p.parent.name in ("hubble", "aws", "azure")
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", FORMAT_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("chunk_size", [5, 100_000])
+def test_every_format_streams_to_the_same_yaml(path: Path, chunk_size: int) -> None:
+    report = IngestReport()
+    flows = load_flows(path, report=report, chunk_size=chunk_size)
+    expected = generate(flows, report=report)
+    streamed = generate_from_files([path], chunk_size=chunk_size)
+    assert streamed.to_yaml() == expected.to_yaml()
+    assert streamed.report.to_dict() == report.to_dict()
+
+
+@pytest.mark.skipif(not (SHARED_SAMPLES / "k8s").exists(), reason="shared samples absent")
+def test_inventory_resolution_streams_to_the_same_yaml(tmp_path: Path) -> None:
+    from netpolgen.ingest.inventory import load_inventory
+    from netpolgen.resolve import resolve_flows
+
+    inventory = sorted((SHARED_SAMPLES / "k8s").glob("*.json"))
+    path = Path(__file__).parent / "data" / "ingest" / "aws-v2-default.log"
+    report = IngestReport()
+    flows = resolve_flows(load_flows(path, report=report), load_inventory(inventory), report=report)
+    expected = generate(flows, report=report)
+    streamed = generate_from_files([path], inventory=inventory, chunk_size=2)
+    assert streamed.to_yaml() == expected.to_yaml()
+    assert streamed.report.to_dict() == report.to_dict()
