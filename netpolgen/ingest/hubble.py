@@ -243,10 +243,43 @@ def _policy_drop(flow: dict[str, Any]) -> bool:
     return True  # no reason given: take the verdict at its word
 
 
+_PLAIN = (str, type(None))
+
+
 def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
-    """``(namespace, pod, labels, kind)`` of a Hubble Endpoint."""
+    """``(namespace, pod, labels, kind)`` of a Hubble Endpoint.
+
+    One pod's endpoint object repeats on every line of its flows, so the answer is cached on the
+    fields it depends on; values of unusual types take the uncached path, so that no two
+    different inputs share a cache entry (``1`` and ``True`` are equal keys in Python).
+    """
     if not isinstance(value, dict):
         return None, None, None, "unknown"
+    namespace, pod, identity = value.get("namespace"), value.get("pod_name"), value.get("identity")
+    raw = value.get("labels")
+    if (
+        isinstance(namespace, _PLAIN)
+        and isinstance(pod, _PLAIN)
+        and (identity is None or type(identity) is int)
+        and (raw is None or type(raw) is list)
+    ):
+        try:
+            return _endpoint_cached(namespace, pod, identity, tuple(raw) if raw else ())
+        except TypeError:  # an unhashable item in labels: malformed, take the long way
+            pass
+    return _endpoint_uncached(value)
+
+
+@lru_cache(maxsize=65536)
+def _endpoint_cached(
+    namespace: str | None, pod: str | None, identity: int | None, raw: tuple[Any, ...]
+) -> tuple[str | None, str | None, str | None, str]:
+    fields: dict[str, Any] = {"namespace": namespace, "pod_name": pod, "identity": identity}
+    fields["labels"] = list(raw)
+    return _endpoint_uncached(fields)
+
+
+def _endpoint_uncached(value: dict[str, Any]) -> tuple[str | None, str | None, str | None, str]:
     namespace = value.get("namespace") or None
     pod = value.get("pod_name") or None
     raw = value.get("labels")
