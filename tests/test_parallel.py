@@ -67,3 +67,27 @@ def test_strict_error_names_the_line_in_the_whole_file(tmp_path: Path, small_ran
     with pytest.raises(InputError) as parallel_error:
         list(parallel.iter_flows_parallel([path], report=IngestReport(strict=True), workers=2))
     assert parallel_error.value.line == sequential.value.line == 7
+
+
+@pytest.mark.parametrize("chunk_size", [97, 1000])
+def test_hubble_in_parallel_cuts_chunks_where_one_process_does(
+    tmp_path: Path, small_ranges: None, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import generate
+
+    monkeypatch.setattr(parallel, "RANGE_BYTES", 150_000)  # ~75 lines a part
+    path = generate.write("hubble", 1500, tmp_path / "flows.jsonl")
+    with path.open("a") as out:  # a bad line and a lost-events line in the middle of a part
+        out.write('{"flow": {"time": "yesterday", "IP": {"source": "10.0.0.1"}}\n')
+        out.write("not json\n")
+        out.write('{"lost_events": {"num_events_lost": 3}}\n')
+    path.write_text(path.read_text() + path.read_text()[:40_000].rsplit("\n", 1)[0] + "\n")
+    one = generate_from_files([path], workers=1, chunk_size=chunk_size)
+    two = generate_from_files([path], workers=2, chunk_size=chunk_size)
+    assert parallel._plan(path, "auto", 2) is not None
+    assert two.to_yaml() == one.to_yaml()
+    assert two.report.to_dict() == one.report.to_dict()
+    assert sorted(two.report.messages) == sorted(one.report.messages)

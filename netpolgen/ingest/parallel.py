@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
 from collections import deque
@@ -36,6 +37,9 @@ from netpolgen.ingest import (
 )
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
+
+# A container runtime's log prefix (see netpolgen.ingest.common).
+_CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) [PF] ")
 
 # Formats whose records are single lines, and whether a header line must lead every part.
 # CSV is not listed: Arrow's reader already decodes on every core, and shipping parsed chunks
@@ -133,6 +137,8 @@ def iter_flows_parallel(
                 yield from iter_flows([handle], format, report=report, chunk_size=chunk_size)
         elif plan is None:
             yield from iter_flows([source], format, report=report, chunk_size=chunk_size)
+        elif plan.format == "hubble":
+            yield from _parse_parallel_hubble(plan, report, chunk_size, workers)
         else:
             yield from _parse_parallel(plan, report, chunk_size, workers)
 
@@ -162,6 +168,8 @@ def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
         fmt = format if format != "auto" else detect_format(head, name)
     if fmt not in LINE_FORMATS:
         return None
+    if fmt == "hubble" and _CRI_LINE.match(head):
+        return None  # a CRI partial line may continue across a cut: read it in one piece
     header = b""
     with path.open("rb") as handle:
         if LINE_FORMATS[fmt]:
@@ -229,6 +237,109 @@ def _parse_parallel(
             report.merge(part_report, line_offset=lines_before + shift, source=name)
             lines_before += lines
             yield from chunks
+
+
+def _hubble_range(
+    path: str, start: int, end: int
+) -> tuple[pd.DataFrame, int, IngestReport, int, int]:
+    """Worker: the per-line work of the Hubble reader on bytes ``[start, end)``.
+
+    Returns the built rows (index: position among the part's extracted rows), the number of
+    rows extracted, the part's report, its newline count and its lost-event count.
+    """
+    from netpolgen.ingest import hubble
+
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    report = IngestReport()
+    stream = io.BufferedReader(io.BytesIO(data))
+    batches = list(hubble.row_batches(stream, path, report, 1 << 62))
+    rows = batches[0] if batches else []
+    lost = 0
+    kept = []
+    for message in report.messages:
+        if message.endswith("the capture is incomplete"):
+            lost += int(message.split("reported ")[1].split(" ")[0])
+        else:
+            kept.append(message)
+    report.messages = kept
+    frame = hubble.build(rows, path, report) if rows else None
+    return frame, len(rows), report, data.count(b"\n"), lost  # type: ignore[return-value]
+
+
+def _parse_parallel_hubble(
+    plan: _Plan, report: IngestReport, chunk_size: int, workers: int
+) -> Iterator[pd.DataFrame]:
+    """Hubble with the per-line work in workers; chunks cut and finished here, as in one process.
+
+    The reader merges repeated observations of a connection within a chunk and against the
+    previous one, so chunk boundaries matter: rows are numbered across parts and cut every
+    ``chunk_size`` extracted rows, exactly where :func:`netpolgen.ingest.hubble.read` cuts.
+    """
+    from netpolgen.ingest import hubble
+    from netpolgen.ingest.common import MAX_JSON_CHUNK, SeenConnections
+
+    size = max(1, min(chunk_size, MAX_JSON_CHUNK))
+    name = str(plan.path)
+    report.files.append(name)
+    report.formats[name] = plan.format
+    seen = SeenConnections(hubble._BUCKET)  # noqa: SLF001 - the reader's own setting
+    lines_before = 0
+    rows_before = 0  # extracted rows in earlier parts
+    lost = 0
+    pending: list[pd.DataFrame] = []  # built rows of the chunk being assembled
+    chunk = 0  # the chunk being assembled: extracted rows [chunk * size, (chunk + 1) * size)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures: deque[Future[Any]] = deque()
+        ranges = iter(plan.ranges)
+        for start, end in ranges:
+            futures.append(pool.submit(_hubble_range, plan.path, start, end))
+            if len(futures) >= 2 * workers:
+                break
+        while futures:
+            try:
+                frame, count, part_report, lines, part_lost = futures.popleft().result()
+            except NetpolgenError as error:
+                if error.source == name and error.line is not None:
+                    error.line += lines_before
+                raise
+            nxt = next(ranges, None)
+            if nxt is not None:
+                futures.append(pool.submit(_hubble_range, plan.path, *nxt))
+            _check_strict(part_report, report, name, lines_before)
+            report.merge(part_report, line_offset=lines_before, source=name)
+            lines_before += lines
+            lost += part_lost
+            if frame is not None and len(frame):
+                frame.index = frame.index + rows_before
+                pending.append(frame)
+            rows_before += count
+            # Every chunk that ends within the rows extracted so far is complete. A chunk whose
+            # rows were all filtered is skipped: it would change nothing downstream.
+            while rows_before >= (chunk + 1) * size:
+                boundary = (chunk + 1) * size
+                chunk += 1
+                if not pending:
+                    continue
+                whole = pd.concat(pending) if len(pending) > 1 else pending[0]
+                before = whole.index < boundary
+                pending = [whole[~before]] if not before.all() else []
+                if before.any():
+                    yield _finish(whole[before], report, seen)
+    if pending:
+        yield _finish(pd.concat(pending), report, seen)
+    if lost:
+        hubble.report_lost(report, name, lost)
+
+
+def _finish(frame: pd.DataFrame, report: IngestReport, seen: Any) -> pd.DataFrame:
+    from netpolgen.flows import conform_flows
+    from netpolgen.ingest import hubble
+
+    # Parts built separately have their own protocol categories: conform the whole chunk again
+    # (categories are the sorted values present, as when the chunk is built in one piece).
+    return hubble.finish_chunk(conform_flows(frame), report, seen)
 
 
 def _check_strict(part: IngestReport, report: IngestReport, name: str, offset: int) -> None:
