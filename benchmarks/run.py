@@ -162,8 +162,13 @@ def run_format(
         return rows
     out = workdir / f"policies-{fmt}"
     shutil.rmtree(out, ignore_errors=True)
+    inventory: list[str] = []
+    if fmt == "aws-vpc":  # addresses only: the pod inventory names the workloads
+        inventory_path = workdir / "inventory.json"
+        inventory_path.write_text(json.dumps(generate.inventory(generate.make_cluster())))
+        inventory = ["-i", str(inventory_path)]
     command = [sys.executable, "-m", "netpolgen", "from-flows", str(path), "-o", str(out), "-q",
-               "--workers", str(workers), *extra]  # fmt: skip
+               "--workers", str(workers), *inventory, *extra]  # fmt: skip
     ours = measure(command, env)
     if ours.returncode != 0:
         raise SystemExit(f"from-flows failed on {path}:\n{ours.stderr}")

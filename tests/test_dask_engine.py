@@ -65,3 +65,35 @@ def test_globs_expand_in_order(tmp_path: Path, client: object) -> None:
     result = generate_dask([str(tmp_path / "*.csv")], client=client)
     expected = generate_from_files([tmp_path / "a.csv", tmp_path / "b.csv"])
     assert result.to_yaml() == expected.to_yaml()
+
+
+def test_cli_engine_dask_with_a_scheduler_address(client: object) -> None:
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    sample = str(SAMPLE_FLOWS / "three-tier.csv")
+    address = client.scheduler.address  # type: ignore[attr-defined]
+    runner = CliRunner()
+    dask = runner.invoke(cli, ["from-flows", sample, "--engine", "dask", "--scheduler", address])
+    pandas = runner.invoke(cli, ["from-flows", sample])
+    assert dask.exit_code == 0, dask.output
+    assert dask.stdout == pandas.stdout
+
+
+def test_missing_dask_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from netpolgen.engine import dask as engine
+    from netpolgen.errors import NetpolgenError
+
+    real_import = builtins.__import__
+
+    def fail(name: str, *args: object, **kwargs: object) -> object:
+        if name == "distributed":
+            raise ImportError("no distributed", name="distributed")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", fail)
+    with pytest.raises(NetpolgenError, match=r"netpolgen\[dask\]"):
+        engine.expand_inputs(["x.csv"])

@@ -212,14 +212,14 @@ def _parse_parallel(
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
-        # Keep at most two parts per worker in flight: bounded memory, busy workers.
+        # One part per worker in flight, plus one ready: bounded memory, busy workers.
         for start, end in ranges:
             pending.append(
                 pool.submit(
                     _parse_range, plan.path, plan.format, plan.header, start, end, chunk_size
                 )
             )
-            if len(pending) >= 2 * workers:
+            if len(pending) >= workers + 1:
                 break
         while pending:
             try:
@@ -295,7 +295,7 @@ def _parse_parallel_hubble(
         ranges = iter(plan.ranges)
         for start, end in ranges:
             futures.append(pool.submit(_hubble_range, plan.path, start, end))
-            if len(futures) >= 2 * workers:
+            if len(futures) >= workers + 1:
                 break
         while futures:
             try:
