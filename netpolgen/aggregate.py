@@ -33,7 +33,12 @@ def endpoint_keys(flows: pd.DataFrame, side: str) -> pd.Series:
     """The endpoint key of each row's ``side`` (``src`` or ``dst``); NA when unidentifiable."""
     namespace = flows[f"{side}_namespace"]
     labels = flows[f"{side}_labels"].fillna("")
-    stable = labels.map({v: stable_labels(v) for v in labels.unique()})
+    # Once per distinct label set (factorise and take), not a dictionary lookup per row.
+    codes, uniques = pd.factorize(labels)
+    stable = pd.Series(
+        pd.array([stable_labels(v) for v in uniques], dtype="string").take(codes),
+        index=labels.index,
+    )
     is_pod = (flows[f"{side}_kind"] == "pod").fillna(False).astype(bool) & namespace.notna()
     pod_key = "pod:" + namespace.astype("string") + "/" + stable.astype("string")
     ip_key = "ip:" + flows[f"{side}_ip"]
@@ -253,4 +258,4 @@ def cluster_addresses(flows: pd.DataFrame) -> set[str]:
         kinds = flows[f"{side}_kind"].astype("string")
         known = kinds.isin(["pod", "node", "host", "service"]).fillna(False).astype(bool)
         inside.append(flows.loc[known, f"{side}_ip"].dropna())
-    return set(pd.concat(inside).astype(str).unique())
+    return {str(address) for address in pd.concat(inside).unique()}

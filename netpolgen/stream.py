@@ -180,12 +180,12 @@ class ReplyTracker:
         earlier = np.zeros(len(chunk), dtype=bool)
         old = ~is_new
         # Equal times keep the old row: its input position is smaller.
-        earlier[old] = new_t[old] < self._earliest.columns["t"][position[old]]
+        earlier[old] = new_t[old] < self._earliest.columns["t"].take(position[old])
         changed = is_new | earlier
         if self.mode == "stream" and changed.any() and len(self._undecided):
             self._check(chunk["r"].to_numpy()[changed], new_t[changed], is_new[changed])
-        self._earliest.columns["t"][position[earlier]] = new_t[earlier]
-        self._earliest.columns["o"][position[earlier]] = new_o[earlier]
+        self._earliest.columns["t"].put(position[earlier], new_t[earlier])
+        self._earliest.columns["o"].put(position[earlier], new_o[earlier])
         self._earliest.append(key[is_new], t=new_t[is_new], o=new_o[is_new])
 
     def _check(self, reverse: np.ndarray, t_new: np.ndarray, is_new: np.ndarray) -> None:
@@ -201,8 +201,8 @@ class ReplyTracker:
         seen = position >= 0
         if not seen.any():
             return
-        max_t = self._undecided.columns["t"][position[seen]]
-        has_nat = self._undecided.columns["nat"][position[seen]]
+        max_t = self._undecided.columns["t"].take(position[seen])
+        has_nat = self._undecided.columns["nat"].take(position[seen])
         t_new, new = t_new[seen], is_new[seen]
         known_t = t_new != _NAT
         conflict_new = new & known_t & (max_t > t_new)
@@ -219,8 +219,8 @@ class ReplyTracker:
         result = np.zeros(len(reverse), dtype=bool)
         if not present.any():
             return result
-        t_e = self._earliest.columns["t"][position[present]]
-        o_e = self._earliest.columns["o"][position[present]]
+        t_e = self._earliest.columns["t"].take(position[present])
+        o_e = self._earliest.columns["o"].take(position[present])
         t, o = time[present], order[present]
         both = (t_e != _NAT) & (t != _NAT)
         result[present] = np.where(both, (t_e < t) | ((t_e == t) & (o_e < o)), o_e < o)
@@ -238,35 +238,63 @@ class ReplyTracker:
         position = self._undecided.find(key)
         old = position >= 0
         columns = self._undecided.columns
-        columns["t"][position[old]] = np.maximum(columns["t"][position[old]], t[old])
-        columns["nat"][position[old]] |= nat[old]
+        columns["t"].put(position[old], np.maximum(columns["t"].take(position[old]), t[old]))
+        columns["nat"].put(position[old], columns["nat"].take(position[old]) | nat[old])
         self._undecided.append(key[~old], t=t[~old], nat=nat[~old])
 
 
+class _Column:
+    """A growable column kept as fixed-size blocks: appending never copies what is stored (a
+    doubling array would hold up to twice the data, and both copies while it grows)."""
+
+    BITS = 20  # 1M values a block
+
+    def __init__(self, dtype: type) -> None:
+        self.dtype = np.dtype(dtype)
+        self.blocks: list[np.ndarray] = []
+        self.size = 0
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        out = np.empty(len(positions), dtype=self.dtype)
+        block_of = positions >> self.BITS
+        for block in np.unique(block_of):
+            where = block_of == block
+            out[where] = self.blocks[block][positions[where] & ((1 << self.BITS) - 1)]
+        return out
+
+    def put(self, positions: np.ndarray, values: np.ndarray) -> None:
+        block_of = positions >> self.BITS
+        for block in np.unique(block_of):
+            where = block_of == block
+            self.blocks[block][positions[where] & ((1 << self.BITS) - 1)] = values[where]
+
+    def extend(self, values: np.ndarray) -> None:
+        start = 0
+        while start < len(values):
+            offset = self.size & ((1 << self.BITS) - 1)
+            if offset == 0:
+                self.blocks.append(np.empty(1 << self.BITS, dtype=self.dtype))
+            count = min(len(values) - start, (1 << self.BITS) - offset)
+            self.blocks[-1][offset : offset + count] = values[start : start + count]
+            self.size += count
+            start += count
+
+
 class _Table:
-    """Columns of numpy arrays keyed by a unique uint64 key, with vectorised lookup.
+    """Columns keyed by a unique uint64 key, with vectorised lookup.
 
     The key -> row map is a persistent hash table (pandas' own, the one behind ``Index``), so a
     chunk costs time in proportion to its own size, not to the table's: an ``Index`` rebuilt
-    after every append would make a long input quadratic. Columns grow by doubling. About 50
-    bytes per key in all.
+    after every append would make a long input quadratic. About 45 bytes per key in all.
     """
 
     def __init__(self, **dtypes: type) -> None:
         self._map: Any = _new_hashtable()
         self._size = 0
-        self._capacity = 1024
-        self._data: dict[str, np.ndarray] = {
-            name: np.empty(self._capacity, dtype=dtype) for name, dtype in dtypes.items()
-        }
+        self.columns = {name: _Column(dtype) for name, dtype in dtypes.items()}
 
     def __len__(self) -> int:
         return self._size
-
-    @property
-    def columns(self) -> dict[str, np.ndarray]:
-        """Views of the filled part of each column (writable)."""
-        return {name: column[: self._size] for name, column in self._data.items()}
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Positions of ``keys`` (-1 where absent)."""
@@ -279,17 +307,10 @@ class _Table:
         count = len(keys)
         if count == 0:
             return
-        if self._size + count > self._capacity:
-            while self._size + count > self._capacity:
-                self._capacity *= 2
-            for name, column in self._data.items():
-                grown = np.empty(self._capacity, dtype=column.dtype)
-                grown[: self._size] = column[: self._size]
-                self._data[name] = grown
         positions = np.arange(self._size, self._size + count, dtype=np.int64)
         self._map.map_keys_to_values(keys.astype(np.uint64).view(np.int64), positions)
         for name, column in values.items():
-            self._data[name][self._size : self._size + count] = column
+            self.columns[name].extend(column)
         self._size += count
 
 

@@ -232,3 +232,19 @@ def test_inventory_resolution_streams_to_the_same_yaml(tmp_path: Path) -> None:
     streamed = generate_from_files([path], inventory=inventory, chunk_size=2)
     assert streamed.to_yaml() == expected.to_yaml()
     assert streamed.report.to_dict() == report.to_dict()
+
+
+def test_blocked_columns_across_block_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netpolgen.stream import _Column, _Table
+
+    monkeypatch.setattr(_Column, "BITS", 3)  # 8 values a block
+    table = _Table(t=np.int64)
+    keys = np.arange(100, 150, dtype=np.uint64)
+    for start in range(0, 50, 7):
+        part = keys[start : start + 7]
+        table.append(part, t=part.astype(np.int64) * 10)
+    positions = table.find(np.array([149, 100, 123, 5], dtype=np.uint64))
+    assert positions.tolist() == [49, 0, 23, -1]
+    assert table.columns["t"].take(positions[:3]).tolist() == [1490, 1000, 1230]
+    table.columns["t"].put(positions[:3], np.array([1, 2, 3]))
+    assert table.columns["t"].take(positions[:3]).tolist() == [1, 2, 3]
