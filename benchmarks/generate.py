@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASE_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
-NAMESPACES = {"shop": 14, "payments": 10, "data": 8, "ops": 8}
+NAMESPACES = {"shop": 20, "payments": 14, "data": 12, "ops": 12}  # ~200 policies
 SERVICES = [("http", "TCP", 8080), ("grpc", "TCP", 50051), ("postgres", "TCP", 5432),
             ("redis", "TCP", 6379), ("kafka", "TCP", 9092), ("https", "TCP", 443)]  # fmt: skip
 OUTSIDE = ["52.95.128.179", "52.94.76.10", "140.82.112.3", "151.101.1.69"]
