@@ -103,8 +103,8 @@ def _as_dtype(column: pd.Series, name: str, dtype: str) -> pd.Series:
     if dtype.startswith("datetime64"):
         if str(column.dtype) == dtype:
             return column
-        return pd.to_datetime(column, utc=True).astype(dtype)
-    return column.astype(dtype)
+        return pd.to_datetime(column, utc=True).astype(pd.api.types.pandas_dtype(dtype))
+    return column.astype(pd.api.types.pandas_dtype(dtype))
 
 
 def validate_flows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -53,10 +53,7 @@ class FlowFormat:
 
 # Sniffing order: the CSV header test is the loosest, so it goes last.
 FORMATS: dict[str, FlowFormat] = {
-    f.name: f
-    for f in (
-        FlowFormat("csv", "csv", "netpolgen CSV (DESIGN.md)"),
-    )
+    f.name: f for f in (FlowFormat("csv", "csv", "netpolgen CSV (DESIGN.md)"),)
 }
 DEFAULT_CHUNK_SIZE = 250_000
 
@@ -124,7 +121,7 @@ def load_flows(
         sources = [sources]  # type: ignore[list-item]
     report = report if report is not None else IngestReport()
     report.strict = report.strict or strict
-    chunks = list(iter_flows(sources, format, report=report))  # type: ignore[arg-type]
+    chunks = list(iter_flows(sources, format, report=report))
     if not chunks:
         return empty_flows()
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]

@@ -71,6 +71,11 @@ def read(
             source=source,
             hint="convert the file to UTF-8",
         ) from error
+    finally:
+        # The caller owns the binary stream: detach so that collecting the wrapper later does
+        # not try to close (or flush) a stream that is already closed.
+        if not text.closed:
+            text.detach()
 
 
 def _short(error: Exception) -> str:

@@ -32,7 +32,9 @@ class IngestReport:
     def skip(self, reason: str, *, source: str, line: int | None, count: int = 1) -> None:
         """Count ``count`` skipped records; with ``strict`` the first one is an error."""
         if self.strict:
-            raise InputError(reason, source=source, line=line, hint="without --strict it is skipped")
+            raise InputError(
+                reason, source=source, line=line, hint="without --strict it is skipped"
+            )
         seen = self.skipped[reason]
         self.skipped[reason] += count
         if seen < MAX_MESSAGES_PER_REASON:

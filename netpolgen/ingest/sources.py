@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from netpolgen.errors import InputError
 
@@ -74,15 +74,14 @@ def open_source(source: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, str]]
 
 
 def _buffered(stream: BinaryIO) -> io.BufferedReader:
-    if isinstance(stream, io.BufferedReader):
-        return stream
+    # Always our own 1 MiB buffer: sniffing peeks at the head, and stdin's buffer is only 8 KiB.
     return io.BufferedReader(stream, buffer_size=1 << 20)  # type: ignore[arg-type]
 
 
-def _maybe_gunzip(stream: io.BufferedReader, name: str) -> BinaryIO:
+def _maybe_gunzip(stream: Any, name: str) -> Any:
     if stream.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(_CheckedGzip(stream, name), buffer_size=1 << 20)  # type: ignore[return-value]
-    return stream  # type: ignore[return-value]
+        return io.BufferedReader(_CheckedGzip(stream, name), buffer_size=1 << 20)
+    return stream
 
 
 def peek(stream: BinaryIO, size: int = 65536) -> bytes:

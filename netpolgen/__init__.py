@@ -1,0 +1,43 @@
+"""netpolgen: least-privilege Kubernetes NetworkPolicies from observed network flows.
+
+The public API, the same functions the CLI calls::
+
+    import netpolgen
+    flows = netpolgen.load_flows("sample_flows/three-tier.csv")
+    result = netpolgen.generate(flows, netpolgen.GenerateOptions(egress=False))
+    print(netpolgen.render_yaml(result.policies))
+"""
+
+from netpolgen.aggregate import aggregate_edges
+from netpolgen.errors import NetpolgenError
+from netpolgen.flows import FLOW_SCHEMA, validate_flows
+from netpolgen.identity import Workloads, identify_workloads
+from netpolgen.ingest import FORMATS, IngestReport, load_flows
+from netpolgen.output import write_policy_dir
+from netpolgen.pipeline import GenerateOptions, GenerateResult, generate, generate_from_files
+from netpolgen.policy.model import Policy
+from netpolgen.policy.render import render_yaml
+from netpolgen.policy.synthesize import synthesize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FLOW_SCHEMA",
+    "FORMATS",
+    "GenerateOptions",
+    "GenerateResult",
+    "IngestReport",
+    "NetpolgenError",
+    "Policy",
+    "Workloads",
+    "__version__",
+    "aggregate_edges",
+    "generate",
+    "generate_from_files",
+    "identify_workloads",
+    "load_flows",
+    "render_yaml",
+    "synthesize",
+    "validate_flows",
+    "write_policy_dir",
+]

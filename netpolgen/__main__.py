@@ -1,0 +1,3 @@
+from netpolgen.cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""From flows to edges: drop what must never become a rule, then count per connection type.
+
+An *edge* is one (source endpoint, destination endpoint, protocol, destination port) with the
+number of flows behind it and when it was first and last seen. Endpoints are keyed as
+``pod:<namespace>/<stable labels>`` (a workload) or ``ip:<address>`` (anything NetworkPolicy can
+only reach by ``ipBlock``: outside addresses, nodes, unresolved IPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from netpolgen.flows import validate_flows
+from netpolgen.identity import stable_labels
+from netpolgen.ingest.report import IngestReport
+
+EDGE_COLUMNS = ("src", "dst", "protocol", "dst_port", "count", "first_seen", "last_seen")
+# Endpoint kinds that a podSelector can name; everything else is addressed by IP.
+SELECTABLE_KINDS = frozenset({"pod"})
+
+
+@dataclass(frozen=True)
+class EdgeOptions:
+    """What counts as wanted traffic (see ``GenerateOptions`` for the user-facing options)."""
+
+    include_denied: bool = False
+    min_count: int = 1
+
+
+def endpoint_keys(flows: pd.DataFrame, side: str) -> pd.Series:
+    """The endpoint key of each row's ``side`` (``src`` or ``dst``); NA when unidentifiable."""
+    namespace = flows[f"{side}_namespace"]
+    labels = flows[f"{side}_labels"].fillna("")
+    stable = labels.map({v: stable_labels(v) for v in labels.unique()})
+    is_pod = (flows[f"{side}_kind"] == "pod").fillna(False).astype(bool) & namespace.notna()
+    pod_key = "pod:" + namespace.astype("string") + "/" + stable.astype("string")
+    ip_key = "ip:" + flows[f"{side}_ip"]
+    return pod_key.where(is_pod, ip_key).astype("string")
+
+
+def mark_replies(flows: pd.DataFrame) -> pd.Series:
+    """Which rows are replies: the record's own word, else inferred from the reversed 5-tuple.
+
+    A row whose ``is_reply`` is NA is a reply when an *earlier* row (by time, then by position in
+    the input) has its reversed 5-tuple: the reply to a request goes back from the server's
+    listening port to the client's port. Never "the lower port is the server": many servers
+    listen inside the ephemeral range (gRPC's 50051, for one).
+    """
+    given = flows["is_reply"]
+    unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
+    replies = given.fillna(False).astype(bool)
+    if not unknown.any():
+        return replies
+    ident = {side: _tuple_identity(flows, side) for side in ("src", "dst")}
+    order = pd.Series(range(len(flows)), index=flows.index)
+    rows = pd.DataFrame(
+        {
+            "a": ident["src"], "a_port": flows["src_port"],
+            "b": ident["dst"], "b_port": flows["dst_port"],
+            "protocol": flows["protocol"].astype("string"),
+            "time": flows["time"], "order": order,
+        }
+    )  # fmt: skip
+    candidates = rows[unknown].reset_index(names="row")
+    # Earliest appearance of each 5-tuple, as a request candidate.
+    earliest = (
+        rows.sort_values(["time", "order"], na_position="first")
+        .drop_duplicates(["a", "a_port", "b", "b_port", "protocol"])
+        .rename(columns={"a": "b", "b": "a", "a_port": "b_port", "b_port": "a_port"})
+    )
+    joined = candidates.merge(
+        earliest, on=["a", "a_port", "b", "b_port", "protocol"], suffixes=("", "_req")
+    )
+    earlier = (joined["time_req"] < joined["time"]).fillna(False) | (
+        ((joined["time_req"] == joined["time"]) | joined["time_req"].isna() | joined["time"].isna())
+        .fillna(True)
+        .astype(bool)
+        & (joined["order_req"] < joined["order"])
+    )
+    replies.loc[joined.loc[earlier.astype(bool), "row"].to_numpy()] = True
+    return replies
+
+
+def _tuple_identity(flows: pd.DataFrame, side: str) -> pd.Series:
+    """The most specific name of one end available: IP, else pod, else namespace/labels."""
+    fallback = flows[f"{side}_namespace"].fillna("") + "/" + flows[f"{side}_labels"].fillna("")
+    return flows[f"{side}_ip"].fillna(flows[f"{side}_pod"]).fillna(fallback)
+
+
+def wanted_flows(
+    flows: pd.DataFrame, options: EdgeOptions, report: IngestReport | None = None
+) -> pd.DataFrame:
+    """The rows that policies must allow: not denied (unless asked), not replies."""
+    validate_flows(flows)
+    report = report if report is not None else IngestReport()
+    keep = pd.Series(True, index=flows.index)
+    if not options.include_denied:
+        denied = (flows["verdict"] == "denied").fillna(False).astype(bool)
+        report.filter("denied verdict", int(denied.sum()))
+        keep &= ~denied
+    replies = mark_replies(flows) & keep
+    report.filter("reply traffic", int(replies.sum()))
+    keep &= ~replies
+    return flows[keep]
+
+
+def aggregate_edges(
+    flows: pd.DataFrame, options: EdgeOptions | None = None, report: IngestReport | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reduce a flow table to ``(edges, endpoints)``.
+
+    ``edges`` has the columns of :data:`EDGE_COLUMNS`, sorted; ``endpoints`` one row per endpoint
+    key with ``kind``, ``namespace``, ``labels`` (stable), ``ip``.
+    """
+    options = options or EdgeOptions()
+    report = report if report is not None else IngestReport()
+    wanted = wanted_flows(flows, options, report)
+    src = endpoint_keys(wanted, "src")
+    dst = endpoint_keys(wanted, "dst")
+    frame = pd.DataFrame(
+        {
+            "src": src,
+            "dst": dst,
+            "protocol": wanted["protocol"].astype("string"),
+            "dst_port": wanted["dst_port"],
+            "count": wanted["count"].fillna(1),
+            "time": wanted["time"],
+        }
+    )
+    unidentified = frame["src"].isna() | frame["dst"].isna()
+    report.filter("endpoint without namespace/labels or IP", int(unidentified.sum()))
+    frame = frame[~unidentified]
+    edges = (
+        frame.groupby(["src", "dst", "protocol", "dst_port"], dropna=False, observed=True)
+        .agg(count=("count", "sum"), first_seen=("time", "min"), last_seen=("time", "max"))
+        .reset_index()
+    )
+    if options.min_count > 1:
+        rare = edges["count"] < options.min_count
+        report.filter("edge below --min-count", int(edges.loc[rare, "count"].sum()))
+        edges = edges[~rare]
+    edges = edges.sort_values(["src", "dst", "protocol", "dst_port"]).reset_index(drop=True)
+    return edges[list(EDGE_COLUMNS)], _endpoints(wanted, src, dst)
+
+
+def _endpoints(flows: pd.DataFrame, src: pd.Series, dst: pd.Series) -> pd.DataFrame:
+    parts = []
+    for side, keys in (("src", src), ("dst", dst)):
+        part = pd.DataFrame(
+            {
+                "endpoint": keys,
+                "kind": flows[f"{side}_kind"].astype("string"),
+                "namespace": flows[f"{side}_namespace"],
+                "ip": flows[f"{side}_ip"],
+            }
+        )
+        parts.append(part.dropna(subset=["endpoint"]).drop_duplicates("endpoint"))
+    endpoints = pd.concat(parts).drop_duplicates("endpoint").set_index("endpoint").sort_index()
+    is_pod = endpoints.index.str.startswith("pod:")
+    endpoints.loc[~is_pod, "namespace"] = pd.NA
+    endpoints["labels"] = pd.Series(
+        [k.split("/", 1)[1] if k.startswith("pod:") else pd.NA for k in endpoints.index],
+        index=endpoints.index,
+        dtype="string",
+    )
+    endpoints.loc[~is_pod, "kind"] = endpoints.loc[~is_pod, "kind"].replace(
+        {"pod": "world", "unknown": "world"}
+    )
+    return endpoints

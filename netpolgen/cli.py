@@ -1,0 +1,139 @@
+"""The ``netpolgen`` command: thin wrappers that parse options and call one library function.
+
+Exit codes: 0 success; 1 error (bad input, named with file and line); 2 usage; 3 ``verify`` found
+observed flows that the policies deny. Policies and reports go to standard output or the output
+directory; progress, summaries and warnings go to standard error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from typing import Any
+
+import click
+
+import netpolgen
+
+EXIT_ERROR = 1
+
+
+class _Group(click.Group):
+    """The one place where library errors become clean messages (exit code 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except netpolgen.NetpolgenError as error:
+            raise click.ClickException(str(error)) from None
+
+
+def _debug_requested() -> bool:
+    return "--debug" in sys.argv or os.environ.get("NETPOLGEN_DEBUG") == "1"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(netpolgen.__version__, prog_name="netpolgen")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for internal errors.")
+def cli(debug: bool) -> None:
+    """Least-privilege Kubernetes NetworkPolicies from observed network flows.
+
+    \b
+    Exit codes: 0 success, 1 error, 2 usage error, 3 verify found denied flows.
+    """
+
+
+def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: bool) -> None:
+    if quiet:
+        return
+    for message in report.messages:
+        click.echo(f"warning: {message}", err=True)
+    for message in warnings:
+        click.echo(f"warning: {message}", err=True)
+    click.echo(report.summary(), err=True)
+
+
+@cli.command("from-flows")
+@click.argument("flows", nargs=-1, required=True)
+@click.option(
+    "-f", "--format", "flow_format", default="auto", show_default=True,
+    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", default="-", show_default=True,
+    help="A directory (one file per policy, <namespace>/<name>.yaml) or - for standard output.",
+)  # fmt: skip
+@click.option("--ingress/--no-ingress", default=True, show_default=True,
+              help="Write <workload>-access-ingress policies.")  # fmt: skip
+@click.option("--egress/--no-egress", default=True, show_default=True,
+              help="Write <workload>-access-egress policies.")  # fmt: skip
+@click.option("--allow-dns/--no-allow-dns", default=True, show_default=True,
+              help="Allow egress to kube-dns on UDP/TCP 53 in every egress policy.")  # fmt: skip
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Write policies only for this namespace (repeatable).")  # fmt: skip
+@click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Ignore connections seen fewer times than this.")  # fmt: skip
+@click.option("--include-denied", is_flag=True, help="Treat denied flows as wanted traffic.")
+@click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
+def from_flows(
+    flows: tuple[str, ...],
+    flow_format: str,
+    output: str,
+    ingress: bool,
+    egress: bool,
+    allow_dns: bool,
+    namespaces: tuple[str, ...],
+    min_count: int,
+    include_denied: bool,
+    strict: bool,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Generate policies that allow exactly the traffic seen in FLOWS.
+
+    FLOWS are flow-log files (.gz read transparently) or - for standard input.
+
+    \b
+    Example:
+        netpolgen from-flows sample_flows/three-tier.csv --no-egress
+        netpolgen from-flows hubble.jsonl.gz -o policies/
+    """
+    options = netpolgen.GenerateOptions(
+        ingress=ingress,
+        egress=egress,
+        allow_dns=allow_dns,
+        namespaces=namespaces,
+        min_count=min_count,
+        include_denied=include_denied,
+    )
+    result = netpolgen.generate_from_files(flows, options, format=flow_format, strict=strict)
+    if output == "-":
+        click.echo(result.to_yaml(), nl=False)
+    else:
+        written = netpolgen.write_policy_dir(result.policies, output, force=force)
+        if not quiet:
+            click.echo(f"wrote {len(written)} policies to {output}", err=True)
+    _echo_report(result.report, result.warnings, quiet)
+
+
+def main() -> None:
+    """Console entry point: run the CLI; an unexpected error leaves a crash report, not a trace."""
+    try:
+        cli.main(prog_name="netpolgen")
+    except Exception:  # the one boundary for bugs: a short message plus a report for issues
+        if _debug_requested():
+            raise
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="netpolgen-crash-", suffix=".txt", delete=False
+        ) as handle:
+            traceback.print_exc(file=handle)
+        click.echo(
+            f"Error: internal error in netpolgen; details in {handle.name} "
+            "(rerun with --debug to see them here)",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,75 @@
+"""Writing policies to a directory: whole or not at all, never outside it, never over a file."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from netpolgen.errors import OutputError
+from netpolgen.policy.model import Policy
+from netpolgen.policy.render import dump_yaml, sorted_policies
+
+# Namespaces are DNS-1123 labels and policy names DNS-1123 subdomains; checking both here means
+# no name taken from the logs can become "../" or an absolute path.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def policy_path(policy: Policy) -> Path:
+    """``<namespace>/<name>.yaml``, after checking that both are valid Kubernetes names."""
+    if not _DNS_LABEL.match(policy.namespace):
+        raise OutputError(f"namespace {policy.namespace!r} is not a valid Kubernetes namespace")
+    if not _DNS_SUBDOMAIN.match(policy.name) or ".." in policy.name:
+        raise OutputError(f"policy name {policy.name!r} is not a valid Kubernetes name")
+    return Path(policy.namespace) / f"{policy.name}.yaml"
+
+
+def write_policy_dir(
+    policies: Iterable[Policy], directory: str | Path, *, force: bool = False
+) -> list[Path]:
+    """Write one file per policy under ``directory``, atomically.
+
+    The files are written to a temporary directory beside ``directory``, which then takes its
+    place in one rename, so a failure leaves no partial output. An existing non-empty
+    ``directory`` is refused unless ``force`` (then it is replaced as a whole).
+
+    Returns:
+        The paths written, relative to ``directory``.
+    """
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise OutputError("exists and is not a directory", source=str(target))
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise OutputError(
+            "output directory exists and is not empty", source=str(target),
+            hint="choose a new directory, or pass --force to replace it",
+        )  # fmt: skip
+    policies = sorted_policies(policies)
+    relative = [policy_path(p) for p in policies]
+    if len(set(relative)) != len(relative):
+        raise OutputError("two policies would be written to the same file", source=str(target))
+    parent = target.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as error:
+        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
+    try:
+        for policy, path in zip(policies, relative, strict=True):
+            (staging / path.parent).mkdir(parents=True, exist_ok=True)
+            (staging / path).write_text(dump_yaml(policy.to_manifest()), encoding="utf-8")
+        if target.is_dir():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
+            retired.rmdir()
+            target.rename(retired)
+            staging.rename(target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"cannot write output: {error.strerror}", source=str(target)) from error
+    return relative

@@ -1,0 +1,205 @@
+"""Edges + workloads -> least-privilege policies (the core algorithm).
+
+For each destination workload, one ingress policy ``<workload>-access-ingress`` whose rules allow
+exactly the (peer, protocol, port) combinations observed towards it; for each source workload one
+egress policy ``<workload>-access-egress``, symmetrically. Peers that were seen on the same set of
+ports share one rule (``from: [A, B], ports: [P, Q]`` allows every peer on every listed port, so
+merging is only exact when the port sets are identical).
+
+Kubernetes semantics relied on: a policy isolates only the pods its ``podSelector`` selects, in its
+own namespace; a peer with only ``podSelector`` means pods in the policy's namespace, and
+``namespaceSelector`` on ``kubernetes.io/metadata.name`` names another namespace exactly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from netpolgen.identity import Workloads, dns_name
+from netpolgen.policy.model import (
+    NAMESPACE_NAME_LABEL,
+    IPBlock,
+    LabelSelector,
+    Peer,
+    Policy,
+    PortSpec,
+    Rule,
+)
+
+# NetworkPolicyPort.protocol accepts only these (core/v1 Protocol).
+POLICY_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
+ANNOTATION_PREFIX = "netpolgen.io/"
+MANAGED_BY = (("app.kubernetes.io/managed-by", "netpolgen"),)
+# The cluster resolver as kubeadm, kops, EKS, GKE and AKS deploy it: CoreDNS (or kube-dns) pods
+# labelled k8s-app=kube-dns in kube-system, serving UDP and TCP 53.
+DNS_PEER = Peer(
+    pod_selector=LabelSelector.of({"k8s-app": "kube-dns"}),
+    namespace_selector=LabelSelector.of({NAMESPACE_NAME_LABEL: "kube-system"}),
+)
+DNS_PORTS = (PortSpec("UDP", 53), PortSpec("TCP", 53))
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """Which policies to write and what to allow beyond the observed edges."""
+
+    ingress: bool = True
+    egress: bool = True
+    allow_dns: bool = True
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+
+
+@dataclass
+class SynthesisResult:
+    policies: list[Policy]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _policy_port(protocol: str, port: object) -> PortSpec | None:
+    if protocol not in POLICY_PROTOCOLS or port is None or port is pd.NA:
+        return None
+    return PortSpec(protocol, int(port))  # type: ignore[call-overload]
+
+
+def _ip_block(address: str) -> IPBlock:
+    ip = ipaddress.ip_address(address)
+    return IPBlock(f"{ip}/{ip.max_prefixlen}")
+
+
+def synthesize(
+    edges: pd.DataFrame,
+    workloads: Workloads,
+    options: SynthesisOptions | None = None,
+) -> SynthesisResult:
+    """Write the policies that allow exactly ``edges`` (see the module docstring).
+
+    Edges whose protocol NetworkPolicy cannot express (ICMP, other IANA numbers) or that have no
+    destination port are left out, each with a warning: the policies then block them, and the user
+    has to know.
+    """
+    options = options or SynthesisOptions()
+    warnings: list[str] = []
+    ingress: dict[str, dict[Peer, set[PortSpec]]] = defaultdict(lambda: defaultdict(set))
+    egress: dict[str, dict[Peer, set[PortSpec]]] = defaultdict(lambda: defaultdict(set))
+    evidence: dict[tuple[str, str], list[tuple[int, object, object]]] = defaultdict(list)
+    table = workloads.table
+    namespace_of = {str(k): str(v) for k, v in table["namespace"].items()}
+
+    def peer_for(endpoint: str, policy_namespace: str) -> Peer:
+        if endpoint.startswith("pod:"):
+            workload = endpoint[4:]
+            selector = workloads.selectors[workload]
+            namespace = namespace_of[workload]
+            if namespace == policy_namespace:
+                return Peer(pod_selector=selector)
+            return Peer(
+                pod_selector=selector,
+                namespace_selector=LabelSelector.of({NAMESPACE_NAME_LABEL: namespace}),
+            )
+        return Peer(ip_block=_ip_block(endpoint[3:]))
+
+    # One pass over distinct edges (already aggregated): this loop is over connection types,
+    # not over flow records.
+    for src, dst, protocol, port, count, first, last in edges.itertuples(index=False):
+        spec = _policy_port(str(protocol), None if pd.isna(port) else port)
+        if spec is None:
+            warnings.append(
+                f"{src[4:] if src.startswith('pod:') else src[3:]} -> "
+                f"{dst[4:] if dst.startswith('pod:') else dst[3:]} {protocol}"
+                f"{'' if pd.isna(port) else '/' + str(port)}: not expressible in NetworkPolicy "
+                "(only TCP, UDP and SCTP ports are); left out"
+            )
+            continue
+        if options.ingress and dst.startswith("pod:"):
+            ns = namespace_of[dst[4:]]
+            ingress[dst[4:]][peer_for(src, ns)].add(spec)
+            evidence[(dst[4:], "ingress")].append((int(count), first, last))
+        if options.egress and src.startswith("pod:"):
+            ns = namespace_of[src[4:]]
+            egress[src[4:]][peer_for(dst, ns)].add(spec)
+            evidence[(src[4:], "egress")].append((int(count), first, last))
+
+    wanted = set(options.namespaces)
+    policies: list[Policy] = []
+    for direction, peers_by_workload in (("ingress", ingress), ("egress", egress)):
+        targets = set(peers_by_workload)
+        if direction == "egress" and options.egress and options.allow_dns:
+            # An egress policy isolates its pods for egress, so without this rule every name
+            # lookup would fail once it is applied, even if the window caught no DNS flow.
+            for workload in targets:
+                peers_by_workload[workload][DNS_PEER].update(DNS_PORTS)
+        for workload in sorted(targets):
+            namespace = namespace_of[workload]
+            if wanted and namespace not in wanted:
+                continue
+            policies.append(
+                _policy(
+                    workload,
+                    namespace,
+                    direction,
+                    peers_by_workload[workload],
+                    workloads,
+                    evidence[(workload, direction)],
+                    dns=direction == "egress" and options.allow_dns,
+                )
+            )
+    policies.sort(key=lambda p: (p.namespace, p.name))
+    return SynthesisResult(policies, warnings)
+
+
+def _merge_rules(peer_ports: Mapping[Peer, Iterable[PortSpec]]) -> tuple[Rule, ...]:
+    by_ports: dict[tuple[PortSpec, ...], list[Peer]] = defaultdict(list)
+    for peer, ports in peer_ports.items():
+        key = tuple(sorted(set(ports), key=lambda s: s.sort_key()))
+        by_ports[key].append(peer)
+    rules = [
+        Rule(peers=tuple(sorted(peers, key=lambda p: p.sort_key())), ports=ports)
+        for ports, peers in by_ports.items()
+    ]
+    return tuple(sorted(rules, key=lambda r: r.sort_key()))
+
+
+def _policy(
+    workload: str,
+    namespace: str,
+    direction: str,
+    peer_ports: Mapping[Peer, Iterable[PortSpec]],
+    workloads: Workloads,
+    evidence: list[tuple[int, object, object]],
+    *,
+    dns: bool,
+) -> Policy:
+    rules = _merge_rules(peer_ports)
+    flows = sum(c for c, _, _ in evidence)
+    firsts = [f for _, f, _ in evidence if not pd.isna(f)]  # type: ignore[call-overload]
+    lasts = [last for _, _, last in evidence if not pd.isna(last)]  # type: ignore[call-overload]
+    annotations = {f"{ANNOTATION_PREFIX}flows": str(flows)}
+    if firsts:
+        annotations[f"{ANNOTATION_PREFIX}first-seen"] = _iso(min(firsts))  # type: ignore[type-var]
+        annotations[f"{ANNOTATION_PREFIX}last-seen"] = _iso(max(lasts))  # type: ignore[type-var]
+    if dns:
+        annotations[f"{ANNOTATION_PREFIX}dns"] = (
+            "egress to the cluster resolver (kube-system, k8s-app=kube-dns) on UDP/TCP 53 is "
+            "allowed by default, observed or not (--no-allow-dns turns it off)"
+        )
+    name = dns_name(f"{workloads.name_of(workload)}-access-{direction}")
+    return Policy(
+        name=name,
+        namespace=namespace,
+        pod_selector=workloads.selectors[workload],
+        policy_types=("Ingress",) if direction == "ingress" else ("Egress",),
+        ingress=rules if direction == "ingress" else (),
+        egress=rules if direction == "egress" else (),
+        labels=MANAGED_BY,
+        annotations=tuple(sorted(annotations.items())),
+    )
+
+
+def _iso(value: object) -> str:
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    return stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")

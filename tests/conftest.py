@@ -1,0 +1,36 @@
+"""Shared fixtures: repository paths, golden files, the shared samples beside the checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_FLOWS = REPO / "sample_flows"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+# ../shared beside the checkout holds public samples under their own licences: tests read them
+# there and never copy them into the repository.
+SHARED_SAMPLES = REPO.parent / "shared" / "samples"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite golden files from current output"
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """``golden(relative_path, text)``: compare with (or, with --update-golden, write) a file."""
+    update = request.config.getoption("--update-golden")
+
+    def check(relative: str, text: str) -> None:
+        path = GOLDEN / relative
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        assert path.exists(), f"golden file {path} missing; run pytest --update-golden"
+        assert text == path.read_text(encoding="utf-8")
+
+    return check
