@@ -17,25 +17,9 @@ from pathlib import Path
 from typing import Any, Union
 
 from netpolgen.errors import InventoryError
+from netpolgen.identity import is_volatile
 from netpolgen.labels import canonical_labels
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL
-
-# Labels that differ between pods of one workload (per revision, per pod, per job run). They are
-# left out of a workload's identity when grouping pods into workloads.
-VOLATILE_LABELS = frozenset(
-    {
-        "pod-template-hash",
-        "controller-revision-hash",
-        "pod-template-generation",
-        "statefulset.kubernetes.io/pod-name",
-        "apps.kubernetes.io/pod-index",
-        "job-name",
-        "controller-uid",
-        "batch.kubernetes.io/job-name",
-        "batch.kubernetes.io/controller-uid",
-        "batch.kubernetes.io/job-completion-index",
-    }
-)
 
 NamedPorts = tuple[tuple[str, str, int], ...]
 """A pod's named container ports as sorted ``(name, protocol, number)`` triples."""
@@ -56,7 +40,7 @@ class PodRecord:
     @property
     def workload_labels(self) -> str:
         """Canonical labels without the volatile ones: the pod's workload identity."""
-        return canonical_labels({k: v for k, v in self.labels if k not in VOLATILE_LABELS})
+        return canonical_labels({k: v for k, v in self.labels if not is_volatile(k)})
 
 
 @dataclass

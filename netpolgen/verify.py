@@ -43,9 +43,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from netpolgen.cluster_view import VOLATILE_LABELS, ClusterView, InventoryLike, NamedPorts
+from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import validate_flows
-from netpolgen.labels import canonical_labels, labels_from_canonical
+from netpolgen.identity import stable_labels
+from netpolgen.labels import labels_from_canonical
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, IPBlock, Peer, Policy, PortSpec
 
 __all__ = [
@@ -479,11 +480,6 @@ def _display(namespace: Any, labels: Any, ip: Any) -> str:
     return str(ip)
 
 
-def _workload_labels(text: str) -> str:
-    pairs = [(k, v) for k, v in labels_from_canonical(text) if k not in VOLATILE_LABELS]
-    return canonical_labels(dict(pairs))
-
-
 def verify(
     flows: pd.DataFrame,
     policies: Sequence[Policy],
@@ -801,7 +797,7 @@ def _over_permissiveness(
             pods = edges[edges[f"{side}_namespace"].notna()]
             pairs = pods[[f"{side}_namespace", f"{side}_labels"]].drop_duplicates()
             for ns, labels in pairs.itertuples(index=False):
-                seen.add((str(ns), _workload_labels(str(labels))))
+                seen.add((str(ns), stable_labels(str(labels))))
         workloads = {k: Workload(*k) for k in sorted(seen)}
     if len(workloads) > max_workloads:
         warnings.append(
@@ -823,7 +819,7 @@ def _over_permissiveness(
         k: set(w.ports) for k, w in workloads.items()
     }
     for ns, labels, protocol, port in observed.itertuples(index=False):
-        key = (str(ns), _workload_labels(str(labels)))
+        key = (str(ns), stable_labels(str(labels)))
         if key in ports:
             ports[key].add((str(protocol), int(port)))
 
@@ -835,7 +831,7 @@ def _over_permissiveness(
     ].drop_duplicates()
     for sn, sl, dn, dl, protocol, port in distinct.itertuples(index=False):
         used.add(
-            (str(sn), _workload_labels(str(sl)), str(dn), _workload_labels(str(dl)),
+            (str(sn), stable_labels(str(sl)), str(dn), stable_labels(str(dl)),
              str(protocol), int(port))
         )  # fmt: skip
 
