@@ -675,17 +675,22 @@ def _denied_tables(
         )
     rows = []
     isolation: dict[tuple[str, str], str] = {}
-    for i in positions.tolist():
-        e = edges.iloc[i]
-        src_name = _display(e["src_namespace"], e["src_labels"], e["src_ip"])
-        dst_name = _display(e["dst_namespace"], e["dst_labels"], e["dst_ip"])
+    picked = edges.iloc[positions]
+    columns = {c: picked[c].tolist() for c in picked.columns}
+    for j, i in enumerate(positions.tolist()):
+        src_name = _display(
+            columns["src_namespace"][j], columns["src_labels"][j], columns["src_ip"][j]
+        )
+        dst_name = _display(
+            columns["dst_namespace"][j], columns["dst_labels"][j], columns["dst_ip"][j]
+        )
         blocked = []
         egress_policies = ingress_policies = ""
-        if not e["egress_allowed"]:
+        if not columns["egress_allowed"][j]:
             blocked.append("egress")
             egress_policies = ", ".join(ev.isolating_names(src_keys[i], EGRESS))
             isolation[(src_name, "egress")] = egress_policies
-        if not e["ingress_allowed"]:
+        if not columns["ingress_allowed"][j]:
             blocked.append("ingress")
             ingress_policies = ", ".join(ev.isolating_names(dst_keys[i], INGRESS))
             isolation[(dst_name, "ingress")] = ingress_policies
@@ -693,9 +698,9 @@ def _denied_tables(
             {
                 "src": src_name,
                 "dst": dst_name,
-                "protocol": e["protocol"],
-                "dst_port": e["dst_port"],
-                "flows": int(e["flows"]),
+                "protocol": columns["protocol"][j],
+                "dst_port": columns["dst_port"][j],
+                "flows": int(columns["flows"][j]),
                 "edges": 1,
                 "blocked_by": "+".join(blocked),
                 "egress_policies": egress_policies,
