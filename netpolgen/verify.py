@@ -43,6 +43,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from netpolgen.aggregate import SELECTABLE_KINDS, mark_replies
 from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
@@ -63,8 +64,6 @@ __all__ = [
 INGRESS = "Ingress"
 EGRESS = "Egress"
 Direction = Literal["Ingress", "Egress"]
-# Endpoint kinds that are never pods, whatever namespace a flow source may name for them.
-NON_POD_KINDS = ("node", "host", "world")
 
 EndpointKey = tuple[str | None, tuple[tuple[str, str], ...], str | None]
 """``(namespace, labels, ip)``: a pod when ``namespace`` is set (``ip`` unused), else an address."""
@@ -445,8 +444,10 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def _endpoint_columns(flows: pd.DataFrame, side: str) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Per row: namespace and labels for pods (NA otherwise), ip for non-pods (NA for pods)."""
     namespace = flows[f"{side}_namespace"]
+    # As the generator does (netpolgen.aggregate): only pods are reachable by selectors; any
+    # other kind (node, host, world, service, unknown) only by ipBlock on its address.
     kind = flows[f"{side}_kind"]
-    is_pod = namespace.notna() & ~kind.isin(NON_POD_KINDS).fillna(False).astype(bool)
+    is_pod = namespace.notna() & kind.isin(SELECTABLE_KINDS).fillna(False).astype(bool)
     ns = namespace.where(is_pod, pd.NA).astype("string")
     labels = flows[f"{side}_labels"].fillna("").where(is_pod, pd.NA).astype("string")
     ip = flows[f"{side}_ip"].where(~is_pod, pd.NA).astype("string")
@@ -491,10 +492,12 @@ def verify(
     """Replay observed flows against policies.
 
     Checked flows are the observed, allowed ones: rows whose ``verdict`` is not ``denied``
-    (the network already dropped those, so they are not wanted traffic) and whose ``is_reply``
-    is not true (replies ride on the connection's state; NA counts as a request). Rows with an
-    endpoint that has neither a namespace nor an IP are counted as unresolved. The others are
-    counted but not checked.
+    (the network already dropped those, so they are not wanted traffic) that are not replies
+    (replies ride on the connection's state). A reply is a row whose ``is_reply`` is true or,
+    when NA, whose reversed 5-tuple was seen earlier (``netpolgen.aggregate.mark_replies``, the
+    rule the generator uses). An endpoint is a pod when its kind is ``pod`` and it has a
+    namespace; any other endpoint is matched by its IP; rows with an endpoint that has neither
+    are counted as unresolved. Rows that are not checked are counted in ``counts``.
 
     Over-permissiveness: the known workloads are the inventory's pods grouped by namespace and
     labels (volatile labels such as ``pod-template-hash`` dropped), or, without an inventory, the
@@ -525,7 +528,9 @@ def verify(
     ev = Evaluator(policies, cluster.namespace_labels)
     warnings: list[str] = []
 
-    is_reply = flows["is_reply"].fillna(False).astype(bool).to_numpy()
+    # Replies: the record's own flag, else inferred from the reversed 5-tuple, as the generator
+    # infers them (netpolgen.aggregate.mark_replies).
+    is_reply = mark_replies(flows).to_numpy(dtype=bool)
     denied_verdict = (flows["verdict"] == "denied").fillna(False).astype(bool).to_numpy()
     src_ns, src_labels, src_ip = _endpoint_columns(flows, "src")
     dst_ns, dst_labels, dst_ip = _endpoint_columns(flows, "dst")

@@ -10,9 +10,12 @@ import pandas as pd
 import pytest
 
 from netpolgen.errors import PolicyParseError, SchemaError
+from netpolgen.ingest import load_flows
+from netpolgen.pipeline import GenerateOptions, generate
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.verify import Endpoint, Evaluator, format_report, is_allowed, verify
+from tests.conftest import SAMPLE_FLOWS
 from tests.flowkit import flows, inventory, namespace, pod, policies
 
 
@@ -613,3 +616,20 @@ def test_load_policies_missing_path(tmp_path: Path) -> None:
 def test_round_trip_through_manifest() -> None:
     for policy in policies(IP_EGRESS + "---\n" + WEB_FROM_FE):
         assert Policy.from_manifest(policy.to_manifest()) == policy
+
+
+# --- against the generator ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLE_FLOWS.glob("*.csv")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "options",
+    [GenerateOptions(), GenerateOptions(egress=False), GenerateOptions(ingress=False)],
+    ids=["both", "ingress-only", "egress-only"],
+)
+def test_generated_policies_allow_every_observed_flow(sample: Path, options: Any) -> None:
+    table = load_flows(sample)
+    result = generate(table, options)
+    report = verify(table, result.policies)
+    assert report.ok, format_report(report)
+    assert report.counts["flows_checked"] > 0
