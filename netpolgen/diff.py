@@ -1,0 +1,261 @@
+"""Semantic diff of two policy sets: which connections one allows and the other does not.
+
+A text diff of YAML says little: reordered rules, a peer moved to another policy, or a selector
+rewritten with ``matchExpressions`` change text but not behaviour, while one added ``podSelector``
+key silently changes who may talk. This module compares *behaviour*: for every pair of known
+workloads and every class of ports, it evaluates both sets with the evaluator of
+:mod:`netpolgen.verify` and reports where they differ.
+
+Ports are compared exactly, not by sampling: the numbers that appear in either set (``port``,
+``endPort + 1``, and named ports resolved on each known workload) cut 1-65535 into intervals within
+which every rule behaves the same, so one probe per interval decides the whole interval, per
+protocol (TCP, UDP and SCTP, the protocols NetworkPolicy can name). Adjacent intervals with the
+same outcome are merged in the report.
+
+Known workloads come from an inventory (pods grouped by namespace and stable labels), else from
+flows, else from the policies themselves (each ``podSelector`` with only ``matchLabels`` and a
+known namespace stands for a workload with exactly those labels). External addresses (``ipBlock``)
+are not compared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from netpolgen.cluster_view import ClusterView, InventoryLike
+from netpolgen.identity import stable_labels
+from netpolgen.labels import canonical_labels
+from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Policy
+from netpolgen.verify import Evaluator, Workload, render_table, workloads_from_cluster
+
+__all__ = ["DIFF_PROTOCOLS", "PolicyDiff", "diff_policies", "format_diff"]
+
+DIFF_PROTOCOLS = ("TCP", "UDP", "SCTP")
+MAX_PORT = 65535
+CHANGE_COLUMNS = [
+    "change",
+    "src_namespace",
+    "src_labels",
+    "dst_namespace",
+    "dst_labels",
+    "protocol",
+    "port_from",
+    "port_to",
+]
+
+
+@dataclass
+class PolicyDiff:
+    """What differs between two policy sets.
+
+    Attributes:
+        changes: one row per (source workload, destination workload, protocol, port range)
+            whose verdict differs: ``change`` is ``added`` (NEW allows it, OLD does not) or
+            ``removed`` (OLD allows it, NEW does not); see ``CHANGE_COLUMNS``.
+        policies_added, policies_removed, policies_changed: ``namespace/name`` of policies
+            present only in NEW, only in OLD, or in both with a different spec.
+        workloads: how many workloads were compared, and from where (``workload_source``).
+        warnings: caveats (e.g. workloads guessed from selectors).
+    """
+
+    changes: pd.DataFrame
+    policies_added: list[str]
+    policies_removed: list[str]
+    policies_changed: list[str]
+    workloads: int
+    workload_source: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        """True when both sets allow exactly the same connections between known workloads."""
+        return self.changes.empty
+
+    def summary(self) -> str:
+        added = int((self.changes["change"] == "added").sum())
+        removed = int((self.changes["change"] == "removed").sum())
+        return (
+            f"{self.workloads} workloads compared (from {self.workload_source}): "
+            f"{added} connection ranges newly allowed, {removed} no longer allowed; policies "
+            f"{len(self.policies_added)} added, {len(self.policies_removed)} removed, "
+            f"{len(self.policies_changed)} changed"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "same": self.same,
+            "workloads": self.workloads,
+            "workload_source": self.workload_source,
+            "policies_added": self.policies_added,
+            "policies_removed": self.policies_removed,
+            "policies_changed": self.policies_changed,
+            "warnings": self.warnings,
+            "changes": [
+                {str(k): (int(v) if str(k).startswith("port") else v) for k, v in row.items()}
+                for row in self.changes.astype(object).to_dict(orient="records")
+            ],
+        }
+
+
+def diff_policies(
+    old: Sequence[Policy],
+    new: Sequence[Policy],
+    inventory: InventoryLike = None,
+    *,
+    flows: pd.DataFrame | None = None,
+    protocols: Iterable[str] = DIFF_PROTOCOLS,
+) -> PolicyDiff:
+    """Compare what two policy sets allow between known workloads.
+
+    Args:
+        old: the policies before.
+        new: the policies after.
+        inventory: pods and namespaces (workloads, namespace labels, named ports).
+        flows: a flow table whose pod endpoints are the workloads when there is no inventory.
+        protocols: the protocols to compare.
+
+    Returns:
+        A :class:`PolicyDiff`; ``changes`` is empty when the sets behave the same.
+
+    Examples:
+        >>> diff_policies([], []).same
+        True
+    """
+    cluster = ClusterView.from_inventory(inventory)
+    warnings: list[str] = []
+    workloads = workloads_from_cluster(cluster)
+    source = "inventory"
+    if not workloads and flows is not None:
+        workloads = _workloads_from_flows(flows)
+        source = "flows"
+    if not workloads:
+        workloads = _workloads_from_policies([*old, *new])
+        source = "policy selectors"
+        if workloads:
+            warnings.append(
+                "no inventory: workloads were guessed from the policies' podSelectors "
+                "(pass -i INVENTORY for an exact comparison)"
+            )
+    before = Evaluator(old, cluster.namespace_labels)
+    after = Evaluator(new, cluster.namespace_labels)
+    intervals = {
+        protocol: _port_intervals([*old, *new], workloads.values(), protocol)
+        for protocol in protocols
+    }
+    rows: list[tuple[str, str, str, str, str, str, int, int]] = []
+    for src in workloads.values():
+        for dst in workloads.values():
+            for protocol, spans in intervals.items():
+                current: tuple[str, int, int] | None = None
+                for low, high in spans:
+                    was = all(before.allows(src.key, dst.key, protocol, low, dst.named_ports))
+                    now = all(after.allows(src.key, dst.key, protocol, low, dst.named_ports))
+                    change = "" if was == now else ("added" if now else "removed")
+                    if current is not None and current[0] == change and current[2] + 1 == low:
+                        current = (change, current[1], high)
+                        continue
+                    if current is not None and current[0]:
+                        rows.append((current[0], src.namespace, src.labels, dst.namespace,
+                                     dst.labels, protocol, current[1], current[2]))  # fmt: skip
+                    current = (change, low, high)
+                if current is not None and current[0]:
+                    rows.append((current[0], src.namespace, src.labels, dst.namespace,
+                                 dst.labels, protocol, current[1], current[2]))  # fmt: skip
+    changes = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
+    changes = changes.astype({c: "string" for c in CHANGE_COLUMNS[:6]})
+    changes = changes.astype({"port_from": "int64", "port_to": "int64"})
+    old_by = {(p.namespace, p.name): p for p in old}
+    new_by = {(p.namespace, p.name): p for p in new}
+    return PolicyDiff(
+        changes=changes,
+        policies_added=[f"{n}/{m}" for n, m in sorted(new_by.keys() - old_by.keys())],
+        policies_removed=[f"{n}/{m}" for n, m in sorted(old_by.keys() - new_by.keys())],
+        policies_changed=[
+            f"{n}/{m}"
+            for n, m in sorted(old_by.keys() & new_by.keys())
+            if old_by[(n, m)] != new_by[(n, m)]
+        ],
+        workloads=len(workloads),
+        workload_source=source if workloads else "nowhere",
+        warnings=warnings,
+    )
+
+
+def _port_intervals(
+    policies: Sequence[Policy], workloads: Iterable[Workload], protocol: str
+) -> list[tuple[int, int]]:
+    """Cut 1..65535 where any rule of ``protocol`` could change its answer."""
+    cuts = {1, MAX_PORT + 1}
+    for policy in policies:
+        for rule in (*policy.ingress, *policy.egress):
+            for spec in rule.ports:
+                if spec.protocol != protocol or spec.port is None or isinstance(spec.port, str):
+                    continue
+                cuts.add(spec.port)
+                cuts.add((spec.end_port if spec.end_port is not None else spec.port) + 1)
+    for workload in workloads:
+        for _name, port_protocol, number in workload.named_ports:
+            if port_protocol == protocol:
+                cuts.update((number, number + 1))
+    edges = sorted(c for c in cuts if 1 <= c <= MAX_PORT + 1)
+    return [(low, high - 1) for low, high in zip(edges, edges[1:], strict=False)]
+
+
+def _workloads_from_flows(flows: pd.DataFrame) -> dict[tuple[str, str], Workload]:
+    found: set[tuple[str, str]] = set()
+    for side in ("src", "dst"):
+        pods = flows[(flows[f"{side}_kind"] == "pod").fillna(False).astype(bool)]
+        pairs = pods[[f"{side}_namespace", f"{side}_labels"]].dropna(subset=[f"{side}_namespace"])
+        for namespace, labels in pairs.drop_duplicates().itertuples(index=False):
+            found.add((str(namespace), stable_labels("" if pd.isna(labels) else str(labels))))
+    return {key: Workload(*key) for key in sorted(found)}
+
+
+def _workloads_from_policies(policies: Sequence[Policy]) -> dict[tuple[str, str], Workload]:
+    found: set[tuple[str, str]] = set()
+
+    def add(namespace: str | None, selector: LabelSelector | None) -> None:
+        if namespace is None or selector is None or selector.match_expressions:
+            return
+        found.add((namespace, canonical_labels(dict(selector.match_labels))))
+
+    for policy in policies:
+        add(policy.namespace, policy.pod_selector)
+        for rule in (*policy.ingress, *policy.egress):
+            for peer in rule.peers:
+                if peer.ip_block is not None:
+                    continue
+                if peer.namespace_selector is None:
+                    add(policy.namespace, peer.pod_selector)
+                else:
+                    named = dict(peer.namespace_selector.match_labels).get(NAMESPACE_NAME_LABEL)
+                    add(named, peer.pod_selector or LabelSelector())
+    return {key: Workload(*key) for key in sorted(found)}
+
+
+def format_diff(diff: PolicyDiff, fmt: str = "table", *, limit: int = 200) -> str:
+    """Render a diff as plain text, JSON or Markdown."""
+    if fmt == "json":
+        return json.dumps(diff.to_dict(), indent=2) + "\n"
+    markdown = fmt == "markdown"
+    parts = ["# netpolgen diff\n" if markdown else "", diff.summary() + "\n"]
+    for warning in diff.warnings:
+        parts.append(("- warning: " if markdown else "warning: ") + warning + "\n")
+    for title, names in (
+        ("Policies added", diff.policies_added),
+        ("Policies removed", diff.policies_removed),
+        ("Policies changed", diff.policies_changed),
+    ):
+        if names:
+            parts.append(("\n## " if markdown else "\n") + title + ("\n" if markdown else ":\n"))
+            parts.append("".join(f"- {n}\n" if markdown else f"  {n}\n" for n in names))
+    if not diff.changes.empty:
+        title = "Connections that differ (added: only NEW allows; removed: only OLD allows)"
+        parts.append(("\n## " if markdown else "\n") + title + ("\n" if markdown else ":\n"))
+        parts.append(render_table(diff.changes, markdown=markdown, limit=limit))
+    return "".join(parts)
