@@ -55,6 +55,7 @@ __all__ = [
     "Evaluator",
     "VerificationReport",
     "egress_allows",
+    "evaluate_edges",
     "format_report",
     "ingress_allows",
     "is_allowed",
@@ -376,7 +377,8 @@ class VerificationReport:
         edges: one row per distinct checked edge (``EDGE_KEY`` columns; ``src_ip``/``dst_ip``
             only for endpoints that are not pods) with ``flows`` (sum of ``count``),
             ``records``, ``egress_isolated``, ``ingress_isolated``, ``egress_allowed``,
-            ``ingress_allowed`` and ``allowed``.
+            ``ingress_allowed``, ``allowed`` and ``dst_named_ports`` (the destination pod's
+            named ports used to resolve ``port: <name>``).
         denied: the denied edges grouped by workload pair and port: ``src``, ``dst`` (display
             names), ``protocol``, ``dst_port``, ``flows``, ``edges``, ``blocked_by``
             (``egress``, ``ingress`` or ``egress+ingress``) and the isolating policies,
@@ -481,6 +483,76 @@ def _display(namespace: Any, labels: Any, ip: Any) -> str:
     return str(ip)
 
 
+def edge_keys(edges: pd.DataFrame) -> tuple[list[EndpointKey], list[EndpointKey]]:
+    """The evaluator's endpoint keys for each edge's source and destination."""
+    src = [
+        _key(n, lbl, ip)
+        for n, lbl, ip in zip(
+            edges["src_namespace"].tolist(),
+            edges["src_labels"].tolist(),
+            edges["src_ip"].tolist(),
+            strict=True,
+        )
+    ]
+    dst = [
+        _key(n, lbl, ip)
+        for n, lbl, ip in zip(
+            edges["dst_namespace"].tolist(),
+            edges["dst_labels"].tolist(),
+            edges["dst_ip"].tolist(),
+            strict=True,
+        )
+    ]
+    return src, dst
+
+
+def evaluate_edges(
+    edges: pd.DataFrame,
+    evaluator: Evaluator,
+    keys: tuple[list[EndpointKey], list[EndpointKey]] | None = None,
+) -> pd.DataFrame:
+    """Evaluate each edge of a :attr:`VerificationReport.edges` table against other policies.
+
+    Returns a frame on the same index with ``egress_isolated``, ``ingress_isolated``,
+    ``egress_allowed``, ``ingress_allowed`` and ``allowed``. One Python iteration per distinct
+    edge (never per flow); the evaluator caches per endpoint and per (policy set, peer).
+    """
+    src_keys, dst_keys = keys if keys is not None else edge_keys(edges)
+    n = len(edges)
+    egress_iso = np.zeros(n, dtype=bool)
+    ingress_iso = np.zeros(n, dtype=bool)
+    egress_ok = np.ones(n, dtype=bool)
+    ingress_ok = np.ones(n, dtype=bool)
+    named_column = (
+        edges["dst_named_ports"].tolist() if "dst_named_ports" in edges else [()] * n
+    )
+    for i, (src, dst, proto, port, named) in enumerate(
+        zip(
+            src_keys,
+            dst_keys,
+            edges["protocol"].tolist(),
+            edges["dst_port"].tolist(),
+            named_column,
+            strict=True,
+        )
+    ):
+        port_number = None if port is None or pd.isna(port) else int(port)
+        protocol = "" if proto is None or pd.isna(proto) else str(proto)
+        egress_iso[i] = bool(evaluator.selecting(src, EGRESS))
+        ingress_iso[i] = bool(evaluator.selecting(dst, INGRESS))
+        egress_ok[i], ingress_ok[i] = evaluator.allows(src, dst, protocol, port_number, named)
+    return pd.DataFrame(
+        {
+            "egress_isolated": egress_iso,
+            "ingress_isolated": ingress_iso,
+            "egress_allowed": egress_ok,
+            "ingress_allowed": ingress_ok,
+            "allowed": egress_ok & ingress_ok,
+        },
+        index=edges.index,
+    )
+
+
 def verify(
     flows: pd.DataFrame,
     policies: Sequence[Policy],
@@ -576,42 +648,13 @@ def verify(
         else np.zeros(n_edges, dtype=np.int64)
     )
 
-    egress_iso = np.zeros(n_edges, dtype=bool)
-    ingress_iso = np.zeros(n_edges, dtype=bool)
-    egress_ok = np.ones(n_edges, dtype=bool)
-    ingress_ok = np.ones(n_edges, dtype=bool)
-    src_keys: list[EndpointKey] = []
-    dst_keys: list[EndpointKey] = []
-    # One Python iteration per distinct edge (never per flow); the evaluator caches per endpoint.
-    for i, (sn, sl, si, dn, dl, di, proto, port, profile) in enumerate(
-        zip(
-            edges["src_namespace"].tolist(),
-            edges["src_labels"].tolist(),
-            edges["src_ip"].tolist(),
-            edges["dst_namespace"].tolist(),
-            edges["dst_labels"].tolist(),
-            edges["dst_ip"].tolist(),
-            edges["protocol"].tolist(),
-            edges["dst_port"].tolist(),
-            profiles.tolist(),
-            strict=True,
-        )
-    ):
-        src = _key(sn, sl, si)
-        dst = _key(dn, dl, di)
-        src_keys.append(src)
-        dst_keys.append(dst)
-        port_number = None if port is None or pd.isna(port) else int(port)
-        named = named_profiles[profile]
-        protocol = "" if proto is None or pd.isna(proto) else str(proto)
-        egress_iso[i] = bool(ev.selecting(src, EGRESS))
-        ingress_iso[i] = bool(ev.selecting(dst, INGRESS))
-        egress_ok[i], ingress_ok[i] = ev.allows(src, dst, protocol, port_number, named)
-    edges["egress_isolated"] = egress_iso
-    edges["ingress_isolated"] = ingress_iso
-    edges["egress_allowed"] = egress_ok
-    edges["ingress_allowed"] = ingress_ok
-    edges["allowed"] = egress_ok & ingress_ok
+    edges["dst_named_ports"] = pd.Series(
+        [named_profiles[p] for p in profiles.tolist()], index=edges.index, dtype=object
+    )
+    src_keys, dst_keys = edge_keys(edges)
+    verdicts = evaluate_edges(edges, ev, (src_keys, dst_keys))
+    for column in verdicts.columns:
+        edges[column] = verdicts[column].to_numpy()
 
     flow_allowed = pd.Series(pd.NA, index=flows.index, dtype="boolean")
     if len(rows):
