@@ -477,7 +477,8 @@ def _key(namespace: Any, labels: Any, ip: Any) -> EndpointKey:
     return (None, (), None if ip is None or pd.isna(ip) else str(ip))
 
 
-def _display(namespace: Any, labels: Any, ip: Any) -> str:
+def describe_endpoint(namespace: Any, labels: Any, ip: Any) -> str:
+    """``namespace/labels`` for a pod endpoint, the address for anything else."""
     if namespace is not None and not pd.isna(namespace):
         return f"{namespace}/{labels or '<no labels>'}"
     return str(ip)
@@ -726,10 +727,10 @@ def _denied_tables(
     picked = edges.iloc[positions]
     columns = {c: picked[c].tolist() for c in picked.columns}
     for j, i in enumerate(positions.tolist()):
-        src_name = _display(
+        src_name = describe_endpoint(
             columns["src_namespace"][j], columns["src_labels"][j], columns["src_ip"][j]
         )
-        dst_name = _display(
+        dst_name = describe_endpoint(
             columns["dst_namespace"][j], columns["dst_labels"][j], columns["dst_ip"][j]
         )
         blocked = []

@@ -1,0 +1,453 @@
+"""A staged plan from "everything is allowed" to default-deny, that breaks nothing observed.
+
+The plan works per namespace and per direction. A stage applies, for one namespace, the
+generated allow policies of one direction (``<workload>-access-ingress`` or ``-egress``) together
+with the default-deny policy of that direction, so that the deny never lands before the allows it
+relies on. Ingress comes before egress in each namespace (a wrong egress rule also breaks DNS, the
+usual first casualty). Namespaces are ordered least risky first: those where default-deny would
+break the fewest observed connections with today's policies (the allow policies are what carries
+them, so fewer means less depends on the new rules); namespaces with no observed traffic come last,
+since nothing proves what they need. System namespaces (``kube-system`` and friends) are left out
+unless asked.
+
+Every stage is checked before it is written: the existing policies plus all stages up to it are
+replayed against the observed flows with :func:`netpolgen.verify.evaluate_edges`, and the count of
+denied flows is recorded (it is zero unless a flow cannot be expressed as a policy). Existing
+policies are never changed; generated policies whose name is taken get a ``-netpolgen`` suffix.
+Rolling back a stage deletes its policies, default-deny first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from netpolgen.cluster_view import ClusterView, InventoryLike
+from netpolgen.errors import OutputError
+from netpolgen.output import policy_path
+from netpolgen.pipeline import GenerateOptions, generate
+from netpolgen.policy.default_deny import default_deny_policies, is_default_deny
+from netpolgen.policy.model import Policy
+from netpolgen.policy.render import dump_yaml, sorted_policies
+from netpolgen.verify import (
+    EGRESS,
+    INGRESS,
+    Evaluator,
+    describe_endpoint,
+    edge_keys,
+    evaluate_edges,
+    render_table,
+    verify,
+)
+
+__all__ = [
+    "SYSTEM_NAMESPACES",
+    "MigrationOptions",
+    "MigrationPlan",
+    "Stage",
+    "is_system_namespace",
+    "plan_migration",
+    "write_plan",
+]
+
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
+# Namespaces run by the platform or the network plugin (Calico's default staged-policy selector
+# excludes the same prefixes).
+SYSTEM_PREFIXES = ("kube-", "openshift-", "calico-", "tigera-", "cilium-", "gke-", "gmp-")
+RENAME_SUFFIX = "-netpolgen"
+BREAK_COLUMNS = ["src", "dst", "protocol", "dst_port", "flows"]
+
+
+def is_system_namespace(
+    namespace: str,
+    names: Sequence[str] = SYSTEM_NAMESPACES,
+    prefixes: Sequence[str] = SYSTEM_PREFIXES,
+) -> bool:
+    """Whether a namespace belongs to the platform (left out of the plan by default)."""
+    return namespace in names or namespace.startswith(tuple(prefixes))
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    """How to plan.
+
+    Attributes:
+        include_system: stage system namespaces too.
+        system_namespaces, system_prefixes: what counts as a system namespace.
+        generate: options for the generated allow policies (both directions are staged).
+    """
+
+    include_system: bool = False
+    system_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES
+    system_prefixes: tuple[str, ...] = SYSTEM_PREFIXES
+    generate: GenerateOptions = field(default_factory=GenerateOptions)
+
+
+@dataclass
+class Stage:
+    """One step of the plan: one namespace, one direction.
+
+    Attributes:
+        number: 1-based position in the plan.
+        namespace, direction: what the stage isolates (``Ingress`` or ``Egress``).
+        allow: the generated allow policies applied in this stage.
+        deny: the default-deny policy (empty when an existing policy already is one).
+        breaks_today: the observed connections that this default-deny would break if it were
+            applied alone on top of today's policies (``BREAK_COLUMNS``); the allow policies of
+            the stage are what keeps them working.
+        flows_denied_after: observed flows denied once stages 1..number are applied (0 expected).
+    """
+
+    number: int
+    namespace: str
+    direction: str
+    allow: list[Policy]
+    deny: list[Policy]
+    breaks_today: pd.DataFrame
+    flows_denied_after: int = 0
+
+    @property
+    def folder(self) -> str:
+        return f"{self.number:02d}-{self.namespace}-{self.direction.lower()}"
+
+    @property
+    def policies(self) -> list[Policy]:
+        return sorted_policies(self.allow) + self.deny
+
+    @property
+    def flows_at_risk(self) -> int:
+        return int(self.breaks_today["flows"].sum()) if not self.breaks_today.empty else 0
+
+    def rollback(self) -> list[str]:
+        """kubectl commands that undo the stage, default-deny first."""
+        order = self.deny + list(reversed(sorted_policies(self.allow)))
+        return [f"kubectl delete networkpolicy -n {p.namespace} {p.name}" for p in order]
+
+
+@dataclass
+class MigrationPlan:
+    """The whole plan: ordered stages, what was left out, and the checks that were run."""
+
+    stages: list[Stage]
+    left_out: list[str]
+    unobserved: list[str]
+    existing: list[Policy]
+    flows_checked: int
+    flows_denied_today: int
+    flows_denied_final: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def namespaces(self) -> list[str]:
+        return list(dict.fromkeys(s.namespace for s in self.stages))
+
+    def files(self) -> dict[str, str]:
+        """Relative path -> text: per stage a folder of policy YAML and ``rollback.txt``; a
+        top-level ``README.md``."""
+        out: dict[str, str] = {}
+        for stage in self.stages:
+            for policy in stage.policies:
+                path = policy_path(policy)  # checks the names are safe file names
+                out[f"{stage.folder}/{path.name}"] = dump_yaml(policy.to_manifest())
+            out[f"{stage.folder}/rollback.txt"] = "\n".join(stage.rollback()) + "\n"
+        out["README.md"] = self.readme()
+        return out
+
+    def readme(self) -> str:
+        """The report a person reviews before applying anything."""
+        lines = [
+            "# Default-deny migration plan",
+            "",
+            "Generated by `netpolgen migrate`. Apply the stages in order, one at a time, and watch",
+            "for dropped traffic between stages. Existing policies are not changed.",
+            "",
+            f"- Observed flows checked: {self.flows_checked}",
+            f"- Denied today by the existing {len(self.existing)} policies: "
+            f"{self.flows_denied_today}",
+            f"- Denied after the last stage: {self.flows_denied_final}",
+            f"- Namespaces staged: {', '.join(self.namespaces) or 'none'}",
+            f"- Left out (system namespaces): {', '.join(self.left_out) or 'none'}",
+        ]
+        if self.unobserved:
+            lines.append(
+                f"- No observed traffic (staged last; observe longer before applying): "
+                f"{', '.join(self.unobserved)}"
+            )
+        for warning in self.warnings:
+            lines.append(f"- Warning: {warning}")
+        lines += ["", "## Stages", ""]
+        summary = pd.DataFrame(
+            [
+                {
+                    "stage": s.folder,
+                    "namespace": s.namespace,
+                    "direction": s.direction,
+                    "allow policies": len(s.allow),
+                    "default-deny": "yes" if s.deny else "already in place",
+                    "connections default-deny alone would break": len(s.breaks_today),
+                    "flows": s.flows_at_risk,
+                    "denied after stage": s.flows_denied_after,
+                }
+                for s in self.stages
+            ]
+        )
+        if not summary.empty:
+            lines.append(render_table(summary, markdown=True, limit=10_000))
+        for stage in self.stages:
+            lines += [
+                f"### {stage.number}. {stage.namespace}: default-deny {stage.direction.lower()}",
+                "",
+                f"Apply: `kubectl apply -f {stage.folder}/`",
+                "",
+                "Policies:",
+                "",
+            ]
+            lines += [f"- `{p.name}`" for p in stage.policies]
+            lines.append("")
+            if stage.breaks_today.empty:
+                lines.append("Default-deny alone would break no observed connection.")
+            else:
+                lines.append(
+                    "Observed connections that default-deny alone would break today "
+                    "(the allow policies above keep them working):"
+                )
+                lines.append("")
+                lines.append(render_table(stage.breaks_today, markdown=True, limit=30))
+            lines += [
+                "",
+                f"Check: after this stage, {stage.flows_denied_after} observed flows are denied.",
+                "",
+                f"Rollback (`{stage.folder}/rollback.txt`):",
+                "",
+                "```sh",
+                *stage.rollback(),
+                "```",
+                "",
+            ]
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def plan_migration(
+    flows: pd.DataFrame,
+    existing: Sequence[Policy],
+    inventory: InventoryLike = None,
+    options: MigrationOptions | None = None,
+) -> MigrationPlan:
+    """Plan the move to default-deny (see the module docstring).
+
+    Args:
+        flows: the observed traffic (a flow table).
+        existing: the policies in force today.
+        inventory: pods and namespaces (namespace labels, named ports, namespaces without flows).
+        options: see :class:`MigrationOptions`.
+
+    Returns:
+        A :class:`MigrationPlan`; :func:`write_plan` writes it out.
+
+    Examples:
+        >>> plan = plan_migration(flows, load_policies("live/"))  # doctest: +SKIP
+        >>> [s.folder for s in plan.stages]  # doctest: +SKIP
+        ['01-shop-ingress', '02-shop-egress', ...]
+    """
+    options = options or MigrationOptions()
+    cluster = ClusterView.from_inventory(inventory)
+    existing = list(existing)
+    warnings: list[str] = []
+
+    today = verify(flows, existing, cluster, over_permissive=False)
+    edges = today.edges
+    keys = edge_keys(edges)
+    allowed_today = edges["allowed"].to_numpy()
+    if not today.ok:
+        warnings.append(
+            f"the existing policies already deny {today.counts['flows_denied']} observed flows "
+            "(recorded before they were applied?); the generated policies allow them again"
+        )
+
+    generate_options = dataclasses.replace(options.generate, ingress=True, egress=True)
+    generated = generate(flows, generate_options)
+    warnings += generated.warnings
+    taken = {(p.namespace, p.name) for p in existing}
+
+    def rename(policy: Policy) -> Policy:
+        if (policy.namespace, policy.name) not in taken:
+            return policy
+        new_name = policy.name + RENAME_SUFFIX
+        warnings.append(
+            f"{policy.namespace}/{policy.name} exists already; the plan names it {new_name}"
+        )
+        return dataclasses.replace(policy, name=new_name)
+
+    observed = {str(n) for n in edges["src_namespace"].dropna()} | {
+        str(n) for n in edges["dst_namespace"].dropna()
+    }
+    every = (
+        observed
+        | set(cluster.namespaces)
+        | {p.namespace for p in existing}
+        | {p.namespace for p in generated.policies}
+    )
+    left_out = sorted(
+        n
+        for n in every
+        if not options.include_system
+        and is_system_namespace(n, options.system_namespaces, options.system_prefixes)
+    )
+    staged = sorted(every - set(left_out))
+
+    candidates: dict[str, list[Stage]] = {}
+    for namespace in staged:
+        stages = []
+        for direction in (INGRESS, EGRESS):
+            already = any(
+                p.namespace == namespace and is_default_deny(p, direction) for p in existing
+            )
+            deny = (
+                []
+                if already
+                else [
+                    rename(p)
+                    for p in default_deny_policies(
+                        [namespace], ingress=direction == INGRESS, egress=direction == EGRESS
+                    )
+                ]
+            )
+            allow = [
+                rename(p)
+                for p in generated.policies
+                if p.namespace == namespace and _stage_direction(p) == direction
+            ]
+            if not deny and not allow:
+                continue
+            alone = Evaluator([*existing, *deny], cluster.namespace_labels)
+            with_deny = evaluate_edges(edges, alone, keys)
+            broken = allowed_today & ~with_deny["allowed"].to_numpy()
+            stages.append(
+                Stage(0, namespace, direction, allow, deny, _break_table(edges[broken]))
+            )
+        candidates[namespace] = stages
+
+    def risk(namespace: str) -> tuple[bool, int, int, str]:
+        stages = candidates[namespace]
+        return (
+            namespace not in observed,
+            sum(len(s.breaks_today) for s in stages),
+            sum(s.flows_at_risk for s in stages),
+            namespace,
+        )
+
+    ordered: list[Stage] = []
+    applied: list[Policy] = list(existing)
+    for namespace in sorted(staged, key=risk):
+        for stage in candidates[namespace]:
+            stage.number = len(ordered) + 1
+            applied += stage.policies
+            after = evaluate_edges(edges, Evaluator(applied, cluster.namespace_labels), keys)
+            denied = ~after["allowed"].to_numpy()
+            stage.flows_denied_after = int(edges.loc[denied, "flows"].sum())
+            if stage.flows_denied_after:
+                warnings.append(
+                    f"stage {stage.folder}: {stage.flows_denied_after} observed flows denied "
+                    "(see netpolgen verify for which)"
+                )
+            ordered.append(stage)
+    final = ordered[-1].flows_denied_after if ordered else today.counts["flows_denied"]
+    return MigrationPlan(
+        stages=ordered,
+        left_out=left_out,
+        unobserved=sorted(set(staged) - observed),
+        existing=existing,
+        flows_checked=today.counts["flows_checked"],
+        flows_denied_today=today.counts["flows_denied"],
+        flows_denied_final=final,
+        warnings=warnings,
+    )
+
+
+def _stage_direction(policy: Policy) -> str:
+    # Generated policies carry one direction each; one with both goes with ingress, the first.
+    return EGRESS if policy.policy_types == (EGRESS,) else INGRESS
+
+
+def _break_table(edges: pd.DataFrame) -> pd.DataFrame:
+    if edges.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in BREAK_COLUMNS})
+    table = pd.DataFrame(
+        {
+            "src": [
+                describe_endpoint(n, lbl, ip)
+                for n, lbl, ip in zip(
+                    edges["src_namespace"], edges["src_labels"], edges["src_ip"], strict=True
+                )
+            ],
+            "dst": [
+                describe_endpoint(n, lbl, ip)
+                for n, lbl, ip in zip(
+                    edges["dst_namespace"], edges["dst_labels"], edges["dst_ip"], strict=True
+                )
+            ],
+            "protocol": edges["protocol"].to_numpy(),
+            "dst_port": edges["dst_port"].to_numpy(),
+            "flows": edges["flows"].to_numpy(),
+        }
+    )
+    return (
+        table.groupby(["src", "dst", "protocol", "dst_port"], dropna=False, sort=True)["flows"]
+        .sum()
+        .reset_index()
+        .sort_values(["flows", "src", "dst"], ascending=[False, True, True], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def write_plan(
+    plan: MigrationPlan, directory: str | os.PathLike[str], *, force: bool = False
+) -> list[Path]:
+    """Write :meth:`MigrationPlan.files` under ``directory``, atomically.
+
+    The files go to a temporary directory beside ``directory`` that then takes its place, so a
+    failure leaves nothing half-written. A non-empty ``directory`` is refused unless ``force``.
+
+    Raises:
+        OutputError: when the directory cannot be written or is not empty.
+    """
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise OutputError("exists and is not a directory", source=str(target))
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise OutputError(
+            "output directory exists and is not empty",
+            source=str(target),
+            hint="choose a new directory, or pass --force to replace it",
+        )
+    files = plan.files()
+    parent = target.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as error:
+        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from None
+    try:
+        for relative, text in files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        if target.is_dir():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
+            retired.rmdir()
+            target.rename(retired)
+            staging.rename(target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"cannot write output: {error.strerror}", source=str(target)) from None
+    return [Path(p) for p in files]
