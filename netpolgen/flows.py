@@ -69,7 +69,8 @@ def empty_flows() -> pd.DataFrame:
 def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
     """Give ``frame`` every column of the schema, in order, with the documented dtypes.
 
-    Missing columns are added as all-NA (``count`` as 1, ``verdict`` as ``unknown``). Values must
+    Missing columns are added as all-NA (``count`` as 1, ``verdict`` as ``unknown``, ``protocol``
+    as TCP, the default of the CSV contract and of Kubernetes ports). Values must
     already be convertible: this is the last step of an ingester, not a parser.
     """
     out: dict[str, pd.Series] = {}
@@ -81,6 +82,8 @@ def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
             column = pd.Series([1] * n, index=frame.index)
         elif name == "verdict":
             column = pd.Series(["unknown"] * n, index=frame.index)
+        elif name == "protocol":
+            column = pd.Series(["TCP"] * n, index=frame.index)
         else:
             column = pd.Series([pd.NA] * n, index=frame.index, dtype="object")
         out[name] = _as_dtype(column, name, dtype)

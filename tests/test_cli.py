@@ -120,8 +120,12 @@ def test_namespace_filter_and_min_count() -> None:
 
 def test_include_denied_opens_the_denied_path() -> None:
     result = run("from-flows", THREE_TIER, "--no-egress", "--include-denied", "-q")
-    db = [d for d in yaml.safe_load_all(result.stdout) if d["metadata"]["name"] == "db-access-ingress"]
-    peers = [p["podSelector"]["matchLabels"]["role"] for r in db[0]["spec"]["ingress"] for p in r["from"]]
+    db = [
+        d for d in yaml.safe_load_all(result.stdout) if d["metadata"]["name"] == "db-access-ingress"
+    ]
+    peers = [
+        p["podSelector"]["matchLabels"]["role"] for r in db[0]["spec"]["ingress"] for p in r["from"]
+    ]
     assert sorted(peers) == ["backend", "web"]
 
 

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+from netpolgen import IngestReport, load_flows, validate_flows
+from netpolgen.errors import InputError
+
+HEADER = "src_namespace,src_labels,dst_namespace,dst_labels,dst_port"
+
+
+def load(text: str | bytes, tmp_path: Path, name: str = "f.csv", **kwargs: object):  # type: ignore[no-untyped-def]
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    report = IngestReport()
+    return load_flows(path, report=report, **kwargs), report  # type: ignore[arg-type]
+
+
+def test_labels_as_text_or_json_are_canonical(tmp_path: Path) -> None:
+    flows, _ = load(
+        HEADER + '\na,"role=web, app=x",a,"{""app"": ""y"", ""tier"": ""db""}",80\n', tmp_path
+    )
+    validate_flows(flows)
+    assert flows.loc[0, "src_labels"] == "app=x,role=web"
+    assert flows.loc[0, "dst_labels"] == "app=y,tier=db"
+    assert flows.loc[0, "src_kind"] == "pod" and flows.loc[0, "protocol"] == "TCP"
+    assert flows.loc[0, "count"] == 1
+
+
+def test_bom_crlf_and_column_order(tmp_path: Path) -> None:
+    text = (
+        "\ufeffdst_port,dst_labels,dst_namespace,src_labels,src_namespace,extra\r\n"
+        "80,app=y,a,app=x,a,zz\r\n"
+    )
+    flows, report = load(text, tmp_path)
+    assert len(flows) == 1 and report.records_used == 1
+    assert flows.loc[0, "dst_port"] == 80
+
+
+def test_gzip_is_detected_by_content(tmp_path: Path) -> None:
+    raw = (HEADER + "\na,app=x,a,app=y,80\n").encode()
+    flows, _ = load(gzip.compress(raw), tmp_path, name="flows.log")
+    assert len(flows) == 1
+
+
+def test_truncated_gzip_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    raw = gzip.compress((HEADER + "\na,app=x,a,app=y,80\n" * 1000).encode())
+    with pytest.raises(InputError, match="truncated or corrupt") as error:
+        load(raw[: len(raw) // 2], tmp_path, name="cut.csv.gz")
+    assert "cut.csv.gz" in str(error.value)
+
+
+def test_protocols_times_and_verdicts(tmp_path: Path) -> None:
+    text = (
+        HEADER + ",protocol,time,verdict,is_reply\n"
+        "a,app=x,a,app=y,53,17,1700000000,ACCEPT,\n"
+        "a,app=x,a,app=y,53,udp,2023-11-14T22:13:20+00:00,dropped,no\n"
+        "a,app=x,a,app=y,,icmp,2023-11-14T22:13:20.5Z,,1\n"
+        "a,app=x,a,app=y,9,47,,,\n"
+    )
+    flows, report = load(text, tmp_path)
+    assert list(flows["protocol"].astype(str)) == ["UDP", "UDP", "ICMP", "47"]
+    assert flows.loc[0, "time"] == flows.loc[1, "time"]
+    assert list(flows["verdict"].astype(str)) == ["allowed", "denied", "unknown", "unknown"]
+    assert list(flows["is_reply"].astype(object)) == [pd_na(), False, True, pd_na()]
+    assert flows["dst_port"].isna().tolist() == [False, False, True, False]
+    assert report.records_skipped == 0
+
+
+def pd_na() -> object:
+    import pandas as pd
+
+    return pd.NA
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("a,app=x,a,app=y,70000", "dst_port is not an integer 0-65535"),
+        ("a,app=x,a,app=y,-1", "dst_port is not an integer 0-65535"),
+        ("a,app=x,a,app=y,http", "dst_port is not an integer 0-65535"),
+        ("Upper,app=x,a,app=y,80", "src_namespace is not a valid namespace name"),
+        ("a,{broken,a,app=y,80", "src_labels are neither k=v,... nor a JSON object"),
+        ("a,novalue,a,app=y,80", "src_labels are neither k=v,... nor a JSON object"),
+        (",,a,app=y,80", "src endpoint has neither namespace+labels nor IP"),
+    ],
+)
+def test_bad_rows_are_skipped_counted_and_located(tmp_path: Path, row: str, reason: str) -> None:
+    flows, report = load(HEADER + "\na,app=x,a,app=y,80\n" + row + "\n", tmp_path)
+    assert len(flows) == 1
+    assert report.records_read == 2 and report.records_used == 1
+    assert report.skipped == {reason: 1}
+    assert report.messages == [f"{tmp_path / 'f.csv'}:3: skipped: {reason}"]
+
+
+def test_unknown_protocol_is_skipped(tmp_path: Path) -> None:
+    _, report = load(HEADER + ",protocol\na,app=x,a,app=y,80,QUIC\n", tmp_path)
+    assert report.skipped == {"unknown protocol": 1}
+
+
+def test_invalid_label_keys_are_left_out_and_reported(tmp_path: Path) -> None:
+    flows, report = load(HEADER + '\na,"app=x,bad key=1,k=v:#",a,app=y,80\n', tmp_path)
+    assert flows.loc[0, "src_labels"] == "app=x"
+    assert any("invalid label" in m for m in report.messages)
+
+
+def test_ip_only_side_is_kept_for_resolution(tmp_path: Path) -> None:
+    text = (
+        "src_ip,dst_namespace,dst_labels,dst_port\n"
+        "203.0.113.9,a,app=y,443\n2001:DB8::1,a,app=y,443\n"
+    )
+    flows, _ = load(text, tmp_path)
+    assert list(flows["src_ip"]) == ["203.0.113.9", "2001:db8::1"]
+    assert list(flows["src_kind"].astype(str)) == ["unknown", "unknown"]
+
+
+def test_binary_stream_source() -> None:
+    stream = io.BytesIO((HEADER + "\na,app=x,a,app=y,80\n").encode())
+    assert len(load_flows(stream)) == 1
+
+
+def test_non_utf8_is_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not UTF-8"):
+        load((HEADER + "\na,app=\xe9,a,app=y,80\n").encode("latin-1"), tmp_path)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from netpolgen.policy.model import LabelSelector, Peer, Policy, PortSpec, Rule
+from netpolgen.policy.render import dump_yaml, render_yaml
+
+# Strings that a YAML 1.1 reader (kubectl's go-yaml) would turn into booleans, numbers or null.
+AMBIGUOUS = ["y", "Y", "n", "N", "yes", "no", "on", "off", "true", "NULL", "~", "012", "1e3",
+             "0x1F", "0b101", "1_000", ".5", "+1", "12:30", ".inf", "-.inf", ".nan", ""]  # fmt: skip  # noqa: E501
+
+
+@pytest.mark.parametrize("value", AMBIGUOUS)
+def test_yaml11_ambiguous_strings_are_quoted(value: str) -> None:
+    text = dump_yaml({"v": value})
+    assert text.strip() in (f"v: '{value}'", f'v: "{value}"'), text
+    assert yaml.safe_load(text) == {"v": value}
+
+
+@pytest.mark.parametrize("value", ["app", "my-app", "a.b", "web-1", "v1", "x: y", "#x", "a\nb"])
+def test_other_strings_round_trip(value: str) -> None:
+    assert yaml.safe_load(dump_yaml({"v": value})) == {"v": value}
+
+
+def _policy(name: str, namespace: str = "ns") -> Policy:
+    return Policy(
+        name=name,
+        namespace=namespace,
+        pod_selector=LabelSelector.of({"app": "on"}),
+        policy_types=("Ingress",),
+        ingress=(
+            Rule((Peer(pod_selector=LabelSelector.of({"app": "y"})),), (PortSpec("TCP", 1),)),
+        ),
+    )
+
+
+def test_stream_is_sorted_and_label_values_stay_strings() -> None:
+    text = render_yaml([_policy("b"), _policy("a", "z"), _policy("a")])
+    documents = list(yaml.safe_load_all(text))
+    assert [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in documents] == [
+        ("ns", "a"), ("ns", "b"), ("z", "a"),
+    ]  # fmt: skip
+    assert documents[0]["spec"]["podSelector"]["matchLabels"] == {"app": "on"}
+    assert documents[0]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {
+        "app": "y"
+    }
+
+
+def test_manifest_round_trip_through_the_model() -> None:
+    policy = _policy("a")
+    assert Policy.from_manifest(yaml.safe_load(dump_yaml(policy.to_manifest()))) == policy
