@@ -21,6 +21,7 @@ are not compared.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +31,11 @@ import pandas as pd
 from netpolgen.cluster_view import ClusterView, InventoryLike
 from netpolgen.identity import stable_labels
 from netpolgen.labels import canonical_labels
+from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Policy
 from netpolgen.verify import Evaluator, Workload, render_table, workloads_from_cluster
 
-__all__ = ["DIFF_PROTOCOLS", "PolicyDiff", "diff_policies", "format_diff"]
+__all__ = ["DIFF_PROTOCOLS", "PolicyDiff", "diff_files", "diff_policies", "format_diff"]
 
 DIFF_PROTOCOLS = ("TCP", "UDP", "SCTP")
 MAX_PORT = 65535
@@ -184,6 +186,20 @@ def diff_policies(
         workload_source=source if workloads else "nowhere",
         warnings=warnings,
     )
+
+
+def diff_files(
+    old_path: str | os.PathLike[str],
+    new_path: str | os.PathLike[str],
+    inventories: Sequence[str | os.PathLike[str]] = (),
+) -> PolicyDiff:
+    """Read two policy sets (files or directories) and :func:`diff_policies` them."""
+    notes: list[str] = []
+    old = load_policies(old_path, notes=notes)
+    new = load_policies(new_path, notes=notes)
+    diff = diff_policies(old, new, ClusterView.from_inventory(list(inventories)))
+    diff.warnings[:0] = notes
+    return diff
 
 
 def _port_intervals(

@@ -23,7 +23,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +31,18 @@ import pandas as pd
 
 from netpolgen.cluster_view import ClusterView, InventoryLike
 from netpolgen.errors import OutputError
+from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.report import IngestReport
 from netpolgen.output import policy_path
 from netpolgen.pipeline import GenerateOptions, generate
-from netpolgen.policy.default_deny import default_deny_policies, is_default_deny
+from netpolgen.policy.default_deny import (
+    SYSTEM_NAMESPACES,
+    SYSTEM_PREFIXES,
+    default_deny_policies,
+    is_default_deny,
+    is_system_namespace,
+)
+from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import dump_yaml, sorted_policies
 from netpolgen.verify import (
@@ -54,24 +63,12 @@ __all__ = [
     "Stage",
     "is_system_namespace",
     "plan_migration",
+    "plan_migration_from_files",
     "write_plan",
 ]
 
-SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
-# Namespaces run by the platform or the network plugin (Calico's default staged-policy selector
-# excludes the same prefixes).
-SYSTEM_PREFIXES = ("kube-", "openshift-", "calico-", "tigera-", "cilium-", "gke-", "gmp-")
 RENAME_SUFFIX = "-netpolgen"
 BREAK_COLUMNS = ["src", "dst", "protocol", "dst_port", "flows"]
-
-
-def is_system_namespace(
-    namespace: str,
-    names: Sequence[str] = SYSTEM_NAMESPACES,
-    prefixes: Sequence[str] = SYSTEM_PREFIXES,
-) -> bool:
-    """Whether a namespace belongs to the platform (left out of the plan by default)."""
-    return namespace in names or namespace.startswith(tuple(prefixes))
 
 
 @dataclass(frozen=True)
@@ -143,6 +140,7 @@ class MigrationPlan:
     flows_denied_today: int
     flows_denied_final: int
     warnings: list[str] = field(default_factory=list)
+    ingest: IngestReport | None = None
 
     @property
     def namespaces(self) -> list[str]:
@@ -369,6 +367,27 @@ def plan_migration(
         flows_denied_final=final,
         warnings=warnings,
     )
+
+
+def plan_migration_from_files(
+    flow_sources: Iterable[Source],
+    policies_path: str | os.PathLike[str] | None,
+    inventories: Sequence[str | os.PathLike[str]] = (),
+    options: MigrationOptions | None = None,
+    *,
+    format: str = "auto",
+    strict: bool = False,
+) -> MigrationPlan:
+    """Read flows, existing policies (none when ``policies_path`` is None) and inventories, then
+    :func:`plan_migration` (what ``netpolgen migrate`` runs)."""
+    notes: list[str] = []
+    existing = load_policies(policies_path, notes=notes) if policies_path is not None else []
+    ingest = IngestReport(strict=strict)
+    flows = load_flows(list(flow_sources), format, report=ingest)
+    plan = plan_migration(flows, existing, ClusterView.from_inventory(list(inventories)), options)
+    plan.warnings[:0] = notes
+    plan.ingest = ingest
+    return plan
 
 
 def _stage_direction(policy: Policy) -> str:

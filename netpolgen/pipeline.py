@@ -14,6 +14,7 @@ from netpolgen.aggregate import EdgeOptions, aggregate_edges
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import IngestReport
+from netpolgen.policy.default_deny import default_deny_policies, is_system_namespace
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
@@ -31,6 +32,9 @@ class GenerateOptions:
             other namespaces are still named in the rules.
         min_count: ignore edges seen fewer times than this.
         include_denied: treat flows with a denied verdict as wanted traffic.
+        default_deny: also emit ``default-deny-ingress``/``-egress`` (per the ``ingress`` and
+            ``egress`` switches) for every namespace that gets policies; system namespaces
+            (``kube-system``, ...) only when named in ``namespaces``.
     """
 
     ingress: bool = True
@@ -39,6 +43,7 @@ class GenerateOptions:
     namespaces: tuple[str, ...] = ()
     min_count: int = 1
     include_denied: bool = False
+    default_deny: bool = False
 
 
 @dataclass
@@ -97,14 +102,37 @@ def generate(
             namespaces=options.namespaces,
         ),
     )
+    policies = list(synthesis.policies)
+    warnings = list(synthesis.warnings)
+    if options.default_deny:
+        deny, skipped = _default_deny_for(policies, options)
+        policies += deny
+        if skipped:
+            warnings.append(
+                "no default-deny for system namespace(s) " + ", ".join(skipped)
+                + " (name them with -n to include them)"
+            )
     return GenerateResult(
-        policies=synthesis.policies,
+        policies=policies,
         edges=edges,
         endpoints=endpoints,
         workloads=workloads,
         report=report,
-        warnings=synthesis.warnings,
+        warnings=warnings,
     )
+
+
+def _default_deny_for(
+    policies: list[Policy], options: GenerateOptions
+) -> tuple[list[Policy], list[str]]:
+    namespaces = {p.namespace for p in policies} | set(options.namespaces)
+    skipped = sorted(
+        n for n in namespaces if is_system_namespace(n) and n not in options.namespaces
+    )
+    deny = default_deny_policies(
+        namespaces - set(skipped), ingress=options.ingress, egress=options.egress
+    )
+    return deny, skipped
 
 
 def generate_from_files(

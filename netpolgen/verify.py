@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,7 +48,10 @@ from netpolgen.aggregate import SELECTABLE_KINDS, mark_replies
 from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
+from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import labels_from_canonical
+from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, IPBlock, Peer, Policy, PortSpec
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "ingress_allows",
     "is_allowed",
     "verify",
+    "verify_files",
 ]
 
 INGRESS = "Ingress"
@@ -390,6 +395,7 @@ class VerificationReport:
             checked (replies, flows the network denied, unresolved endpoints).
         counts: flow and edge counts by outcome (see :meth:`summary`).
         warnings: things the user should know (e.g. named ports without an inventory).
+        ingest: what reading the flow files did, when they were read by :func:`verify_files`.
     """
 
     edges: pd.DataFrame
@@ -399,6 +405,7 @@ class VerificationReport:
     flow_allowed: pd.Series
     counts: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    ingest: IngestReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -690,6 +697,30 @@ def verify(
         counts=counts,
         warnings=warnings,
     )
+
+
+def verify_files(
+    flow_sources: Iterable[Source],
+    policy_path: str | os.PathLike[str],
+    inventories: Sequence[str | os.PathLike[str]] = (),
+    *,
+    format: str = "auto",
+    strict: bool = False,
+) -> VerificationReport:
+    """Read flow files, policies and inventories, then :func:`verify` (``netpolgen verify``).
+
+    Notes from reading the policies (skipped documents) become report warnings; the ingest
+    accounting is in ``report.ingest``.
+    """
+    notes: list[str] = []
+    policies = load_policies(policy_path, notes=notes)
+    cluster = ClusterView.from_inventory(list(inventories))
+    ingest = IngestReport(strict=strict)
+    flows = load_flows(list(flow_sources), format, report=ingest)
+    report = verify(flows, policies, cluster)
+    report.warnings[:0] = notes
+    report.ingest = ingest
+    return report
 
 
 def _named_port_profiles(

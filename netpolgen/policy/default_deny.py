@@ -7,14 +7,39 @@ nothing itself, so only what other policies allow gets through (policies are add
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from netpolgen.policy.model import LabelSelector, Policy
 
-__all__ = ["DEFAULT_DENY_NAMES", "default_deny_policies", "is_default_deny"]
+__all__ = [
+    "DEFAULT_DENY_NAMES",
+    "SYSTEM_NAMESPACES",
+    "SYSTEM_PREFIXES",
+    "default_deny_policies",
+    "is_default_deny",
+    "is_system_namespace",
+]
 
 DEFAULT_DENY_NAMES = {"Ingress": "default-deny-ingress", "Egress": "default-deny-egress"}
 _LABELS = (("app.kubernetes.io/managed-by", "netpolgen"),)
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
+# Namespaces run by the platform or the network plugin (Calico's default staged-policy selector
+# excludes the same prefixes). Default-deny there breaks the cluster, not one app.
+SYSTEM_PREFIXES = ("kube-", "openshift-", "calico-", "tigera-", "cilium-", "gke-", "gmp-")
+
+
+def is_system_namespace(
+    namespace: str,
+    names: Sequence[str] = SYSTEM_NAMESPACES,
+    prefixes: Sequence[str] = SYSTEM_PREFIXES,
+) -> bool:
+    """Whether a namespace belongs to the platform (left out of default-deny unless asked).
+
+    Examples:
+        >>> is_system_namespace("kube-system"), is_system_namespace("shop")
+        (True, False)
+    """
+    return namespace in names or namespace.startswith(tuple(prefixes))
 
 
 def default_deny_policies(
