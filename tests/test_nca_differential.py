@@ -23,7 +23,6 @@ Where NCA is wrong, the generator avoids the case and a dedicated test pins the 
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ import yaml
 
 from netpolgen.policy.model import Policy
 from netpolgen.verify import Evaluator
+from tests.policygen import NAMESPACES, PODS, PROBE_PORTS, PROTOCOLS, random_policies
 
 pytestmark = pytest.mark.nca
 
@@ -44,18 +44,6 @@ INSTALL_TIMEOUT = 240
 RUN_TIMEOUT = 60
 CASES = 40  # random policy sets; each is one NCA run of ~0.3 s
 
-NAMESPACES = {"a": {"env": "prod", "team": "x"}, "b": {"env": "dev"}, "c": {}}
-PODS = [
-    # namespace, name, labels, named ports (name, protocol, number)
-    ("a", "web-1", {"app": "web", "tier": "front"}, [("http", "TCP", 8080)]),
-    ("a", "db-1", {"app": "db"}, [("sql", "TCP", 5432)]),
-    ("b", "web-2", {"app": "web", "tier": "back"}, [("http", "TCP", 9090)]),
-    ("b", "dns-1", {"app": "dns"}, [("dns", "UDP", 53)]),
-    ("c", "fe-1", {"app": "fe", "tier": "front"}, []),
-    ("c", "job-1", {}, []),
-]
-PROTOCOLS = ("TCP", "UDP", "SCTP")
-PROBE_PORTS = (53, 80, 443, 5432, 8080, 8081, 9090, 9095, 9096, 1234)
 
 
 # --- finding NCA -------------------------------------------------------------------------------
@@ -217,99 +205,6 @@ def assert_same(ours: Connectivity, theirs: Connectivity, manifests: list[dict[s
         if a != b:
             differences.append(f"{key}: only ours {sorted(a - b)}, only NCA {sorted(b - a)}")
     assert not differences, "\n".join(differences) + "\n" + yaml.safe_dump_all(manifests)
-
-
-# --- random policies -----------------------------------------------------------------------------
-
-
-def _selector(rng: random.Random, keys: dict[str, list[str]]) -> dict[str, Any]:
-    choice = rng.random()
-    if choice < 0.25:
-        return {}
-    key = rng.choice(sorted(keys))
-    if choice < 0.6:
-        return {"matchLabels": {key: rng.choice(keys[key])}}
-    operator = rng.choice(["In", "NotIn", "Exists", "DoesNotExist"])
-    requirement: dict[str, Any] = {"key": key, "operator": operator}
-    if operator in ("In", "NotIn"):
-        count = rng.randint(1, min(2, len(keys[key])))
-        requirement["values"] = sorted(rng.sample(keys[key], k=count))
-    return {"matchExpressions": [requirement]}
-
-
-POD_KEYS = {"app": ["web", "db", "dns", "fe"], "tier": ["front", "back"]}
-NS_KEYS = {"env": ["prod", "dev"], "team": ["x"], "kubernetes.io/metadata.name": ["a", "b", "c"]}
-
-
-def _peer(rng: random.Random) -> dict[str, Any]:
-    kind = rng.random()
-    if kind < 0.4:
-        return {"podSelector": _selector(rng, POD_KEYS)}
-    if kind < 0.7:
-        return {"namespaceSelector": _selector(rng, NS_KEYS)}
-    pods = _selector(rng, POD_KEYS)
-    # NCA misjudges Exists/DoesNotExist pod selectors next to a namespaceSelector (see the
-    # module docstring): keep to the operators it gets right there.
-    for requirement in pods.get("matchExpressions", []):
-        if requirement["operator"] in ("Exists", "DoesNotExist"):
-            requirement["operator"] = "In"
-            requirement["values"] = POD_KEYS[requirement["key"]][:1]
-    return {"podSelector": pods, "namespaceSelector": _selector(rng, NS_KEYS)}
-
-
-def _port(rng: random.Random) -> dict[str, Any]:
-    kind = rng.random()
-    if kind < 0.3:
-        return {"protocol": "TCP", "port": rng.choice([80, 443, 5432, 8080])}
-    if kind < 0.5:
-        return {"protocol": rng.choice(["TCP", "UDP"]), "port": rng.choice(["http", "dns", "sql"])}
-    if kind < 0.65:
-        return {"protocol": "TCP", "port": 9090, "endPort": 9095}
-    if kind < 0.8:
-        return {"protocol": rng.choice(PROTOCOLS)}
-    return {"protocol": "UDP", "port": 53}
-
-
-def _rules(rng: random.Random, peers_key: str) -> list[dict[str, Any]]:
-    rules = []
-    for _ in range(rng.randint(0, 2)):
-        rule: dict[str, Any] = {}
-        shape = rng.random()
-        if shape < 0.7:
-            rule[peers_key] = [_peer(rng) for _ in range(rng.randint(1, 2))]
-        elif shape < 0.8:
-            rule[peers_key] = []  # an empty list: every peer
-        if rng.random() < 0.7:
-            rule["ports"] = [_port(rng) for _ in range(rng.randint(1, 2))]
-        rules.append(rule)
-    return rules
-
-
-def random_policies(seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    manifests = []
-    for index in range(rng.randint(1, 4)):
-        spec: dict[str, Any] = {"podSelector": _selector(rng, POD_KEYS)}
-        types = rng.choice([None, ["Ingress"], ["Egress"], ["Ingress", "Egress"]])
-        if types is not None:
-            spec["policyTypes"] = types
-        if types is None or "Ingress" in types:
-            spec["ingress"] = _rules(rng, "from")
-        if types is None or "Egress" in types:
-            egress = _rules(rng, "to")
-            # NCA isolates egress for `egress: []` without policyTypes (see the module
-            # docstring); leave the section out in that case, which is what Kubernetes means.
-            if types is not None or egress:
-                spec["egress"] = egress
-        manifests.append(
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": {"name": f"p{index}", "namespace": rng.choice(sorted(NAMESPACES))},
-                "spec": spec,
-            }
-        )
-    return manifests
 
 
 @pytest.mark.parametrize("seed", range(CASES))

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netpolgen.errors import PolicyParseError, SchemaError
 from netpolgen.ingest import load_flows
@@ -17,6 +19,7 @@ from netpolgen.policy.model import Policy
 from netpolgen.verify import Endpoint, Evaluator, format_report, is_allowed, verify
 from tests.conftest import SAMPLE_FLOWS
 from tests.flowkit import flows, inventory, namespace, pod, policies
+from tests.policygen import NAMESPACES, PODS, PROBE_PORTS, PROTOCOLS, random_policies
 
 
 def allowed(
@@ -624,8 +627,13 @@ def test_round_trip_through_manifest() -> None:
 @pytest.mark.parametrize("sample", sorted(SAMPLE_FLOWS.glob("*.csv")), ids=lambda p: p.name)
 @pytest.mark.parametrize(
     "options",
-    [GenerateOptions(), GenerateOptions(egress=False), GenerateOptions(ingress=False)],
-    ids=["both", "ingress-only", "egress-only"],
+    [
+        GenerateOptions(),
+        GenerateOptions(egress=False),
+        GenerateOptions(ingress=False),
+        GenerateOptions(default_deny=True, cidr_prefix_v4=24, port_range_min=2, group_ips=True),
+    ],
+    ids=["both", "ingress-only", "egress-only", "default-deny-and-widening"],
 )
 def test_generated_policies_allow_every_observed_flow(sample: Path, options: Any) -> None:
     table = load_flows(sample)
@@ -633,3 +641,52 @@ def test_generated_policies_allow_every_observed_flow(sample: Path, options: Any
     report = verify(table, result.policies)
     assert report.ok, format_report(report)
     assert report.counts["flows_checked"] > 0
+
+
+# --- the table path agrees with the per-connection path --------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    picks=st.lists(
+        st.tuples(
+            st.integers(0, len(PODS)),  # len(PODS) = an outside address
+            st.integers(0, len(PODS)),
+            st.sampled_from(PROTOCOLS),
+            st.sampled_from(PROBE_PORTS),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_table_verdicts_match_per_connection_verdicts(seed: int, picks: list[Any]) -> None:
+    manifests = random_policies(seed, nca_safe=False)
+    pols = [Policy.from_manifest(m) for m in manifests]
+    inv = inventory(
+        *(namespace(ns, labels) for ns, labels in NAMESPACES.items()),
+        *(
+            pod(ns, name, labels, f"10.0.0.{i + 1}",
+                [{"name": n, "protocol": p, "containerPort": c} for n, p, c in ports])
+            for i, (ns, name, labels, ports) in enumerate(PODS)
+        ),
+    )  # fmt: skip
+
+    def side(index: int) -> tuple[dict[str, Any], Endpoint]:
+        if index == len(PODS):
+            return {"ip": "203.0.113.7", "kind": "world"}, Endpoint(ip="203.0.113.7")
+        ns, name, labels, ports = PODS[index]
+        text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        endpoint = Endpoint(ns, labels, namespace_labels=NAMESPACES[ns],
+                            named_ports={(n, p): c for n, p, c in ports})  # fmt: skip
+        return {"namespace": ns, "labels": text, "pod": name, "kind": "pod"}, endpoint
+
+    rows, expected = [], []
+    for s, d, protocol, port in picks:
+        (src_row, src), (dst_row, dst) = side(s), side(d)
+        row = {f"src_{k}": v for k, v in src_row.items()}
+        row.update({f"dst_{k}": v for k, v in dst_row.items()})
+        rows.append({**row, "protocol": protocol, "dst_port": port})
+        expected.append(is_allowed(pols, src, dst, protocol, port))
+    report = verify(flows(*rows), pols, inv)
+    assert report.flow_allowed.tolist() == expected
