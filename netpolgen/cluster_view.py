@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+import pandas as pd
+
 from netpolgen.errors import InventoryError
 from netpolgen.identity import is_volatile
-from netpolgen.labels import canonical_labels
+from netpolgen.labels import canonical_labels, labels_from_canonical
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL
 
 NamedPorts = tuple[tuple[str, str, int], ...]
@@ -105,9 +107,47 @@ class ClusterView:
         view = cls()
         if inventory is None:
             return view
+        if _is_inventory_table(inventory):
+            view._merge_inventory(inventory)
+            return view
         for source, document in _documents(inventory):
             view._merge(document, source)
         return view
+
+    def _merge_inventory(self, inventory: Any) -> None:
+        """Take pods and namespaces from ``netpolgen.ingest.inventory.Inventory`` tables.
+
+        Its ``pods`` table has one row per pod and address per snapshot, with canonical
+        ``labels`` and named ``ports`` as ``name=port/PROTO,...``; the latest snapshot of each
+        pod wins.
+        """
+        self.namespace_labels.update(
+            {str(k): dict(v) for k, v in inventory.namespace_labels().items()}
+        )
+        pods = inventory.pods
+        if "snapshot" in pods:
+            pods = pods.sort_values("snapshot", kind="stable")
+        for (namespace, name), rows in pods.groupby(["namespace", "name"], sort=True):
+            last = rows.iloc[-1]
+            if "snapshot" in rows:
+                rows = rows[rows["snapshot"] == last["snapshot"]]
+            named = []
+            for item in str(last.get("ports") or "").split(","):
+                port_name, _, rest = item.partition("=")
+                number, _, protocol = rest.partition("/")
+                if port_name and number.isdigit():
+                    named.append((port_name, protocol or "TCP", int(number)))
+            self.add_pod(
+                PodRecord(
+                    namespace=str(namespace),
+                    name=str(name),
+                    labels=labels_from_canonical(str(last.get("labels") or "")),
+                    ips=tuple(str(ip) for ip in rows["ip"].dropna()),
+                    named_ports=tuple(sorted(set(named))),
+                    container_ports=tuple(sorted({(p, n) for _, p, n in named})),
+                    host_network=bool(last.get("host_network", False)),
+                )
+            )
 
     def _merge(self, document: Mapping[str, Any], source: str) -> None:
         items = document.get("items") if document.get("kind", "List").endswith("List") else None
@@ -129,7 +169,15 @@ InventoryLike = Union[
     None, str, "os.PathLike[str]", Mapping[str, Any], ClusterView, Iterable[Any]
 ]
 """An inventory: a path to ``kubectl ... -o json`` output, its parsed JSON, a
-:class:`ClusterView`, or a list of these (snapshots)."""
+:class:`ClusterView`, a ``netpolgen.ingest.inventory.Inventory``, or a list of paths or parsed
+JSON documents (snapshots)."""
+
+
+def _is_inventory_table(inventory: Any) -> bool:
+    # netpolgen.ingest.inventory.Inventory (issue 3), recognised by shape to avoid an import cycle.
+    return isinstance(getattr(inventory, "pods", None), pd.DataFrame) and callable(
+        getattr(inventory, "namespace_labels", None)
+    )
 
 
 def _documents(inventory: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
@@ -155,8 +203,10 @@ def _documents(inventory: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
         yield "<inventory>", inventory
     elif isinstance(inventory, Iterable):
         for item in inventory:
-            if isinstance(item, ClusterView):
-                raise InventoryError("cannot mix ClusterView objects with other inventories")
+            if isinstance(item, ClusterView) or _is_inventory_table(item):
+                raise InventoryError(
+                    "pass a ClusterView or an Inventory on its own, not inside a list"
+                )
             yield from _documents(item)
     else:
         raise InventoryError(f"unsupported inventory type {type(inventory).__name__}")
