@@ -34,6 +34,9 @@ def synthetic(n_flows: int, n_workloads: int, seed: int = 0) -> tuple[pd.DataFra
             "dst_port": port,
             "protocol": "TCP",
             "count": rng.integers(1, 5, n_flows),
+            "src_port": rng.integers(32768, 61000, n_flows),
+            "time": pd.Timestamp("2026-11-20", tz="UTC")
+            + pd.to_timedelta(np.arange(n_flows), unit="ms"),
         }
     )
     frame.loc[external, "dst_namespace"] = None

@@ -28,12 +28,12 @@ from typing import Any
 
 import pandas as pd
 
-from netpolgen.cluster_view import ClusterView, InventoryLike
+from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.identity import stable_labels
 from netpolgen.labels import canonical_labels
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Policy
-from netpolgen.verify import Evaluator, Workload, render_table, workloads_from_cluster
+from netpolgen.verify import Evaluator, Grant, Workload, render_table, workloads_from_cluster
 
 __all__ = ["DIFF_PROTOCOLS", "PolicyDiff", "diff_files", "diff_policies", "format_diff"]
 
@@ -152,13 +152,17 @@ def diff_policies(
     rows: list[tuple[str, str, str, str, str, str, int, int]] = []
     for src in workloads.values():
         for dst in workloads.values():
+            was_grants = before.pair_grants(src.key, dst.key)
+            now_grants = after.pair_grants(src.key, dst.key)
+            if was_grants == now_grants:
+                continue  # the same grants allow the same ports: nothing to compare
             for protocol, spans in intervals.items():
                 current: tuple[str, int, int] | None = None
                 for low, high in spans:
-                    was = all(before.allows(src.key, dst.key, protocol, low, dst.named_ports))
-                    now = all(after.allows(src.key, dst.key, protocol, low, dst.named_ports))
+                    was = _allows(was_grants, protocol, low, dst.named_ports)
+                    now = _allows(now_grants, protocol, low, dst.named_ports)
                     change = "" if was == now else ("added" if now else "removed")
-                    if current is not None and current[0] == change and current[2] + 1 == low:
+                    if current is not None and current[0] == change:
                         current = (change, current[1], high)
                         continue
                     if current is not None and current[0]:
@@ -200,6 +204,12 @@ def diff_files(
     diff = diff_policies(old, new, ClusterView.from_inventory(list(inventories)))
     diff.warnings[:0] = notes
     return diff
+
+
+def _allows(
+    grants: tuple[Grant | None, Grant | None], protocol: str, port: int, named: NamedPorts
+) -> bool:
+    return all(g is None or g.allows(protocol, port, named) for g in grants)
 
 
 def _port_intervals(

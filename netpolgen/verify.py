@@ -296,6 +296,18 @@ class Evaluator:
             return False
         return peer.pod_selector is None or peer.pod_selector.matches(dict(labels))
 
+    def pair_grants(self, src: EndpointKey, dst: EndpointKey) -> tuple[Grant | None, Grant | None]:
+        """``(egress grant, ingress grant)`` for ``src`` -> ``dst``; None where not isolated.
+
+        Equal pairs allow exactly the same ports, which lets callers skip port-by-port checks.
+        """
+        out_ids = self.selecting(src, EGRESS)
+        in_ids = self.selecting(dst, INGRESS)
+        return (
+            self.grant(out_ids, EGRESS, dst) if out_ids else None,
+            self.grant(in_ids, INGRESS, src) if in_ids else None,
+        )
+
     def side(
         self,
         direction: str,
