@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from netpolgen.cluster_view import ClusterView, InventoryLike
@@ -48,6 +49,7 @@ from netpolgen.policy.render import dump_yaml, sorted_policies
 from netpolgen.verify import (
     EGRESS,
     INGRESS,
+    EndpointKey,
     Evaluator,
     describe_endpoint,
     edge_keys,
@@ -324,9 +326,11 @@ def plan_migration(
             ]
             if not deny and not allow:
                 continue
+            touched = _touching(edges, namespace)
             alone = Evaluator([*existing, *deny], cluster.namespace_labels)
-            with_deny = evaluate_edges(edges, alone, keys)
-            broken = allowed_today & ~with_deny["allowed"].to_numpy()
+            with_deny = evaluate_edges(edges[touched], alone, _subset(keys, touched))
+            broken = np.zeros(len(edges), dtype=bool)
+            broken[touched] = allowed_today[touched] & ~with_deny["allowed"].to_numpy()
             stages.append(
                 Stage(0, namespace, direction, allow, deny, _break_table(edges[broken]))
             )
@@ -343,13 +347,17 @@ def plan_migration(
 
     ordered: list[Stage] = []
     applied: list[Policy] = list(existing)
+    allowed_now = allowed_today.copy()
     for namespace in sorted(staged, key=risk):
         for stage in candidates[namespace]:
             stage.number = len(ordered) + 1
             applied += stage.policies
-            after = evaluate_edges(edges, Evaluator(applied, cluster.namespace_labels), keys)
-            denied = ~after["allowed"].to_numpy()
-            stage.flows_denied_after = int(edges.loc[denied, "flows"].sum())
+            touched = _touching(edges, namespace)
+            after = evaluate_edges(
+                edges[touched], Evaluator(applied, cluster.namespace_labels), _subset(keys, touched)
+            )
+            allowed_now[touched] = after["allowed"].to_numpy()
+            stage.flows_denied_after = int(edges.loc[~allowed_now, "flows"].sum())
             if stage.flows_denied_after:
                 warnings.append(
                     f"stage {stage.folder}: {stage.flows_denied_after} observed flows denied "
@@ -388,6 +396,21 @@ def plan_migration_from_files(
     plan.warnings[:0] = notes
     plan.ingest = ingest
     return plan
+
+
+def _touching(edges: pd.DataFrame, namespace: str) -> np.ndarray:
+    # Policies in a namespace select only its pods: they can change the verdict of an edge only
+    # when its source (egress) or destination (ingress) is there.
+    src = (edges["src_namespace"] == namespace).fillna(False).to_numpy(dtype=bool)
+    dst = (edges["dst_namespace"] == namespace).fillna(False).to_numpy(dtype=bool)
+    return src | dst
+
+
+def _subset(
+    keys: tuple[list[EndpointKey], list[EndpointKey]], mask: np.ndarray
+) -> tuple[list[EndpointKey], list[EndpointKey]]:
+    positions = np.flatnonzero(mask).tolist()
+    return [keys[0][i] for i in positions], [keys[1][i] for i in positions]
 
 
 def _stage_direction(policy: Policy) -> str:
