@@ -174,6 +174,8 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
 @_flow_format_option
 @click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
               show_default=True, help="Report format.")  # fmt: skip
+@click.option("--over-permissive/--no-over-permissive", default=True, show_default=True,
+              help="Also list allowed connections between known workloads that no flow used.")
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings on stderr.")
 def verify_command(
@@ -183,6 +185,7 @@ def verify_command(
     inventories: tuple[str, ...],
     flow_format: str,
     report_format: str,
+    over_permissive: bool,
     strict: bool,
     quiet: bool,
 ) -> None:
@@ -201,8 +204,9 @@ def verify_command(
     if not sources:
         raise click.UsageError("give at least one flow file with --flows")
     report = netpolgen.verify_files(
-        sources, policies, inventories, format=flow_format, strict=strict
-    )
+        sources, policies, inventories, format=flow_format, strict=strict,
+        over_permissive=over_permissive,
+    )  # fmt: skip
     click.echo(netpolgen.format_report(report, report_format), nl=False)
     if report.ingest is not None:
         _echo_report(report.ingest, [], quiet)  # report warnings are in the report

@@ -204,6 +204,21 @@ class Evaluator:
         self._ns_labels_cache: dict[str, dict[str, str]] = {}
 
     @property
+    def uses_namespace_labels(self) -> bool:
+        """Whether a namespaceSelector looks at labels other than the namespace's name."""
+        for policy in self.policies:
+            for rule in (*policy.ingress, *policy.egress):
+                for peer in rule.peers:
+                    selector = peer.namespace_selector
+                    if selector is None:
+                        continue
+                    keys = {k for k, _ in selector.match_labels}
+                    keys |= {r.key for r in selector.match_expressions}
+                    if keys - {NAMESPACE_NAME_LABEL}:
+                        return True
+        return False
+
+    @property
     def uses_named_ports(self) -> bool:
         """Whether any rule names a port (then verdicts depend on the destination pod)."""
         return any(
@@ -632,6 +647,18 @@ def verify(
 
     named_profiles: list[NamedPorts] = [()]
     profile_col: pd.Series | None = None
+    if ev.uses_namespace_labels and not cluster.namespace_labels:
+        warnings.append(
+            "policies select namespaces by labels other than kubernetes.io/metadata.name, but "
+            "no namespace labels are known: such peers match nothing (pass -i INVENTORY)"
+        )
+    to_services = int(((flows["dst_kind"] == "service").fillna(False).to_numpy() & checked).sum())
+    if to_services:
+        warnings.append(
+            f"{to_services} checked records go to Service addresses: NetworkPolicy sees the "
+            "backend pod after DNAT, so these are matched as plain addresses (pass -i INVENTORY "
+            "when reading flows so that they resolve to pods)"
+        )
     if ev.uses_named_ports:
         if not cluster.has_named_ports:
             warnings.append(
@@ -718,6 +745,7 @@ def verify_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    over_permissive: bool = True,
 ) -> VerificationReport:
     """Read flow files, policies and inventories, then :func:`verify` (``netpolgen verify``).
 
@@ -729,7 +757,7 @@ def verify_files(
     cluster = ClusterView.from_inventory(list(inventories))
     ingest = IngestReport(strict=strict)
     flows = load_flows(list(flow_sources), format, report=ingest)
-    report = verify(flows, policies, cluster)
+    report = verify(flows, policies, cluster, over_permissive=over_permissive)
     report.warnings[:0] = notes
     report.ingest = ingest
     return report

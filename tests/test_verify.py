@@ -690,3 +690,20 @@ def test_table_verdicts_match_per_connection_verdicts(seed: int, picks: list[Any
         expected.append(is_allowed(pols, src, dst, protocol, port))
     report = verify(flows(*rows), pols, inv)
     assert report.flow_allowed.tolist() == expected
+
+
+def test_warnings_for_missing_namespace_labels_and_service_addresses() -> None:
+    by_env = """
+metadata: {name: p, namespace: shop}
+spec:
+  podSelector: {}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {env: prod}}}]}]
+"""
+    row = {"src": "front/app=a", "dst": "shop/app=b", "dst_port": 80}
+    report = verify(flows(row), policies(by_env))
+    assert any("no namespace labels are known" in w for w in report.warnings)
+    front = inventory(namespace("front", {"env": "prod"}))
+    with_labels = verify(flows(row), policies(by_env), front)
+    assert with_labels.ok and not with_labels.warnings
+    service = {"src": "shop/app=a", "dst_ip": "10.96.0.10", "dst_kind": "service", "dst_port": 53}
+    assert any("Service addresses" in w for w in verify(flows(service), []).warnings)
