@@ -828,6 +828,9 @@ def _denied_tables(
             }
         )
     frame = pd.DataFrame(rows)
+    frame["dst_port"] = pd.array(
+        [None if v is None or pd.isna(v) else int(v) for v in frame["dst_port"]], dtype="UInt16"
+    )
     # Edges that differ only in the destination's named-port profile fold into one row.
     denied = (
         frame.groupby(

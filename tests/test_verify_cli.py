@@ -123,3 +123,26 @@ def test_migrate_with_existing_policies(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     readme = (out / "README.md").read_text()
     assert "exists already" in readme  # generated names collide with the existing ones
+
+
+def test_verify_icmp_ipv6_and_outside_sources(tmp_path: Path) -> None:
+    flows = tmp_path / "flows.csv"
+    flows.write_text(
+        "src_namespace,src_labels,src_ip,dst_namespace,dst_labels,dst_ip,dst_port,protocol,count\n"
+        "shop,app=fe,,shop,app=web,,80,TCP,3\n"
+        "shop,app=fe,,shop,app=web,,,ICMP,1\n"
+        "shop,app=web,,,,2001:db8::5,443,TCP,2\n"
+        ",,198.51.100.9,shop,app=web,,80,TCP,1\n"
+    )
+    policy = tmp_path / "web.yaml"
+    policy.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: web, namespace: shop}\n"
+        "spec:\n  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Ingress, Egress]\n"
+        "  ingress: [{from: [{podSelector: {matchLabels: {app: fe}}}], ports: [{port: 80}]}]\n"
+        "  egress: [{to: [{ipBlock: {cidr: '2001:db8::/32'}}]}]\n"
+    )
+    result = run("verify", "--flows", str(flows), "--policies", str(policy), "--format", "json")
+    assert result.exit_code == 3
+    denied = {(d["src"], d["protocol"], d["dst_port"]) for d in json.loads(result.stdout)["denied"]}
+    assert denied == {("198.51.100.9", "TCP", 80), ("shop/app=fe", "ICMP", None)}
