@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netpolgen.errors import OutputError
 from netpolgen.migrate import MigrationOptions, is_system_namespace, plan_migration, write_plan
@@ -14,7 +17,9 @@ from netpolgen.policy.default_deny import default_deny_policies, is_default_deny
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.verify import Endpoint, is_allowed, verify
-from tests.flowkit import flows, policies
+from tests.flowkit import flows, inventory, policies
+from tests.flowkit import namespace as namespace_object
+from tests.policygen import NAMESPACES, PODS, random_policies
 
 DNS = "kube-system/k8s-app=kube-dns"
 
@@ -167,3 +172,44 @@ def test_default_deny_policies() -> None:
                                              "ingress": []}  # fmt: skip
     assert is_default_deny(ingress, "Ingress") and is_default_deny(egress, "Egress")
     assert not is_default_deny(ingress, "Egress")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    picks=st.lists(
+        st.tuples(
+            st.integers(0, len(PODS)),  # len(PODS) = an outside address
+            st.integers(0, len(PODS) - 1),
+            st.sampled_from(["TCP", "UDP"]),
+            st.sampled_from([53, 80, 443, 8080]),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+)
+def test_any_plan_only_ever_fixes_denials(seed: int, picks: list[Any]) -> None:
+    """Random existing policies and traffic: no stage denies a flow that today's policies allow,
+    and after the last stage nothing observed is denied."""
+    existing = [Policy.from_manifest(m) for m in random_policies(seed, nca_safe=False)]
+    rows = []
+    for s, d, protocol, port in picks:
+        src = "203.0.113.7" if s == len(PODS) else _pod_text(s)
+        rows.append({"src": src, "dst": _pod_text(d), "protocol": protocol, "dst_port": port})
+    table = flows(*rows)
+    inv = inventory(*(namespace_object(ns, labels) for ns, labels in NAMESPACES.items()))
+    plan = plan_migration(table, existing, inv)
+    today = verify(table, existing, inv, over_permissive=False)
+    denied_today = set(today.edges.index[~today.edges["allowed"]])
+    applied = list(existing)
+    for stage in plan.stages:
+        applied += stage.policies
+        report = verify(table, applied, inv, over_permissive=False)
+        assert set(report.edges.index[~report.edges["allowed"]]) <= denied_today, stage.folder
+    assert plan.flows_denied_final == 0
+    assert verify(table, applied, inv, over_permissive=False).ok
+
+
+def _pod_text(index: int) -> str:
+    ns, _name, labels, _ports = PODS[index]
+    return f"{ns}/" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
