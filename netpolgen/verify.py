@@ -795,14 +795,24 @@ def _denied_tables(
         )
     rows = []
     isolation: dict[tuple[str, str], str] = {}
+    stable_cache: dict[str, str] = {}
+
+    def stable(labels: Any) -> Any:
+        if labels is None or pd.isna(labels):
+            return labels
+        if labels not in stable_cache:
+            stable_cache[labels] = stable_labels(str(labels))
+        return stable_cache[labels]
+
     picked = edges.iloc[positions]
     columns = {c: picked[c].tolist() for c in picked.columns}
     for j, i in enumerate(positions.tolist()):
+        # Workloads: namespace and stable labels, so replicas of every revision group together.
         src_name = describe_endpoint(
-            columns["src_namespace"][j], columns["src_labels"][j], columns["src_ip"][j]
+            columns["src_namespace"][j], stable(columns["src_labels"][j]), columns["src_ip"][j]
         )
         dst_name = describe_endpoint(
-            columns["dst_namespace"][j], columns["dst_labels"][j], columns["dst_ip"][j]
+            columns["dst_namespace"][j], stable(columns["dst_labels"][j]), columns["dst_ip"][j]
         )
         blocked = []
         egress_policies = ingress_policies = ""

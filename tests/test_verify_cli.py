@@ -46,7 +46,7 @@ def test_verify_denied_flows_exit_3_and_name_the_policy(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["ok"] is False
     (denied,) = data["denied"]
-    assert denied["dst"] == "default/app=myapp,pod-template-hash=5d8c7b4f9d,role=backend"
+    assert denied["dst"] == "default/app=myapp,role=backend"  # the workload, not one revision
     assert denied["ingress_policies"] == "default/backend-access-ingress"
     assert denied["dst_port"] == 8080
 
