@@ -707,3 +707,13 @@ spec:
     assert with_labels.ok and not with_labels.warnings
     service = {"src": "shop/app=a", "dst_ip": "10.96.0.10", "dst_kind": "service", "dst_port": 53}
     assert any("Service addresses" in w for w in verify(flows(service), []).warnings)
+
+
+def test_denied_rows_group_revisions_of_one_workload() -> None:
+    table = flows(
+        {"src": "shop/app=x,pod-template-hash=a1", "dst": "shop/app=web", "dst_port": 80},
+        {"src": "shop/app=x,pod-template-hash=b2", "dst": "shop/app=web", "dst_port": 80},
+    )
+    report = verify(table, policies(WEB_FROM_FE), over_permissive=False)
+    assert report.counts["edges_denied"] == 2
+    assert report.denied[["src", "flows", "edges"]].values.tolist() == [["shop/app=x", 2, 2]]
