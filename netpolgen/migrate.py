@@ -80,7 +80,8 @@ class MigrationOptions:
     Attributes:
         include_system: stage system namespaces too.
         system_namespaces, system_prefixes: what counts as a system namespace.
-        generate: options for the generated allow policies (both directions are staged).
+        generate: options for the generated allow policies (both directions are staged);
+            its ``namespaces``, when set, also limits the namespaces staged.
     """
 
     include_system: bool = False
@@ -301,6 +302,8 @@ def plan_migration(
         and is_system_namespace(n, options.system_namespaces, options.system_prefixes)
     )
     staged = sorted(every - set(left_out))
+    if options.generate.namespaces:  # only the namespaces asked for
+        staged = [n for n in staged if n in options.generate.namespaces]
 
     candidates: dict[str, list[Stage]] = {}
     for namespace in staged:
@@ -356,12 +359,14 @@ def plan_migration(
             after = evaluate_edges(
                 edges[touched], Evaluator(applied, cluster.namespace_labels), _subset(keys, touched)
             )
+            before = allowed_now.copy()
             allowed_now[touched] = after["allowed"].to_numpy()
             stage.flows_denied_after = int(edges.loc[~allowed_now, "flows"].sum())
-            if stage.flows_denied_after:
+            newly = before & ~allowed_now
+            if newly.any():  # cannot happen with sound allow policies; say so loudly if it does
                 warnings.append(
-                    f"stage {stage.folder}: {stage.flows_denied_after} observed flows denied "
-                    "(see netpolgen verify for which)"
+                    f"stage {stage.folder} denies {int(edges.loc[newly, 'flows'].sum())} observed "
+                    "flows that were allowed before it (see netpolgen verify for which)"
                 )
             ordered.append(stage)
     final = ordered[-1].flows_denied_after if ordered else today.counts["flows_denied"]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from netpolgen.errors import OutputError
 from netpolgen.migrate import MigrationOptions, is_system_namespace, plan_migration, write_plan
+from netpolgen.pipeline import GenerateOptions
 from netpolgen.policy.default_deny import default_deny_policies, is_default_deny
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
@@ -213,3 +214,10 @@ def test_any_plan_only_ever_fixes_denials(seed: int, picks: list[Any]) -> None:
 def _pod_text(index: int) -> str:
     ns, _name, labels, _ports = PODS[index]
     return f"{ns}/" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def test_namespaces_option_limits_the_stages() -> None:
+    options = MigrationOptions(generate=GenerateOptions(namespaces=("ops",)))
+    plan = plan_migration(cluster_flows(), policies(EXISTING), options=options)
+    assert plan.namespaces == ["ops"]
+    assert plan.flows_denied_final == 0 and not any("denies" in w for w in plan.warnings)
