@@ -673,30 +673,10 @@ def verify(
     key_columns += [flows["protocol"].astype("string"), flows["dst_port"]]
     if profile_col is not None:
         key_columns.append(profile_col)
-    sub = [c.iloc[rows].reset_index(drop=True) for c in key_columns]
-    if len(rows):
-        codes = _group_codes(sub)
-        n_edges = int(codes.max()) + 1
-        _, first = np.unique(codes, return_index=True)
-    else:
-        codes = np.zeros(0, dtype=np.int64)
-        n_edges = 0
-        first = np.zeros(0, dtype=np.int64)
-    edges = pd.DataFrame({name: sub[i].iloc[first].to_numpy() for i, name in enumerate(EDGE_KEY)})
-    for name in EDGE_KEY:
-        edges[name] = edges[name].astype(flows[name].dtype if name == "dst_port" else "string")
-    edges["flows"] = np.bincount(codes, weights=counts_col[rows], minlength=n_edges).astype(
-        np.int64
-    )
-    edges["records"] = np.bincount(codes, minlength=n_edges).astype(np.int64)
-    profiles = (
-        sub[-1].iloc[first].to_numpy().astype(np.int64)
-        if profile_col is not None
-        else np.zeros(n_edges, dtype=np.int64)
-    )
-
+    edges, codes = _reduce_to_edges(key_columns, rows, counts_col, flows["dst_port"].dtype)
+    profiles = edges.pop("profile").tolist() if profile_col is not None else [0] * len(edges)
     edges["dst_named_ports"] = pd.Series(
-        [named_profiles[p] for p in profiles.tolist()], index=edges.index, dtype=object
+        [named_profiles[p] for p in profiles], index=edges.index, dtype=object
     )
     src_keys, dst_keys = edge_keys(edges)
     verdicts = evaluate_edges(edges, ev, (src_keys, dst_keys))
@@ -708,6 +688,7 @@ def verify(
         flow_allowed.iloc[rows] = edges["allowed"].to_numpy()[codes]
 
     denied, isolation = _denied_tables(edges, src_keys, dst_keys, ev)
+    n_edges = len(edges)
     counts = {
         "records": len(flows),
         "records_checked": int(len(rows)),
@@ -761,6 +742,34 @@ def verify_files(
     report.warnings[:0] = notes
     report.ingest = ingest
     return report
+
+
+def _reduce_to_edges(
+    key_columns: Sequence[pd.Series], rows: np.ndarray, counts: np.ndarray, port_dtype: Any
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Group the ``rows`` of a flow table by ``key_columns``, vectorised.
+
+    Returns the edge table (the first ``len(EDGE_KEY)`` key columns under their names, then
+    ``profile`` if a ninth key column was given, ``flows`` and ``records``) and, per row in
+    ``rows``, its edge number.
+    """
+    sub = [c.iloc[rows].reset_index(drop=True) for c in key_columns]
+    if len(rows):
+        codes = _group_codes(sub)
+        n_edges = int(codes.max()) + 1
+        _, first = np.unique(codes, return_index=True)
+    else:
+        codes = np.zeros(0, dtype=np.int64)
+        n_edges = 0
+        first = np.zeros(0, dtype=np.int64)
+    edges = pd.DataFrame({name: sub[i].iloc[first].to_numpy() for i, name in enumerate(EDGE_KEY)})
+    for name in EDGE_KEY:
+        edges[name] = edges[name].astype(port_dtype if name == "dst_port" else "string")
+    if len(sub) > len(EDGE_KEY):
+        edges["profile"] = sub[len(EDGE_KEY)].iloc[first].to_numpy().astype(np.int64)
+    edges["flows"] = np.bincount(codes, weights=counts[rows], minlength=n_edges).astype(np.int64)
+    edges["records"] = np.bincount(codes, minlength=n_edges).astype(np.int64)
+    return edges, codes
 
 
 def _named_port_profiles(
