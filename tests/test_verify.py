@@ -717,3 +717,10 @@ def test_denied_rows_group_revisions_of_one_workload() -> None:
     report = verify(table, policies(WEB_FROM_FE), over_permissive=False)
     assert report.counts["edges_denied"] == 2
     assert report.denied[["src", "flows", "edges"]].values.tolist() == [["shop/app=x", 2, 2]]
+
+
+def test_load_policies_skips_other_api_groups(tmp_path: Path) -> None:
+    calico = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: c}\nspec: {}\n"
+    notes: list[str] = []
+    assert load_policies(_write(tmp_path / "c.yaml", calico), notes=notes) == []
+    assert "projectcalico.org/v3" in notes[0]

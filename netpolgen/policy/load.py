@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from netpolgen.errors import PolicyParseError
-from netpolgen.policy.model import KIND, Policy
+from netpolgen.policy.model import API_VERSION, KIND, Policy
 
 __all__ = ["POLICY_SUFFIXES", "load_policies"]
 
@@ -134,6 +134,13 @@ def _policies_in_document(
         return
     if kind != KIND:
         notes.append(f"{where}: {label}: kind {kind!r} is not a NetworkPolicy; skipped")
+        return
+    api_version = document.get("apiVersion", API_VERSION)
+    if api_version != API_VERSION:
+        # Calico (projectcalico.org/v3) and others reuse the kind name with other semantics.
+        notes.append(
+            f"{where}: {label}: {api_version} NetworkPolicy is not {API_VERSION}; skipped"
+        )
         return
     try:
         yield Policy.from_manifest(document, source=source)
