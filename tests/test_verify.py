@@ -720,7 +720,7 @@ def test_denied_rows_group_revisions_of_one_workload() -> None:
 
 
 def test_load_policies_skips_other_api_groups(tmp_path: Path) -> None:
-    calico = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: c}\nspec: {}\n"
+    calico = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: c}\n"
     notes: list[str] = []
     assert load_policies(_write(tmp_path / "c.yaml", calico), notes=notes) == []
     assert "projectcalico.org/v3" in notes[0]
