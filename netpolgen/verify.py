@@ -24,7 +24,8 @@ Semantics of ``networking.k8s.io/v1`` followed here
   its containers' ``ports`` (name and protocol); a port without a number matches every port of
   its protocol (default TCP).
 * A connection between two endpoints needs both: the source's egress and the destination's
-  ingress. Endpoints that are not pods are never isolated.
+  ingress. Endpoints that are not pods are never isolated. Traffic between a pod and its own
+  node (flow kind ``host``) is always allowed; other nodes are addresses like any other.
 
 The table entry point is :func:`verify`: it reduces the flows to distinct edges (source endpoint,
 destination endpoint, protocol, port) with vectorised pandas/numpy, evaluates each edge once
@@ -448,7 +449,8 @@ class VerificationReport:
             f"  allowed: {c['flows_allowed']} flows, {c['edges_allowed']} edges",
             f"  denied:  {c['flows_denied']} flows, {c['edges_denied']} edges",
             f"not checked: {c['records_reply']} reply records, {c['records_denied_verdict']} "
-            f"records the network denied, {c['records_unresolved']} records without endpoints",
+            f"records the network denied, {c['records_unresolved']} records without endpoints, "
+            f"{c['records_host']} records with the pod's own node (always allowed)",
         ]
         if "combinations_allowed" in c:
             lines.append(
@@ -602,7 +604,9 @@ def verify(
     (the network already dropped those, so they are not wanted traffic) that are not replies
     (replies ride on the connection's state). A reply is a row whose ``is_reply`` is true or,
     when NA, whose reversed 5-tuple was seen earlier (``netpolgen.aggregate.mark_replies``, the
-    rule the generator uses). An endpoint is a pod when its kind is ``pod`` and it has a
+    rule the generator uses). Traffic with the pod's own node (kind ``host``) is always allowed
+    and not checked, as NetworkPolicy cannot block it. An endpoint is a pod when its kind is
+    ``pod`` and it has a
     namespace; any other endpoint is matched by its IP; rows with an endpoint that has neither
     are counted as unresolved. Rows that are not checked are counted in ``counts``.
 
@@ -642,7 +646,13 @@ def verify(
     src_ns, src_labels, src_ip = _endpoint_columns(flows, "src")
     dst_ns, dst_labels, dst_ip = _endpoint_columns(flows, "dst")
     unresolved = ((src_ns.isna() & src_ip.isna()) | (dst_ns.isna() & dst_ip.isna())).to_numpy()
-    checked = ~is_reply & ~denied_verdict & ~unresolved
+    # Traffic to and from the pod's own node (kind ``host``: kubelet probes, hostNetwork
+    # daemons) is always allowed: NetworkPolicy cannot block a pod's resident node.
+    host = (
+        flows["src_kind"].isin(["host"]).fillna(False).to_numpy(dtype=bool)
+        | flows["dst_kind"].isin(["host"]).fillna(False).to_numpy(dtype=bool)
+    )
+    checked = ~is_reply & ~denied_verdict & ~unresolved & ~host
     counts_col = flows["count"].fillna(1).to_numpy(dtype=np.int64)
 
     named_profiles: list[NamedPorts] = [()]
@@ -701,6 +711,7 @@ def verify(
         "records_reply": int(is_reply.sum()),
         "records_denied_verdict": int((denied_verdict & ~is_reply).sum()),
         "records_unresolved": int((unresolved & ~is_reply & ~denied_verdict).sum()),
+        "records_host": int((host & ~unresolved & ~is_reply & ~denied_verdict).sum()),
     }
     over = _empty_over_permissive()
     if over_permissive:

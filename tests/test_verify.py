@@ -724,3 +724,11 @@ def test_load_policies_skips_other_api_groups(tmp_path: Path) -> None:
     notes: list[str] = []
     assert load_policies(_write(tmp_path / "c.yaml", calico), notes=notes) == []
     assert "projectcalico.org/v3" in notes[0]
+
+
+def test_traffic_with_the_pods_own_node_is_always_allowed() -> None:
+    probe = {"src_ip": "192.168.1.5", "src_kind": "host", "dst": "shop/app=b", "dst_port": 8080}
+    report = verify(flows(probe), policies(DENY_ALL_INGRESS))
+    assert report.ok and report.counts["records_host"] == 1
+    remote = {**probe, "src_kind": "node"}
+    assert not verify(flows(remote), policies(DENY_ALL_INGRESS)).ok
