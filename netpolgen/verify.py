@@ -606,9 +606,9 @@ def verify(
     when NA, whose reversed 5-tuple was seen earlier (``netpolgen.aggregate.mark_replies``, the
     rule the generator uses). Traffic with the pod's own node (kind ``host``) is always allowed
     and not checked, as NetworkPolicy cannot block it. An endpoint is a pod when its kind is
-    ``pod`` and it has a
-    namespace; any other endpoint is matched by its IP; rows with an endpoint that has neither
-    are counted as unresolved. Rows that are not checked are counted in ``counts``.
+    ``pod`` and it has a namespace; any other endpoint is matched by its IP; rows with an
+    endpoint that has neither are counted as unresolved. Rows that are not checked are counted
+    in ``counts``.
 
     Over-permissiveness: the known workloads are the inventory's pods grouped by namespace and
     labels (volatile labels such as ``pod-template-hash`` dropped), or, without an inventory, the
