@@ -14,12 +14,15 @@ same outcome are merged in the report.
 
 Known workloads come from an inventory (pods grouped by namespace and stable labels), else from
 flows, else from the policies themselves (each ``podSelector`` with only ``matchLabels`` and a
-known namespace stands for a workload with exactly those labels). External addresses (``ipBlock``)
-are not compared.
+known namespace stands for a workload with exactly those labels). Outside addresses are compared
+the same way: the ``cidr`` and ``except`` entries of every ``ipBlock`` cut the IPv4 space (and
+the IPv6 space, when a block is IPv6) into classes whose addresses every rule treats alike, and
+each class is compared as a source (ingress) and a destination (egress) of every workload.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -33,7 +36,14 @@ from netpolgen.identity import stable_labels
 from netpolgen.labels import canonical_labels
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Policy
-from netpolgen.verify import Evaluator, Grant, Workload, render_table, workloads_from_cluster
+from netpolgen.verify import (
+    EndpointKey,
+    Evaluator,
+    Grant,
+    Workload,
+    render_table,
+    workloads_from_cluster,
+)
 
 __all__ = ["DIFF_PROTOCOLS", "PolicyDiff", "diff_files", "diff_policies", "format_diff"]
 
@@ -43,8 +53,10 @@ CHANGE_COLUMNS = [
     "change",
     "src_namespace",
     "src_labels",
+    "src_addresses",
     "dst_namespace",
     "dst_labels",
+    "dst_addresses",
     "protocol",
     "port_from",
     "port_to",
@@ -56,9 +68,10 @@ class PolicyDiff:
     """What differs between two policy sets.
 
     Attributes:
-        changes: one row per (source workload, destination workload, protocol, port range)
-            whose verdict differs: ``change`` is ``added`` (NEW allows it, OLD does not) or
-            ``removed`` (OLD allows it, NEW does not); see ``CHANGE_COLUMNS``.
+        changes: one row per (source, destination, protocol, port range) whose verdict
+            differs: ``change`` is ``added`` (NEW allows it, OLD does not) or ``removed`` (OLD
+            allows it, NEW does not). A side is a workload (``*_namespace``, ``*_labels``) or a
+            range of outside addresses (``*_addresses``); see ``CHANGE_COLUMNS``.
         policies_added, policies_removed, policies_changed: ``namespace/name`` of policies
             present only in NEW, only in OLD, or in both with a different spec.
         workloads: how many workloads were compared, and from where (``workload_source``).
@@ -149,31 +162,28 @@ def diff_policies(
         protocol: _port_intervals([*old, *new], workloads.values(), protocol)
         for protocol in protocols
     }
-    rows: list[tuple[str, str, str, str, str, str, int, int]] = []
-    for src in workloads.values():
-        for dst in workloads.values():
-            was_grants = before.pair_grants(src.key, dst.key)
-            now_grants = after.pair_grants(src.key, dst.key)
-            if was_grants == now_grants:
-                continue  # the same grants allow the same ports: nothing to compare
-            for protocol, spans in intervals.items():
-                current: tuple[str, int, int] | None = None
-                for low, high in spans:
-                    was = _allows(was_grants, protocol, low, dst.named_ports)
-                    now = _allows(now_grants, protocol, low, dst.named_ports)
-                    change = "" if was == now else ("added" if now else "removed")
-                    if current is not None and current[0] == change:
-                        current = (change, current[1], high)
-                        continue
-                    if current is not None and current[0]:
-                        rows.append((current[0], src.namespace, src.labels, dst.namespace,
-                                     dst.labels, protocol, current[1], current[2]))  # fmt: skip
-                    current = (change, low, high)
-                if current is not None and current[0]:
-                    rows.append((current[0], src.namespace, src.labels, dst.namespace,
-                                 dst.labels, protocol, current[1], current[2]))  # fmt: skip
+    pods = [_Side(w.key, w.namespace, w.labels, None, w.named_ports) for w in workloads.values()]
+    addresses = [
+        _Side((None, (), first), None, None, label, ())
+        for first, label in _address_classes([*old, *new])
+    ]
+    pairs = [(s, d) for s in pods for d in pods]
+    pairs += [(s, d) for s in pods for d in addresses]  # egress to outside addresses
+    pairs += [(s, d) for s in addresses for d in pods]  # ingress from them
+    rows: list[tuple[Any, ...]] = []
+    for src, dst in pairs:
+        was_grants = before.pair_grants(src.key, dst.key)
+        now_grants = after.pair_grants(src.key, dst.key)
+        if was_grants == now_grants:
+            continue  # the same grants allow the same ports: nothing to compare
+        for protocol, spans in intervals.items():
+            for change, low, high in _changed_ranges(
+                was_grants, now_grants, protocol, spans, dst.named_ports
+            ):
+                rows.append((change, src.namespace, src.labels, src.addresses, dst.namespace,
+                             dst.labels, dst.addresses, protocol, low, high))  # fmt: skip
     changes = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
-    changes = changes.astype({c: "string" for c in CHANGE_COLUMNS[:6]})
+    changes = changes.astype({c: "string" for c in CHANGE_COLUMNS[:8]})
     changes = changes.astype({"port_from": "int64", "port_to": "int64"})
     old_by = {(p.namespace, p.name): p for p in old}
     new_by = {(p.namespace, p.name): p for p in new}
@@ -204,6 +214,77 @@ def diff_files(
     diff = diff_policies(old, new, ClusterView.from_inventory(list(inventories)))
     diff.warnings[:0] = notes
     return diff
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One end of a compared connection: a workload, or a class of outside addresses."""
+
+    key: EndpointKey
+    namespace: str | None
+    labels: str | None
+    addresses: str | None
+    named_ports: NamedPorts
+
+
+def _changed_ranges(
+    was: tuple[Grant | None, Grant | None],
+    now: tuple[Grant | None, Grant | None],
+    protocol: str,
+    spans: list[tuple[int, int]],
+    named: NamedPorts,
+) -> list[tuple[str, int, int]]:
+    """``(added|removed, first port, last port)`` runs where the two verdicts differ."""
+    out: list[tuple[str, int, int]] = []
+    current: tuple[str, int, int] | None = None
+    for low, high in spans:
+        before = _allows(was, protocol, low, named)
+        after = _allows(now, protocol, low, named)
+        change = "" if before == after else ("added" if after else "removed")
+        if current is not None and current[0] == change:
+            current = (change, current[1], high)
+            continue
+        if current is not None and current[0]:
+            out.append(current)
+        current = (change, low, high)
+    if current is not None and current[0]:
+        out.append(current)
+    return out
+
+
+def _address_classes(policies: Sequence[Policy]) -> list[tuple[str, str]]:
+    """Cut the address space where any ``ipBlock`` (or its ``except``) starts or ends.
+
+    Every address of one class is matched by exactly the same blocks, so its first address
+    decides for all. IPv4 always; IPv6 when a block is IPv6. Returns ``(first address, label)``.
+    """
+    networks = [
+        ipaddress.ip_network(cidr, strict=False)
+        for policy in policies
+        for rule in (*policy.ingress, *policy.egress)
+        for peer in rule.peers
+        if peer.ip_block is not None
+        for cidr in (peer.ip_block.cidr, *peer.ip_block.except_)
+    ]
+    classes: list[tuple[str, str]] = []
+    for version, bits in ((4, 32), (6, 128)):
+        mine = [n for n in networks if n.version == version]
+        if version == 6 and not mine:
+            continue
+        cuts = {0, 2**bits}
+        for network in mine:
+            cuts.add(int(network.network_address))
+            cuts.add(int(network.broadcast_address) + 1)
+        edges = sorted(cuts)
+        for low, high in zip(edges, edges[1:], strict=False):
+            first = ipaddress.ip_address(low if version == 4 else low.to_bytes(16, "big"))
+            last = ipaddress.ip_address(
+                high - 1 if version == 4 else (high - 1).to_bytes(16, "big")
+            )
+            blocks = list(ipaddress.summarize_address_range(first, last))
+            label = str(blocks[0]) if len(blocks) == 1 else f"{first}-{last}"
+            classes.append((str(first), label))
+    return classes
 
 
 def _allows(
@@ -264,6 +345,33 @@ def _workloads_from_policies(policies: Sequence[Policy]) -> dict[tuple[str, str]
     return {key: Workload(*key) for key in sorted(found)}
 
 
+def _display(changes: pd.DataFrame) -> pd.DataFrame:
+    """Compact columns for text: ``src``, ``dst`` (workload or addresses) and ``ports``."""
+
+    def side(prefix: str) -> list[str]:
+        return [
+            f"{ns}/{labels or '<no labels>'}" if not pd.isna(ns) else str(addresses)
+            for ns, labels, addresses in zip(
+                changes[f"{prefix}_namespace"], changes[f"{prefix}_labels"],
+                changes[f"{prefix}_addresses"], strict=True,
+            )
+        ]  # fmt: skip
+
+    ports = [
+        str(low) if low == high else f"{low}-{high}"
+        for low, high in zip(changes["port_from"], changes["port_to"], strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "change": changes["change"],
+            "src": side("src"),
+            "dst": side("dst"),
+            "protocol": changes["protocol"],
+            "ports": ports,
+        }
+    )
+
+
 def format_diff(diff: PolicyDiff, fmt: str = "table", *, limit: int = 200) -> str:
     """Render a diff as plain text, JSON or Markdown."""
     if fmt == "json":
@@ -283,5 +391,5 @@ def format_diff(diff: PolicyDiff, fmt: str = "table", *, limit: int = 200) -> st
     if not diff.changes.empty:
         title = "Connections that differ (added: only NEW allows; removed: only OLD allows)"
         parts.append(("\n## " if markdown else "\n") + title + ("\n" if markdown else ":\n"))
-        parts.append(render_table(diff.changes, markdown=markdown, limit=limit))
+        parts.append(render_table(_display(diff.changes), markdown=markdown, limit=limit))
     return "".join(parts)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from netpolgen.diff import diff_policies, format_diff
 from tests.flowkit import flows, inventory, namespace, pod, policies
 
@@ -27,7 +29,22 @@ spec:
 
 
 def rows(diff):  # type: ignore[no-untyped-def]
-    return [tuple(r) for r in diff.changes.itertuples(index=False)]
+    """Workload-to-workload changes as (change, src ns, src labels, dst ns, dst labels, ...)."""
+    pods = diff.changes[diff.changes["src_addresses"].isna() & diff.changes["dst_addresses"].isna()]
+    columns = ["change", "src_namespace", "src_labels", "dst_namespace", "dst_labels",
+               "protocol", "port_from", "port_to"]  # fmt: skip
+    return [tuple(r) for r in pods[columns].itertuples(index=False)]
+
+
+def outside(diff):  # type: ignore[no-untyped-def]
+    frame = diff.changes
+    changes = frame[frame["src_addresses"].notna() | frame["dst_addresses"].notna()]
+    columns = ["change", "src_labels", "src_addresses", "dst_labels", "dst_addresses", "protocol",
+               "port_from", "port_to"]  # fmt: skip
+    return [
+        tuple(None if pd.isna(v) else v for v in r)
+        for r in changes[columns].itertuples(index=False)
+    ]
 
 
 def test_identical_behaviour_written_differently_is_no_change() -> None:
@@ -97,5 +114,49 @@ def test_format_diff() -> None:
     diff = diff_policies(policies(WEB_80), [], INV)
     data = json.loads(format_diff(diff, "json"))
     assert data["same"] is False and data["changes"][0]["port_from"] >= 1
-    assert "| change |" in format_diff(diff, "markdown")
+    assert "| change | src | dst | protocol | ports |" in format_diff(diff, "markdown")
     assert "Policies removed:" in format_diff(diff)
+
+
+def test_outside_addresses_are_compared_by_ip_block_classes() -> None:
+    old = """
+metadata: {name: web-out, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}], ports: [{port: 443}]}]
+"""
+    new = old.replace(", except: [10.1.0.0/16]", "")
+    diff = diff_policies(policies(old), policies(new), INV)
+    assert rows(diff) == []
+    assert outside(diff) == [("added", "app=web", None, None, "10.1.0.0/16", "TCP", 443, 443)]
+
+
+def test_ingress_from_outside_ranges() -> None:
+    old = """
+metadata: {name: web-in, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}], ports: [{port: 80}]}]
+"""
+    new = old.replace("0.0.0.0/0", "203.0.113.0/24")
+    changes = outside(diff_policies(policies(old), policies(new), INV))
+    assert changes == [
+        ("removed", None, "0.0.0.0-203.0.112.255", "app=web", None, "TCP", 80, 80),
+        ("removed", None, "203.0.114.0-255.255.255.255", "app=web", None, "TCP", 80, 80),
+    ]
+
+
+def test_ipv6_blocks_add_ipv6_classes() -> None:
+    old = """
+metadata: {name: p, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: fe}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: "2001:db8::/32"}}]}]
+"""
+    diff = diff_policies(policies(old), [], INV)
+    opened = {r[4] for r in outside(diff) if r[0] == "added"}
+    # fe's egress opens everywhere outside the block, IPv4 and IPv6 alike.
+    assert "0.0.0.0/0" in opened and "::-2001:db7:ffff:ffff:ffff:ffff:ffff:ffff" in opened
+    assert "2001:db8::/32" not in opened
