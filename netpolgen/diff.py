@@ -37,6 +37,8 @@ from netpolgen.labels import canonical_labels
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Policy
 from netpolgen.verify import (
+    EGRESS,
+    INGRESS,
     EndpointKey,
     Evaluator,
     Grant,
@@ -163,25 +165,50 @@ def diff_policies(
         for protocol in protocols
     }
     pods = [_Side(w.key, w.namespace, w.labels, None, w.named_ports) for w in workloads.values()]
-    addresses = [
-        _Side((None, (), first), None, None, label, ())
-        for first, label in _address_classes([*old, *new])
-    ]
-    pairs = [(s, d) for s in pods for d in pods]
-    pairs += [(s, d) for s in pods for d in addresses]  # egress to outside addresses
-    pairs += [(s, d) for s in addresses for d in pods]  # ingress from them
-    rows: list[tuple[Any, ...]] = []
-    for src, dst in pairs:
+    classes = _address_classes([*old, *new])
+
+    def compare(src: _Side, dst: _Side) -> list[tuple[str, str, int, int]]:
         was_grants = before.pair_grants(src.key, dst.key)
         now_grants = after.pair_grants(src.key, dst.key)
         if was_grants == now_grants:
-            continue  # the same grants allow the same ports: nothing to compare
-        for protocol, spans in intervals.items():
+            return []  # the same grants allow the same ports: nothing to compare
+        return [
+            (protocol, change, low, high)
+            for protocol, spans in intervals.items()
             for change, low, high in _changed_ranges(
                 was_grants, now_grants, protocol, spans, dst.named_ports
-            ):
-                rows.append((change, src.namespace, src.labels, src.addresses, dst.namespace,
-                             dst.labels, dst.addresses, protocol, low, high))  # fmt: skip
+            )
+        ]
+
+    rows: list[tuple[Any, ...]] = []
+
+    def emit(src: _Side, dst: _Side, found: list[tuple[str, str, int, int]]) -> None:
+        for protocol, change, low, high in found:
+            rows.append((change, src.namespace, src.labels, src.addresses, dst.namespace,
+                         dst.labels, dst.addresses, protocol, low, high))  # fmt: skip
+
+    for src in pods:
+        for dst in pods:
+            emit(src, dst, compare(src, dst))
+    for pod in pods:
+        # Egress to and ingress from outside addresses; neighbouring classes with the same
+        # changes are reported as one range.
+        for outbound in (True, False):
+            direction = EGRESS if outbound else INGRESS
+            if _same_policies(before, after, pod.key, direction):
+                continue  # outside addresses are never isolated: the pod's side decides alone
+            run: tuple[list[tuple[str, str, int, int]], int, int, int] | None = None
+            for version, low, high in classes:
+                side = _Side((None, (), _address(version, low)), None, None, None, ())
+                found = compare(pod, side) if outbound else compare(side, pod)
+                if run is not None and run[0] == found and run[1] == version and run[3] + 1 == low:
+                    run = (found, version, run[2], high)
+                    continue
+                if run is not None and run[0]:
+                    _emit_range(emit, pod, outbound, run)
+                run = (found, version, low, high)
+            if run is not None and run[0]:
+                _emit_range(emit, pod, outbound, run)
     changes = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
     changes = changes.astype({c: "string" for c in CHANGE_COLUMNS[:8]})
     changes = changes.astype({"port_from": "int64", "port_to": "int64"})
@@ -252,11 +279,22 @@ def _changed_ranges(
     return out
 
 
-def _address_classes(policies: Sequence[Policy]) -> list[tuple[str, str]]:
+def _same_policies(before: Evaluator, after: Evaluator, pod: EndpointKey, direction: str) -> bool:
+    """Whether the same policies (equal objects) isolate ``pod`` in ``direction`` in both sets."""
+
+    def selecting(ev: Evaluator) -> list[Policy]:
+        found = [ev.policies[i] for i in ev.selecting(pod, direction)]
+        return sorted(found, key=lambda p: (p.namespace, p.name))
+
+    return selecting(before) == selecting(after)
+
+
+def _address_classes(policies: Sequence[Policy]) -> list[tuple[int, int, int]]:
     """Cut the address space where any ``ipBlock`` (or its ``except``) starts or ends.
 
     Every address of one class is matched by exactly the same blocks, so its first address
-    decides for all. IPv4 always; IPv6 when a block is IPv6. Returns ``(first address, label)``.
+    decides for all. IPv4 always; IPv6 when a block is IPv6. Returns ``(version, first, last)``
+    with addresses as integers, in order.
     """
     networks = [
         ipaddress.ip_network(cidr, strict=False)
@@ -266,7 +304,7 @@ def _address_classes(policies: Sequence[Policy]) -> list[tuple[str, str]]:
         if peer.ip_block is not None
         for cidr in (peer.ip_block.cidr, *peer.ip_block.except_)
     ]
-    classes: list[tuple[str, str]] = []
+    classes: list[tuple[int, int, int]] = []
     for version, bits in ((4, 32), (6, 128)):
         mine = [n for n in networks if n.version == version]
         if version == 6 and not mine:
@@ -276,15 +314,32 @@ def _address_classes(policies: Sequence[Policy]) -> list[tuple[str, str]]:
             cuts.add(int(network.network_address))
             cuts.add(int(network.broadcast_address) + 1)
         edges = sorted(cuts)
-        for low, high in zip(edges, edges[1:], strict=False):
-            first = ipaddress.ip_address(low if version == 4 else low.to_bytes(16, "big"))
-            last = ipaddress.ip_address(
-                high - 1 if version == 4 else (high - 1).to_bytes(16, "big")
-            )
-            blocks = list(ipaddress.summarize_address_range(first, last))
-            label = str(blocks[0]) if len(blocks) == 1 else f"{first}-{last}"
-            classes.append((str(first), label))
+        classes += [(version, low, high - 1) for low, high in zip(edges, edges[1:], strict=False)]
     return classes
+
+
+def _address(version: int, value: int) -> str:
+    if version == 4:
+        return str(ipaddress.IPv4Address(value))
+    return str(ipaddress.IPv6Address(value))
+
+
+def _range_label(version: int, low: int, high: int) -> str:
+    first = ipaddress.ip_address(_address(version, low))
+    last = ipaddress.ip_address(_address(version, high))
+    blocks = list(ipaddress.summarize_address_range(first, last))
+    return str(blocks[0]) if len(blocks) == 1 else f"{first}-{last}"
+
+
+def _emit_range(
+    emit: Any, pod: _Side, outbound: bool, run: tuple[list[Any], int, int, int]
+) -> None:
+    found, version, low, high = run
+    side = _Side((None, (), None), None, None, _range_label(version, low, high), ())
+    if outbound:
+        emit(pod, side, found)
+    else:
+        emit(side, pod, found)
 
 
 def _allows(
