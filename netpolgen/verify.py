@@ -64,6 +64,7 @@ __all__ = [
     "format_report",
     "ingress_allows",
     "is_allowed",
+    "rule_usage",
     "verify",
     "verify_files",
 ]
@@ -74,6 +75,8 @@ Direction = Literal["Ingress", "Egress"]
 
 EndpointKey = tuple[str | None, tuple[tuple[str, str], ...], str | None]
 """``(namespace, labels, ip)``: a pod when ``namespace`` is set (``ip`` unused), else an address."""
+RuleMatch = tuple[int, int, tuple[PortSpec, ...]]
+"""``(policy index, rule index, the rule's ports)``."""
 
 
 # --- one connection ----------------------------------------------------------------------------
@@ -203,6 +206,7 @@ class Evaluator:
         self._selecting: dict[tuple[str, tuple[tuple[str, str], ...], str], tuple[int, ...]] = {}
         self._grants: dict[tuple[tuple[int, ...], str, EndpointKey], Grant] = {}
         self._ns_labels_cache: dict[str, dict[str, str]] = {}
+        self._rules: dict[tuple[tuple[int, ...], str, EndpointKey], tuple[RuleMatch, ...]] = {}
 
     @property
     def uses_namespace_labels(self) -> bool:
@@ -292,6 +296,26 @@ class Evaluator:
             result = Grant(False, tuple(dict.fromkeys(ports))) if ports else _NO_GRANT
         self._grants[key] = result
         return result
+
+    def matching_rules(
+        self, policy_ids: tuple[int, ...], direction: str, peer: EndpointKey
+    ) -> tuple[RuleMatch, ...]:
+        """``(policy index, rule index, ports)`` of every ``direction`` rule whose peers match
+        ``peer`` (cached; ``ports`` empty = every port)."""
+        key = (policy_ids, direction, peer)
+        found = self._rules.get(key)
+        if found is None:
+            found = tuple(
+                (i, r, rule.ports)
+                for i in policy_ids
+                for r, rule in enumerate(
+                    self.policies[i].ingress if direction == INGRESS else self.policies[i].egress
+                )
+                if not rule.peers
+                or any(self._peer_matches(p, self.policies[i].namespace, peer) for p in rule.peers)
+            )
+            self._rules[key] = found
+        return found
 
     def _peer_matches(self, peer: Peer, policy_namespace: str, other: EndpointKey) -> bool:
         namespace, labels, ip = other
@@ -390,6 +414,7 @@ def is_allowed(
 
 # --- tables ------------------------------------------------------------------------------------
 
+RULE_COLUMNS = ["policy", "direction", "rule", "flows", "edges"]
 EDGE_KEY = [
     "src_namespace",
     "src_labels",
@@ -421,6 +446,8 @@ class VerificationReport:
             known workloads (see :func:`verify`).
         flow_allowed: per input row (same index): True/False for checked flows, NA for rows not
             checked (replies, flows the network denied, unresolved endpoints).
+        rules: per rule of every policy, the observed flows and edges it admitted
+            (:func:`rule_usage`); rules with no flows allowed nothing that was seen.
         counts: flow and edge counts by outcome (see :meth:`summary`).
         warnings: things the user should know (e.g. named ports without an inventory).
         ingest: what reading the flow files did, when they were read by :func:`verify_files`.
@@ -432,6 +459,7 @@ class VerificationReport:
     over_permissive: pd.DataFrame
     flow_allowed: pd.Series
     counts: dict[str, int]
+    rules: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RULE_COLUMNS))
     warnings: list[str] = field(default_factory=list)
     ingest: IngestReport | None = None
 
@@ -452,6 +480,10 @@ class VerificationReport:
             f"records the network denied, {c['records_unresolved']} records without endpoints, "
             f"{c['records_host']} records with the pod's own node (always allowed)",
         ]
+        if c.get("rules"):
+            lines.append(
+                f"rules: {c['rules_unused']} of {c['rules']} policy rules admitted no observed flow"
+            )
         if "combinations_allowed" in c:
             lines.append(
                 f"over-permissiveness: {c['combinations_unused']} of "
@@ -469,6 +501,7 @@ class VerificationReport:
             "denied": _records(self.denied),
             "isolation": _records(self.isolation),
             "over_permissive": _records(self.over_permissive),
+            "unused_rules": _records(self.rules[self.rules["flows"] == 0]),
         }
 
 
@@ -590,6 +623,65 @@ def evaluate_edges(
     )
 
 
+def rule_usage(
+    edges: pd.DataFrame,
+    evaluator: Evaluator,
+    keys: tuple[list[EndpointKey], list[EndpointKey]] | None = None,
+) -> pd.DataFrame:
+    """How much observed traffic each rule of each policy carried.
+
+    For every allowed edge, every rule that admits it (on the side where its endpoint is
+    isolated) is credited with the edge's flows; several rules can share one edge. Rules with
+    ``flows == 0`` allowed nothing that was observed: candidates for removal.
+
+    Returns:
+        One row per rule: ``policy`` (``namespace/name``), ``direction`` (``ingress`` or
+        ``egress``), ``rule`` (its 0-based index in that list), ``flows`` and ``edges``.
+    """
+    src_keys, dst_keys = keys if keys is not None else edge_keys(edges)
+    credit: dict[tuple[int, str, int], list[int]] = {}
+    for i, policy in enumerate(evaluator.policies):
+        for direction, rules in ((INGRESS, policy.ingress), (EGRESS, policy.egress)):
+            if direction in policy.policy_types:
+                for r in range(len(rules)):
+                    credit[(i, direction, r)] = [0, 0]
+    named_column = (
+        edges["dst_named_ports"].tolist() if "dst_named_ports" in edges else [()] * len(edges)
+    )
+    for src, dst, proto, port, named, flows, allowed in zip(
+        src_keys, dst_keys, edges["protocol"].tolist(), edges["dst_port"].tolist(),
+        named_column, edges["flows"].tolist(), edges["allowed"].tolist(), strict=True,
+    ):  # fmt: skip
+        if not allowed:
+            continue
+        port_number = None if port is None or pd.isna(port) else int(port)
+        protocol = "" if proto is None or pd.isna(proto) else str(proto)
+        for direction, selected, peer in ((EGRESS, src, dst), (INGRESS, dst, src)):
+            ids = evaluator.selecting(selected, direction)
+            if not ids:
+                continue
+            for i, r, ports in evaluator.matching_rules(ids, direction, peer):
+                if not ports or any(
+                    _port_matches(spec, protocol, port_number, named) for spec in ports
+                ):
+                    entry = credit[(i, direction, r)]
+                    entry[0] += int(flows)
+                    entry[1] += 1
+    rows = [
+        (
+            f"{evaluator.policies[i].namespace}/{evaluator.policies[i].name}",
+            direction.lower(),
+            r,
+            flows,
+            count,
+        )
+        for (i, direction, r), (flows, count) in credit.items()
+    ]
+    frame = pd.DataFrame(rows, columns=RULE_COLUMNS)
+    return frame.astype({"policy": "string", "direction": "string", "rule": "int64",
+                         "flows": "int64", "edges": "int64"})  # fmt: skip
+
+
 def verify(
     flows: pd.DataFrame,
     policies: Sequence[Policy],
@@ -698,6 +790,7 @@ def verify(
         flow_allowed.iloc[rows] = edges["allowed"].to_numpy()[codes]
 
     denied, isolation = _denied_tables(edges, src_keys, dst_keys, ev)
+    rules = rule_usage(edges, ev, (src_keys, dst_keys))
     n_edges = len(edges)
     counts = {
         "records": len(flows),
@@ -712,6 +805,8 @@ def verify(
         "records_denied_verdict": int((denied_verdict & ~is_reply).sum()),
         "records_unresolved": int((unresolved & ~is_reply & ~denied_verdict).sum()),
         "records_host": int((host & ~unresolved & ~is_reply & ~denied_verdict).sum()),
+        "rules": len(rules),
+        "rules_unused": int((rules["flows"] == 0).sum()),
     }
     over = _empty_over_permissive()
     if over_permissive:
@@ -726,6 +821,7 @@ def verify(
         over_permissive=over,
         flow_allowed=flow_allowed,
         counts=counts,
+        rules=rules,
         warnings=warnings,
     )
 
@@ -1045,6 +1141,7 @@ def format_report(report: VerificationReport, fmt: str = "table", *, limit: int 
     sections = [
         ("Denied flows (by workload pair and port)", report.denied),
         ("Policies isolating denied endpoints", report.isolation),
+        ("Policy rules that admitted no observed flow", report.rules[report.rules["flows"] == 0]),
         ("Allowed but never used (over-permissive)", report.over_permissive),
     ]
     for title, frame in sections:

@@ -732,3 +732,22 @@ def test_traffic_with_the_pods_own_node_is_always_allowed() -> None:
     assert report.ok and report.counts["records_host"] == 1
     remote = {**probe, "src_kind": "node"}
     assert not verify(flows(remote), policies(DENY_ALL_INGRESS)).ok
+
+
+def test_rule_usage_credits_every_admitting_rule() -> None:
+    two_rules = WEB_FROM_FE + """  - from: [{podSelector: {matchLabels: {app: admin}}}]
+    ports: [{port: 22}]
+  - ports: [{port: 80}]
+"""
+    table = flows(
+        {"src": "shop/app=fe", "dst": "shop/app=web", "dst_port": 80, "count": 5},
+        {"src": "shop/app=x", "dst": "shop/app=web", "dst_port": 80, "count": 2},
+    )
+    report = verify(table, policies(two_rules))
+    usage = report.rules.set_index("rule")
+    assert usage.loc[0, "flows"] == 5  # fe on 80
+    assert usage.loc[1, "flows"] == 0  # admin on 22: never used
+    assert usage.loc[2, "flows"] == 7 and usage.loc[2, "edges"] == 2  # anyone on 80
+    assert report.counts["rules_unused"] == 1
+    assert "admitted no observed flow" in format_report(report)
+    assert json.loads(format_report(report, "json"))["unused_rules"][0]["rule"] == 1
