@@ -77,7 +77,8 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
               help="Ignore connections seen fewer times than this.")  # fmt: skip
 @click.option("--include-denied", is_flag=True, help="Treat denied flows as wanted traffic.")
 @click.option("--default-deny", is_flag=True,
-              help="Also emit default-deny-ingress/-egress per namespace (not system ones).")
+              help="Also emit default-deny-ingress/-egress per namespace (not system "
+                   "ones).")  # fmt: skip
 @click.option("--cidr-prefix-min", type=click.IntRange(0, 32), default=32, show_default=True,
               help="Widen outside IPv4 peers to this prefix length (32: exact; adjacent addresses "
                    "are always merged exactly). Cluster addresses stay excepted.")  # fmt: skip
@@ -175,7 +176,8 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
 @click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
               show_default=True, help="Report format.")  # fmt: skip
 @click.option("--over-permissive/--no-over-permissive", default=True, show_default=True,
-              help="Also list allowed connections between known workloads that no flow used.")
+              help="Also list allowed connections between known workloads that no flow "
+                   "used.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings on stderr.")
 def verify_command(

@@ -165,9 +165,7 @@ class ClusterView:
                 self.add_pod(_pod(item, source, index))
 
 
-InventoryLike = Union[
-    None, str, "os.PathLike[str]", Mapping[str, Any], ClusterView, Iterable[Any]
-]
+InventoryLike = Union[None, str, "os.PathLike[str]", Mapping[str, Any], ClusterView, Iterable[Any]]
 """An inventory: a path to ``kubectl ... -o json`` output, its parsed JSON, a
 :class:`ClusterView`, a ``netpolgen.ingest.inventory.Inventory``, or a list of paths or parsed
 JSON documents (snapshots)."""

@@ -334,9 +334,7 @@ def plan_migration(
             with_deny = evaluate_edges(edges[touched], alone, _subset(keys, touched))
             broken = np.zeros(len(edges), dtype=bool)
             broken[touched] = allowed_today[touched] & ~with_deny["allowed"].to_numpy()
-            stages.append(
-                Stage(0, namespace, direction, allow, deny, _break_table(edges[broken]))
-            )
+            stages.append(Stage(0, namespace, direction, allow, deny, _break_table(edges[broken])))
         candidates[namespace] = stages
 
     def risk(namespace: str) -> tuple[bool, int, int, str]:

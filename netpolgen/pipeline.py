@@ -136,7 +136,8 @@ def generate(
         policies += deny
         if skipped:
             warnings.append(
-                "no default-deny for system namespace(s) " + ", ".join(skipped)
+                "no default-deny for system namespace(s) "
+                + ", ".join(skipped)
                 + " (name them with -n to include them)"
             )
     return GenerateResult(

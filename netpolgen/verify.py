@@ -173,9 +173,7 @@ class _IPMatcher:
             return False
         if address.version != self.network.version or address not in self.network:
             return False
-        return not any(
-            address.version == e.version and address in e for e in self.excepts
-        )
+        return not any(address.version == e.version and address in e for e in self.excepts)
 
 
 class Evaluator:
@@ -593,9 +591,7 @@ def evaluate_edges(
     ingress_iso = np.zeros(n, dtype=bool)
     egress_ok = np.ones(n, dtype=bool)
     ingress_ok = np.ones(n, dtype=bool)
-    named_column = (
-        edges["dst_named_ports"].tolist() if "dst_named_ports" in edges else [()] * n
-    )
+    named_column = edges["dst_named_ports"].tolist() if "dst_named_ports" in edges else [()] * n
     for i, (src, dst, proto, port, named) in enumerate(
         zip(
             src_keys,
@@ -740,10 +736,9 @@ def verify(
     unresolved = ((src_ns.isna() & src_ip.isna()) | (dst_ns.isna() & dst_ip.isna())).to_numpy()
     # Traffic to and from the pod's own node (kind ``host``: kubelet probes, hostNetwork
     # daemons) is always allowed: NetworkPolicy cannot block a pod's resident node.
-    host = (
-        flows["src_kind"].isin(["host"]).fillna(False).to_numpy(dtype=bool)
-        | flows["dst_kind"].isin(["host"]).fillna(False).to_numpy(dtype=bool)
-    )
+    host = flows["src_kind"].isin(["host"]).fillna(False).to_numpy(dtype=bool) | flows[
+        "dst_kind"
+    ].isin(["host"]).fillna(False).to_numpy(dtype=bool)
     checked = ~is_reply & ~denied_verdict & ~unresolved & ~host
     counts_col = flows["count"].fillna(1).to_numpy(dtype=np.int64)
 
@@ -960,8 +955,15 @@ def _denied_tables(
     # Edges that differ only in the destination's named-port profile fold into one row.
     denied = (
         frame.groupby(
-            ["src", "dst", "protocol", "dst_port", "blocked_by", "egress_policies",
-             "ingress_policies"],
+            [
+                "src",
+                "dst",
+                "protocol",
+                "dst_port",
+                "blocked_by",
+                "egress_policies",
+                "ingress_policies",
+            ],
             dropna=False,
             sort=True,
         )[["flows", "edges"]]
@@ -1162,6 +1164,7 @@ def render_table(frame: pd.DataFrame, *, markdown: bool = False, limit: int = 50
     ]
     more = f"... {len(frame) - limit} more rows\n" if len(frame) > limit else ""
     if markdown:
+
         def esc(text: str) -> str:
             return text.replace("|", "\\|")
 

@@ -91,9 +91,10 @@ def test_final_stage_is_default_deny_everywhere_but_system_namespaces(plan) -> N
     assert sorted(plan.namespaces) == ["ops", "pay", "shop"]
     for namespace in ("ops", "pay", "shop"):
         for direction in ("Ingress", "Egress"):
-            assert any(
-                p.namespace == namespace and is_default_deny(p, direction) for p in final
-            ), (namespace, direction)
+            assert any(p.namespace == namespace and is_default_deny(p, direction) for p in final), (
+                namespace,
+                direction,
+            )
         # Semantically: a new pod there can neither receive nor send unobserved traffic.
         newcomer = Endpoint(namespace, {"app": "new"})
         assert not is_allowed(final, Endpoint("shop", {"app": "fe"}), newcomer, "TCP", 80)

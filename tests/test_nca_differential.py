@@ -45,7 +45,6 @@ RUN_TIMEOUT = 60
 CASES = 40  # random policy sets; each is one NCA run of ~0.3 s
 
 
-
 # --- finding NCA -------------------------------------------------------------------------------
 
 
@@ -114,8 +113,11 @@ def _cluster_files(directory: Path) -> tuple[Path, Path]:
         "apiVersion": "v1",
         "kind": "NamespaceList",
         "items": [
-            {"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": ns, "labels": {**labels, "kubernetes.io/metadata.name": ns}}}
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {**labels, "kubernetes.io/metadata.name": ns}},
+            }
             for ns, labels in NAMESPACES.items()
         ],  # fmt: skip
     }
@@ -152,9 +154,7 @@ def _expand(connection: str) -> set[tuple[str, int]]:
             for item in group["ports"].split(","):
                 low, _, high = item.strip().partition("-")
                 allowed |= {
-                    (protocol, port)
-                    for port in PROBE_PORTS
-                    if int(low) <= port <= int(high or low)
+                    (protocol, port) for port in PROBE_PORTS if int(low) <= port <= int(high or low)
                 }
     return allowed
 

@@ -148,12 +148,15 @@ def test_rule_with_neither_peers_nor_ports_allows_everything() -> None:
 
 
 def test_policies_are_additive() -> None:
-    two = WEB_FROM_FE + """---
+    two = (
+        WEB_FROM_FE
+        + """---
 metadata: {name: web-metrics, namespace: shop}
 spec:
   podSelector: {matchLabels: {app: web}}
   ingress: [{from: [{namespaceSelector: {matchLabels: {team: obs}}}], ports: [{port: 9090}]}]
 """
+    )
     inv = inventory(namespace("monitoring", {"team": "obs"}))
     assert allowed(two, "shop/app=fe", "shop/app=web", 80, inv=inv)
     assert allowed(two, "monitoring/app=prom", "shop/app=web", 9090, inv=inv)
@@ -483,9 +486,7 @@ spec:
     over = report.over_permissive
     # web:80 is open to every workload, but only fe used it; db:5432 is open to all (no policy).
     assert ("shop", "app=db", "shop", "app=web", "TCP", 80) in set(over.itertuples(index=False))
-    assert ("shop", "app=fe", "shop", "app=web", "TCP", 80) not in set(
-        over.itertuples(index=False)
-    )
+    assert ("shop", "app=fe", "shop", "app=web", "TCP", 80) not in set(over.itertuples(index=False))
     assert report.counts["workloads"] == 3
     assert report.counts["combinations_unused"] == len(over)
 
@@ -735,10 +736,13 @@ def test_traffic_with_the_pods_own_node_is_always_allowed() -> None:
 
 
 def test_rule_usage_credits_every_admitting_rule() -> None:
-    two_rules = WEB_FROM_FE + """  - from: [{podSelector: {matchLabels: {app: admin}}}]
+    two_rules = (
+        WEB_FROM_FE
+        + """  - from: [{podSelector: {matchLabels: {app: admin}}}]
     ports: [{port: 22}]
   - ports: [{port: 80}]
 """
+    )
     table = flows(
         {"src": "shop/app=fe", "dst": "shop/app=web", "dst_port": 80, "count": 5},
         {"src": "shop/app=x", "dst": "shop/app=web", "dst_port": 80, "count": 2},

@@ -25,9 +25,7 @@ POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 LIST_KINDS = ("List", "NetworkPolicyList")
 
 
-def load_policies(
-    path: str | os.PathLike[str], *, notes: list[str] | None = None
-) -> list[Policy]:
+def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = None) -> list[Policy]:
     """Read every NetworkPolicy under ``path``.
 
     Args:
@@ -138,9 +136,7 @@ def _policies_in_document(
     api_version = document.get("apiVersion", API_VERSION)
     if api_version != API_VERSION:
         # Calico (projectcalico.org/v3) and others reuse the kind name with other semantics.
-        notes.append(
-            f"{where}: {label}: {api_version} NetworkPolicy is not {API_VERSION}; skipped"
-        )
+        notes.append(f"{where}: {label}: {api_version} NetworkPolicy is not {API_VERSION}; skipped")
         return
     try:
         yield Policy.from_manifest(document, source=source)
