@@ -17,6 +17,16 @@ PODS = [
 ]
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 PROBE_PORTS = (53, 80, 443, 5432, 8080, 8081, 9090, 9095, 9096, 1234)
+# Outside addresses: inside and outside the blocks and excepts below (none is a pod's address).
+PROBE_IPS = ("10.0.0.200", "10.1.2.3", "10.2.3.4", "10.9.9.9", "203.0.113.5", "8.8.8.8")
+IP_BLOCKS = [
+    {"cidr": "10.0.0.0/8"},
+    {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]},
+    {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "10.2.0.0/16"]},
+    {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]},
+    {"cidr": "203.0.113.0/24"},
+    {"cidr": "10.2.3.4/32"},
+]
 
 
 def _selector(rng: random.Random, keys: dict[str, list[str]]) -> dict[str, Any]:
@@ -40,6 +50,8 @@ NS_KEYS = {"env": ["prod", "dev"], "team": ["x"], "kubernetes.io/metadata.name":
 
 def _peer(rng: random.Random, nca_safe: bool) -> dict[str, Any]:
     kind = rng.random()
+    if kind < 0.15:
+        return {"ipBlock": dict(rng.choice(IP_BLOCKS))}
     if kind < 0.4:
         return {"podSelector": _selector(rng, POD_KEYS)}
     if kind < 0.7:

@@ -5,8 +5,9 @@ policies given as YAML, offline. It pins exact versions of its dependencies (PyY
 ...), so it runs from a virtual environment of its own, never from the project's: the test uses
 ``$NETPOLGEN_NCA`` (an ``nca`` executable) if set, else ``~/.cache/netpolgen-nca-venv`` (created
 with ``pip install network-config-analyzer`` on first use), and skips with the reason when neither
-works. Random policy sets over a small three-namespace cluster are compared pod to pod on TCP, UDP
-and SCTP at a set of probe ports that covers every number the policies and pods mention.
+works. Random policy sets over a small three-namespace cluster are compared pod to pod, and between
+pods and outside addresses (``ipBlock`` with ``except``), on TCP, UDP and SCTP at probe ports and
+addresses that cover every number and block the policies and pods mention.
 
 Where NCA is wrong, the generator avoids the case and a dedicated test pins the difference
 (``test_nca_known_difference_*``), with the Kubernetes rule that decides it:
@@ -22,6 +23,7 @@ Where NCA is wrong, the generator avoids the case and a dedicated test pins the 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -33,9 +35,17 @@ from typing import Any
 import pytest
 import yaml
 
+from netpolgen.cluster_view import NamedPorts
 from netpolgen.policy.model import Policy
-from netpolgen.verify import Evaluator
-from tests.policygen import NAMESPACES, PODS, PROBE_PORTS, PROTOCOLS, random_policies
+from netpolgen.verify import EndpointKey, Evaluator
+from tests.policygen import (
+    NAMESPACES,
+    PODS,
+    PROBE_IPS,
+    PROBE_PORTS,
+    PROTOCOLS,
+    random_policies,
+)
 
 pytestmark = pytest.mark.nca
 
@@ -130,7 +140,7 @@ def _cluster_files(directory: Path) -> tuple[Path, Path]:
 
 # --- running both --------------------------------------------------------------------------------
 
-_LINE = re.compile(r"^(?P<src>\S+)\[Pod\] => (?P<dst>\S+)\[Pod\] : (?P<conn>.+)$")
+_LINE = re.compile(r"^(?P<src>\S+?)(?:\[Pod\])? => (?P<dst>\S+?)(?:\[Pod\])? : (?P<conn>.+)$")
 _GROUP = re.compile(
     r"\{protocols:(?P<protocols>[A-Z0-9, ]+?)(?:, ?dst_ports:(?P<ports>[0-9, \-]+))?\}"
 )
@@ -173,28 +183,47 @@ def run_nca(nca: Path, directory: Path, manifests: list[dict[str, Any]]) -> Conn
     for line in result.stdout.splitlines():
         match = _LINE.match(line.strip())
         if match:
-            key = (match["src"], match["dst"])
-            found.setdefault(key, set()).update(_expand(match["conn"]))
+            for src in _endpoints(match["src"]):
+                for dst in _endpoints(match["dst"]):
+                    if src != dst:
+                        found.setdefault((src, dst), set()).update(_expand(match["conn"]))
     return found
+
+
+def _endpoints(text: str) -> list[str]:
+    """A pod (``ns/name``) stays itself; address ranges become the probe addresses inside."""
+    if "/" in text and not text[0].isdigit():
+        return [text]
+    inside = []
+    for item in text.split(","):
+        low, _, high = item.strip().partition("-")
+        if ":" in low:  # IPv6 ranges: no IPv6 probes
+            continue
+        first, last = ipaddress.ip_address(low), ipaddress.ip_address(high or low)
+        inside += [ip for ip in PROBE_IPS if first <= ipaddress.ip_address(ip) <= last]
+    return inside
 
 
 def run_ours(manifests: list[dict[str, Any]]) -> Connectivity:
     evaluator = Evaluator([Policy.from_manifest(m) for m in manifests], NAMESPACES)
+    sides: list[tuple[str, EndpointKey, NamedPorts]] = [
+        (f"{ns}/{name}", (ns, tuple(sorted(labels.items())), None), tuple(sorted(named)))
+        for ns, name, labels, named in PODS
+    ]
+    sides += [(ip, (None, (), ip), ()) for ip in PROBE_IPS]
     found: Connectivity = {}
-    for src_ns, src_name, src_labels, _ in PODS:
-        for dst_ns, dst_name, dst_labels, named in PODS:
-            if (src_ns, src_name) == (dst_ns, dst_name):
+    for src_name, src, _ in sides:
+        for dst_name, dst, named in sides:
+            if src_name == dst_name or (src[0] is None and dst[0] is None):
                 continue
-            src = (src_ns, tuple(sorted(src_labels.items())), None)
-            dst = (dst_ns, tuple(sorted(dst_labels.items())), None)
             allowed = {
                 (protocol, port)
                 for protocol in PROTOCOLS
                 for port in PROBE_PORTS
-                if all(evaluator.allows(src, dst, protocol, port, tuple(sorted(named))))
+                if all(evaluator.allows(src, dst, protocol, port, named))
             }
             if allowed:
-                found[(f"{src_ns}/{src_name}", f"{dst_ns}/{dst_name}")] = allowed
+                found[(src_name, dst_name)] = allowed
     return found
 
 
