@@ -62,6 +62,10 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
 @click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
+)  # fmt: skip
+@click.option(
     "-o", "--output", default="-", show_default=True,
     help="A directory (one file per policy, <namespace>/<name>.yaml) or - for standard output.",
 )  # fmt: skip
@@ -98,6 +102,7 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
 def from_flows(
     flows: tuple[str, ...],
     flow_format: str,
+    inventories: tuple[str, ...],
     output: str,
     ingress: bool,
     egress: bool,
@@ -123,6 +128,7 @@ def from_flows(
     Example:
         netpolgen from-flows sample_flows/three-tier.csv --no-egress
         netpolgen from-flows hubble.jsonl.gz -o policies/
+        netpolgen from-flows vpc-flows.log.gz -i pods-0900.json -i pods-1000.json
     """
     options = netpolgen.GenerateOptions(
         ingress=ingress,
@@ -138,7 +144,9 @@ def from_flows(
         group_ips=group_ips,
         ip_group_threshold=ip_group_threshold,
     )
-    result = netpolgen.generate_from_files(flows, options, format=flow_format, strict=strict)
+    result = netpolgen.generate_from_files(
+        flows, options, format=flow_format, strict=strict, inventory=inventories
+    )
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:

@@ -5,8 +5,9 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -14,11 +15,13 @@ from netpolgen.aggregate import EdgeOptions, aggregate_edges
 from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.default_deny import default_deny_policies, is_system_namespace
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
+from netpolgen.resolve import resolve_flows
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,15 @@ def generate_from_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    inventory: Sequence[str | Path] = (),
 ) -> GenerateResult:
-    """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs)."""
+    """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs).
+
+    ``inventory`` files (``kubectl get pods,services,namespaces,nodes -A -o json``, one per
+    snapshot) resolve addresses to pods, services and nodes at each flow's time.
+    """
     report = IngestReport(strict=strict)
     flows = load_flows(list(sources), format, report=report)
+    if inventory:
+        flows = resolve_flows(flows, load_inventory(inventory), report=report)
     return generate(flows, options, report=report)
