@@ -20,6 +20,7 @@ import pandas as pd
 
 from netpolgen.errors import InventoryError
 from netpolgen.identity import is_volatile
+from netpolgen.ingest.inventory import Inventory
 from netpolgen.labels import canonical_labels, labels_from_canonical
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL
 
@@ -132,7 +133,7 @@ class ClusterView:
             if "snapshot" in rows:
                 rows = rows[rows["snapshot"] == last["snapshot"]]
             named = []
-            for item in str(last.get("ports") or "").split(","):
+            for item in _text(last.get("ports")).split(","):
                 port_name, _, rest = item.partition("=")
                 number, _, protocol = rest.partition("/")
                 if port_name and number.isdigit():
@@ -141,11 +142,11 @@ class ClusterView:
                 PodRecord(
                     namespace=str(namespace),
                     name=str(name),
-                    labels=labels_from_canonical(str(last.get("labels") or "")),
+                    labels=labels_from_canonical(_text(last.get("labels"))),
                     ips=tuple(str(ip) for ip in rows["ip"].dropna()),
                     named_ports=tuple(sorted(set(named))),
                     container_ports=tuple(sorted({(p, n) for _, p, n in named})),
-                    host_network=bool(last.get("host_network", False)),
+                    host_network=_text(last.get("host_network")) == "True",
                 )
             )
 
@@ -165,16 +166,23 @@ class ClusterView:
                 self.add_pod(_pod(item, source, index))
 
 
-InventoryLike = Union[None, str, "os.PathLike[str]", Mapping[str, Any], ClusterView, Iterable[Any]]
+InventoryLike = Union[
+    None, str, "os.PathLike[str]", Mapping[str, Any], ClusterView, Inventory, Iterable[Any]
+]
 """An inventory: a path to ``kubectl ... -o json`` output, its parsed JSON, a
 :class:`ClusterView`, a ``netpolgen.ingest.inventory.Inventory``, or a list of paths or parsed
 JSON documents (snapshots)."""
 
 
+def _text(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
+
+
 def _is_inventory_table(inventory: Any) -> bool:
-    # netpolgen.ingest.inventory.Inventory (issue 3), recognised by shape to avoid an import cycle.
-    return isinstance(getattr(inventory, "pods", None), pd.DataFrame) and callable(
-        getattr(inventory, "namespace_labels", None)
+    # netpolgen.ingest.inventory.Inventory, or anything shaped like it (tests).
+    return isinstance(inventory, Inventory) or (
+        isinstance(getattr(inventory, "pods", None), pd.DataFrame)
+        and callable(getattr(inventory, "namespace_labels", None))
     )
 
 

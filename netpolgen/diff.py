@@ -27,12 +27,14 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.identity import stable_labels
+from netpolgen.ingest.inventory import load_inventory
 from netpolgen.labels import canonical_labels
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Policy
@@ -232,13 +234,13 @@ def diff_policies(
 def diff_files(
     old_path: str | os.PathLike[str],
     new_path: str | os.PathLike[str],
-    inventories: Sequence[str | os.PathLike[str]] = (),
+    inventories: Sequence[str | Path] = (),
 ) -> PolicyDiff:
     """Read two policy sets (files or directories) and :func:`diff_policies` them."""
     notes: list[str] = []
     old = load_policies(old_path, notes=notes)
     new = load_policies(new_path, notes=notes)
-    diff = diff_policies(old, new, ClusterView.from_inventory(list(inventories)))
+    diff = diff_policies(old, new, load_inventory(list(inventories)) if inventories else None)
     diff.warnings[:0] = notes
     return diff
 

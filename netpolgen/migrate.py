@@ -33,6 +33,7 @@ import pandas as pd
 from netpolgen.cluster_view import ClusterView, InventoryLike
 from netpolgen.errors import OutputError
 from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.output import policy_path
 from netpolgen.pipeline import GenerateOptions, generate
@@ -46,6 +47,7 @@ from netpolgen.policy.default_deny import (
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import dump_yaml, sorted_policies
+from netpolgen.resolve import resolve_flows
 from netpolgen.verify import (
     EGRESS,
     INGRESS,
@@ -383,7 +385,7 @@ def plan_migration(
 def plan_migration_from_files(
     flow_sources: Iterable[Source],
     policies_path: str | os.PathLike[str] | None,
-    inventories: Sequence[str | os.PathLike[str]] = (),
+    inventories: Sequence[str | Path] = (),
     options: MigrationOptions | None = None,
     *,
     format: str = "auto",
@@ -395,7 +397,10 @@ def plan_migration_from_files(
     existing = load_policies(policies_path, notes=notes) if policies_path is not None else []
     ingest = IngestReport(strict=strict)
     flows = load_flows(list(flow_sources), format, report=ingest)
-    plan = plan_migration(flows, existing, ClusterView.from_inventory(list(inventories)), options)
+    inventory = load_inventory(list(inventories)) if inventories else None
+    if inventory is not None:
+        flows = resolve_flows(flows, inventory, report=ingest)
+    plan = plan_migration(flows, existing, inventory, options)
     plan.warnings[:0] = notes
     plan.ingest = ingest
     return plan

@@ -40,6 +40,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -50,10 +51,12 @@ from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
 from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import labels_from_canonical
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, IPBlock, Peer, Policy, PortSpec
+from netpolgen.resolve import resolve_flows
 
 __all__ = [
     "Endpoint",
@@ -824,7 +827,7 @@ def verify(
 def verify_files(
     flow_sources: Iterable[Source],
     policy_path: str | os.PathLike[str],
-    inventories: Sequence[str | os.PathLike[str]] = (),
+    inventories: Sequence[str | Path] = (),
     *,
     format: str = "auto",
     strict: bool = False,
@@ -837,10 +840,13 @@ def verify_files(
     """
     notes: list[str] = []
     policies = load_policies(policy_path, notes=notes)
-    cluster = ClusterView.from_inventory(list(inventories))
     ingest = IngestReport(strict=strict)
     flows = load_flows(list(flow_sources), format, report=ingest)
-    report = verify(flows, policies, cluster, over_permissive=over_permissive)
+    inventory = load_inventory(list(inventories)) if inventories else None
+    if inventory is not None:
+        # Addresses become pods, services and nodes at each flow's time, as for from-flows.
+        flows = resolve_flows(flows, inventory, report=ingest)
+    report = verify(flows, policies, inventory, over_permissive=over_permissive)
     report.warnings[:0] = notes
     report.ingest = ingest
     return report

@@ -74,7 +74,7 @@ def test_inventory_tables_adapter() -> None:
             "ip": ["10.0.0.1", "fd00::1", "10.0.0.9"],
             "labels": ["app=web", "app=web", "app=web,v=2"],
             "host_network": [False, False, False],
-            "ports": ["http=8080/TCP", "http=8080/TCP", "http=8081/TCP,dns=53/UDP"],
+            "ports": ["http=8080/TCP", pd.NA, "http=8081/TCP,dns=53/UDP"],
         }
     )
     view = ClusterView.from_inventory(FakeInventory(pods))

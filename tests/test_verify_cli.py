@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from netpolgen.cli import cli
 from tests.conftest import SAMPLE_FLOWS
+from tests.flowkit import inventory, namespace, pod
 from tests.k8s import assert_valid_policies
 
 THREE_TIER = str(SAMPLE_FLOWS / "three-tier.csv")
@@ -146,3 +147,42 @@ def test_verify_icmp_ipv6_and_outside_sources(tmp_path: Path) -> None:
     assert result.exit_code == 3
     denied = {(d["src"], d["protocol"], d["dst_port"]) for d in json.loads(result.stdout)["denied"]}
     assert denied == {("198.51.100.9", "TCP", 80), ("shop/app=fe", "ICMP", None)}
+
+
+def test_verify_resolves_addresses_with_the_inventory(tmp_path: Path) -> None:
+    pods = []
+    for name, labels, ip, ports in (
+        ("web-1", {"app": "web"}, "10.244.0.5", [{"name": "http", "containerPort": 8080}]),
+        ("fe-1", {"app": "fe"}, "10.244.0.6", []),
+    ):
+        item = pod("shop", name, labels, ip, ports)
+        item["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+        item["status"]["startTime"] = "2026-01-01T00:00:00Z"
+        item["status"]["phase"] = "Running"
+        pods.append(item)
+    inventory_file = tmp_path / "inventory.json"
+    inventory_file.write_text(json.dumps(inventory(namespace("shop", {"env": "prod"}), *pods)))
+    flows = tmp_path / "flows.csv"
+    flows.write_text(
+        "time,src_ip,dst_ip,dst_port,protocol\n"
+        "2026-01-02T00:00:00Z,10.244.0.6,10.244.0.5,8080,TCP\n"
+        "2026-01-02T00:00:01Z,10.244.0.6,10.244.0.5,9090,TCP\n"
+    )
+    policy = tmp_path / "web.yaml"
+    policy.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: web, namespace: shop}\n"
+        "spec:\n  podSelector: {matchLabels: {app: web}}\n"
+        "  ingress: [{from: [{namespaceSelector: {matchLabels: {env: prod}},"
+        " podSelector: {matchLabels: {app: fe}}}], ports: [{port: http}]}]\n"
+    )
+    args = ["verify", "--flows", str(flows), "--policies", str(policy), "--format", "json"]
+    result = run(*args, "-i", str(inventory_file))
+    assert result.exit_code == 3, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"]["flows_allowed"] == 1  # 8080 is web-1's "http"
+    assert [(d["src"], d["dst"], d["dst_port"]) for d in data["denied"]] == [
+        ("shop/app=fe", "shop/app=web", 9090)
+    ]
+    # Without the inventory the addresses are outside peers, and web is not even seen.
+    assert run(*args).exit_code == 0
