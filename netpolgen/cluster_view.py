@@ -9,7 +9,6 @@ later ones winning), or built by hand in tests.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import pandas as pd
 
 from netpolgen.errors import InventoryError
 from netpolgen.identity import is_volatile
-from netpolgen.ingest.inventory import Inventory
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.labels import canonical_labels, labels_from_canonical
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL
 
@@ -111,6 +110,15 @@ class ClusterView:
         if _is_inventory_table(inventory):
             view._merge_inventory(inventory)
             return view
+        if isinstance(inventory, str | os.PathLike) or (
+            isinstance(inventory, list | tuple)
+            and inventory
+            and all(isinstance(i, str | os.PathLike) for i in inventory)
+        ):
+            # Files: read by the inventory ingester (JSON or YAML, several snapshots).
+            paths = [inventory] if isinstance(inventory, str | os.PathLike) else inventory
+            view._merge_inventory(load_inventory([Path(p) for p in paths]))
+            return view
         for source, document in _documents(inventory):
             view._merge(document, source)
         return view
@@ -188,23 +196,7 @@ def _is_inventory_table(inventory: Any) -> bool:
 
 def _documents(inventory: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
     if isinstance(inventory, str | os.PathLike):
-        path = Path(inventory)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except OSError as error:
-            raise InventoryError(
-                f"cannot read inventory ({error.strerror})", source=str(path)
-            ) from None
-        except json.JSONDecodeError as error:
-            raise InventoryError(
-                f"not JSON ({error.msg})",
-                source=str(path),
-                line=error.lineno,
-                hint="pass the output of kubectl get pods,services,namespaces,nodes -A -o json",
-            ) from None
-        if not isinstance(data, Mapping):
-            raise InventoryError("an inventory must be a JSON object (a List)", source=str(path))
-        yield str(path), data
+        raise InventoryError("pass inventory files on their own, not mixed with documents")
     elif isinstance(inventory, Mapping):
         yield "<inventory>", inventory
     elif isinstance(inventory, Iterable):

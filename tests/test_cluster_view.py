@@ -48,9 +48,10 @@ def test_bad_inventory_files(tmp_path: Path) -> None:
     bad.write_text('{"kind": "List",\n "items": [}')
     with pytest.raises(InventoryError) as caught:
         ClusterView.from_inventory(bad)
-    assert caught.value.source == str(bad) and caught.value.line == 2
-    with pytest.raises(InventoryError, match="cannot read"):
+    assert caught.value.source == str(bad)
+    with pytest.raises(InventoryError) as caught:
         ClusterView.from_inventory(tmp_path / "missing.json")
+    assert caught.value.source == str(tmp_path / "missing.json")
     with pytest.raises(InventoryError, match="without metadata.name"):
         ClusterView.from_inventory({"kind": "List", "items": [{"kind": "Pod", "metadata": {}}]})
 
