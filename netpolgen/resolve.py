@@ -16,12 +16,15 @@ Rules (in this order, per side of each flow):
    before kube-proxy's DNAT: the Service's backends, the pods its selector matches. The side gets
    the Service's namespace and the labels *all* its backends share (the selector at least), so a
    rule built from it selects every backend, whichever workload (a Service over several
-   Deployments, e.g. canary and stable, becomes their common labels). A selector-less Service
-   (``default/kubernetes``, ExternalName, manual Endpoints) becomes kind ``service``.
+   Deployments, e.g. canary and stable, becomes their common labels), and the Service port
+   becomes the backends' ``targetPort`` (named ports looked up in the backends' containers), the
+   port a NetworkPolicy must name. A selector-less Service (``default/kubernetes``, ExternalName,
+   manual Endpoints) becomes kind ``service``.
 4. **Node IPs** and the IPs of hostNetwork pods (which are their node's IP): kind ``node``.
    NetworkPolicy cannot select host-network pods, only address their node by ``ipBlock``.
 5. Otherwise an outside peer, kind ``world`` — unless the IP lies inside a node's pod CIDR: then
-   it is a pod the inventory does not know (``unknown``), never an ``ipBlock`` candidate.
+   it is a pod the inventory does not know, kind ``unknown`` (a pod address is recycled, so it
+   makes a poor ``ipBlock``; the report counts these addresses).
 
 A side that names its pod (GCP ``gke_details``, Hubble with field-masked labels) takes the labels
 of the pod of that name (latest snapshot) before any address lookup: the source knew the pod at
