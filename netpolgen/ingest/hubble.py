@@ -138,6 +138,12 @@ def read(
             report.skip("not a Hubble flow record", source=source, line=line)
             continue
         row = _extract(flow, value, line)
+        if row is _NO_IP:
+            # Valid, but nothing a NetworkPolicy can use (ARP and other L2 events, socket
+            # traces, an exporter field mask without IP): filtered, never a --strict error.
+            report.records_used += 1
+            report.filter("flow without IP addresses (L2 event, socket trace, field mask)", 1)
+            continue
         if isinstance(row, str):
             report.skip(row, source=source, line=line)
             continue
@@ -163,14 +169,17 @@ def _lost_events(value: dict[str, Any]) -> int:
         return 0
 
 
+_NO_IP: tuple[Any, ...] = ()  # marker: a valid flow without an IP layer
+
+
 def _extract(flow: dict[str, Any], envelope: dict[str, Any], line: int) -> tuple[Any, ...] | str:
-    """One flow -> a row tuple (see ``_COLUMNS``), or the reason it is malformed."""
+    """One flow -> a row tuple (see ``_COLUMNS``), :data:`_NO_IP`, or why it is malformed."""
     ip = flow.get("IP")
     if not isinstance(ip, dict):
         ip = {}
     src_ip, dst_ip = ip.get("source"), ip.get("destination")
     if src_ip is None or dst_ip is None:
-        return "flow has no IP layer (L2 event or field-masked IP)"
+        return _NO_IP
     src_ip, dst_ip = normalize_ip(str(src_ip)), normalize_ip(str(dst_ip))
     if src_ip is None or dst_ip is None:
         return "IP.source or IP.destination is not an IP address"
