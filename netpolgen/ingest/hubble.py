@@ -260,7 +260,10 @@ def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
     pod = value.get("pod_name") or None
     raw = value.get("labels")
     labels_list = tuple(str(v) for v in raw) if isinstance(raw, list) else ()
-    labels, reserved_kind = _labels(labels_list)
+    labels, reserved_kind, labelled_namespace = _labels(labels_list)
+    # Behind an L7 proxy (Istio, Cilium's Envoy) Hubble can name the identity without the
+    # endpoint's namespace field; the identity's injected namespace label says it.
+    namespace = namespace or labelled_namespace
     identity = value.get("identity")
     if reserved_kind is None and isinstance(identity, int):
         reserved_kind = _IDENTITY_KINDS.get(identity)
@@ -276,10 +279,11 @@ def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
 
 
 @lru_cache(maxsize=16384)
-def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """Cilium label strings -> (canonical pod labels or None, reserved kind or None)."""
+def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
+    """Cilium label strings -> (canonical pod labels, reserved kind, namespace), each or None."""
     pod_labels: dict[str, str] = {}
     reserved: set[str] = set()
+    namespace: str | None = None
     for item in raw:
         source, sep, rest = item.partition(":")
         if not sep:
@@ -290,6 +294,8 @@ def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None]:
         elif source in ("cidr", "fqdn"):
             reserved.add("world")
         elif source == "k8s":
+            if key == "io.kubernetes.pod.namespace":
+                namespace = val or None
             if key in _INJECTED_LABELS or key.startswith(_INJECTED_PREFIXES):
                 continue
             if is_valid_label_key(key) and is_valid_label_value(val):
@@ -305,7 +311,7 @@ def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None]:
         kind = "world"
     elif reserved:
         kind = "unknown"  # init, unmanaged, ingress: nothing a NetworkPolicy can name
-    return (canonical_labels(pod_labels) if pod_labels else None), kind
+    return (canonical_labels(pod_labels) if pod_labels else None), kind, namespace
 
 
 def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
