@@ -110,7 +110,29 @@ def resolve_flows(
             f"inventory: {len(unmatched)} address(es) matched no pod, service or node at the "
             "flow's time; they are treated as outside peers (or unknown pods inside pod CIDRs)"
         )
+    if report is not None:
+        report.messages.extend(_window_warnings(flows, inventory))
     return conform_flows(out)
+
+
+# Snapshots farther than this from every flow say little about who held an address then.
+_SNAPSHOT_DISTANCE = pd.Timedelta(days=1)
+
+
+def _window_warnings(flows: pd.DataFrame, inventory: Inventory) -> list[str]:
+    times = flows["time"].dropna()
+    if not len(times) or not inventory.snapshots:
+        return []
+    first, last = times.min(), times.max()
+    snapshots = sorted(inventory.snapshots)
+    if snapshots[-1] < first - _SNAPSHOT_DISTANCE or snapshots[0] > last + _SNAPSHOT_DISTANCE:
+        return [
+            f"inventory: snapshots taken {snapshots[0]:%Y-%m-%d %H:%M} to "
+            f"{snapshots[-1]:%Y-%m-%d %H:%M} UTC, flows from {first:%Y-%m-%d %H:%M} to "
+            f"{last:%Y-%m-%d %H:%M} UTC: pod addresses may have changed hands in between; "
+            "take inventory snapshots during the flow window"
+        ]
+    return []
 
 
 def pod_ip_intervals(inventory: Inventory) -> pd.DataFrame:
