@@ -78,6 +78,7 @@ def resolve_flows(
     cidrs = _pod_cidrs(inventory)
     by_name = _pods_by_name(inventory)
     unmatched: set[str] = set()
+    untranslated = 0
     for side in ("src", "dst"):
         namespace = out[f"{side}_namespace"]
         labels = out[f"{side}_labels"]
@@ -105,10 +106,16 @@ def resolve_flows(
         out[f"{side}_kind"] = out[f"{side}_kind"].astype("string")
         out.loc[need, f"{side}_kind"] = resolved["kind"].astype("string")
         unmatched |= set(resolved.loc[resolved["_unmatched"], "ip"].dropna())
+        untranslated += int(resolved["_untranslated"].sum())
     if report is not None and unmatched:
         report.messages.append(
             f"inventory: {len(unmatched)} address(es) matched no pod, service or node at the "
             "flow's time; they are treated as outside peers (or unknown pods inside pod CIDRs)"
+        )
+    if report is not None and untranslated:
+        report.messages.append(
+            f"inventory: {untranslated} flow(s) to a Service port whose backend port "
+            "(targetPort) is unknown keep the Service port"
         )
     if report is not None:
         report.messages.extend(_window_warnings(flows, inventory))
@@ -327,6 +334,7 @@ def _resolve(
     """Resolve one side of the flows that need it (see the module docstring for the order)."""
     result = part.copy()
     result["_unmatched"] = False
+    result["_untranslated"] = False
     done = pd.Series(False, index=part.index)
 
     # 1. A side the source named (GKE details, Hubble with field-masked labels): the source knew
@@ -384,6 +392,10 @@ def _resolve(
                 .dropna()
             )
             result.loc[translated.index, "port"] = translated
+            # A selector Service whose port has no known backend port: the policy would name
+            # the Service port, which the pods may not listen on. Say so.
+            kept = hit.index[(hit["kind"] == "pod").to_numpy()].difference(translated.index)
+            result.loc[kept[part.loc[kept, "port"].notna().to_numpy()], "_untranslated"] = True
 
     # 4. Node IPs and hostNetwork pods.
     is_node = ~done & part["ip"].isin(node_ips).fillna(False).astype(bool)

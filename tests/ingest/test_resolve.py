@@ -264,3 +264,14 @@ def test_snapshots_far_from_the_flows_are_reported() -> None:
     resolve_flows(flows({"time": "2024-05-01T10:00:00Z", "dst_ip": REUSED_IP}), inventory(),
                   report=report)  # fmt: skip
     assert not any("flow window" in m for m in report.messages)
+
+
+def test_unknown_service_port_is_kept_and_reported() -> None:
+    report = IngestReport()
+    resolved = resolve_flows(
+        flows({"time": "2024-05-01T10:00:00Z", "dst_ip": cluster.API_SERVICE_IP, "dst_port": 81}),
+        inventory(),
+        report=report,
+    )
+    assert resolved["dst_port"].iloc[0] == 81 and resolved["dst_labels"].iloc[0]
+    assert any("1 flow(s) to a Service port" in m for m in report.messages)
