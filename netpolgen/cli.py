@@ -62,8 +62,9 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
 @click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
-    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
+         "(or give a directory of them).",
 )  # fmt: skip
 @click.option(
     "-o", "--output", default="-", show_default=True,
