@@ -14,6 +14,7 @@ warning.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 
 import pandas as pd
@@ -214,3 +215,38 @@ def named_ports(inventory: Inventory, workloads: Workloads) -> dict[tuple[str, s
             if all(m.get((protocol, port)) == name for m in maps[1:]):
                 out[(str(workload), protocol, port)] = name
     return out
+
+
+def cluster_networks(inventory: Inventory) -> tuple[str, ...]:
+    """Pod CIDRs, node, pod and Service addresses: what a widened ``ipBlock`` must not cover."""
+    networks: set[str] = set()
+    for text in inventory.nodes["pod_cidrs"].dropna():
+        networks.update(c.strip() for c in str(text).split(",") if c.strip())
+    for table in (inventory.nodes, inventory.pods, inventory.services):
+        networks.update(str(ip) for ip in table["ip"].dropna())
+    return tuple(sorted(networks))
+
+
+def stray_pod_addresses(endpoints: pd.DataFrame, inventory: Inventory) -> list[str]:
+    """Warnings for outside peers whose address lies in a node's pod CIDR: a pod the inventory
+    does not list (taken too early or too late?) held it, and a ``/32`` for it will admit
+    whichever pod gets the address next."""
+    cidrs = []
+    for text in inventory.nodes["pod_cidrs"].dropna():
+        for cidr in str(text).split(","):
+            try:
+                cidrs.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError:
+                continue
+    warnings = []
+    for key in endpoints.index:
+        if not str(key).startswith("ip:"):
+            continue
+        address = ipaddress.ip_address(str(key)[3:])
+        if any(address.version == c.version and address in c for c in cidrs):
+            warnings.append(
+                f"{address} is in the pod range but no pod of the inventory held it at the time: "
+                "it is allowed as a single address, which the next pod to get it inherits "
+                "(give an inventory snapshot from the time of the flows)"
+            )
+    return warnings

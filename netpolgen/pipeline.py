@@ -21,9 +21,11 @@ from netpolgen.ingest.report import IngestReport
 from netpolgen.owners import (
     DNS_NAMESPACE,
     address_notes,
+    cluster_networks,
     dns_selector,
     inventory_workloads,
     named_ports,
+    stray_pod_addresses,
 )
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Peer, Policy
 from netpolgen.policy.render import render_yaml
@@ -142,7 +144,8 @@ def generate(
             cidr_prefix_v4=options.cidr_prefix_v4,
             cidr_prefix_v6=options.cidr_prefix_v6,
             port_range_min=options.port_range_min,
-            protected_networks=_cluster_addresses(flows),
+            protected_networks=_cluster_addresses(flows)
+            + (cluster_networks(inventory) if inventory is not None else ()),
             ip_groups=()
             if ip_groups is None
             else tuple(zip(ip_groups["ip"], ip_groups["group"], strict=True)),
@@ -155,7 +158,9 @@ def generate(
         endpoints=endpoints,
         workloads=workloads,
         report=report,
-        warnings=list(workloads.warnings) + synthesis.warnings,
+        warnings=list(workloads.warnings)
+        + synthesis.warnings
+        + (stray_pod_addresses(endpoints, inventory) if inventory is not None else []),
         ip_groups=ip_groups,
     )
 

@@ -145,3 +145,35 @@ def test_named_ports_where_every_pod_agrees(cluster) -> None:  # type: ignore[no
     named = {p.name: p for p in generate(cluster, "--named-ports")}["cart-api-access-ingress"]
     assert {s.port for r in plain.ingress for s in r.ports} == {8080}
     assert {s.port for r in named.ingress for s in r.ports} == {"http"}
+
+
+def test_unlisted_pod_address_is_a_warned_single_address_and_widening_spares_the_cluster(
+    cluster, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    flows, inventory = cluster
+    extra = tmp_path / "extra.csv"
+    # 10.1.0.99 lies in node-1's pod CIDR (10.1.0.0/24) but no listed pod holds it.
+    extra.write_text(
+        "src_ip,dst_ip,src_port,dst_port,protocol,is_reply\n"
+        f"10.1.0.99,{API_1.ip},40000,8080,TCP,false\n"
+        f"198.51.100.7,{API_1.ip},40001,8080,TCP,false\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["from-flows", str(extra), "-i", str(inventory), "--cidr-prefix-min", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "10.1.0.99 is in the pod range but no pod of the inventory held it" in result.stderr
+    policy = next(
+        Policy.from_manifest(d)
+        for d in yaml.safe_load_all(result.stdout)
+        if d["metadata"]["name"] == "cart-api-access-ingress"
+    )
+    blocks = {
+        p.ip_block.cidr: p.ip_block.except_ for r in policy.ingress for p in r.peers if p.ip_block
+    }
+    # The /8 around 10.1.0.99 keeps every pod CIDR, pod and node address of the inventory out
+    # (10.1.0.0/24 itself holds the observed address, so its pods are excepted one by one).
+    assert "10.0.0.0/8" in blocks
+    excepted = blocks["10.0.0.0/8"]
+    assert "10.1.1.0/24" in excepted and "10.1.0.11/32" in excepted
+    assert "198.0.0.0/8" in blocks
