@@ -33,7 +33,7 @@ import pandas as pd
 from netpolgen.cluster_view import ClusterView, InventoryLike
 from netpolgen.errors import OutputError
 from netpolgen.ingest import Source, load_flows
-from netpolgen.ingest.inventory import load_inventory
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.output import policy_path
 from netpolgen.pipeline import GenerateOptions, generate
@@ -260,6 +260,13 @@ def plan_migration(
         ['01-shop-ingress', '02-shop-egress', ...]
     """
     options = options or MigrationOptions()
+    if isinstance(inventory, str | os.PathLike) or (
+        isinstance(inventory, list | tuple)
+        and inventory
+        and all(isinstance(i, str | os.PathLike) for i in inventory)
+    ):
+        paths = [inventory] if isinstance(inventory, str | os.PathLike) else inventory
+        inventory = load_inventory([Path(p) for p in paths])
     cluster = ClusterView.from_inventory(inventory)
     existing = list(existing)
     warnings: list[str] = []
@@ -275,7 +282,9 @@ def plan_migration(
         )
 
     generate_options = dataclasses.replace(options.generate, ingress=True, egress=True)
-    generated = generate(flows, generate_options)
+    generated = generate(
+        flows, generate_options, inventory=inventory if isinstance(inventory, Inventory) else None
+    )
     warnings += generated.warnings
     taken = {(p.namespace, p.name) for p in existing}
 

@@ -149,7 +149,7 @@ def test_verify_icmp_ipv6_and_outside_sources(tmp_path: Path) -> None:
     assert denied == {("198.51.100.9", "TCP", 80), ("shop/app=fe", "ICMP", None)}
 
 
-def test_verify_resolves_addresses_with_the_inventory(tmp_path: Path) -> None:
+def _inventory_and_flows(tmp_path: Path) -> tuple[Path, Path]:
     pods = []
     for name, labels, ip, ports in (
         ("web-1", {"app": "web"}, "10.244.0.5", [{"name": "http", "containerPort": 8080}]),
@@ -168,6 +168,11 @@ def test_verify_resolves_addresses_with_the_inventory(tmp_path: Path) -> None:
         "2026-01-02T00:00:00Z,10.244.0.6,10.244.0.5,8080,TCP\n"
         "2026-01-02T00:00:01Z,10.244.0.6,10.244.0.5,9090,TCP\n"
     )
+    return inventory_file, flows
+
+
+def test_verify_resolves_addresses_with_the_inventory(tmp_path: Path) -> None:
+    inventory_file, flows = _inventory_and_flows(tmp_path)
     policy = tmp_path / "web.yaml"
     policy.write_text(
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
@@ -186,3 +191,21 @@ def test_verify_resolves_addresses_with_the_inventory(tmp_path: Path) -> None:
     ]
     # Without the inventory the addresses are outside peers, and web is not even seen.
     assert run(*args).exit_code == 0
+
+
+def test_migrate_with_an_inventory(tmp_path: Path) -> None:
+    inventory_file, flows = _inventory_and_flows(tmp_path)
+    out = tmp_path / "plan"
+    result = run("migrate", str(flows), "-i", str(inventory_file), "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "01-shop-ingress",
+        "02-shop-egress",
+    ]
+    applied = tmp_path / "applied"
+    applied.mkdir()
+    for policy in out.glob("*/*.yaml"):
+        (applied / f"{policy.parent.name}-{policy.name}").write_text(policy.read_text())
+    args = ["verify", "--flows", str(flows), "--policies", str(applied), "-q"]
+    verdict = run(*args, "-i", str(inventory_file))
+    assert verdict.exit_code == 0, verdict.stdout
