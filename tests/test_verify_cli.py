@@ -209,3 +209,14 @@ def test_migrate_with_an_inventory(tmp_path: Path) -> None:
     args = ["verify", "--flows", str(flows), "--policies", str(applied), "-q"]
     verdict = run(*args, "-i", str(inventory_file))
     assert verdict.exit_code == 0, verdict.stdout
+
+
+def test_from_flows_with_inventory_then_verify(tmp_path: Path) -> None:
+    inventory_file, flows = _inventory_and_flows(tmp_path)
+    out = tmp_path / "policies"
+    made = run("from-flows", str(flows), "-i", str(inventory_file), "-o", str(out), "-q")
+    assert made.exit_code == 0, made.output
+    args = ["verify", "--flows", str(flows), "--policies", str(out), "-i", str(inventory_file)]
+    result = run(*args, "--format", "json", "-q")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["counts"]["flows_checked"] == 2
