@@ -17,7 +17,7 @@ from netpolgen.pipeline import GenerateOptions, generate
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.verify import Endpoint, Evaluator, format_report, is_allowed, verify
-from tests.conftest import SAMPLE_FLOWS
+from tests.conftest import SAMPLE_FLOWS, SHARED_SAMPLES
 from tests.flowkit import flows, inventory, namespace, pod, policies
 from tests.policygen import NAMESPACES, PODS, PROBE_PORTS, PROTOCOLS, random_policies
 
@@ -755,3 +755,20 @@ def test_rule_usage_credits_every_admitting_rule() -> None:
     assert report.counts["rules_unused"] == 1
     assert "admitted no observed flow" in format_report(report)
     assert json.loads(format_report(report, "json"))["unused_rules"][0]["rule"] == 1
+
+
+SHARED_FLOW_SAMPLES = sorted(
+    p
+    for folder in ("aws", "azure", "hubble")
+    for p in (SHARED_SAMPLES / folder).glob("*")
+    if p.is_file()
+)
+
+
+@pytest.mark.skipif(not SHARED_FLOW_SAMPLES, reason="../shared/samples is not beside the repo")
+@pytest.mark.parametrize("sample", SHARED_FLOW_SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_generated_policies_allow_every_flow_of_the_shared_samples(sample: Path) -> None:
+    table = load_flows(sample)
+    for options in (GenerateOptions(), GenerateOptions(default_deny=True, cidr_prefix_v4=24)):
+        report = verify(table, generate(table, options).policies, over_permissive=False)
+        assert report.ok, format_report(report)
