@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +29,10 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.cluster_view import ClusterView, InventoryLike
-from netpolgen.errors import OutputError
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.report import IngestReport
-from netpolgen.output import policy_path
+from netpolgen.output import policy_path, write_tree
 from netpolgen.pipeline import GenerateOptions, generate
 from netpolgen.policy.default_deny import (
     SYSTEM_NAMESPACES,
@@ -477,36 +474,4 @@ def write_plan(
     Raises:
         OutputError: when the directory cannot be written or is not empty.
     """
-    target = Path(directory)
-    if target.exists() and not target.is_dir():
-        raise OutputError("exists and is not a directory", source=str(target))
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise OutputError(
-            "output directory exists and is not empty",
-            source=str(target),
-            hint="choose a new directory, or pass --force to replace it",
-        )
-    files = plan.files()
-    parent = target.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    except OSError as error:
-        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from None
-    try:
-        for relative, text in files.items():
-            path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        if target.is_dir():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
-            retired.rmdir()
-            target.rename(retired)
-            staging.rename(target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise OutputError(f"cannot write output: {error.strerror}", source=str(target)) from None
-    return [Path(p) for p in files]
+    return write_tree({Path(p): text for p, text in plan.files().items()}, directory, force=force)
