@@ -8,17 +8,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from netpolgen.aggregate import EdgeOptions, aggregate_edges, cluster_addresses
 from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
-from netpolgen.identity import Workloads, identify_workloads, workloads_from_endpoints
+from netpolgen.identity import Workloads, pod_endpoints, workloads_from_endpoints
 from netpolgen.ingest import Source
-from netpolgen.ingest.inventory import load_inventory
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.parallel import iter_flows_parallel, spooled
 from netpolgen.ingest.report import IngestReport
-from netpolgen.policy.model import Policy
+from netpolgen.owners import (
+    DNS_NAMESPACE,
+    address_notes,
+    cluster_networks,
+    dns_selector,
+    inventory_workloads,
+    named_ports,
+    stray_pod_addresses,
+)
+from netpolgen.policy.default_deny import default_deny_policies, is_system_namespace
+from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Peer, Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
 from netpolgen.resolve import Resolver
@@ -37,6 +48,9 @@ class GenerateOptions:
             other namespaces are still named in the rules.
         min_count: ignore edges seen fewer times than this.
         include_denied: treat flows with a denied verdict as wanted traffic.
+        default_deny: also emit ``default-deny-ingress``/``-egress`` (per the ``ingress`` and
+            ``egress`` switches) for every namespace that gets policies; system namespaces
+            (``kube-system``, ...) only when named in ``namespaces``.
         cidr_prefix_v4: widen outside IPv4 peers to at most this prefix length; 32 keeps them
             exact (adjacent addresses are still merged into their exact covering CIDRs).
         cidr_prefix_v6: the same for IPv6; 128 keeps them exact.
@@ -45,6 +59,8 @@ class GenerateOptions:
         group_ips: group addresses that no label or inventory identifies by behaviour
             (``netpolgen.cluster``); each group's addresses are merged and listed together.
         ip_group_threshold: the Jaccard distance at which such groups stop merging.
+        named_ports: write a port by the name the destination's containers give it, where all
+            of the workload's pods in the inventory agree (needs an inventory).
     """
 
     ingress: bool = True
@@ -53,11 +69,13 @@ class GenerateOptions:
     namespaces: tuple[str, ...] = ()
     min_count: int = 1
     include_denied: bool = False
+    default_deny: bool = False
     cidr_prefix_v4: int = 32
     cidr_prefix_v6: int = 128
     port_range_min: int = 0
     group_ips: bool = False
     ip_group_threshold: float = DEFAULT_THRESHOLD
+    named_ports: bool = False
 
     def edge_options(self) -> EdgeOptions:
         """The options that decide which flows become edges."""
@@ -86,13 +104,19 @@ def generate(
     options: GenerateOptions | None = None,
     *,
     report: IngestReport | None = None,
+    inventory: Inventory | None = None,
 ) -> GenerateResult:
     """Generate least-privilege NetworkPolicies from a flow table.
 
     Args:
-        flows: a flow table (``load_flows``); checked with ``validate_flows``.
+        flows: a flow table (``load_flows``, resolved with ``resolve_flows`` if it has only
+            addresses); checked with ``validate_flows``.
         options: what to generate; the defaults match the CLI's.
         report: the ingest report to continue (filtered records are counted in it).
+        inventory: the cluster's pods (``load_inventory``): workloads are then their owners
+            (Deployment, StatefulSet, CronJob, ...), selectors are exact against every pod it
+            lists, DNS goes to the resolver pods it finds, and nodes and the API server are
+            named in the annotations.
 
     Examples:
         >>> result = generate(load_flows("sample_flows/three-tier.csv"))  # doctest: +SKIP
@@ -107,23 +131,30 @@ def generate(
     )
     edges, endpoints = aggregate_edges(flows, options.edge_options(), report)
     return _synthesize(
-        edges,
-        endpoints,
-        identify_workloads(flows),
-        cluster_addresses(flows),
-        options,
-        report,
-    )
+        edges, endpoints, pod_endpoints(flows), cluster_addresses(flows), options, report,
+        inventory,
+    )  # fmt: skip
 
 
 def _synthesize(
     edges: pd.DataFrame,
     endpoints: pd.DataFrame,
-    workloads: Workloads,
+    pods: pd.DataFrame,
     inside: Iterable[str],
     options: GenerateOptions,
     report: IngestReport,
+    inventory: Inventory | None,
 ) -> GenerateResult:
+    """Everything after aggregation, from what a stream of chunks reduces to as well.
+
+    ``pods`` are the distinct pod endpoints (``identity.pod_endpoints``); ``inside`` the
+    addresses known to be in the cluster (``aggregate.cluster_addresses``).
+    """
+    workloads = (
+        workloads_from_endpoints(pods)
+        if inventory is None or inventory.pods.empty
+        else inventory_workloads(pods, inventory)
+    )
     ip_groups = (
         cluster_endpoints(edges, endpoints, distance_threshold=options.ip_group_threshold)
         if options.group_ips
@@ -140,21 +171,51 @@ def _synthesize(
             cidr_prefix_v4=options.cidr_prefix_v4,
             cidr_prefix_v6=options.cidr_prefix_v6,
             port_range_min=options.port_range_min,
-            protected_networks=tuple(sorted(set(inside))),
+            protected_networks=tuple(sorted(set(inside)))
+            + (cluster_networks(inventory) if inventory is not None else ()),
             ip_groups=()
             if ip_groups is None
             else tuple(zip(ip_groups["ip"], ip_groups["group"], strict=True)),
+            **_inventory_options(inventory, workloads, options),
         ),
     )
+    policies = list(synthesis.policies)
+    warnings = (
+        list(workloads.warnings)
+        + synthesis.warnings
+        + (stray_pod_addresses(endpoints, inventory) if inventory is not None else [])
+    )
+    if options.default_deny:
+        deny, skipped = _default_deny_for(policies, options)
+        policies += deny
+        if skipped:
+            warnings.append(
+                "no default-deny for system namespace(s) "
+                + ", ".join(skipped)
+                + " (name them with -n to include them)"
+            )
     return GenerateResult(
-        policies=synthesis.policies,
+        policies=policies,
         edges=edges,
         endpoints=endpoints,
         workloads=workloads,
         report=report,
-        warnings=synthesis.warnings,
+        warnings=warnings,
         ip_groups=ip_groups,
     )
+
+
+def _default_deny_for(
+    policies: list[Policy], options: GenerateOptions
+) -> tuple[list[Policy], list[str]]:
+    namespaces = {p.namespace for p in policies} | set(options.namespaces)
+    skipped = sorted(
+        n for n in namespaces if is_system_namespace(n) and n not in options.namespaces
+    )
+    deny = default_deny_policies(
+        namespaces - set(skipped), ingress=options.ingress, egress=options.egress
+    )
+    return deny, skipped
 
 
 # Records per chunk when streaming: large enough for vectorised steps to pay off, small enough
@@ -192,7 +253,8 @@ def generate_from_files(
     """
     options = options or GenerateOptions()
     report = IngestReport(strict=strict)
-    resolver = Resolver(load_inventory(inventory)) if inventory else None
+    cluster = load_inventory(inventory) if inventory else None
+    resolver = Resolver(cluster) if cluster is not None else None
     with spooled(list(sources)) as paths:
 
         def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
@@ -201,13 +263,39 @@ def generate_from_files(
             )
             if resolver is None:
                 return chunks
-            resolver.unmatched.clear()  # a second pass starts over
+            resolver.clear()  # a second pass starts over
             return (resolver(chunk) for chunk in chunks if len(chunk))
 
         reduction = reduce_chunks(read, options.edge_options(), report)
     if resolver is not None:
         resolver.report_to(report)
-    workloads = workloads_from_endpoints(reduction.pods)
     return _synthesize(
-        reduction.edges, reduction.endpoints, workloads, reduction.inside, options, report
-    )
+        reduction.edges, reduction.endpoints, reduction.pods, reduction.inside, options, report,
+        cluster,
+    )  # fmt: skip
+
+
+def _inventory_options(
+    inventory: Inventory | None, workloads: Workloads, options: GenerateOptions
+) -> dict[str, Any]:
+    """What the inventory adds to synthesis: the resolver's pods, address notes, port names."""
+    if inventory is None:
+        return {}
+    dns = dns_selector(inventory)
+    return {
+        "dns_peer": None
+        if dns is None
+        else Peer(
+            pod_selector=dns,
+            namespace_selector=LabelSelector.of({NAMESPACE_NAME_LABEL: DNS_NAMESPACE}),
+        ),
+        "address_notes": tuple(sorted(address_notes(inventory).items())),
+        "named_ports": tuple(
+            sorted(
+                (w, proto, port, name)
+                for (w, proto, port), name in named_ports(inventory, workloads).items()
+            )
+        )
+        if options.named_ports
+        else (),
+    }

@@ -71,7 +71,6 @@ def chunks_of(flows: pd.DataFrame, size: int) -> list[pd.DataFrame]:
 
 
 def stream_generate(flows: pd.DataFrame, size: int, options: GenerateOptions) -> tuple[str, dict]:
-    from netpolgen.identity import workloads_from_endpoints
     from netpolgen.pipeline import _synthesize
 
     report = IngestReport()
@@ -82,13 +81,9 @@ def stream_generate(flows: pd.DataFrame, size: int, options: GenerateOptions) ->
 
     reduction = reduce_chunks(read, options.edge_options(), report)
     result = _synthesize(
-        reduction.edges,
-        reduction.endpoints,
-        workloads_from_endpoints(reduction.pods),
-        reduction.inside,
-        options,
-        report,
-    )
+        reduction.edges, reduction.endpoints, reduction.pods, reduction.inside, options, report,
+        None,
+    )  # fmt: skip
     return result.to_yaml(), dict(report.filtered)
 
 
@@ -191,9 +186,9 @@ def test_csv_reader_does_not_depend_on_chunk_size(tmp_path: Path, epoch: bool) -
     write_csv(flows, path)
     if epoch:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        frame["time"] = (
-            pd.to_datetime(frame["time"]).astype("int64") // 1000
-        ).map(lambda us: f"{us / 1e6:.6f}")
+        frame["time"] = (pd.to_datetime(frame["time"]).astype("int64") // 1000).map(
+            lambda us: f"{us / 1e6:.6f}"
+        )
         frame.to_csv(path, index=False)
     whole = load_flows(path)
     for size in (1, 7, 100):

@@ -19,6 +19,7 @@ are the optional ``dask`` extra; they are imported only when this engine is used
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from netpolgen.aggregate import (
     tuple_identity,
 )
 from netpolgen.errors import NetpolgenError
-from netpolgen.identity import finish_pod_endpoints, workloads_from_endpoints
+from netpolgen.identity import finish_pod_endpoints
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
 from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.report import IngestReport
@@ -170,7 +171,7 @@ class FilePartial:
     pods: pd.DataFrame
     inside: set[str]
     report: IngestReport
-    unmatched: set[str]  # addresses the inventory did not resolve
+    notes: Any  # the resolver's (unmatched, untranslated, first, last), with an inventory
 
 
 def _reduce_file(
@@ -185,6 +186,9 @@ def _reduce_file(
 ) -> FilePartial:
     """Worker task: stream one file and reduce it (round 1 if ``earliest`` is None, else 2)."""
     report = IngestReport(strict=strict)
+    if resolver is not None:  # the worker's shared copy keeps the tables; the notes are ours
+        resolver = copy.copy(resolver)
+        resolver.clear()
     tracker: Any = _LocalOnly() if earliest is None else _GlobalReplies(earliest)
     reducer = FlowReducer(options, report, tracker, start=offset)
     tables: list[pd.DataFrame] = []
@@ -209,7 +213,9 @@ def _reduce_file(
         pods=partial.pods,
         inside=partial.inside,
         report=report,
-        unmatched=set(resolver.unmatched) if resolver is not None else set(),
+        notes=(resolver.unmatched, resolver.untranslated, resolver.first, resolver.last)
+        if resolver is not None
+        else None,
     )
 
 
@@ -283,7 +289,14 @@ def generate_dask(
     for partial in partials:
         report.merge(partial.report)
     if resolver is not None:
-        resolver.unmatched = set().union(*(p.unmatched for p in partials))
+        resolver.clear()
+        for partial in partials:
+            unmatched, untranslated, first, last = partial.notes
+            resolver.unmatched |= unmatched
+            resolver.untranslated += untranslated
+            if first is not None:
+                resolver.first = first if resolver.first is None else min(resolver.first, first)
+                resolver.last = last if resolver.last is None else max(resolver.last, last)
         resolver.report_to(report)
     edges = finish_edges(combine_edges([p.edges for p in partials]), edge_options, report)
     src_first = pd.concat([p.src_first for p in partials]).drop_duplicates("endpoint")
@@ -291,4 +304,7 @@ def generate_dask(
     endpoints = finish_endpoints(src_first, dst_first)
     pods = finish_pod_endpoints(pd.concat([p.pods for p in partials], ignore_index=True))
     inside: set[str] = set().union(*(p.inside for p in partials)) if partials else set()
-    return _synthesize(edges, endpoints, workloads_from_endpoints(pods), inside, options, report)
+    return _synthesize(
+        edges, endpoints, pods, inside, options, report,
+        resolver.inventory if resolver is not None else None,
+    )  # fmt: skip
