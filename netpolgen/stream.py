@@ -7,19 +7,21 @@ cut into chunks give identical results. Every part of the reduction composes acr
   combine, so each chunk is grouped and the partial tables are merged from time to time.
 * **Endpoints** keep the *first* row naming each endpoint (as source, then as destination), so an
   earlier chunk's row wins.
-* **Pods** (for identities) are distinct ``(namespace, raw labels, pod)`` triples.
+* **Pods** (for identities) are distinct ``(namespace, raw labels, pod)`` triples, and the
+  addresses known to be inside the cluster a set.
 * **Reply inference** is the one cross-row rule: a row without a direction is a reply when the
   *earliest* row with its reversed 5-tuple came before it (by time, then input position). That
   needs state across chunks, kept by :class:`ReplyTracker` as integers: the earliest
   ``(time, position)`` per distinct 5-tuple (two int64s per connection, keyed by one uint64).
 
 The trade-off of reply inference (documented in the README): its state grows with the number of
-distinct 5-tuples (connections, about 40 bytes each: 10 million connections are ~400 MB), not with
-the number of records, and only while rows without a direction exist. A record is decided when its
-chunk is read, which is exact as long as no *later* chunk brings an *earlier* reversed 5-tuple
-(input roughly in time order, as flow logs are). When that happens the tracker notices
-(:class:`InputOutOfOrder`) and the caller reads the input twice instead: first to collect every
-5-tuple's earliest row, then to decide; exact in every case, at twice the parse cost.
+distinct oriented 5-tuples (about 45 bytes each, in a hash table of integers: a request and its
+reply are two; 10 million are ~450 MB), not with the number of records. It is kept whether or not
+rows without a direction occur, since one may come later and name any earlier row. A record is
+decided when its chunk is read, which is exact as long as no *later* chunk brings an *earlier*
+reversed 5-tuple (input roughly in time order, as flow logs are). When that happens the tracker
+notices (:class:`InputOutOfOrder`) and the caller reads the input twice instead: first to collect
+every 5-tuple's earliest row, then to decide; exact in every case, at twice the parse cost.
 """
 
 from __future__ import annotations
