@@ -13,6 +13,8 @@ read in the parent process as before. ``workers=1`` turns parallel parsing off.
 from __future__ import annotations
 
 import io
+import multiprocessing
+import multiprocessing.context
 import os
 import re
 import shutil
@@ -50,7 +52,7 @@ LINE_FORMATS: dict[str, bool] = {"hubble": False}
 # parsed chunks (a few times the text) stay well under the memory target.
 RANGE_BYTES = 32 << 20
 # Below this a file is parsed in the parent: starting workers costs more than it saves.
-MIN_PARALLEL_BYTES = 64 << 20
+MIN_PARALLEL_BYTES = 512 << 20
 
 
 class _NamedReader(io.RawIOBase):
@@ -209,7 +211,7 @@ def _parse_parallel(
     name = str(plan.path)
     report.files.append(name)
     report.formats[name] = plan.format
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         pending: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
         # One part per worker in flight, plus one ready: bounded memory, busy workers.
@@ -290,7 +292,7 @@ def _parse_parallel_hubble(
     lost = 0
     pending: list[pd.DataFrame] = []  # built rows of the chunk being assembled
     chunk = 0  # the chunk being assembled: extracted rows [chunk * size, (chunk + 1) * size)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         futures: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
         for start, end in ranges:
@@ -340,6 +342,13 @@ def _finish(frame: pd.DataFrame, report: IngestReport, seen: Any) -> pd.DataFram
     # Parts built separately have their own protocol categories: conform the whole chunk again
     # (categories are the sorted values present, as when the chunk is built in one piece).
     return hubble.finish_chunk(conform_flows(frame), report, seen)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # Not fork: the parent may already run Arrow's thread pool, and forking a threaded process
+    # can deadlock (Python 3.12 warns, 3.14 no longer forks by default).
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def _check_strict(part: IngestReport, report: IngestReport, name: str, offset: int) -> None:
