@@ -43,14 +43,16 @@ def test_peak_memory_is_flat_from_1x_to_5x_input(tmp_path: Path) -> None:
 def test_benchmark_quick_run_prints_figures() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--formats", "csv"],
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--workers", "1"],
         check=True, capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
-    lines = [line for line in out.stdout.splitlines() if line.startswith("| csv")]
-    floor = next(line for line in lines if "| floor |" in line)
-    ours = next(line for line in lines if "| from-flows |" in line)
-    assert float(floor.split("|")[5]) > 0
-    assert float(ours.split("|")[5]) > 0 and "x" in ours.split("|")[8]
+    for fmt in ("hubble", "csv", "aws-vpc"):
+        lines = [line for line in out.stdout.splitlines() if line.startswith(f"| {fmt} |")]
+        steps = {line.split("|")[4].strip(): line.split("|") for line in lines}
+        assert float(steps["floor"][5]) > 0
+        assert float(steps["from-flows"][5]) > 0 and steps["from-flows"][8].strip().endswith("x")
+        assert "policies" in steps["from-flows"][9]
+        assert "verify" in steps
 
 
 @pytest.mark.parametrize("fmt", sorted(generate.GENERATORS))
