@@ -50,3 +50,36 @@ def test_stream_is_sorted_and_label_values_stay_strings() -> None:
 def test_manifest_round_trip_through_the_model() -> None:
     policy = _policy("a")
     assert Policy.from_manifest(yaml.safe_load(dump_yaml(policy.to_manifest()))) == policy
+
+
+# The fast layout of dump_yaml must write what PyYAML writes, byte for byte.
+TRICKY = AMBIGUOUS + ["app", "x: y", "#x", "a #b", "a\nb", " lead", "trail ", "- x", "? x",
+                      "[a]", "{a}", "a, b (c=d) on UDP/TCP 53", "é ünïcode", "tab\there", "'q'",
+                      '"q"', "2026-01-01T00:00:00Z", "10.0.0.0/8", "*", "&a", "!t", "%p", "@x",
+                      "`x", "|", ">", "a" * 1200, "0", "-", "a:b", "x" * 130]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [*TRICKY, 0, 1, 65535, True, False, None, 1.5, [], {}])
+def test_fast_layout_matches_pyyaml(value: object) -> None:
+    from netpolgen.policy.render import _pyyaml
+
+    documents = [
+        {"v": value},
+        {"k": {"inner": value, "list": [value, {"a": value, "b": [value]}]}},
+        {"spec": {"egress": [{"to": [{"ipBlock": {"cidr": value}}], "ports": [value]}]}},
+        {"k": [[value]]},
+    ]
+    if isinstance(value, str):
+        documents.append({value: value, "x": {value: [value]}})
+    for document in documents:
+        assert dump_yaml(document) == _pyyaml(document)
+
+
+def test_fast_layout_matches_pyyaml_on_generated_policies() -> None:
+    from netpolgen import generate, load_flows
+    from netpolgen.policy.render import _pyyaml
+
+    result = generate(load_flows("sample_flows/three-tier.csv"))
+    assert result.policies
+    for policy in result.policies:
+        assert dump_yaml(policy.to_manifest()) == _pyyaml(policy.to_manifest())
