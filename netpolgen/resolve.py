@@ -86,6 +86,8 @@ class Resolver:
         self.node_ips = _node_ips(inventory)
         self.cidrs = _pod_cidrs(inventory)
         self.by_name = _pods_by_name(inventory)
+        self.service_ips = set(self.services["ip"].dropna().astype(str)) if len(self.services) else set()
+        self.bounds = _time_bounds(self.owners)
         self.clear()
 
     def clear(self) -> None:
@@ -141,10 +143,7 @@ class Resolver:
                     "protocol": out.loc[need, "protocol"].astype("string"),
                 }
             )
-            resolved = _resolve(
-                part, self.owners, self.services, self.ports, self.node_ips, self.cidrs,
-                self.by_name,
-            )  # fmt: skip
+            resolved = self._resolve_distinct(part)
             out.loc[need, f"{side}_port"] = resolved["port"].astype("UInt16")
             for column in ("namespace", "pod", "labels"):
                 out.loc[need, f"{side}_{column}"] = resolved[column].astype("string")
@@ -153,6 +152,73 @@ class Resolver:
             self.unmatched |= set(resolved.loc[resolved["_unmatched"], "ip"].dropna())
             self.untranslated += int(resolved["_untranslated"].sum())
         return conform_flows(out)
+
+
+    def _resolve_distinct(self, part: pd.DataFrame) -> pd.DataFrame:
+        """:func:`_resolve` once per distinct input instead of once per row.
+
+        A row's answer depends on its address, the source's names, kind and protocol, its port
+        only at a Service address (translation), and its time only through which pod-address
+        intervals it falls in: times between the same two interval bounds resolve alike. So rows
+        are grouped by those, one row per group is resolved, and the answers are spread back.
+        """
+        ip = part["ip"]
+        at_service = ip.isin(self.service_ips).fillna(False).astype(bool).to_numpy()
+        nanos = part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        segment = np.searchsorted(self.bounds, nanos, side="right").astype(np.int64)
+        segment[part["time"].isna().to_numpy()] = -1
+        group = _group_ids(
+            [
+                segment,
+                ip,
+                part["namespace"],
+                part["pod"],
+                part["labels"],
+                part["kind"],
+                part["protocol"],
+                part["port"].where(at_service),
+            ]
+        )
+        distinct, first = np.unique(group, return_index=True)
+        if len(distinct) == len(part):
+            return _resolve(
+                part, self.owners, self.services, self.ports, self.node_ips, self.cidrs,
+                self.by_name,
+            )  # fmt: skip
+        sample = part.iloc[first].reset_index(drop=True)
+        answers = _resolve(
+            sample, self.owners, self.services, self.ports, self.node_ips, self.cidrs,
+            self.by_name,
+        )  # fmt: skip
+        # np.unique sorts the group ids: position of each row's group among ``distinct``
+        resolved = answers.iloc[np.searchsorted(distinct, group)].set_axis(part.index)
+        resolved["port"] = resolved["port"].where(at_service, part["port"])
+        resolved["time"] = part["time"]
+        return resolved
+
+
+def _time_bounds(owners: pd.DataFrame) -> np.ndarray:
+    """The sorted distinct starts and ends of the pod-address intervals (int64 ns)."""
+    if not len(owners):
+        return np.array([], dtype=np.int64)
+    values = pd.concat([owners["start"], owners["end"]]).dropna()
+    stamps = pd.to_datetime(values, utc=True).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return np.unique(stamps)
+
+
+def _group_ids(columns: list[Any]) -> np.ndarray:
+    """Dense ids of the distinct combinations of ``columns`` (NA is a value of its own)."""
+    ids: np.ndarray | None = None
+    for column in columns:
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        codes = np.asarray(codes, dtype=np.int64)
+        if ids is None:
+            ids = codes
+        else:
+            ids, _ = pd.factorize(ids * (len(uniques) + 1) + codes)
+            ids = np.asarray(ids, dtype=np.int64)
+    assert ids is not None
+    return ids
 
 
 # Snapshots farther than this from every flow say little about who held an address then.
