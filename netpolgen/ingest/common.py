@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from netpolgen.errors import InputError
@@ -213,6 +214,9 @@ _MAX_EPOCH_MS = (TIME_MAX - TIME_MIN) // pd.Timedelta(milliseconds=1)
 
 def epoch_to_time(values: pd.Series) -> pd.Series:
     """Unix epochs (seconds, or milliseconds when too large for seconds) -> UTC datetimes."""
+    fast = _arrow_epoch_seconds(values)
+    if fast is not None:
+        return fast
     number = pd.to_numeric(values, errors="coerce")
     # 1e11 seconds is the year 5138; anything larger is in milliseconds (Azure VNet, AWS TGW).
     milliseconds = (number > 1e11).fillna(False).astype(bool)
@@ -225,6 +229,29 @@ def epoch_to_time(values: pd.Series) -> pd.Series:
     )
     from_s = pd.to_datetime(number.where(~milliseconds), unit="s", utc=True, errors="coerce")
     return from_s.where(~milliseconds, from_ms).astype("datetime64[ns, UTC]")
+
+
+def _arrow_epoch_seconds(values: pd.Series) -> pd.Series | None:
+    """The common case of :func:`epoch_to_time`, by Arrow: Arrow-backed text of whole seconds
+    in range (or null). None for anything else (the general path decides it)."""
+    dtype = values.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        parsed = pc.cast(pa.array(values), pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    low, high = pc.min_max(parsed).values()
+    if low.is_valid and not (low.as_py() >= 0 and high.as_py() * 1000 < _MAX_EPOCH_MS):
+        return None
+    null = parsed.is_null().to_numpy(zero_copy_only=False)
+    nanos = parsed.fill_null(0).to_numpy() * 1_000_000_000
+    stamps = nanos.view("datetime64[ns]").copy()
+    stamps[null] = np.datetime64("NaT")
+    return pd.Series(stamps, index=values.index).dt.tz_localize("UTC")
 
 
 def text_to_time(values: pd.Series) -> pd.Series:
