@@ -38,7 +38,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,10 +48,10 @@ import pandas as pd
 
 from netpolgen.aggregate import SELECTABLE_KINDS, mark_replies
 from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
-from netpolgen.flows import validate_flows
+from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.identity import stable_labels
 from netpolgen.ingest import Source, load_flows
-from netpolgen.ingest.inventory import load_inventory
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import labels_from_canonical
 from netpolgen.policy.load import load_policies
@@ -728,100 +728,196 @@ def verify(
     validate_flows(flows)
     cluster = ClusterView.from_inventory(inventory)
     ev = Evaluator(policies, cluster.namespace_labels)
-    warnings: list[str] = []
-
     # Replies: the record's own flag, else inferred from the reversed 5-tuple, as the generator
     # infers them (netpolgen.aggregate.mark_replies).
     is_reply = mark_replies(flows).to_numpy(dtype=bool)
-    denied_verdict = (flows["verdict"] == "denied").fillna(False).astype(bool).to_numpy()
-    src_ns, src_labels, src_ip = _endpoint_columns(flows, "src")
-    dst_ns, dst_labels, dst_ip = _endpoint_columns(flows, "dst")
-    unresolved = ((src_ns.isna() & src_ip.isna()) | (dst_ns.isna() & dst_ip.isna())).to_numpy()
-    # Traffic to and from the pod's own node (kind ``host``: kubelet probes, hostNetwork
-    # daemons) is always allowed: NetworkPolicy cannot block a pod's resident node.
-    host = flows["src_kind"].isin(["host"]).fillna(False).to_numpy(dtype=bool) | flows[
-        "dst_kind"
-    ].isin(["host"]).fillna(False).to_numpy(dtype=bool)
-    checked = ~is_reply & ~denied_verdict & ~unresolved & ~host
-    counts_col = flows["count"].fillna(1).to_numpy(dtype=np.int64)
+    checker = _Checker(ev, cluster)
+    rows, codes = checker.add(flows, is_reply)
+    report = checker.report(over_permissive=over_permissive, max_workloads=max_workloads)
+    flow_allowed = pd.Series(pd.NA, index=flows.index, dtype="boolean")
+    if len(rows):  # one chunk: its edges are the report's, in the same order
+        flow_allowed.iloc[rows] = report.edges["allowed"].to_numpy()[codes]
+    report.flow_allowed = flow_allowed
+    return report
 
-    named_profiles: list[NamedPorts] = [()]
-    profile_col: pd.Series | None = None
-    if ev.uses_namespace_labels and not cluster.namespace_labels:
-        warnings.append(
-            "policies select namespaces by labels other than kubernetes.io/metadata.name, but "
-            "no namespace labels are known: such peers match nothing (pass -i INVENTORY)"
+
+class _Checker:
+    """What :func:`verify` needs from flows, reduced chunk by chunk: the checked edges with their
+    flow and record counts (in order of first appearance), the row counts by outcome, and the
+    ports observed to each destination (for over-permissiveness). Memory follows the number of
+    distinct edges, not of rows, so a stream of chunks can be verified in bounded memory; one
+    chunk holding every row is :func:`verify` itself."""
+
+    # Partial edge tables are combined when this many rows of them are pending.
+    COMBINE_ROWS = 500_000
+
+    def __init__(self, ev: Evaluator, cluster: ClusterView) -> None:
+        self.ev = ev
+        self.cluster = cluster
+        self.named_profiles: list[NamedPorts] = [()]
+        self.with_profiles = ev.uses_named_ports and cluster.has_named_ports
+        self._edges: list[pd.DataFrame] = []
+        self._pending = 0
+        self._observed: list[pd.DataFrame] = []
+        self.counts = dict.fromkeys(
+            ("records", "records_checked", "flows_checked", "records_reply",
+             "records_denied_verdict", "records_unresolved", "records_host", "to_services"),
+            0,
+        )  # fmt: skip
+
+    def add(self, flows: pd.DataFrame, is_reply: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reduce one chunk (``is_reply``: its replies). Returns the checked rows and, per
+        checked row, its edge number among this chunk's edges."""
+        cluster = self.cluster
+        denied_verdict = (flows["verdict"] == "denied").fillna(False).astype(bool).to_numpy()
+        src_ns, src_labels, src_ip = _endpoint_columns(flows, "src")
+        dst_ns, dst_labels, dst_ip = _endpoint_columns(flows, "dst")
+        unresolved = ((src_ns.isna() & src_ip.isna()) | (dst_ns.isna() & dst_ip.isna())).to_numpy()
+        # Traffic to and from the pod's own node (kind ``host``: kubelet probes, hostNetwork
+        # daemons) is always allowed: NetworkPolicy cannot block a pod's resident node.
+        host = flows["src_kind"].isin(["host"]).fillna(False).to_numpy(dtype=bool) | flows[
+            "dst_kind"
+        ].isin(["host"]).fillna(False).to_numpy(dtype=bool)
+        checked = ~is_reply & ~denied_verdict & ~unresolved & ~host
+        counts_col = flows["count"].fillna(1).to_numpy(dtype=np.int64)
+        to_services = (flows["dst_kind"] == "service").fillna(False).to_numpy() & checked
+
+        profile_col: pd.Series | None = None
+        if self.with_profiles:
+            profiles: list[NamedPorts] = [()]
+            profile_col = _named_port_profiles(flows, dst_ns, cluster, profiles)
+            self.named_profiles = profiles  # the same list for every chunk (from the inventory)
+
+        rows = np.flatnonzero(checked)
+        key_columns = [src_ns, src_labels, src_ip, dst_ns, dst_labels, dst_ip]
+        key_columns += [flows["protocol"].astype("string"), flows["dst_port"]]
+        if profile_col is not None:
+            key_columns.append(profile_col)
+        edges, codes = _reduce_to_edges(key_columns, rows, counts_col, flows["dst_port"].dtype)
+        self._edges.append(edges)
+        self._pending += len(edges)
+        if self._pending > self.COMBINE_ROWS:
+            self._edges = [_combine_edges(self._edges)]
+            self._pending = len(self._edges[0])
+
+        # Ports observed to each destination workload, in any non-reply flow (allowed or not).
+        mask = dst_ns.notna().to_numpy() & ~is_reply & flows["dst_port"].notna().to_numpy()
+        self._observed.append(
+            pd.DataFrame(
+                {
+                    "ns": dst_ns[mask].to_numpy(),
+                    "labels": dst_labels[mask].to_numpy(),
+                    "protocol": flows["protocol"].astype("string")[mask].to_numpy(),
+                    "port": flows["dst_port"][mask].to_numpy(),
+                }
+            ).drop_duplicates()
         )
-    to_services = int(((flows["dst_kind"] == "service").fillna(False).to_numpy() & checked).sum())
-    if to_services:
-        warnings.append(
-            f"{to_services} checked records go to Service addresses: NetworkPolicy sees the "
-            "backend pod after DNAT, so these are matched as plain addresses (pass -i INVENTORY "
-            "when reading flows so that they resolve to pods)"
-        )
-    if ev.uses_named_ports:
-        if not cluster.has_named_ports:
+        if len(self._observed) > 16:
+            self._observed = [pd.concat(self._observed, ignore_index=True).drop_duplicates()]
+
+        c = self.counts
+        c["records"] += len(flows)
+        c["records_checked"] += int(len(rows))
+        c["flows_checked"] += int(counts_col[rows].sum())
+        c["records_reply"] += int(is_reply.sum())
+        c["records_denied_verdict"] += int((denied_verdict & ~is_reply).sum())
+        c["records_unresolved"] += int((unresolved & ~is_reply & ~denied_verdict).sum())
+        c["records_host"] += int((host & ~unresolved & ~is_reply & ~denied_verdict).sum())
+        c["to_services"] += int(to_services.sum())
+        return rows, codes
+
+    def report(self, *, over_permissive: bool, max_workloads: int) -> VerificationReport:
+        """The report on every chunk added (``flow_allowed`` left empty)."""
+        ev, cluster = self.ev, self.cluster
+        if not self._edges:  # no chunk at all
+            self.add(empty_flows(), np.zeros(0, dtype=bool))
+        warnings: list[str] = []
+        if ev.uses_namespace_labels and not cluster.namespace_labels:
+            warnings.append(
+                "policies select namespaces by labels other than kubernetes.io/metadata.name, "
+                "but no namespace labels are known: such peers match nothing (pass -i INVENTORY)"
+            )
+        to_services = self.counts["to_services"]
+        if to_services:
+            warnings.append(
+                f"{to_services} checked records go to Service addresses: NetworkPolicy sees the "
+                "backend pod after DNAT, so these are matched as plain addresses (pass -i "
+                "INVENTORY when reading flows so that they resolve to pods)"
+            )
+        if ev.uses_named_ports and not cluster.has_named_ports:
             warnings.append(
                 "policies use named ports but no inventory declares any: "
                 "named-port rules match nothing (pass -i INVENTORY)"
             )
-        else:
-            profile_col = _named_port_profiles(flows, dst_ns, cluster, named_profiles)
-
-    rows = np.flatnonzero(checked)
-    key_columns = [src_ns, src_labels, src_ip, dst_ns, dst_labels, dst_ip]
-    key_columns += [flows["protocol"].astype("string"), flows["dst_port"]]
-    if profile_col is not None:
-        key_columns.append(profile_col)
-    edges, codes = _reduce_to_edges(key_columns, rows, counts_col, flows["dst_port"].dtype)
-    profiles = edges.pop("profile").tolist() if profile_col is not None else [0] * len(edges)
-    edges["dst_named_ports"] = pd.Series(
-        [named_profiles[p] for p in profiles], index=edges.index, dtype=object
-    )
-    src_keys, dst_keys = edge_keys(edges)
-    verdicts = evaluate_edges(edges, ev, (src_keys, dst_keys))
-    for column in verdicts.columns:
-        edges[column] = verdicts[column].to_numpy()
-
-    flow_allowed = pd.Series(pd.NA, index=flows.index, dtype="boolean")
-    if len(rows):
-        flow_allowed.iloc[rows] = edges["allowed"].to_numpy()[codes]
-
-    denied, isolation = _denied_tables(edges, src_keys, dst_keys, ev)
-    rules = rule_usage(edges, ev, (src_keys, dst_keys))
-    n_edges = len(edges)
-    counts = {
-        "records": len(flows),
-        "records_checked": int(len(rows)),
-        "flows_checked": int(counts_col[rows].sum()),
-        "flows_allowed": int(edges.loc[edges["allowed"], "flows"].sum()),
-        "flows_denied": int(edges.loc[~edges["allowed"], "flows"].sum()),
-        "edges_checked": n_edges,
-        "edges_allowed": int(edges["allowed"].sum()),
-        "edges_denied": int((~edges["allowed"]).sum()),
-        "records_reply": int(is_reply.sum()),
-        "records_denied_verdict": int((denied_verdict & ~is_reply).sum()),
-        "records_unresolved": int((unresolved & ~is_reply & ~denied_verdict).sum()),
-        "records_host": int((host & ~unresolved & ~is_reply & ~denied_verdict).sum()),
-        "rules": len(rules),
-        "rules_unused": int((rules["flows"] == 0).sum()),
-    }
-    over = _empty_over_permissive()
-    if over_permissive:
-        over, over_counts = _over_permissiveness(
-            ev, cluster, edges, flows, dst_ns, dst_labels, is_reply, max_workloads, warnings
+        edges = _combine_edges(self._edges) if len(self._edges) != 1 else self._edges[0]
+        named_profiles = self.named_profiles
+        profiles = edges.pop("profile").tolist() if self.with_profiles else [0] * len(edges)
+        edges["dst_named_ports"] = pd.Series(
+            [named_profiles[p] for p in profiles], index=edges.index, dtype=object
         )
-        counts.update(over_counts)
-    return VerificationReport(
-        edges=edges,
-        denied=denied,
-        isolation=isolation,
-        over_permissive=over,
-        flow_allowed=flow_allowed,
-        counts=counts,
-        rules=rules,
-        warnings=warnings,
-    )
+        src_keys, dst_keys = edge_keys(edges)
+        verdicts = evaluate_edges(edges, ev, (src_keys, dst_keys))
+        for column in verdicts.columns:
+            edges[column] = verdicts[column].to_numpy()
+
+        denied, isolation = _denied_tables(edges, src_keys, dst_keys, ev)
+        rules = rule_usage(edges, ev, (src_keys, dst_keys))
+        n_edges = len(edges)
+        c = self.counts
+        counts = {
+            "records": c["records"],
+            "records_checked": c["records_checked"],
+            "flows_checked": c["flows_checked"],
+            "flows_allowed": int(edges.loc[edges["allowed"], "flows"].sum()),
+            "flows_denied": int(edges.loc[~edges["allowed"], "flows"].sum()),
+            "edges_checked": n_edges,
+            "edges_allowed": int(edges["allowed"].sum()),
+            "edges_denied": int((~edges["allowed"]).sum()),
+            "records_reply": c["records_reply"],
+            "records_denied_verdict": c["records_denied_verdict"],
+            "records_unresolved": c["records_unresolved"],
+            "records_host": c["records_host"],
+            "rules": len(rules),
+            "rules_unused": int((rules["flows"] == 0).sum()),
+        }
+        over = _empty_over_permissive()
+        if over_permissive:
+            observed = (
+                pd.concat(self._observed, ignore_index=True).drop_duplicates()
+                if self._observed
+                else pd.DataFrame(columns=["ns", "labels", "protocol", "port"])
+            )
+            over, over_counts = _over_permissiveness(
+                ev, cluster, edges, observed, max_workloads, warnings
+            )
+            counts.update(over_counts)
+        return VerificationReport(
+            edges=edges,
+            denied=denied,
+            isolation=isolation,
+            over_permissive=over,
+            flow_allowed=pd.Series([], dtype="boolean"),
+            counts=counts,
+            rules=rules,
+            warnings=warnings,
+        )
+
+
+def _combine_edges(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Partial edge tables (:func:`_reduce_to_edges`) of consecutive chunks -> one, in order of
+    first appearance, with ``flows`` and ``records`` summed."""
+    frame = pd.concat(parts, ignore_index=True)
+    if not len(frame):
+        return frame
+    keys = [c for c in frame.columns if c not in ("flows", "records")]
+    codes = _group_codes([frame[c] for c in keys])
+    n_edges = int(codes.max()) + 1
+    _, first = np.unique(codes, return_index=True)
+    out = frame.iloc[first].reset_index(drop=True)
+    for counter in ("flows", "records"):
+        weights = frame[counter].to_numpy(dtype=np.int64)
+        out[counter] = np.bincount(codes, weights=weights, minlength=n_edges).astype(np.int64)
+    return out
 
 
 def verify_files(
@@ -832,24 +928,122 @@ def verify_files(
     format: str = "auto",
     strict: bool = False,
     over_permissive: bool = True,
+    flow_allowed: bool = False,
+    workers: int | None = None,
 ) -> VerificationReport:
     """Read flow files, policies and inventories, then :func:`verify` (``netpolgen verify``).
 
     Notes from reading the policies (skipped documents) become report warnings; the ingest
     accounting is in ``report.ingest``.
+
+    The flows are streamed (as by ``from-flows``): each chunk is resolved and reduced to its
+    checked edges before the next is read, so memory follows the distinct edges, not the size of
+    the input; the report is the same as :func:`verify` over ``load_flows``, except that
+    ``flow_allowed`` (one value per input row) is empty unless ``flow_allowed`` is true, which
+    loads every flow instead. ``workers``: processes that parse big files in parallel (None: one
+    per core; see ``netpolgen.ingest.parallel``).
     """
     notes: list[str] = []
     policies = load_policies(policy_path, notes=notes)
     ingest = IngestReport(strict=strict)
-    flows = load_flows(list(flow_sources), format, report=ingest)
     inventory = load_inventory(list(inventories)) if inventories else None
-    if inventory is not None:
-        # Addresses become pods, services and nodes at each flow's time, as for from-flows.
-        flows = resolve_flows(flows, inventory, report=ingest)
-    report = verify(flows, policies, inventory, over_permissive=over_permissive)
+    if flow_allowed:
+        flows = load_flows(list(flow_sources), format, report=ingest)
+        if inventory is not None:
+            # Addresses become pods, services and nodes at each flow's time, as for from-flows.
+            flows = resolve_flows(flows, inventory, report=ingest)
+        report = verify(flows, policies, inventory, over_permissive=over_permissive)
+    else:
+        report = _verify_stream(
+            list(flow_sources), policies, inventory, ingest, format=format,
+            over_permissive=over_permissive, workers=workers,
+        )  # fmt: skip
     report.warnings[:0] = notes
     report.ingest = ingest
     return report
+
+
+def _verify_stream(
+    sources: list[Source],
+    policies: Sequence[Policy],
+    inventory: Inventory | None,
+    ingest: IngestReport,
+    *,
+    format: str,
+    over_permissive: bool,
+    workers: int | None,
+) -> VerificationReport:
+    """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`)."""
+    from netpolgen.ingest.parallel import iter_flows_parallel, spooled
+    from netpolgen.pipeline import STREAM_CHUNK_SIZE
+    from netpolgen.resolve import Resolver
+
+    resolver = Resolver(inventory) if inventory is not None else None
+    with spooled(sources) as paths:
+
+        def chunks(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+            read = iter_flows_parallel(
+                paths, format, report=attempt, chunk_size=STREAM_CHUNK_SIZE, workers=workers
+            )
+            if resolver is None:
+                yield from read
+                return
+            resolver.clear()  # a second pass starts over
+            for chunk in read:
+                yield resolver(chunk) if len(chunk) else chunk
+
+        report = verify_chunks(chunks, policies, inventory, ingest, over_permissive=over_permissive)
+    if resolver is not None:
+        resolver.report_to(ingest)
+    return report
+
+
+def verify_chunks(
+    read: Callable[[IngestReport], Iterator[pd.DataFrame]],
+    policies: Sequence[Policy],
+    inventory: InventoryLike,
+    ingest: IngestReport,
+    *,
+    over_permissive: bool = True,
+    max_workloads: int = 2000,
+) -> VerificationReport:
+    """:func:`verify` over the chunks that ``read(report)`` yields (the same each time it is
+    called: it may be called twice), without ``flow_allowed``; ``ingest`` receives the
+    accounting of the pass that produced the result.
+
+    Replies are inferred across chunks by :class:`netpolgen.stream.ReplyTracker`, as from-flows
+    does; input far out of time order is read twice (collect, then decide), still exact.
+    """
+    from netpolgen.stream import InputOutOfOrder, ReplyTracker
+
+    cluster = ClusterView.from_inventory(inventory)
+    ev = Evaluator(policies, cluster.namespace_labels)
+
+    def run(tracker: ReplyTracker, attempt: IngestReport) -> _Checker:
+        checker = _Checker(ev, cluster)
+        offset = 0
+        for chunk in read(attempt):
+            validate_flows(chunk)
+            is_reply = tracker.mark(chunk, offset).to_numpy(dtype=bool)
+            offset += len(chunk)
+            checker.add(chunk, is_reply)
+        return checker
+
+    attempt = ingest.fresh()
+    try:
+        checker = run(ReplyTracker(), attempt)
+    except InputOutOfOrder:
+        tracker = ReplyTracker()
+        tracker.mode = "collect"
+        offset = 0
+        for chunk in read(ingest.fresh()):
+            tracker.mark(chunk, offset)
+            offset += len(chunk)
+        tracker.mode = "decide"
+        attempt = ingest.fresh()
+        checker = run(tracker, attempt)
+    ingest.merge(attempt)
+    return checker.report(over_permissive=over_permissive, max_workloads=max_workloads)
 
 
 def _reduce_to_edges(
@@ -1045,13 +1239,12 @@ def _over_permissiveness(
     ev: Evaluator,
     cluster: ClusterView,
     edges: pd.DataFrame,
-    flows: pd.DataFrame,
-    dst_ns: pd.Series,
-    dst_labels: pd.Series,
-    is_reply: np.ndarray,
+    observed: pd.DataFrame,
     max_workloads: int,
     warnings: list[str],
 ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``observed``: the distinct ``ns, labels, protocol, port`` of the destination workloads in
+    non-reply flows (allowed or not), as :class:`_Checker` collects them."""
     workloads = workloads_from_cluster(cluster)
     if not workloads:
         seen: set[tuple[str, str]] = set()
@@ -1067,16 +1260,6 @@ def _over_permissiveness(
         )
         return _empty_over_permissive(), {}
 
-    # Ports observed to each destination workload, in any non-reply flow (allowed or not).
-    mask = dst_ns.notna().to_numpy() & ~is_reply & flows["dst_port"].notna().to_numpy()
-    observed = pd.DataFrame(
-        {
-            "ns": dst_ns[mask].to_numpy(),
-            "labels": dst_labels[mask].to_numpy(),
-            "protocol": flows["protocol"].astype("string")[mask].to_numpy(),
-            "port": flows["dst_port"][mask].to_numpy(),
-        }
-    ).drop_duplicates()
     ports: dict[tuple[str, str], set[tuple[str, int]]] = {
         k: set(w.ports) for k, w in workloads.items()
     }
