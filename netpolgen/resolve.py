@@ -86,7 +86,7 @@ class Resolver:
         self.node_ips = _node_ips(inventory)
         self.cidrs = _pod_cidrs(inventory)
         self.by_name = _pods_by_name(inventory)
-        self.service_ips = set(self.services["ip"].dropna().astype(str)) if len(self.services) else set()
+        self.service_ips = set(self.services["ip"].dropna().astype(str))
         self.bounds = _time_bounds(self.owners)
         self.clear()
 
