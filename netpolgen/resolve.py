@@ -153,7 +153,6 @@ class Resolver:
             self.untranslated += int(resolved["_untranslated"].sum())
         return conform_flows(out)
 
-
     def _resolve_distinct(self, part: pd.DataFrame) -> pd.DataFrame:
         """:func:`_resolve` once per distinct input instead of once per row.
 

@@ -40,8 +40,13 @@ def test_chunks_give_the_whole_tables_report(seed: int, size: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "flows", [*sorted(SAMPLE_FLOWS.glob("*.csv")), DATA / "hubble-edge-cases.jsonl",
-              DATA / "aws-v2-default.log", DATA / "gcp-vpc-flows.jsonl"],  # fmt: skip
+    "flows",
+    [
+        *sorted(SAMPLE_FLOWS.glob("*.csv")),
+        DATA / "hubble-edge-cases.jsonl",
+        DATA / "aws-v2-default.log",
+        DATA / "gcp-vpc-flows.jsonl",
+    ],  # fmt: skip
     ids=lambda p: p.name,
 )
 @pytest.mark.parametrize("chunk", [3, 50_000])
