@@ -18,6 +18,7 @@ Usage::
     python benchmarks/run.py --quick                 # CI size (seconds)
     python benchmarks/run.py --formats hubble --records 200000
     python benchmarks/run.py --size 500MB            # every format at about this file size
+    python benchmarks/run.py --workdir /tmp/b --reuse  # keep the logs, and reuse them next time
 """
 
 from __future__ import annotations
@@ -119,11 +120,18 @@ def has_verify() -> bool:
 
 
 def run_format(
-    fmt: str, records: int, workdir: Path, workers: int, keep: bool, extra: list[str]
+    fmt: str,
+    records: int,
+    workdir: Path,
+    workers: int,
+    keep: bool,
+    extra: list[str],
+    reuse: bool = False,
 ) -> list[dict[str, object]]:
     path = workdir / f"bench-{records}.{SUFFIX[fmt]}"
     began = time.perf_counter()
-    generate.write(fmt, records, path)
+    if not (reuse and path.exists()):  # the same seed writes the same file
+        generate.write(fmt, records, path)
     generated = time.perf_counter() - began
     size = path.stat().st_size
     rows: list[dict[str, object]] = []
@@ -218,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, help="where to write the logs (default: a temp dir)"
     )
     parser.add_argument("--keep", action="store_true", help="keep generated files")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use logs already in --workdir (implies --keep)"
+    )
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     args, extra = parser.parse_known_args(argv)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -232,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
                 records = max(1, parse_size(args.size) // BYTES_PER_RECORD[fmt])
             else:
                 records = args.records or FULL_RECORDS[fmt]
-            rows += run_format(fmt, records, workdir, args.workers, args.keep, extra)
+            keep = args.keep or args.reuse
+            rows += run_format(fmt, records, workdir, args.workers, keep, extra, args.reuse)
     finally:
-        if args.workdir is None and not args.keep:
+        if args.workdir is None and not (args.keep or args.reuse):
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"# netpolgen benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print_table(rows)
