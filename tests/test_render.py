@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -83,3 +85,24 @@ def test_fast_layout_matches_pyyaml_on_generated_policies() -> None:
     assert result.policies
     for policy in result.policies:
         assert dump_yaml(policy.to_manifest()) == _pyyaml(policy.to_manifest())
+
+
+def test_policies_load_the_same_with_and_without_libyaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netpolgen import generate, load_flows
+    from netpolgen.policy.load import load_policies
+
+    policies = generate(load_flows("sample_flows/three-tier.csv")).policies
+    text = render_yaml(policies) + "---\n# empty\n---\napiVersion: v1\nkind: List\nitems: []\n"
+    path = tmp_path / "policies.yaml"
+    path.write_text(text)
+    fast_notes: list[str] = []
+    fast = load_policies(path, notes=fast_notes)
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    slow_notes: list[str] = []
+    slow = load_policies(path, notes=slow_notes)
+    assert fast == slow and fast_notes == slow_notes
+    assert sorted(fast, key=lambda p: (p.namespace, p.name)) == sorted(
+        policies, key=lambda p: (p.namespace, p.name)
+    )
