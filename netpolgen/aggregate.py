@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from netpolgen.flows import validate_flows
@@ -32,17 +33,30 @@ class EdgeOptions:
 def endpoint_keys(flows: pd.DataFrame, side: str) -> pd.Series:
     """The endpoint key of each row's ``side`` (``src`` or ``dst``); NA when unidentifiable."""
     namespace = flows[f"{side}_namespace"]
-    labels = flows[f"{side}_labels"].fillna("")
-    # Once per distinct label set (factorise and take), not a dictionary lookup per row.
-    codes, uniques = pd.factorize(labels)
-    stable = pd.Series(
-        pd.array([stable_labels(v) for v in uniques], dtype="string").take(codes),
-        index=labels.index,
-    )
     is_pod = (flows[f"{side}_kind"] == "pod").fillna(False).astype(bool) & namespace.notna()
-    pod_key = "pod:" + namespace.astype("string") + "/" + stable.astype("string")
-    ip_key = "ip:" + flows[f"{side}_ip"]
-    return pod_key.where(is_pod, ip_key).astype("string")
+    is_pod_np = is_pod.to_numpy(dtype=bool)
+    # Keys are built once per distinct (namespace, labels) or address and taken per row: string
+    # concatenation per row costs more than all the rest.
+    codes = np.full(len(flows), -1, dtype=np.int64)
+    keys: list[str] = []
+    pods = np.flatnonzero(is_pod_np)
+    if len(pods):
+        ns_codes, ns_uniques = pd.factorize(namespace.iloc[pods])
+        label_codes, label_uniques = pd.factorize(flows[f"{side}_labels"].iloc[pods].fillna(""))
+        stable = [stable_labels(v) for v in label_uniques]
+        combined = ns_codes.astype(np.int64) * (len(label_uniques) + 1) + label_codes
+        distinct, inverse = np.unique(combined, return_inverse=True)
+        width = len(label_uniques) + 1
+        keys = [f"pod:{ns_uniques[c // width]}/{stable[c % width]}" for c in distinct]
+        codes[pods] = inverse
+    others = np.flatnonzero(~is_pod_np)
+    if len(others):
+        ip_codes, ip_uniques = pd.factorize(flows[f"{side}_ip"].iloc[others])
+        start = len(keys)
+        keys += [f"ip:{ip}" for ip in ip_uniques]
+        codes[others] = np.where(ip_codes >= 0, ip_codes + start, -1)
+    table = pd.array(keys, dtype="string")
+    return pd.Series(table.take(codes, allow_fill=True), index=flows.index).astype("string")
 
 
 def mark_replies(flows: pd.DataFrame) -> pd.Series:
@@ -248,6 +262,9 @@ def finish_endpoints(src_part: pd.DataFrame, dst_part: pd.DataFrame) -> pd.DataF
     return endpoints
 
 
+_INSIDE_KINDS = ["pod", "node", "host", "service"]
+
+
 def cluster_addresses(flows: pd.DataFrame) -> set[str]:
     """Addresses known to be inside the cluster (pods, nodes, services) from the flows.
 
@@ -255,7 +272,12 @@ def cluster_addresses(flows: pd.DataFrame) -> set[str]:
     """
     inside = []
     for side in ("src", "dst"):
-        kinds = flows[f"{side}_kind"].astype("string")
-        known = kinds.isin(["pod", "node", "host", "service"]).fillna(False).astype(bool)
-        inside.append(flows.loc[known, f"{side}_ip"].dropna())
-    return {str(address) for address in pd.concat(inside).unique()}
+        # On the categorical's codes (the kinds are few): no text per row.
+        kinds = flows[f"{side}_kind"]
+        if isinstance(kinds.dtype, pd.CategoricalDtype):
+            wanted = kinds.cat.categories.get_indexer(pd.Index(_INSIDE_KINDS))
+            known = np.isin(kinds.cat.codes.to_numpy(), wanted[wanted >= 0])
+        else:
+            known = kinds.astype("string").isin(_INSIDE_KINDS).fillna(False).to_numpy(dtype=bool)
+        inside.append(flows[f"{side}_ip"][known].dropna().unique())
+    return {str(address) for part in inside for address in part}
