@@ -165,7 +165,8 @@ def run_format(
                  "policies": policies})  # fmt: skip
     if has_verify():
         verify = [sys.executable, "-m", "netpolgen", "verify", "--flows", str(path),
-                  "--policies", str(out), "-q", "--no-over-permissive", *inventory]  # fmt: skip
+                  "--policies", str(out), "-q", "--no-over-permissive", "--workers", str(workers),
+                  *inventory]  # fmt: skip
         checked = measure(verify, env)
         row = {**base, "step": "verify", "seconds": checked.seconds,
                "peak_MB": checked.peak_rss / 1e6, "policies": policies}  # fmt: skip

@@ -231,6 +231,10 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
               help="Also list allowed connections between known workloads that no flow "
                    "used.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=0, show_default="0: one per core",
+    help="Processes that parse big plain-text flow files in parallel (1: off).",
+)  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings on stderr.")
 def verify_command(
     more_flows: tuple[str, ...],
@@ -241,6 +245,7 @@ def verify_command(
     report_format: str,
     over_permissive: bool,
     strict: bool,
+    workers: int,
     quiet: bool,
 ) -> None:
     """Replay observed flows against policies; exit 3 if any observed flow is denied.
@@ -259,7 +264,7 @@ def verify_command(
         raise click.UsageError("give at least one flow file with --flows")
     report = netpolgen.verify_files(
         sources, policies, inventories, format=flow_format, strict=strict,
-        over_permissive=over_permissive,
+        over_permissive=over_permissive, workers=workers or None,
     )  # fmt: skip
     click.echo(netpolgen.format_report(report, report_format), nl=False)
     if report.ingest is not None:
