@@ -9,7 +9,7 @@ caller reduces each chunk before asking for the next.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -82,10 +82,12 @@ def iter_flows(
     *,
     report: IngestReport | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Stream flow-table chunks from ``sources`` (paths, ``-``, or binary files).
 
     ``report`` (if given) accumulates the accounting: records read, used, skipped by reason.
+    ``on_chunk(source, rows)`` (if given) is called after each chunk, for progress display.
     """
     report = report if report is not None else IngestReport()
     if format != "auto" and format not in FORMATS:
@@ -95,7 +97,10 @@ def iter_flows(
             fmt = format if format != "auto" else detect_format(peek(stream), name)
             report.files.append(name)
             report.formats[name] = fmt
-            yield from FORMATS[fmt].read(stream, name, report, chunk_size)
+            for chunk in FORMATS[fmt].read(stream, name, report, chunk_size):
+                if on_chunk is not None:
+                    on_chunk(name, len(chunk))
+                yield chunk
 
 
 def load_flows(
@@ -104,6 +109,7 @@ def load_flows(
     *,
     report: IngestReport | None = None,
     strict: bool = False,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> pd.DataFrame:
     """Read flow files into one flow table (see ``netpolgen.flows`` for its columns).
 
@@ -112,6 +118,7 @@ def load_flows(
         format: ``auto`` (sniff the content) or a name from :data:`FORMATS`.
         report: an :class:`IngestReport` to fill with what was read, used and skipped.
         strict: make the first malformed record an error instead of skipping it.
+        on_chunk: called as ``on_chunk(source, rows)`` after each chunk is read (progress).
 
     Examples:
         >>> flows = load_flows("sample_flows/three-tier.csv")  # doctest: +SKIP
@@ -121,7 +128,7 @@ def load_flows(
         sources = [sources]  # type: ignore[list-item]
     report = report if report is not None else IngestReport()
     report.strict = report.strict or strict
-    chunks = list(iter_flows(sources, format, report=report))
+    chunks = list(iter_flows(sources, format, report=report, on_chunk=on_chunk))
     if not chunks:
         return empty_flows()
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
