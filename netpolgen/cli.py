@@ -76,6 +76,19 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Ignore connections seen fewer times than this.")  # fmt: skip
 @click.option("--include-denied", is_flag=True, help="Treat denied flows as wanted traffic.")
+@click.option("--cidr-prefix-min", type=click.IntRange(0, 32), default=32, show_default=True,
+              help="Widen outside IPv4 peers to this prefix length (32: exact; adjacent addresses "
+                   "are always merged exactly). Cluster addresses stay excepted.")  # fmt: skip
+@click.option("--cidr6-prefix-min", type=click.IntRange(0, 128), default=128, show_default=True,
+              help="The same for IPv6 peers.")  # fmt: skip
+@click.option("--port-range-min", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Collapse runs of at least N consecutive observed ports into one endPort "
+                   "range (0: never).")  # fmt: skip
+@click.option("--group-ips", is_flag=True,
+              help="Group addresses without labels or inventory by behaviour (scikit-learn) and "
+                   "list each group's blocks in an annotation.")  # fmt: skip
+@click.option("--ip-group-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Jaccard distance at which --group-ips groups stop merging.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
@@ -89,6 +102,11 @@ def from_flows(
     namespaces: tuple[str, ...],
     min_count: int,
     include_denied: bool,
+    cidr_prefix_min: int,
+    cidr6_prefix_min: int,
+    port_range_min: int,
+    group_ips: bool,
+    ip_group_threshold: float,
     strict: bool,
     force: bool,
     quiet: bool,
@@ -109,6 +127,11 @@ def from_flows(
         namespaces=namespaces,
         min_count=min_count,
         include_denied=include_denied,
+        cidr_prefix_v4=cidr_prefix_min,
+        cidr_prefix_v6=cidr6_prefix_min,
+        port_range_min=port_range_min,
+        group_ips=group_ips,
+        ip_group_threshold=ip_group_threshold,
     )
     result = netpolgen.generate_from_files(flows, options, format=flow_format, strict=strict)
     if output == "-":

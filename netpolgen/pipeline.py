@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from netpolgen.aggregate import EdgeOptions, aggregate_edges
+from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import IngestReport
@@ -31,6 +32,14 @@ class GenerateOptions:
             other namespaces are still named in the rules.
         min_count: ignore edges seen fewer times than this.
         include_denied: treat flows with a denied verdict as wanted traffic.
+        cidr_prefix_v4: widen outside IPv4 peers to at most this prefix length; 32 keeps them
+            exact (adjacent addresses are still merged into their exact covering CIDRs).
+        cidr_prefix_v6: the same for IPv6; 128 keeps them exact.
+        port_range_min: collapse runs of at least this many consecutive observed ports into one
+            ``port``/``endPort`` range (0: never).
+        group_ips: group addresses that no label or inventory identifies by behaviour
+            (``netpolgen.cluster``); each group's addresses are merged and listed together.
+        ip_group_threshold: the Jaccard distance at which such groups stop merging.
     """
 
     ingress: bool = True
@@ -39,6 +48,11 @@ class GenerateOptions:
     namespaces: tuple[str, ...] = ()
     min_count: int = 1
     include_denied: bool = False
+    cidr_prefix_v4: int = 32
+    cidr_prefix_v6: int = 128
+    port_range_min: int = 0
+    group_ips: bool = False
+    ip_group_threshold: float = DEFAULT_THRESHOLD
 
 
 @dataclass
@@ -51,6 +65,7 @@ class GenerateResult:
     workloads: Workloads
     report: IngestReport
     warnings: list[str] = field(default_factory=list)
+    ip_groups: pd.DataFrame | None = None
 
     def to_yaml(self) -> str:
         """The policies as one multi-document YAML stream."""
@@ -87,6 +102,11 @@ def generate(
         report,
     )
     workloads = identify_workloads(flows)
+    ip_groups = (
+        cluster_endpoints(edges, endpoints, distance_threshold=options.ip_group_threshold)
+        if options.group_ips
+        else None
+    )
     synthesis = synthesize(
         edges,
         workloads,
@@ -95,6 +115,13 @@ def generate(
             egress=options.egress,
             allow_dns=options.allow_dns,
             namespaces=options.namespaces,
+            cidr_prefix_v4=options.cidr_prefix_v4,
+            cidr_prefix_v6=options.cidr_prefix_v6,
+            port_range_min=options.port_range_min,
+            protected_networks=_cluster_addresses(flows),
+            ip_groups=()
+            if ip_groups is None
+            else tuple(zip(ip_groups["ip"], ip_groups["group"], strict=True)),
         ),
     )
     return GenerateResult(
@@ -104,7 +131,18 @@ def generate(
         workloads=workloads,
         report=report,
         warnings=synthesis.warnings,
+        ip_groups=ip_groups,
     )
+
+
+def _cluster_addresses(flows: pd.DataFrame) -> tuple[str, ...]:
+    """Addresses known to be inside the cluster (pods, nodes, services) from the flows."""
+    inside = []
+    for side in ("src", "dst"):
+        kinds = flows[f"{side}_kind"].astype("string")
+        known = kinds.isin(["pod", "node", "host", "service"]).fillna(False).astype(bool)
+        inside.append(flows.loc[known, f"{side}_ip"].dropna())
+    return tuple(sorted(set(pd.concat(inside).astype(str))))
 
 
 def generate_from_files(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from netpolgen.identity import Workloads, dns_name
+from netpolgen.peers import describe_address, merge_addresses
 from netpolgen.policy.model import (
     NAMESPACE_NAME_LABEL,
     IPBlock,
@@ -52,6 +53,11 @@ class SynthesisOptions:
     egress: bool = True
     allow_dns: bool = True
     namespaces: tuple[str, ...] = ()  # empty: every namespace
+    cidr_prefix_v4: int = 32  # widen outside IPv4 peers to at most this prefix (32: exact)
+    cidr_prefix_v6: int = 128
+    protected_networks: tuple[str, ...] = ()  # never covered by a widened block
+    port_range_min: int = 0  # collapse runs of this many consecutive ports into endPort (0: off)
+    ip_groups: tuple[tuple[str, str], ...] = ()  # address -> behaviour group (netpolgen.cluster)
 
 
 @dataclass
@@ -145,6 +151,7 @@ def synthesize(
                     peers_by_workload[workload],
                     workloads,
                     evidence[(workload, direction)],
+                    options,
                     dns=direction == "egress" and options.allow_dns,
                 )
             )
@@ -152,16 +159,75 @@ def synthesize(
     return SynthesisResult(policies, warnings)
 
 
-def _merge_rules(peer_ports: Mapping[Peer, Iterable[PortSpec]]) -> tuple[Rule, ...]:
+def _merge_rules(
+    peer_ports: Mapping[Peer, Iterable[PortSpec]], options: SynthesisOptions
+) -> tuple[Rule, ...]:
     by_ports: dict[tuple[PortSpec, ...], list[Peer]] = defaultdict(list)
     for peer, ports in peer_ports.items():
         key = tuple(sorted(set(ports), key=lambda s: s.sort_key()))
         by_ports[key].append(peer)
-    rules = [
-        Rule(peers=tuple(sorted(peers, key=lambda p: p.sort_key())), ports=ports)
-        for ports, peers in by_ports.items()
-    ]
+    groups = dict(options.ip_groups)
+    rules = []
+    for ports, peers in by_ports.items():
+        # Within one rule every peer shares the port set, so merging its addresses is exact
+        # (unless the user asked for wider blocks).
+        # Addresses of different behaviour groups are merged separately, so that no CIDR
+        # spans two groups.
+        merged = [p for p in peers if p.ip_block is None]
+        by_group: dict[str, list[str]] = defaultdict(list)
+        for peer in peers:
+            if peer.ip_block is not None:
+                address = peer.ip_block.cidr.split("/")[0]
+                by_group[groups.get(address, "")].append(peer.ip_block.cidr)
+        for _group, addresses in sorted(by_group.items()):
+            blocks = merge_addresses(
+                addresses,
+                prefix_v4=options.cidr_prefix_v4,
+                prefix_v6=options.cidr_prefix_v6,
+                protected=options.protected_networks,
+            )
+            merged += [Peer(ip_block=b) for b in blocks]
+        rules.append(
+            Rule(
+                peers=tuple(sorted(merged, key=lambda p: p.sort_key())),
+                ports=collapse_port_runs(ports, options.port_range_min),
+            )
+        )
     return tuple(sorted(rules, key=lambda r: r.sort_key()))
+
+
+def collapse_port_runs(ports: Iterable[PortSpec], minimum: int) -> tuple[PortSpec, ...]:
+    """Replace runs of at least ``minimum`` consecutive numeric ports by ``port``..``endPort``.
+
+    Exact: a run is collapsed only when every port in it was observed. ``minimum`` < 2 is off.
+    """
+    ports = sorted(set(ports), key=lambda s: s.sort_key())
+    if minimum < 2:
+        return tuple(ports)
+    out: list[PortSpec] = []
+    run: list[PortSpec] = []
+
+    def flush() -> None:
+        if len(run) >= minimum:
+            out.append(PortSpec(run[0].protocol, run[0].port, run[-1].port))  # type: ignore[arg-type]
+        else:
+            out.extend(run)
+        run.clear()
+
+    for spec in ports:
+        simple = isinstance(spec.port, int) and spec.end_port is None
+        if (
+            simple and run and spec.protocol == run[-1].protocol and spec.port == run[-1].port + 1  # type: ignore[operator]
+        ):
+            run.append(spec)
+            continue
+        flush()
+        if simple:
+            run.append(spec)
+        else:
+            out.append(spec)
+    flush()
+    return tuple(out)
 
 
 def _policy(
@@ -171,10 +237,11 @@ def _policy(
     peer_ports: Mapping[Peer, Iterable[PortSpec]],
     workloads: Workloads,
     evidence: list[tuple[int, object, object]],
+    options: SynthesisOptions,
     *,
     dns: bool,
 ) -> Policy:
-    rules = _merge_rules(peer_ports)
+    rules = _merge_rules(peer_ports, options)
     flows = sum(c for c, _, _ in evidence)
     firsts = [f for _, f, _ in evidence if not pd.isna(f)]  # type: ignore[call-overload]
     lasts = [last for _, _, last in evidence if not pd.isna(last)]  # type: ignore[call-overload]
@@ -187,6 +254,28 @@ def _policy(
             "egress to the cluster resolver (kube-system, k8s-app=kube-dns) on UDP/TCP 53 is "
             "allowed by default, observed or not (--no-allow-dns turns it off)"
         )
+    notes = sorted(
+        {
+            f"{peer.ip_block.cidr}: {why}"
+            for rule in rules
+            for peer in rule.peers
+            if peer.ip_block is not None and (why := describe_address(peer.ip_block.cidr))
+        }
+    )
+    if notes:
+        annotations[f"{ANNOTATION_PREFIX}ip-blocks"] = "; ".join(notes)
+    groups = dict(options.ip_groups)
+    members: dict[str, set[str]] = defaultdict(set)
+    for rule in rules:
+        for peer in rule.peers:
+            if peer.ip_block is not None:
+                for address, group in groups.items():
+                    if _inside(address, peer.ip_block.cidr):
+                        members[group].add(peer.ip_block.cidr)
+    if members:
+        annotations[f"{ANNOTATION_PREFIX}peer-groups"] = "; ".join(
+            f"{group}: {', '.join(sorted(cidrs))}" for group, cidrs in sorted(members.items())
+        )
     name = dns_name(f"{workloads.name_of(workload)}-access-{direction}")
     return Policy(
         name=name,
@@ -198,6 +287,12 @@ def _policy(
         labels=MANAGED_BY,
         annotations=tuple(sorted(annotations.items())),
     )
+
+
+def _inside(address: str, cidr: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    network = ipaddress.ip_network(cidr, strict=False)
+    return ip.version == network.version and ip in network
 
 
 def _iso(value: object) -> str:
