@@ -10,6 +10,16 @@ The public API, the same functions the CLI calls::
 
 from netpolgen.aggregate import aggregate_edges
 from netpolgen.errors import NetpolgenError
+from netpolgen.explore import (
+    Summary,
+    edge_table,
+    format_summary,
+    inspect_flows,
+    policy_effect,
+    port_matrix,
+    summarize,
+    write_graph,
+)
 from netpolgen.flows import FLOW_SCHEMA, validate_flows
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import FORMATS, IngestReport, load_flows
@@ -29,15 +39,23 @@ __all__ = [
     "IngestReport",
     "NetpolgenError",
     "Policy",
+    "Summary",
     "Workloads",
     "__version__",
     "aggregate_edges",
+    "edge_table",
+    "format_summary",
     "generate",
     "generate_from_files",
     "identify_workloads",
+    "inspect_flows",
     "load_flows",
+    "policy_effect",
+    "port_matrix",
     "render_yaml",
+    "summarize",
     "synthesize",
     "validate_flows",
+    "write_graph",
     "write_policy_dir",
 ]

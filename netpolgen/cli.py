@@ -8,6 +8,7 @@ directory; progress, summaries and warnings go to standard error.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -16,6 +17,7 @@ from typing import Any
 import click
 
 import netpolgen
+from netpolgen.progress import IngestProgress, show_progress, verbosity_options
 
 EXIT_ERROR = 1
 
@@ -45,14 +47,25 @@ def cli(debug: bool) -> None:
     """
 
 
-def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: bool) -> None:
+def _echo_report(
+    report: netpolgen.IngestReport,
+    warnings: list[str],
+    quiet: bool,
+    verbose: int = 0,
+    *,
+    summary: bool = True,
+) -> None:
     if quiet:
         return
+    if verbose:
+        for name, fmt in report.formats.items():
+            click.echo(f"read {name} as {fmt}", err=True)
     for message in report.messages:
         click.echo(f"warning: {message}", err=True)
     for message in warnings:
         click.echo(f"warning: {message}", err=True)
-    click.echo(report.summary(), err=True)
+    if summary or verbose:
+        click.echo(report.summary(), err=True)
 
 
 @cli.command("from-flows")
@@ -91,7 +104,7 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
               help="Jaccard distance at which --group-ips groups stop merging.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
-@click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
+@verbosity_options
 def from_flows(
     flows: tuple[str, ...],
     flow_format: str,
@@ -110,6 +123,7 @@ def from_flows(
     strict: bool,
     force: bool,
     quiet: bool,
+    verbose: int,
 ) -> None:
     """Generate policies that allow exactly the traffic seen in FLOWS.
 
@@ -133,14 +147,72 @@ def from_flows(
         group_ips=group_ips,
         ip_group_threshold=ip_group_threshold,
     )
-    result = netpolgen.generate_from_files(flows, options, format=flow_format, strict=strict)
+    with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
+        result = netpolgen.generate_from_files(
+            flows, options, format=flow_format, strict=strict, on_chunk=on_chunk
+        )
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:
         written = netpolgen.write_policy_dir(result.policies, output, force=force)
         if not quiet:
             click.echo(f"wrote {len(written)} policies to {output}", err=True)
-    _echo_report(result.report, result.warnings, quiet)
+    _echo_report(result.report, result.warnings, quiet, verbose)
+
+
+@cli.command("inspect")
+@click.argument("flows", nargs=-1, required=True)
+@click.option(
+    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
+    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
+)  # fmt: skip
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
+              default="table", show_default=True,
+              help="Terminal tables, CSV sections (# name) or one JSON document.")  # fmt: skip
+@click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None,
+              help="Also write the communication graph: .svg, .png or .pdf (needs the notebook "
+                   "extra) or .dot (Graphviz text).")  # fmt: skip
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many endpoints the top-talker table lists.")  # fmt: skip
+@click.option("--include-denied", is_flag=True, help="Count denied flows as traffic.")
+@click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@verbosity_options
+def inspect(
+    flows: tuple[str, ...],
+    flow_format: str,
+    output_format: str,
+    graph: str | None,
+    top: int,
+    include_denied: bool,
+    strict: bool,
+    quiet: bool,
+    verbose: int,
+) -> None:
+    """Summarise FLOWS before writing policies: who talks to whom, on which ports, how much.
+
+    Prints the records read, used and skipped, the top talkers, protocols and ports, the
+    workloads with their selectors, every edge with its ports and flow count, and the addresses
+    nothing identified. Replies and denied flows are left out of the tables, as from-flows
+    leaves them out of the policies.
+
+    \b
+    Example:
+        netpolgen inspect sample_flows/online-shop.csv
+        netpolgen inspect hubble.jsonl --format json > summary.json
+        netpolgen inspect sample_flows/online-shop.csv --graph shop.svg -q
+    """
+    with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
+        summary = netpolgen.inspect_flows(
+            flows, flow_format, strict=strict, include_denied=include_denied, top=top,
+            on_chunk=on_chunk,
+        )  # fmt: skip
+    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+    click.echo(netpolgen.format_summary(summary, output_format, width=width), nl=False)
+    if graph is not None:
+        netpolgen.write_graph(summary.edges_table, graph)
+        if not quiet:
+            click.echo(f"wrote the communication graph to {graph}", err=True)
+    _echo_report(summary.report, summary.warnings, quiet, verbose, summary=False)
 
 
 def main() -> None:

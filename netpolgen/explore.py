@@ -278,7 +278,7 @@ def summarize(
         endpoints=endpoints,
         workloads=workloads,
         report=report,
-        warnings=list(report.messages),
+        warnings=[],
     )
 
 
@@ -353,34 +353,32 @@ def _workload_rows(workloads: Workloads, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _unresolved(flows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """IP endpoints that nothing identified: neither a pod, nor a node, nor an outside peer."""
-    columns = ["ip", "flows", "peers"]
-    sides = []
-    for side in ("src", "dst"):
-        unknown = (flows[f"{side}_kind"] == "unknown").fillna(False).astype(bool) & flows[
-            f"{side}_ip"
-        ].notna()
-        sides.append(flows.loc[unknown, [f"{side}_ip", "count"]].set_axis(["ip", "count"], axis=1))
-    rows = pd.concat(sides, ignore_index=True)
-    if rows.empty:
-        return pd.DataFrame(
-            {
-                c: pd.Series(dtype=t)
-                for c, t in zip(columns, ("string", "int64", "string"), strict=True)
-            }
-        )
-    flows_per_ip = rows.groupby("ip")["count"].sum().astype("int64")
-    # Peers from the edge table: the endpoints each address sent to or received from.
+    """IP endpoints that nothing identified: neither a pod, nor a node, nor an outside peer.
+
+    ``flows`` counts the connections (replies and denied flows left out, as in ``table``) that
+    the address took part in; ``peers`` names the endpoints on the other side.
+    """
+    addresses = pd.concat(
+        [
+            flows.loc[(flows[f"{side}_kind"] == "unknown").fillna(False).astype(bool), f"{side}_ip"]
+            for side in ("src", "dst")
+        ]
+    ).dropna()
+    unknown = sorted(set(addresses.astype(str)))
     links = pd.concat(
         [
-            table[["src", "dst"]].set_axis(["ip", "peer"], axis=1),
-            table[["dst", "src"]].set_axis(["ip", "peer"], axis=1),
+            table[["src", "dst", "flows"]].set_axis(["ip", "peer", "flows"], axis=1),
+            table[["dst", "src", "flows"]].set_axis(["ip", "peer", "flows"], axis=1),
         ],
         ignore_index=True,
     )
-    links = links[links["ip"].isin(flows_per_ip.index)].drop_duplicates().sort_values("peer")
-    peers = links.groupby("ip")["peer"].agg(lambda names: ", ".join(map(str, names)))
-    out = pd.DataFrame({"ip": flows_per_ip.index.astype("string"), "flows": flows_per_ip.values})
+    links = links[links["ip"].isin(unknown)].sort_values("peer")
+    flows_per_ip = links.groupby("ip")["flows"].sum()
+    peers = links.drop_duplicates(["ip", "peer"]).groupby("ip")["peer"].agg(
+        lambda names: ", ".join(map(str, names))
+    )
+    out = pd.DataFrame({"ip": pd.array(unknown, dtype="string")})
+    out["flows"] = out["ip"].map(flows_per_ip).fillna(0).astype("int64")
     out["peers"] = out["ip"].map(peers).fillna("").astype("string")
     return out.sort_values(["flows", "ip"], ascending=[False, True]).reset_index(drop=True)
 
@@ -573,13 +571,19 @@ def _rich_tables(tables: Mapping[str, pd.DataFrame], width: int) -> str:
     for name, frame in tables.items():
         frame = _plain(frame)
         if name == "edges":
-            frame = frame.drop(columns=["src_namespace", "dst_namespace", "protocol", "dst_port"])
+            # The terminal view: names, port, count and times; the rest is in csv/json.
+            frame = frame[["src", "dst", "port", "flows", "first_seen", "last_seen"]].copy()
             for column in ("first_seen", "last_seen"):
                 frame[column] = frame[column].str.slice(0, 19).str.replace("T", " ")
         table = Table(title=titles.get(name, name), title_justify="left")
         for column in frame.columns:
             numeric = pd.api.types.is_numeric_dtype(frame[column])
-            table.add_column(str(column), justify="right" if numeric else "left")
+            table.add_column(
+                str(column),
+                justify="right" if numeric else "left",
+                overflow="fold",
+                no_wrap=column in ("first_seen", "last_seen", "port"),
+            )
         for row in frame.itertuples(index=False):
             table.add_row(*("" if pd.isna(v) else str(v) for v in row))
         if frame.empty:

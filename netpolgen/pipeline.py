@@ -5,7 +5,7 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -151,8 +151,12 @@ def generate_from_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> GenerateResult:
-    """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs)."""
+    """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs).
+
+    ``on_chunk(source, rows)`` is called after each chunk read (for a progress display).
+    """
     report = IngestReport(strict=strict)
-    flows = load_flows(list(sources), format, report=report)
+    flows = load_flows(list(sources), format, report=report, on_chunk=on_chunk)
     return generate(flows, options, report=report)
