@@ -374,8 +374,10 @@ def _unresolved(flows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     )
     links = links[links["ip"].isin(unknown)].sort_values("peer")
     flows_per_ip = links.groupby("ip")["flows"].sum()
-    peers = links.drop_duplicates(["ip", "peer"]).groupby("ip")["peer"].agg(
-        lambda names: ", ".join(map(str, names))
+    peers = (
+        links.drop_duplicates(["ip", "peer"])
+        .groupby("ip")["peer"]
+        .agg(lambda names: ", ".join(map(str, names)))
     )
     out = pd.DataFrame({"ip": pd.array(unknown, dtype="string")})
     out["flows"] = out["ip"].map(flows_per_ip).fillna(0).astype("int64")
@@ -524,7 +526,7 @@ def format_summary(summary: Summary, fmt: str = "table", *, width: int | None = 
         raise NetpolgenError(f"unknown output format {fmt!r}; known: {', '.join(OUTPUT_FORMATS)}")
     tables = summary.tables()
     if fmt == "json":
-        document = {name: _records(frame) for name, frame in tables.items()}
+        document: dict[str, Any] = {name: _records(frame) for name, frame in tables.items()}
         document["totals"] = {
             str(m): int(v)
             for m, v in zip(summary.totals["metric"], summary.totals["value"], strict=True)

@@ -114,10 +114,8 @@ def _draw_graph(
     graph = nx.DiGraph()
     for name in nodes["name"]:
         graph.add_node(str(name))
-    for row in grouped.itertuples(index=False):
-        graph.add_edge(
-            str(row.src), str(row.dst), ports=row.ports, flows=int(row.flows), colour=row.colour
-        )
+    for src, dst, ports, flows, colour in grouped.itertuples(index=False, name=None):
+        graph.add_edge(str(src), str(dst), ports=ports, flows=int(flows), colour=colour)
     positions = _layout(nodes)
     groups = sorted(nodes["group"].unique(), key=lambda g: (g == OUTSIDE, g))
     palette = colormaps["tab10"]

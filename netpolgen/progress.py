@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def verbosity_options(command: F) -> F:
-    """Add ``-q/--quiet`` and ``-v/--verbose`` to a click command (parameters ``quiet``, ``verbose``).
+    """Add ``-q/--quiet`` and ``-v/--verbose`` to a click command (``quiet``, ``verbose``).
 
     ``verbose`` is a count (``-vv`` is 2); ``quiet`` wins over it.
     """
