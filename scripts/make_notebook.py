@@ -1,3 +1,13 @@
+"""Write notebooks/explore.ipynb from the cells below, without outputs.
+
+The notebook is kept as this script so that a change to it is a readable diff; run
+``python scripts/make_notebook.py`` after editing a cell. ``tests/test_notebook.py`` executes it.
+"""
+
+# ruff: noqa: E501  (cell sources are notebook code and prose, not this script's lines)
+
+from pathlib import Path
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -144,10 +154,13 @@ the same flows always give the same bytes)."""),
 print(netpolgen.render_yaml(frontend))"""),
 ]
 
+# Stable cell ids (nbformat draws random ones), so rebuilding gives the same file.
+for index, cell in enumerate(cells):
+    cell.id = f"cell-{index:02d}"
 nb = new_notebook(cells=cells)
 nb.metadata = {
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},
 }
 nbformat.validate(nb)
-nbformat.write(nb, "/work/wt-6/notebooks/explore.ipynb")
+nbformat.write(nb, Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb")
