@@ -113,6 +113,18 @@ def aggregate_edges(
 
     ``edges`` has the columns of :data:`EDGE_COLUMNS`, sorted; ``endpoints`` one row per endpoint
     key with ``kind``, ``namespace``, ``labels`` (stable), ``ip``.
+
+    Args:
+        flows: a flow table (``load_flows``).
+        options: what counts as wanted traffic (denied flows, a minimum count).
+        report: an ingest report in which the records left out are counted, by reason.
+
+    Returns:
+        ``(edges, endpoints)``. ``netpolgen.edge_table`` shows the edges with readable names.
+
+    Examples:
+        >>> edges, endpoints = aggregate_edges(load_flows("flows.csv"))  # doctest: +SKIP
+        >>> edges.groupby("dst")["count"].sum().nlargest(5)  # doctest: +SKIP
     """
     options = options or EdgeOptions()
     report = report if report is not None else IngestReport()

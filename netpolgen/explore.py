@@ -181,6 +181,10 @@ class Summary:
         edges, endpoints, workloads: the aggregation behind the tables (see
             ``netpolgen.aggregate_edges`` and ``netpolgen.identify_workloads``).
         report: the ingest report (records read, used, skipped and filtered).
+
+    Examples:
+        >>> summary = summarize(netpolgen.load_flows("flows.csv"))  # doctest: +SKIP
+        >>> summary.tables()["edges"].head()  # doctest: +SKIP
     """
 
     totals: pd.DataFrame
@@ -521,6 +525,12 @@ def format_summary(summary: Summary, fmt: str = "table", *, width: int | None = 
         summary: what :func:`summarize` returned.
         fmt: ``table`` (rich tables), ``csv`` (one ``# name`` section per table) or ``json``.
         width: the terminal width for ``table`` (default: 120 columns).
+
+    Returns:
+        The text, ending with a newline: what ``netpolgen inspect --format FMT`` prints.
+
+    Examples:
+        >>> print(format_summary(summary, "csv"))  # doctest: +SKIP
     """
     if fmt not in OUTPUT_FORMATS:
         raise NetpolgenError(f"unknown output format {fmt!r}; known: {', '.join(OUTPUT_FORMATS)}")
@@ -602,8 +612,18 @@ def write_graph(table: pd.DataFrame, path: str | Path) -> Path:
     ``.dot``/``.gv`` writes Graphviz DOT text (no Graphviz needed); ``.svg``, ``.png`` and
     ``.pdf`` draw it with matplotlib (the ``notebook`` extra).
 
+    Args:
+        table: an :func:`edge_table`.
+        path: the file to write; its suffix picks the format.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
     Raises:
         NetpolgenError: for another file type, or when the file cannot be written.
+
+    Examples:
+        >>> write_graph(edge_table(result), "shop.dot")  # doctest: +SKIP
     """
     target = Path(path)
     suffix = target.suffix.lower()
@@ -614,9 +634,7 @@ def write_graph(table: pd.DataFrame, path: str | Path) -> Path:
         if suffix in (".svg", ".png", ".pdf"):
             from netpolgen.plots import plot_graph
 
-            figure = plot_graph(table)
-            figure.savefig(target, bbox_inches="tight")
-            _close(figure)
+            plot_graph(table).savefig(target, bbox_inches="tight")
             return target
     except OSError as error:
         raise NetpolgenError(f"cannot write graph: {error.strerror}", source=str(target)) from error
@@ -625,12 +643,6 @@ def write_graph(table: pd.DataFrame, path: str | Path) -> Path:
         source=str(target),
         hint="name the file .svg, .png, .pdf or .dot",
     )
-
-
-def _close(figure: Any) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
 
 
 def _dot_id(text: str) -> str:

@@ -36,8 +36,21 @@ def write_policy_dir(
     place in one rename, so a failure leaves no partial output. An existing non-empty
     ``directory`` is refused unless ``force`` (then it is replaced as a whole).
 
+    Args:
+        policies: the policies to write.
+        directory: where; ``<namespace>/<name>.yaml`` beneath it.
+        force: replace an existing non-empty directory.
+
     Returns:
         The paths written, relative to ``directory``.
+
+    Raises:
+        OutputError: when ``directory`` is a file, is not empty (without ``force``), or a name
+            is not a valid Kubernetes name.
+
+    Examples:
+        >>> write_policy_dir(result.policies, "policies/")  # doctest: +SKIP
+        [PosixPath('shop/frontend-access-egress.yaml'), ...]
     """
     target = Path(directory)
     if target.exists() and not target.is_dir():

@@ -40,6 +40,11 @@ class GenerateOptions:
         group_ips: group addresses that no label or inventory identifies by behaviour
             (``netpolgen.cluster``); each group's addresses are merged and listed together.
         ip_group_threshold: the Jaccard distance at which such groups stop merging.
+
+    Examples:
+        >>> options = GenerateOptions(namespaces=("shop",), cidr_prefix_v4=24)
+        >>> options.egress
+        True
     """
 
     ingress: bool = True
@@ -57,7 +62,22 @@ class GenerateOptions:
 
 @dataclass
 class GenerateResult:
-    """What :func:`generate` produced, and the evidence behind it."""
+    """What :func:`generate` produced, and the evidence behind it.
+
+    Attributes:
+        policies: the policies, sorted by namespace and name.
+        edges: the edge table (``netpolgen.aggregate_edges``); ``netpolgen.edge_table(result)``
+            shows it with readable names.
+        endpoints: one row per endpoint key (kind, namespace, labels, ip).
+        workloads: the workloads and their selectors.
+        report: records read, used, skipped and filtered.
+        warnings: what the user should know (edges no policy can express, ...).
+        ip_groups: with ``group_ips``, the behaviour group of each unlabelled address.
+
+    Examples:
+        >>> result = generate(load_flows("sample_flows/online-shop.csv"))  # doctest: +SKIP
+        >>> print(result.to_yaml())  # doctest: +SKIP
+    """
 
     policies: list[Policy]
     edges: pd.DataFrame
@@ -155,7 +175,19 @@ def generate_from_files(
 ) -> GenerateResult:
     """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs).
 
-    ``on_chunk(source, rows)`` is called after each chunk read (for a progress display).
+    Args:
+        sources: paths, ``-`` for standard input, or open binary files.
+        options: what to generate; the defaults match the CLI's.
+        format: ``auto`` (sniff the content) or a name from ``netpolgen.FORMATS``.
+        strict: make the first malformed record an error instead of skipping it.
+        on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress).
+
+    Returns:
+        A :class:`GenerateResult` whose ``report`` accounts for every record read.
+
+    Examples:
+        >>> result = generate_from_files(["hubble.jsonl.gz"], GenerateOptions(egress=False))
+        ... # doctest: +SKIP
     """
     report = IngestReport(strict=strict)
     flows = load_flows(list(sources), format, report=report, on_chunk=on_chunk)
