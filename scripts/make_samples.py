@@ -704,7 +704,8 @@ def inventory(gen: Generator) -> dict[str, Any]:
                 "status": {"phase": "Active"},
             }
         )
-    for zone, (name, ip, cidr) in zip("abc", NODES, strict=False):
+    for index, (name, ip, cidr) in enumerate(NODES):
+        zone = "abc"[index % 3]
         items.append(
             {
                 "apiVersion": "v1",
@@ -725,7 +726,19 @@ def inventory(gen: Generator) -> dict[str, Any]:
                     "addresses": [
                         {"address": ip, "type": "InternalIP"},
                         {"address": name, "type": "Hostname"},
-                    ]
+                    ],
+                    # Kubelets post their status every few seconds: the latest heartbeat is how
+                    # a reader tells when the snapshot was taken.
+                    "conditions": [
+                        {
+                            "lastHeartbeatTime": _ts(SNAPSHOT - timedelta(seconds=3 + 7 * index)),
+                            "lastTransitionTime": _ts(created + timedelta(minutes=2)),
+                            "message": "kubelet is posting ready status",
+                            "reason": "KubeletReady",
+                            "status": "True",
+                            "type": "Ready",
+                        }
+                    ],
                 },
             }
         )
