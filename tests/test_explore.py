@@ -4,6 +4,7 @@ and equality with what the command line writes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -178,3 +179,22 @@ def test_api_prints_nothing(
     netpolgen.format_summary(summary)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_library_pipeline_step_by_step_equals_cli_directory(tmp_path: Path) -> None:
+    """load -> aggregate -> identify -> synthesize -> write: the files ``from-flows -o`` writes."""
+    flows = netpolgen.validate_flows(netpolgen.load_flows(SHOP_CSV))
+    edges, endpoints = netpolgen.aggregate_edges(flows)
+    workloads = netpolgen.identify_workloads(flows)
+    assert set(endpoints.index) >= set(edges["src"]) | set(edges["dst"])
+    assert len(workloads.table) == 17
+    result = netpolgen.generate_from_files([SHOP_CSV])
+    assert result.edges.equals(edges)
+    written = netpolgen.write_policy_dir(result.policies, tmp_path / "api")
+    cli_result = CliRunner().invoke(cli, ["from-flows", str(SHOP_CSV), "-o", str(tmp_path / "cli")])
+    assert cli_result.exit_code == 0, cli_result.output
+    for path in written:
+        assert (tmp_path / "api" / path).read_text() == (tmp_path / "cli" / path).read_text()
+    assert sorted(p.relative_to(tmp_path / "cli") for p in (tmp_path / "cli").rglob("*.yaml")) == (
+        sorted(written)
+    )
