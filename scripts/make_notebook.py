@@ -84,6 +84,12 @@ cross = edges[edges["src_namespace"].notna() & edges["dst_namespace"].notna()
 cross.groupby(["src_namespace", "dst_namespace"])["flows"].sum().rename("flows").reset_index()"""),
     new_code_cell("""# Traffic that leaves the cluster (ipBlock peers).
 edges[edges["dst_kind"] == "world"][["src", "dst", "port", "flows"]]"""),
+    new_code_cell("""# Since when: each edge's first and last sighting. Edges first seen late in the capture
+# are the ones a short capture would have missed: capture longer before enforcing.
+window_end = edges["last_seen"].max()
+edges.assign(age=window_end - edges["first_seen"]).sort_values("age")[
+    ["src", "dst", "port", "flows", "first_seen", "last_seen"]
+].head(5)"""),
     new_code_cell("""plots.plot_graph(edges)"""),
     new_code_cell("""# Only the shop namespace, and only connections seen at least 3 times.
 plots.plot_graph(edges, namespaces=["shop"], min_flows=3, figsize=(10, 8))"""),
