@@ -23,11 +23,13 @@ from netpolgen.explore import (
 from netpolgen.flows import FLOW_SCHEMA, validate_flows
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import FORMATS, IngestReport, load_flows
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.output import write_policy_dir
 from netpolgen.pipeline import GenerateOptions, GenerateResult, generate, generate_from_files
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import synthesize
+from netpolgen.resolve import resolve_flows
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,7 @@ __all__ = [
     "GenerateOptions",
     "GenerateResult",
     "IngestReport",
+    "Inventory",
     "NetpolgenError",
     "Policy",
     "Summary",
@@ -50,9 +53,11 @@ __all__ = [
     "identify_workloads",
     "inspect_flows",
     "load_flows",
+    "load_inventory",
     "policy_effect",
     "port_matrix",
     "render_yaml",
+    "resolve_flows",
     "summarize",
     "synthesize",
     "validate_flows",

@@ -75,6 +75,10 @@ def _echo_report(
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
 @click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
+)  # fmt: skip
+@click.option(
     "-o", "--output", default="-", show_default=True,
     help="A directory (one file per policy, <namespace>/<name>.yaml) or - for standard output.",
 )  # fmt: skip
@@ -108,6 +112,7 @@ def _echo_report(
 def from_flows(
     flows: tuple[str, ...],
     flow_format: str,
+    inventories: tuple[str, ...],
     output: str,
     ingress: bool,
     egress: bool,
@@ -133,6 +138,7 @@ def from_flows(
     Example:
         netpolgen from-flows sample_flows/three-tier.csv --no-egress
         netpolgen from-flows hubble.jsonl.gz -o policies/
+        netpolgen from-flows vpc-flows.log.gz -i pods-0900.json -i pods-1000.json
     """
     options = netpolgen.GenerateOptions(
         ingress=ingress,
@@ -149,8 +155,9 @@ def from_flows(
     )
     with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
         result = netpolgen.generate_from_files(
-            flows, options, format=flow_format, strict=strict, on_chunk=on_chunk
-        )
+            flows, options, format=flow_format, strict=strict, inventory=inventories,
+            on_chunk=on_chunk,
+        )  # fmt: skip
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:
@@ -166,6 +173,10 @@ def from_flows(
     "-f", "--flow-format", "flow_format", default="auto", show_default=True,
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
+@click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
+)  # fmt: skip
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
               default="table", show_default=True,
               help="Terminal tables, CSV sections (# name) or one JSON document.")  # fmt: skip
@@ -180,6 +191,7 @@ def from_flows(
 def inspect(
     flows: tuple[str, ...],
     flow_format: str,
+    inventories: tuple[str, ...],
     output_format: str,
     graph: str | None,
     top: int,
@@ -198,13 +210,14 @@ def inspect(
     \b
     Example:
         netpolgen inspect sample_flows/online-shop.csv
+        netpolgen inspect vpc-flows.log.gz -i inventory.json
         netpolgen inspect hubble.jsonl --format json > summary.json
         netpolgen inspect sample_flows/online-shop.csv --graph shop.svg -q
     """
     with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
         summary = netpolgen.inspect_flows(
-            flows, flow_format, strict=strict, include_denied=include_denied, top=top,
-            on_chunk=on_chunk,
+            flows, flow_format, inventory=inventories, strict=strict,
+            include_denied=include_denied, top=top, on_chunk=on_chunk,
         )  # fmt: skip
     width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
     click.echo(netpolgen.format_summary(summary, output_format, width=width), nl=False)

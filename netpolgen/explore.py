@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,8 +25,10 @@ from netpolgen.errors import NetpolgenError
 from netpolgen.flows import validate_flows
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.model import Policy
+from netpolgen.resolve import resolve_flows
 from netpolgen.verify import Endpoint, egress_allows, ingress_allows
 
 __all__ = [
@@ -393,7 +395,7 @@ def inspect_flows(
     sources: Source | Iterable[Source],
     format: str = "auto",
     *,
-    inventory: Any = None,
+    inventory: Inventory | str | Path | Sequence[str | Path] | None = None,
     strict: bool = False,
     include_denied: bool = False,
     top: int = 10,
@@ -404,8 +406,9 @@ def inspect_flows(
     Args:
         sources: paths, ``-`` for standard input, or open binary files.
         format: ``auto`` or a flow format name (``netpolgen.FORMATS``).
-        inventory: an inventory (``netpolgen.load_inventory``) to resolve addresses with, if
-            the resolver is available.
+        inventory: inventory snapshot files (``kubectl get pods,services,namespaces,nodes -A
+            -o json``) or an :class:`~netpolgen.ingest.inventory.Inventory`, to resolve
+            addresses to pods, services and nodes at each flow's time.
         strict: make the first malformed record an error.
         include_denied: count denied flows as traffic.
         top: how many endpoints the top-talker table lists.
@@ -416,18 +419,13 @@ def inspect_flows(
     """
     report = IngestReport(strict=strict)
     flows = load_flows(sources, format, report=report, on_chunk=on_chunk)
+    if isinstance(inventory, str | Path):
+        inventory = [inventory]
+    if inventory is not None and not isinstance(inventory, Inventory):
+        inventory = load_inventory(list(inventory)) if inventory else None
     if inventory is not None:
-        flows = _resolve(flows, inventory, report)
+        flows = resolve_flows(flows, inventory, report=report)
     return summarize(flows, report=report, include_denied=include_denied, top=top)
-
-
-def _resolve(flows: pd.DataFrame, inventory: Any, report: IngestReport) -> pd.DataFrame:
-    try:
-        from netpolgen.resolve import resolve_flows  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as error:  # issue 3's resolver is not in this build
-        raise NetpolgenError("resolving flows with an inventory is not available yet") from error
-    resolved: pd.DataFrame = resolve_flows(flows, inventory, report=report)
-    return resolved
 
 
 def policy_effect(

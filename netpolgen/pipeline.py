@@ -5,8 +5,9 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -14,10 +15,12 @@ from netpolgen.aggregate import EdgeOptions, aggregate_edges
 from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
+from netpolgen.resolve import resolve_flows
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ def generate_from_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    inventory: Sequence[str | Path] = (),
     on_chunk: Callable[[str, int], None] | None = None,
 ) -> GenerateResult:
     """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs).
@@ -180,6 +184,9 @@ def generate_from_files(
         options: what to generate; the defaults match the CLI's.
         format: ``auto`` (sniff the content) or a name from ``netpolgen.FORMATS``.
         strict: make the first malformed record an error instead of skipping it.
+        inventory: inventory files (``kubectl get pods,services,namespaces,nodes -A -o json``,
+            one per snapshot) that resolve addresses to pods, services and nodes at each
+            flow's time.
         on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress).
 
     Returns:
@@ -191,4 +198,6 @@ def generate_from_files(
     """
     report = IngestReport(strict=strict)
     flows = load_flows(list(sources), format, report=report, on_chunk=on_chunk)
+    if inventory:
+        flows = resolve_flows(flows, load_inventory(inventory), report=report)
     return generate(flows, options, report=report)

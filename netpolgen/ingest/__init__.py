@@ -17,7 +17,7 @@ from typing import BinaryIO, Protocol
 import pandas as pd
 
 from netpolgen.errors import FormatDetectionError, InputError
-from netpolgen.flows import empty_flows
+from netpolgen.flows import conform_flows, empty_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sources import open_source, peek
 
@@ -51,9 +51,18 @@ class FlowFormat:
         return self._load().read  # type: ignore[attr-defined,no-any-return]
 
 
-# Sniffing order: the CSV header test is the loosest, so it goes last.
+# Sniffing order: most specific first. Hubble, GCP and Azure parse JSON and look for their own
+# keys; AWS wants a header of flow-log field names or a 14-field v2 record (or Parquet's magic);
+# the CSV header test is the loosest, so it goes last.
 FORMATS: dict[str, FlowFormat] = {
-    f.name: f for f in (FlowFormat("csv", "csv", "netpolgen CSV (DESIGN.md)"),)
+    f.name: f
+    for f in (
+        FlowFormat("hubble", "hubble", "Cilium Hubble JSON lines (hubble observe -o json)"),
+        FlowFormat("gcp-vpc", "gcp_vpc", "GCP VPC flow logs (Cloud Logging JSON)"),
+        FlowFormat("azure", "azure", "Azure NSG (v2) and VNet (v4) flow logs"),
+        FlowFormat("aws-vpc", "aws_vpc", "AWS VPC flow logs (text or Parquet)"),
+        FlowFormat("csv", "csv", "netpolgen CSV (DESIGN.md)"),
+    )
 }
 DEFAULT_CHUNK_SIZE = 250_000
 
@@ -131,4 +140,8 @@ def load_flows(
     chunks = list(iter_flows(sources, format, report=report, on_chunk=on_chunk))
     if not chunks:
         return empty_flows()
-    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    if len(chunks) == 1:
+        return chunks[0]
+    # Chunks carry different protocol categories (TCP only, then TCP and UDP...); concatenating
+    # them gives plain strings, so the result is conformed again.
+    return conform_flows(pd.concat(chunks, ignore_index=True))

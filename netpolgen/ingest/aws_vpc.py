@@ -1,0 +1,304 @@
+"""AWS VPC Flow Logs: space-separated text (default v2 or a custom format) and Parquet.
+
+Shapes (FORMATS.md §2): CloudWatch Logs exports carry no header, so a file without one must be the
+default version 2 format (``version account-id interface-id srcaddr dstaddr srcport dstport
+protocol packets bytes start end action log-status``); S3 text delivery starts with a header of
+hyphenated field names, which gives the order of any custom format (v3 to v5 fields and beyond;
+unknown fields are ignored). S3 Parquet delivery has the same fields with underscores; it is read
+when pyarrow is installed.
+
+Semantics:
+
+* ``pkt-srcaddr``/``pkt-dstaddr`` are preferred over ``srcaddr``/``dstaddr``: the latter are the
+  ENI's primary address, not the packet's, for secondary IPs (EKS pod IPs) and NAT/TGW hops.
+* ``-`` (and ``None``) is "no value". ``NODATA`` and ``SKIPDATA`` records carry no flow and are
+  skipped and counted (``SKIPDATA`` also warns that records were lost); they are never an error
+  under ``--strict``, as they are not malformed.
+* ``action`` ACCEPT/REJECT is the security group / NACL decision: ``allowed``/``denied``.
+* ``tcp-flags`` (OR-ed over the aggregation interval) gives the direction: SYN without ACK is the
+  client's side (``is_reply`` false), SYN+ACK (18) the server's answer (true); otherwise unknown.
+  ``flow-direction`` is relative to the ENI, not to the connection, so it says nothing about
+  replies on its own.
+* ICMP has no ports (the log writes 0). Each ENI logs the flows it sees, so one connection can be
+  logged by both ends and by NAT/TGW ENIs: records with the same packet 5-tuple within ten
+  minutes (the longest aggregation interval) are merged.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from netpolgen.errors import InputError
+from netpolgen.flows import conform_flows
+from netpolgen.ingest.common import (
+    COUNTER_MAX,
+    SeenConnections,
+    collapse_observations,
+    drop_noise,
+    epoch_to_time,
+    normalize_ip,
+    protocol_name,
+    skip_valid,
+)
+from netpolgen.ingest.report import IngestReport
+
+DEFAULT_FIELDS = (
+    "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport",
+    "protocol", "packets", "bytes", "start", "end", "action", "log-status",
+)  # fmt: skip
+# Every field name AWS documents (v2-v8); a header must consist of names like these.
+KNOWN_FIELDS = frozenset(DEFAULT_FIELDS) | {
+    "vpc-id", "subnet-id", "instance-id", "tcp-flags", "type", "pkt-srcaddr", "pkt-dstaddr",
+    "region", "az-id", "sublocation-type", "sublocation-id", "pkt-src-aws-service",
+    "pkt-dst-aws-service", "flow-direction", "traffic-path", "resource-type", "tgw-id",
+    "tgw-attachment-id", "tgw-src-vpc-account-id", "tgw-dst-vpc-account-id", "tgw-src-vpc-id",
+    "tgw-dst-vpc-id", "tgw-src-subnet-id", "tgw-dst-subnet-id", "tgw-src-eni", "tgw-dst-eni",
+    "tgw-src-az-id", "tgw-dst-az-id", "tgw-pair-attachment-id", "packets-lost-no-route",
+    "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired",
+    "ecs-cluster-name", "ecs-cluster-arn", "ecs-container-instance-id",
+    "ecs-container-instance-arn", "ecs-service-name", "ecs-task-definition-arn", "ecs-task-id",
+    "ecs-task-arn", "ecs-container-id", "ecs-second-container-id", "reject-reason",
+}  # fmt: skip
+_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_ADDRESS_FIELDS = ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr")
+_NULLS = ("-", "None", "")
+_ACTIONS = {"ACCEPT": "allowed", "REJECT": "denied"}
+PARQUET_MAGIC = b"PAR1"
+# Records of one connection by several ENIs fall within the longest aggregation interval.
+_BUCKET = "600s"
+TEXT_BATCH = 100_000
+
+
+def sniff(head: bytes) -> bool:
+    """A flow-log header line, a default-format v2 record, or a Parquet file."""
+    if head[:4] == PARQUET_MAGIC:
+        return True
+    first = head.lstrip().split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if _is_header(first):
+        return True
+    return (
+        len(first) == len(DEFAULT_FIELDS)
+        and first[0].isdigit()
+        and first[-1] in ("OK", "NODATA", "SKIPDATA")
+    )
+
+
+def _is_header(tokens: list[str]) -> bool:
+    names = [t.replace("_", "-") for t in tokens]
+    # Field names only, and at least two that AWS documents (the rest may be newer fields).
+    return all(_NAME_RE.match(n) for n in names) and len(KNOWN_FIELDS & set(names)) >= 2
+
+
+def read(
+    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
+) -> Iterator[pd.DataFrame]:
+    """Read AWS VPC flow-log text or Parquet into flow-table chunks."""
+    if stream.peek(4)[:4] == PARQUET_MAGIC:  # type: ignore[attr-defined]
+        yield from _read_parquet(stream, source, report, chunk_size)
+        return
+    yield from _read_text(stream, source, report, min(chunk_size, TEXT_BATCH))
+
+
+def _read_text(
+    stream: BinaryIO, source: str, report: IngestReport, batch: int
+) -> Iterator[pd.DataFrame]:
+    fields: tuple[str, ...] | None = None
+    seen = SeenConnections(_BUCKET)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for number, raw in enumerate(stream, 1):
+        try:
+            tokens = raw.decode("utf-8").split()  # runs of whitespace: the docs have "  "
+        except UnicodeDecodeError:
+            report.records_read += 1
+            report.skip("line is not UTF-8 text", source=source, line=number)
+            continue
+        if not tokens:
+            continue
+        if fields is None:
+            if _is_header(tokens):
+                fields = tuple(t.replace("_", "-") for t in tokens)
+                _check_fields(fields, source)
+                continue
+            fields = DEFAULT_FIELDS
+        report.records_read += 1
+        if len(tokens) != len(fields):
+            report.skip(
+                f"expected {len(fields)} fields, found {len(tokens)}", source=source, line=number
+            )
+            continue
+        rows.append(tokens)
+        lines.append(number)
+        if len(rows) >= batch:
+            frame = pd.DataFrame(rows, columns=list(fields))
+            yield seen(_convert(frame, lines, source, report), report)
+            rows, lines = [], []
+    if rows and fields is not None:
+        frame = pd.DataFrame(rows, columns=list(fields))
+        yield seen(_convert(frame, lines, source, report), report)
+
+
+def _check_fields(fields: tuple[str, ...], source: str) -> None:
+    names = set(fields)
+    if not ({"srcaddr", "pkt-srcaddr"} & names and {"dstaddr", "pkt-dstaddr"} & names):
+        raise InputError(
+            "the flow-log format has no source or destination address field",
+            source=source,
+            line=1,
+            hint="include srcaddr/dstaddr (or pkt-srcaddr/pkt-dstaddr) in the flow log format",
+        )
+    duplicated = sorted({f for f in fields if fields.count(f) > 1})
+    if duplicated:
+        raise InputError(
+            "header names a field twice: " + ", ".join(duplicated), source=source, line=1
+        )
+
+
+def _read_parquet(
+    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int
+) -> Iterator[pd.DataFrame]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as error:
+        raise InputError(
+            "this is a Parquet file, and reading Parquet needs pyarrow",
+            source=source,
+            hint="pip install 'netpolgen[fast]'",
+        ) from error
+    handle: Any = stream
+    if not (hasattr(stream, "seekable") and stream.seekable()):
+        handle = io.BytesIO(stream.read())  # gzip or stdin: Parquet needs random access
+    try:
+        parquet = pq.ParquetFile(handle)
+        seen = SeenConnections(_BUCKET)
+        first_row = 1
+        for batch in parquet.iter_batches(batch_size=chunk_size):
+            frame = batch.to_pandas()
+            for column in frame.columns:
+                # Integer columns with nulls arrive as floats: back to integers, so that the
+                # text conversions below see "6", not "6.0".
+                if frame[column].dtype.kind == "f":
+                    frame[column] = frame[column].astype("Int64")
+            frame.columns = [str(c).replace("_", "-") for c in frame.columns]
+            if first_row == 1:
+                _check_fields(tuple(frame.columns), source)
+            report.records_read += len(frame)
+            lines = list(range(first_row, first_row + len(frame)))
+            first_row += len(frame)
+            yield seen(_convert(frame, lines, source, report), report)
+    except (OSError, ValueError) as error:  # pyarrow.ArrowInvalid derives from ValueError
+        raise InputError(f"cannot read Parquet ({error})", source=source) from error
+
+
+def _null(column: pd.Series) -> pd.Series:
+    """Where a field has no value: ``-``, ``None``, empty, or a Parquet null."""
+    return column.isna() | column.astype("string").isin(_NULLS).fillna(False).astype(bool)
+
+
+def _convert(
+    frame: pd.DataFrame, lines: list[int], source: str, report: IngestReport
+) -> pd.DataFrame:
+    """Vectorised: one chunk of raw fields (text or Parquet-typed) -> flow-table rows."""
+    frame.index = pd.RangeIndex(len(frame))
+    line = pd.Series(lines, index=frame.index)
+    bad = pd.Series(False, index=frame.index)
+    out: dict[str, pd.Series] = {}
+
+    def reject(mask: pd.Series, reason: str, *, valid: bool = False) -> None:
+        nonlocal bad
+        mask = mask.fillna(False).astype(bool) & ~bad
+        if mask.any():
+            first, count = int(line[mask].iloc[0]), int(mask.sum())
+            if valid:
+                skip_valid(report, reason, source=source, line=first, count=count)
+            else:
+                report.skip(reason, source=source, line=first, count=count)
+            bad = bad | mask
+
+    if "log-status" in frame.columns:
+        status = frame["log-status"].astype("string")
+        reject(status == "NODATA", "NODATA record (no traffic in the interval)", valid=True)
+        skipdata = status == "SKIPDATA"
+        if skipdata.fillna(False).any():
+            report.messages.append(
+                f"{source}: SKIPDATA records: AWS lost flow records, the data is incomplete"
+            )
+        reject(skipdata, "SKIPDATA record (records lost during the interval)", valid=True)
+
+    for side, pkt, eni in (("src", "pkt-srcaddr", "srcaddr"), ("dst", "pkt-dstaddr", "dstaddr")):
+        address = pd.Series(pd.NA, index=frame.index, dtype="string")
+        for name in (eni, pkt):  # later wins: the packet address beats the ENI's
+            if name in frame.columns:
+                given = frame[name].astype("string")
+                address = given.where(~_null(frame[name]), address)
+        reject(address.isna(), f"{side} address is '-'", valid=True)
+        unique = address.dropna().unique()
+        normalized = address.map({a: normalize_ip(str(a)) for a in unique})
+        reject(normalized.isna() & address.notna(), f"{side} address is not an IP address")
+        out[f"{side}_ip"] = normalized.astype("string")
+
+    if "protocol" in frame.columns:
+        raw = frame["protocol"]
+        text = raw.astype("string")
+        names = {p: protocol_name(str(p)) for p in text.dropna().unique()}
+        protocol = text.map(names).astype(object).astype("string")
+        reject(protocol.isna() & ~_null(raw), "protocol is not an IANA number 0-255")
+        out["protocol"] = protocol
+    icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
+
+    for column, name in (("src_port", "srcport"), ("dst_port", "dstport")):
+        if name in frame.columns:
+            value, invalid = _numbers(frame[name], 0, 65535)
+            reject(invalid, f"{name} is not an integer 0-65535")
+            value = value.mask(value == 0)  # the log writes 0 for ICMP and portless protocols
+            if icmp is not None:
+                value = value.mask(icmp.fillna(False).astype(bool))
+            out[column] = value
+    for column in ("packets", "bytes"):
+        if column in frame.columns:
+            value, invalid = _numbers(frame[column], 0, None)
+            reject(invalid, f"{column} is not a non-negative integer")
+            out[column] = value
+
+    for name in ("start", "end"):
+        if name in frame.columns:
+            time = epoch_to_time(frame[name].where(~_null(frame[name])))
+            reject(time.isna() & ~_null(frame[name]), f"{name} is not a Unix time")
+            out["time"] = out["time"].fillna(time) if "time" in out else time
+
+    if "action" in frame.columns:
+        out["verdict"] = frame["action"].astype("string").map(_ACTIONS).fillna("unknown")
+    if "tcp-flags" in frame.columns:
+        flags, invalid = _numbers(frame["tcp-flags"], 0, 255)
+        reject(invalid, "tcp-flags is not an integer")
+        syn_ack = flags & 18  # SYN (2) and ACK (16) bits
+        is_reply = pd.Series(pd.NA, index=frame.index, dtype="boolean")
+        request = (syn_ack == 2).fillna(False).astype(bool)
+        answer = (syn_ack == 18).fillna(False).astype(bool)
+        is_reply = is_reply.mask(request, False).mask(answer, True)
+        out["is_reply"] = is_reply
+    for side, name in (("src", "pkt-src-aws-service"), ("dst", "pkt-dst-aws-service")):
+        # An AWS service (S3, DynamoDB...) is outside the cluster, whatever the inventory says.
+        kind = pd.Series("unknown", index=frame.index, dtype="string")
+        if name in frame.columns:
+            kind = kind.mask(~_null(frame[name]), "world")
+        out[f"{side}_kind"] = kind
+
+    result = pd.DataFrame(out, index=frame.index)[~bad]
+    report.records_used += len(result)
+    result = drop_noise(conform_flows(result.reset_index(drop=True)), report)
+    return collapse_observations(result.reset_index(drop=True), report, bucket=_BUCKET)
+
+
+def _numbers(column: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:
+    null = _null(column)
+    number = pd.to_numeric(column.where(~null), errors="coerce")
+    invalid = ~null & (number.isna() | (number % 1 != 0) | (number < low))
+    invalid |= number > (high if high is not None else COUNTER_MAX)
+    invalid = invalid.fillna(False).astype(bool)
+    return number.where(~invalid & ~null).astype("Float64").astype("Int64"), invalid

@@ -1,0 +1,341 @@
+"""Helpers shared by the JSON and text flow-log readers (Hubble, AWS, GCP, Azure).
+
+Accounting convention (every reader follows it, so ``IngestReport``'s invariant
+``records_read == records_used + skipped + filtered`` holds):
+
+* A *record* is one flow record of the format: a Hubble flow event, an AWS line (the header line
+  is not a record), a GCP log entry, an Azure flow tuple. Lines that are not flow records by the
+  format's own definition (Hubble ``node_status``/``lost_events``/agent and debug events, blank
+  lines) are not counted at all; lost events are reported in ``report.messages``.
+* A record that cannot be parsed (bad JSON, wrong field count, an address that is not an IP) is
+  *skipped* through :meth:`IngestReport.skip`, which names the file and line, and is an error
+  under ``--strict``.
+* A record that is valid but says nothing usable for policies (AWS ``NODATA``/``SKIPDATA``) is
+  *skipped* too, but never an error under ``--strict``: it is not malformed (:func:`skip_valid`).
+* A valid record left out on purpose (the same connection seen again at another observation point
+  or by the other end, Cilium health checks, link-local noise) is *filtered* with a reason.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from netpolgen.errors import InputError
+from netpolgen.flows import PROTOCOL_NUMBERS, conform_flows
+from netpolgen.ingest.report import MAX_MESSAGES_PER_REASON, IngestReport
+
+try:  # orjson is an optional speed-up (the ``fast`` extra); the stdlib parser is the fallback.
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
+except ImportError:  # pragma: no cover - exercised only without the extra
+    _loads = json.loads
+    _JSON_ERRORS = (ValueError,)
+
+# JSON readers hold one chunk of extracted columns in memory: cap it whatever the caller asks.
+MAX_JSON_CHUNK = 100_000
+
+# Container runtimes (CRI: containerd, CRI-O) prefix each log line with
+# ``<RFC3339 time> <stdout|stderr> <P|F> `` and split lines longer than 16 KiB into partial (P)
+# pieces ended by a full (F) one: https://github.com/kubernetes/design-proposals-archive
+# (node/kubelet-cri-logging.md).
+_CRI_PREFIX = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([PF]) ")
+
+
+class JSONLineError(Exception):
+    """A line that is not valid JSON (internal: readers turn it into a skipped record)."""
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON with orjson when installed, else the standard library."""
+    if isinstance(data, str):
+        data = data.encode()
+    return _loads(data)
+
+
+def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, value)`` for each non-blank JSON line of ``stream``.
+
+    CRI log prefixes are removed and partial (``P``) lines are joined; a Docker ``json-file`` log
+    wrapper (``{"log": "...", "stream": ...}``) is unwrapped. A line that is not JSON yields
+    ``(line_number, JSONLineError)`` so the caller can count and skip it in order.
+    """
+    pending: list[bytes] = []
+    pending_line = 0
+    for number, raw in enumerate(stream, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        match = _CRI_PREFIX.match(line)
+        if match:
+            payload = line[match.end() :]
+            if match.group(1) == b"P":
+                if not pending:
+                    pending_line = number
+                pending.append(payload)
+                continue
+            if pending:
+                payload = b"".join(pending) + payload
+                number, pending = pending_line, []
+            line = payload.strip()
+            if not line:
+                continue
+        try:
+            value = _loads(line)
+        except _JSON_ERRORS:
+            yield number, JSONLineError()
+            continue
+        if isinstance(value, dict) and "log" in value and "stream" in value:
+            try:
+                value = _loads(str(value["log"]).encode())
+            except _JSON_ERRORS:
+                yield number, JSONLineError()
+                continue
+        yield number, value
+    if pending:
+        yield pending_line, JSONLineError()
+
+
+def first_json_values(head: bytes, limit: int = 5) -> list[Any]:
+    """Parse up to ``limit`` complete JSON lines from ``head`` (for sniffing)."""
+    if b"\n" in head.rstrip(b"\n"):
+        head = head[: head.rindex(b"\n") + 1]  # the last piece may be cut off by the peek size
+    values: list[Any] = []
+    for _, value in iter_json_lines(io.BytesIO(head)):
+        if isinstance(value, JSONLineError):
+            break
+        values.append(value)
+        if len(values) >= limit:
+            break
+    return values
+
+
+def read_json_document(
+    stream: BinaryIO, source: str, salvage: Callable[[bytes], Any] | None = None
+) -> Any:
+    """Parse a whole JSON document (Azure blobs, JSON arrays) with a located error.
+
+    ``salvage(data)``, if given, is tried on a document that does not parse (a blob cut off
+    while being written); it returns what it could recover, or None.
+    """
+    data = stream.read()
+    try:
+        return _loads(data)
+    except _JSON_ERRORS as error:
+        recovered = salvage(data) if salvage is not None else None
+        if recovered is not None:
+            return recovered
+        line = getattr(error, "lineno", None)
+        if line is None:
+            # orjson's message carries "line N column M"; the stdlib error has lineno.
+            found = re.search(r"line (\d+)", str(error))
+            line = int(found.group(1)) if found else None
+        raise InputError(
+            f"not valid JSON ({str(error).splitlines()[0]})",
+            source=source,
+            line=line,
+            hint="a blob still being written is cut off; read it again when the hour is over",
+        ) from error
+
+
+def skip_valid(
+    report: IngestReport, reason: str, *, source: str, line: int | None, count: int = 1
+) -> None:
+    """Count records skipped because they carry no flow (never an error under ``--strict``)."""
+    if count <= 0:
+        return
+    seen = report.skipped[reason]
+    report.skipped[reason] += count
+    if seen < MAX_MESSAGES_PER_REASON:
+        where = f"{source}:{line}" if line is not None else source
+        report.messages.append(f"{where}: skipped: {reason}")
+
+
+@lru_cache(maxsize=65536)
+def normalize_ip(text: str) -> str | None:
+    """The canonical text of an IP address (``::ffff:``-free, compressed IPv6), or None."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+@lru_cache(maxsize=65536)
+def is_noise_address(text: str) -> bool:
+    """IPv6 link-local, multicast and broadcast addresses: never a workload (NDP, mDNS, DHCP).
+
+    IPv4 link-local stays: 169.254.169.254 (cloud metadata) and 169.254.20.10 (node-local DNS)
+    are real peers that policies must allow or deny.
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.is_link_local:
+        return True
+    return address.is_multicast or text == "255.255.255.255"
+
+
+# The largest counter or number a record may carry (beyond is corruption, and int64 overflows).
+COUNTER_MAX = 10**15
+
+
+def protocol_name(number: int | str | None) -> str | None:
+    """IANA protocol number -> the flow table's name (``6`` -> ``TCP``; unknown -> text)."""
+    if number is None or number == "" or number == "-":
+        return None
+    try:
+        value = int(number)
+    except (TypeError, ValueError):
+        return None
+    if not 0 <= value <= 255:
+        return None
+    return PROTOCOL_NUMBERS.get(value, str(value))
+
+
+# Flow times netpolgen accepts: datetime64[ns] ends in 2262, and flow logs start after 1970.
+TIME_MIN = pd.Timestamp("1970-01-01", tz="UTC")
+TIME_MAX = pd.Timestamp("2262-01-01", tz="UTC")
+_MAX_EPOCH_MS = (TIME_MAX - TIME_MIN) // pd.Timedelta(milliseconds=1)
+
+
+def epoch_to_time(values: pd.Series) -> pd.Series:
+    """Unix epochs (seconds, or milliseconds when too large for seconds) -> UTC datetimes."""
+    number = pd.to_numeric(values, errors="coerce")
+    # 1e11 seconds is the year 5138; anything larger is in milliseconds (Azure VNet, AWS TGW).
+    milliseconds = (number > 1e11).fillna(False).astype(bool)
+    # Beyond what datetime64[ns] holds (the year 2262), or negative: not a time.
+    limit = number.where(milliseconds, number * 1000) < _MAX_EPOCH_MS
+    number = number.where(((number >= 0) & limit).fillna(False).astype(bool))
+    # Integral milliseconds stay integers: a float of 1.6e12 ms loses the last digits in ns.
+    from_ms = pd.to_datetime(
+        number.where(milliseconds).round().astype("Int64"), unit="ms", utc=True, errors="coerce"
+    )
+    from_s = pd.to_datetime(number.where(~milliseconds), unit="s", utc=True, errors="coerce")
+    return from_s.where(~milliseconds, from_ms).astype("datetime64[ns, UTC]")
+
+
+def text_to_time(values: pd.Series) -> pd.Series:
+    """RFC 3339 texts (any fraction length, ``Z`` or offsets) -> UTC datetimes; bad -> NaT."""
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    # datetime64[ns] ends in 2262: a year 9999 is corruption, not a flow time.
+    in_range = ((parsed >= TIME_MIN) & (parsed < TIME_MAX)).fillna(False).astype(bool)
+    return parsed.where(in_range).astype("datetime64[ns, UTC]")
+
+
+def drop_noise(frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
+    """Filter flows from or to the addresses of :func:`is_noise_address`."""
+    noise = pd.Series(False, index=frame.index)
+    for side in ("src_ip", "dst_ip"):
+        ips = frame[side]
+        unique = ips.dropna().unique()
+        flags = {ip: is_noise_address(str(ip)) for ip in unique}
+        noise |= ips.map(flags).fillna(False).astype(bool)
+    if noise.any():
+        report.filter("IPv6 link-local, multicast or broadcast address", int(noise.sum()))
+        frame = frame[~noise]
+    return frame
+
+
+_VERDICT_RANK = {"unknown": 0, "allowed": 1, "denied": 2}
+_RANK_VERDICT = {rank: verdict for verdict, rank in _VERDICT_RANK.items()}
+_KEY = ["src_ip", "dst_ip", "src_port", "dst_port", "protocol"]
+_FIRST = [
+    "src_namespace", "dst_namespace", "src_pod", "dst_pod", "src_labels", "dst_labels",
+    "src_kind", "dst_kind", "is_reply",
+]  # fmt: skip
+
+
+def collapse_observations(
+    frame: pd.DataFrame, report: IngestReport, bucket: str = "60s", counters: str = "max"
+) -> pd.DataFrame:
+    """Merge records of one connection seen several times into one row (``count`` 1 each).
+
+    A connection is the oriented 5-tuple within a time bucket: the same packets traced at several
+    observation points (Hubble), logged by the ENIs or VMs at both ends (AWS, GCP ``reporter``),
+    or begin/continue/end tuples (Azure). Replies have the reversed 5-tuple, so they stay apart.
+    The merged row takes the earliest time, the strongest verdict (a connection dropped at one
+    point was denied), the first known identity and direction. ``counters`` says how to merge
+    bytes and packets: ``max`` when every record counts the same packets (two ends, two ENIs),
+    ``sum`` when records are deltas (Azure's continue/end tuples). Merged records are counted as
+    filtered ("duplicate observation of a connection").
+
+    ``frame`` must be conformed; the result is conformed too.
+    """
+    if len(frame) < 2:
+        return frame
+    keyed = frame.copy()
+    keyed["_bucket"] = keyed["time"].dt.floor(bucket)
+    keyed["_rank"] = keyed["verdict"].astype("string").map(_VERDICT_RANK).astype("Int64")
+    for side in ("src_kind", "dst_kind"):
+        # "unknown" is a placeholder: prefer what another observation point knew.
+        keyed[side] = keyed[side].astype("string").mask(keyed[side] == "unknown")
+    groups = keyed.groupby(_KEY + ["_bucket"], dropna=False, sort=False, observed=True)
+    if groups.ngroups == len(frame):
+        return frame
+    merged = groups.agg(
+        time=("time", "min"),
+        _rank=("_rank", "max"),
+        count=("count", "max"),
+        bytes=("bytes", counters),
+        packets=("packets", counters),
+        _bytes_known=("bytes", "count"),
+        _packets_known=("packets", "count"),
+        **{name: (name, "first") for name in _FIRST},
+    ).reset_index()
+    for counter in ("bytes", "packets"):
+        merged[counter] = merged[counter].mask(merged[f"_{counter}_known"] == 0)
+    merged["verdict"] = merged["_rank"].map(_RANK_VERDICT).fillna("unknown")
+    for side in ("src_kind", "dst_kind"):
+        merged[side] = merged[side].fillna("unknown")
+    report.filter("duplicate observation of a connection", len(frame) - len(merged))
+    merged = merged.drop(columns=["_bucket", "_rank", "_bytes_known", "_packets_known"])
+    return conform_flows(merged).sort_values("time", kind="stable").reset_index(drop=True)
+
+
+# Connection keys (64-bit hashes) remembered across chunks.
+REMEMBERED = 50_000
+
+
+class SeenConnections:
+    """The most recent connections of a file, so that a connection whose observations fall on
+    both sides of a chunk boundary still counts once (results do not depend on chunk size).
+
+    Only the last :data:`REMEMBERED` connection keys are kept, which bounds memory: observations
+    of one connection lie close together in a log.
+    """
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self._previous: pd.Index = pd.Index([], dtype="uint64")
+
+    def __call__(self, frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
+        """Filter the rows of ``frame`` already seen in the previous chunk; remember the rest."""
+        if not len(frame):
+            return frame
+        keys = connection_keys(frame, self.bucket)
+        repeated = keys.isin(self._previous)
+        recent = self._previous.append(pd.Index(keys[~repeated].unique()))
+        self._previous = recent[-REMEMBERED:]
+        if repeated.any():
+            report.filter("duplicate observation of a connection", int(repeated.sum()))
+            frame = frame[~repeated].reset_index(drop=True)
+        return frame
+
+
+def connection_keys(frame: pd.DataFrame, bucket: str) -> pd.Series:
+    """One 64-bit hash per row of its oriented 5-tuple and time bucket (vectorised)."""
+    keys = frame[_KEY].astype("string").assign(_bucket=frame["time"].dt.floor(bucket))
+    return pd.util.hash_pandas_object(keys, index=False)

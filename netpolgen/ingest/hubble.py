@@ -1,0 +1,325 @@
+"""Cilium Hubble flows: ``hubble observe -o json|jsonpb`` lines, bare flows, exporter files.
+
+Shapes accepted (FORMATS.md §1.1): one JSON object per line, either the ``GetFlowsResponse``
+envelope ``{"flow": {...}, "node_name": ..., "time": ...}`` (jsonpb, exporter) or a bare ``Flow``
+object (the legacy ``-o json`` of hubble CLIs before v0.11). Lines whose oneof is not a flow
+(``node_status``, ``lost_events``, ``agent_event``, ``debug_event``) are not flow records and are
+not counted; lost events are reported, as they mean the capture is incomplete. CRI log prefixes
+(the exporter writing to stdout of a pod) and Docker json-file wrappers are removed.
+
+Field semantics (cilium ``api/v1/flow/flow.proto``, encoded with protojson and proto names):
+
+* **Verdicts**: FORWARDED, REDIRECTED (to the L7/DNS proxy), TRANSLATED, TRACED and AUDIT are
+  ``allowed``: the traffic was observed passing. AUDIT means a policy in audit mode *would* have
+  dropped it, but it passed, and netpolgen wants exactly the traffic that really happens.
+  DROPPED and ERROR are ``denied``, except drops for non-policy reasons (``drop_reason_desc``
+  such as INVALID_SOURCE_IP, STALE_OR_UNROUTABLE_IP), which are datapath noise and filtered.
+* **Direction**: ``is_reply`` (a BoolValue: absent means unknown), else the deprecated ``reply``
+  (only ever present when true, protojson omits false), else TCP flags (SYN without ACK opens a
+  connection, SYN+ACK answers it), else ICMP echo request/reply types.
+* **Identity**: ``k8s:`` labels are the pod's labels (prefix stripped); Cilium's injected labels
+  (``io.kubernetes.pod.namespace``, ``io.cilium.k8s.*``) are dropped. Reserved identities map to
+  kinds: ``host`` -> host, ``remote-node`` -> node, ``world``/``cidr:``/``fqdn:`` -> world,
+  ``kube-apiserver`` -> the node kind it is paired with, else world (an ipBlock either way).
+  ``health`` flows are Cilium's own probes and are filtered.
+* **Duplicates**: one connection is traced at several observation points (and as policy-verdict
+  and L7 events); records with the same oriented 5-tuple within a minute are merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from netpolgen.flows import conform_flows
+from netpolgen.ingest.common import (
+    MAX_JSON_CHUNK,
+    JSONLineError,
+    SeenConnections,
+    collapse_observations,
+    drop_noise,
+    first_json_values,
+    iter_json_lines,
+    normalize_ip,
+    text_to_time,
+)
+from netpolgen.ingest.report import IngestReport
+from netpolgen.labels import canonical_labels, is_valid_label_key, is_valid_label_value
+
+# Observations of one connection at several points lie within microseconds; a minute is ample.
+_BUCKET = "60s"
+NON_FLOW_EVENTS = ("node_status", "lost_events", "agent_event", "debug_event", "rate_limit_info")
+_FLOW_KEYS = frozenset({"verdict", "IP", "l4", "source", "destination", "Type", "event_type"})
+
+_VERDICTS = {
+    "FORWARDED": "allowed",
+    "REDIRECTED": "allowed",
+    "TRANSLATED": "allowed",
+    "TRACED": "allowed",
+    "AUDIT": "allowed",
+    "DROPPED": "denied",
+    "ERROR": "denied",
+}
+# Drops that a network policy decided (flow.proto DropReason): the rest are datapath noise.
+_POLICY_DROP_REASONS = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED"})
+_POLICY_DROP_CODES = frozenset({133, 181, 189})
+
+_L4_PROTOCOLS = {
+    "TCP": "TCP",
+    "UDP": "UDP",
+    "SCTP": "SCTP",
+    "ICMPv4": "ICMP",
+    "ICMPv6": "ICMPv6",
+    "IGMP": "2",
+    "VRRP": "112",
+}
+# ICMP echo request / reply types: request (8, ICMPv6 128) opens, reply (0, 129) answers.
+_ICMP_DIRECTION = {("ICMP", 8): False, ("ICMP", 0): True, ("ICMPv6", 128): False,
+                   ("ICMPv6", 129): True}  # fmt: skip
+
+# Cilium's numeric reserved identities (pkg/identity/numericidentity.go).
+_IDENTITY_KINDS = {1: "host", 2: "world", 4: "health", 6: "node", 7: "world", 9: "world",
+                   10: "world"}  # fmt: skip
+_LOCAL_IDENTITY_BASE = 1 << 24  # CIDR and FQDN identities: outside addresses
+_INJECTED_LABELS = ("io.kubernetes.pod.namespace",)
+_INJECTED_PREFIXES = ("io.cilium.k8s.",)
+
+_COLUMNS = (
+    "line", "time", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
+    "src_namespace", "dst_namespace", "src_pod", "dst_pod", "src_labels", "dst_labels",
+    "src_kind", "dst_kind", "verdict", "is_reply", "drop",
+)  # fmt: skip
+
+
+def sniff(head: bytes) -> bool:
+    """Hubble output: JSON lines holding a flow envelope, a bare flow, or a non-flow event."""
+    values = first_json_values(head)
+    if not values:
+        return False
+    return all(isinstance(v, dict) and _is_hubble(v) for v in values)
+
+
+def _is_hubble(value: dict[str, Any]) -> bool:
+    if isinstance(value.get("flow"), dict) or any(k in value for k in NON_FLOW_EVENTS):
+        return True
+    # A bare flow: protojson keys in Cilium's mixed case, which no other format uses.
+    return "verdict" in value and ("IP" in value or "l4" in value or "Type" in value)
+
+
+def read(
+    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
+) -> Iterator[pd.DataFrame]:
+    """Read Hubble JSON lines into flow-table chunks (see the module docstring)."""
+    chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
+    rows: list[tuple[Any, ...]] = []
+    lost = 0
+    seen = SeenConnections(_BUCKET)
+    for line, value in iter_json_lines(stream):
+        if isinstance(value, JSONLineError):
+            report.records_read += 1
+            report.skip("line is not valid JSON", source=source, line=line)
+            continue
+        if not isinstance(value, dict):
+            report.records_read += 1
+            report.skip("not a JSON object", source=source, line=line)
+            continue
+        flow = value.get("flow")
+        if flow is None:
+            if any(key in value for key in NON_FLOW_EVENTS):
+                lost += _lost_events(value)
+                continue
+            if _FLOW_KEYS & value.keys():
+                flow = value  # a bare Flow (legacy -o json)
+        report.records_read += 1
+        if not isinstance(flow, dict):
+            report.skip("not a Hubble flow record", source=source, line=line)
+            continue
+        row = _extract(flow, value, line)
+        if isinstance(row, str):
+            report.skip(row, source=source, line=line)
+            continue
+        rows.append(row)
+        if len(rows) >= chunk_size:
+            yield seen(_build(rows, source, report), report)
+            rows = []
+    if rows:
+        yield seen(_build(rows, source, report), report)
+    if lost:
+        report.messages.append(
+            f"{source}: Hubble reported {lost} lost event(s): the capture is incomplete"
+        )
+
+
+def _lost_events(value: dict[str, Any]) -> int:
+    lost = value.get("lost_events")
+    if not isinstance(lost, dict):
+        return 0
+    try:
+        return int(lost.get("num_events_lost", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _extract(flow: dict[str, Any], envelope: dict[str, Any], line: int) -> tuple[Any, ...] | str:
+    """One flow -> a row tuple (see ``_COLUMNS``), or the reason it is malformed."""
+    ip = flow.get("IP")
+    if not isinstance(ip, dict):
+        ip = {}
+    src_ip, dst_ip = ip.get("source"), ip.get("destination")
+    if src_ip is None or dst_ip is None:
+        return "flow has no IP layer (L2 event or field-masked IP)"
+    src_ip, dst_ip = normalize_ip(str(src_ip)), normalize_ip(str(dst_ip))
+    if src_ip is None or dst_ip is None:
+        return "IP.source or IP.destination is not an IP address"
+
+    protocol = src_port = dst_port = is_reply = None
+    l4 = flow.get("l4")
+    if isinstance(l4, dict) and l4:
+        name, fields = next(iter(l4.items()))
+        protocol = _L4_PROTOCOLS.get(name)
+        fields = fields if isinstance(fields, dict) else {}
+        if protocol in ("TCP", "UDP", "SCTP"):
+            # Port 0 is omitted by protojson (zero value); it is never a service port anyway.
+            src_port = _port(fields.get("source_port"))
+            dst_port = _port(fields.get("destination_port"))
+            if src_port == -1 or dst_port == -1:
+                return "l4 port is not an integer 0-65535"
+            if protocol == "TCP":
+                is_reply = _tcp_direction(fields.get("flags"))
+        elif protocol in ("ICMP", "ICMPv6"):
+            icmp_type = fields.get("type", 0)  # echo reply (0) is the omitted zero value
+            is_reply = (
+                _ICMP_DIRECTION.get((protocol, icmp_type)) if isinstance(icmp_type, int) else None
+            )
+
+    # The record's own word beats the inference from flags.
+    if isinstance(flow.get("is_reply"), bool):
+        is_reply = flow["is_reply"]
+    elif flow.get("reply") is True:
+        is_reply = True
+
+    verdict_text = flow.get("verdict")
+    verdict = _VERDICTS.get(verdict_text, "unknown") if isinstance(verdict_text, str) else "unknown"
+    drop = False
+    if verdict == "denied" and verdict_text == "DROPPED":
+        drop = not _policy_drop(flow)
+
+    src = _endpoint(flow.get("source"))
+    dst = _endpoint(flow.get("destination"))
+    time = flow.get("time") or envelope.get("time")
+    if time is not None and not isinstance(time, str):
+        time = str(time)  # not RFC 3339 text: reported as a bad time when parsed
+    return (
+        line, time, src_ip, dst_ip, src_port, dst_port, protocol,
+        src[0], dst[0], src[1], dst[1], src[2], dst[2], src[3], dst[3],
+        verdict, is_reply, drop,
+    )  # fmt: skip
+
+
+def _port(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+        return value or None
+    return -1
+
+
+def _tcp_direction(flags: Any) -> bool | None:
+    if not isinstance(flags, dict) or not flags.get("SYN"):
+        return None
+    return bool(flags.get("ACK"))
+
+
+def _policy_drop(flow: dict[str, Any]) -> bool:
+    desc = flow.get("drop_reason_desc")
+    if isinstance(desc, str) and desc:
+        return desc in _POLICY_DROP_REASONS
+    code = flow.get("drop_reason")
+    if isinstance(code, int) and code:
+        return code in _POLICY_DROP_CODES
+    return True  # no reason given: take the verdict at its word
+
+
+def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
+    """``(namespace, pod, labels, kind)`` of a Hubble Endpoint."""
+    if not isinstance(value, dict):
+        return None, None, None, "unknown"
+    namespace = value.get("namespace") or None
+    pod = value.get("pod_name") or None
+    raw = value.get("labels")
+    labels_list = tuple(str(v) for v in raw) if isinstance(raw, list) else ()
+    labels, reserved_kind = _labels(labels_list)
+    identity = value.get("identity")
+    if reserved_kind is None and isinstance(identity, int):
+        reserved_kind = _IDENTITY_KINDS.get(identity)
+        if reserved_kind is None and identity >= _LOCAL_IDENTITY_BASE and namespace is None:
+            reserved_kind = "world"
+    if reserved_kind is not None:
+        return None, None, None, reserved_kind
+    # Kind "pod" means "selectable": it needs the labels. A pod named without them (a field
+    # mask) stays "unknown" with its namespace and name, for the inventory to complete.
+    if namespace is not None and labels:
+        return namespace, pod, labels, "pod"
+    return namespace, pod, labels, "unknown"
+
+
+@lru_cache(maxsize=16384)
+def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """Cilium label strings -> (canonical pod labels or None, reserved kind or None)."""
+    pod_labels: dict[str, str] = {}
+    reserved: set[str] = set()
+    for item in raw:
+        source, sep, rest = item.partition(":")
+        if not sep:
+            continue
+        key, _, val = rest.partition("=")
+        if source == "reserved":
+            reserved.add(key)
+        elif source in ("cidr", "fqdn"):
+            reserved.add("world")
+        elif source == "k8s":
+            if key in _INJECTED_LABELS or key.startswith(_INJECTED_PREFIXES):
+                continue
+            if is_valid_label_key(key) and is_valid_label_value(val):
+                pod_labels[key] = val
+    kind: str | None = None
+    if "health" in reserved:
+        kind = "health"
+    elif "host" in reserved:
+        kind = "host"
+    elif "remote-node" in reserved:
+        kind = "node"
+    elif reserved & {"world", "world-ipv4", "world-ipv6", "kube-apiserver"}:
+        kind = "world"
+    elif reserved:
+        kind = "unknown"  # init, unmanaged, ingress: nothing a NetworkPolicy can name
+    return (canonical_labels(pod_labels) if pod_labels else None), kind
+
+
+def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=list(_COLUMNS))
+    time = text_to_time(frame["time"])
+    bad_time = time.isna() & frame["time"].notna()
+    if bad_time.any():
+        first = int(frame.loc[bad_time, "line"].iloc[0])
+        report.skip("time is not RFC 3339", source=source, line=first, count=int(bad_time.sum()))
+        frame, time = frame[~bad_time], time[~bad_time]
+    frame["time"] = time
+    report.records_used += len(frame)
+
+    health = (frame["src_kind"] == "health") | (frame["dst_kind"] == "health")
+    if health.any():
+        report.filter("Cilium health check", int(health.sum()))
+    drop = frame["drop"].astype(bool)
+    noise = drop & ~health
+    if noise.any():
+        report.filter("dropped by the datapath, not by policy", int(noise.sum()))
+    frame = frame[~health & ~drop].drop(columns=["line", "drop"])
+    for column in ("src_port", "dst_port"):
+        frame[column] = pd.array(frame[column].tolist(), dtype="UInt16")
+    frame["is_reply"] = pd.array(frame["is_reply"].tolist(), dtype="boolean")
+    frame = drop_noise(conform_flows(frame), report)
+    return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)

@@ -1,0 +1,384 @@
+"""IP -> endpoint, time-aware: fill each flow's identities from a cluster :class:`Inventory`.
+
+Rules (in this order, per side of each flow):
+
+1. A side that already carries a namespace and labels (CSV, Hubble) is left alone, and so is one
+   the source marked ``host`` or ``node`` (Cilium's reserved identities, GKE node details).
+2. **Pod IPs, time-aware.** An IP maps to the pod that held it *at the flow's time*: the pod whose
+   interval ``[start, end)`` contains the time. ``start`` is ``status.startTime`` (set by the
+   kubelet before the sandbox, hence before the pod gets its IP). ``end`` is the earliest of: the
+   pod's containers' ``finishedAt`` (Succeeded/Failed pods release their IP), the first snapshot
+   taken after the last one that lists the pod (it was deleted in between), and the start of the
+   next pod holding the same IP (an IP has one owner at a time, so the earlier pod was gone by
+   then). A flow is therefore never attributed to a later owner of its IP. Flows without a time
+   take the IP's latest owner.
+3. **Service IPs** (ClusterIP, external and load-balancer IPs), seen when a flow is recorded
+   before kube-proxy's DNAT: the Service's backends, the pods its selector matches. The side gets
+   the Service's namespace and the labels *all* its backends share (the selector at least), so a
+   rule built from it selects every backend, whichever workload (a Service over several
+   Deployments, e.g. canary and stable, becomes their common labels). A selector-less Service
+   (``default/kubernetes``, ExternalName, manual Endpoints) becomes kind ``service``.
+4. **Node IPs** and the IPs of hostNetwork pods (which are their node's IP): kind ``node``.
+   NetworkPolicy cannot select host-network pods, only address their node by ``ipBlock``.
+5. Otherwise an outside peer, kind ``world`` — unless the IP lies inside a node's pod CIDR: then
+   it is a pod the inventory does not know (``unknown``), never an ``ipBlock`` candidate.
+
+A side that names its pod (GCP ``gke_details``, Hubble with field-masked labels) takes the labels
+of the pod of that name (latest snapshot) before any address lookup: the source knew the pod at
+the flow's time, while an inventory only samples it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netpolgen.flows import conform_flows, validate_flows
+from netpolgen.ingest.inventory import Inventory
+from netpolgen.ingest.report import IngestReport
+from netpolgen.labels import canonical_labels, labels_from_canonical
+
+__all__ = ["pod_ip_intervals", "resolve_flows", "service_endpoints", "service_ports"]
+
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+_FAR_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
+
+
+def resolve_flows(
+    flows: pd.DataFrame, inventory: Inventory, *, report: IngestReport | None = None
+) -> pd.DataFrame:
+    """Fill ``src_``/``dst_`` namespace, pod, labels and kind from the inventory.
+
+    Args:
+        flows: a flow table (``load_flows``).
+        inventory: pods, services and nodes (``load_inventory``), one or more snapshots.
+        report: if given, a note on how many addresses matched nothing is added to its messages.
+
+    Returns:
+        A new flow table; the input is not modified. See the module docstring for the rules.
+
+    Examples:
+        >>> inventory = load_inventory("pods.json")  # doctest: +SKIP
+        >>> flows = resolve_flows(load_flows("vpc.log"), inventory)  # doctest: +SKIP
+    """
+    validate_flows(flows)
+    out = flows.copy()
+    if not len(out):
+        return out
+    owners = pod_ip_intervals(inventory)
+    services = service_endpoints(inventory)
+    ports = service_ports(inventory)
+    node_ips = _node_ips(inventory)
+    cidrs = _pod_cidrs(inventory)
+    by_name = _pods_by_name(inventory)
+    unmatched: set[str] = set()
+    for side in ("src", "dst"):
+        namespace = out[f"{side}_namespace"]
+        labels = out[f"{side}_labels"]
+        kind = out[f"{side}_kind"].astype("string")
+        known = namespace.notna() & labels.notna()
+        need = (~known & ~kind.isin(["host", "node"])).fillna(False).astype(bool)
+        if not need.any():
+            continue
+        part = pd.DataFrame(
+            {
+                "time": out.loc[need, "time"],
+                "ip": out.loc[need, f"{side}_ip"],
+                "namespace": namespace[need],
+                "pod": out.loc[need, f"{side}_pod"],
+                "labels": labels[need],
+                "kind": kind[need],
+                "port": out.loc[need, f"{side}_port"].astype("Int64"),
+                "protocol": out.loc[need, "protocol"].astype("string"),
+            }
+        )
+        resolved = _resolve(part, owners, services, ports, node_ips, cidrs, by_name)
+        out.loc[need, f"{side}_port"] = resolved["port"].astype("UInt16")
+        for column in ("namespace", "pod", "labels"):
+            out.loc[need, f"{side}_{column}"] = resolved[column].astype("string")
+        out[f"{side}_kind"] = out[f"{side}_kind"].astype("string")
+        out.loc[need, f"{side}_kind"] = resolved["kind"].astype("string")
+        unmatched |= set(resolved.loc[resolved["_unmatched"], "ip"].dropna())
+    if report is not None and unmatched:
+        report.messages.append(
+            f"inventory: {len(unmatched)} address(es) matched no pod, service or node at the "
+            "flow's time; they are treated as outside peers (or unknown pods inside pod CIDRs)"
+        )
+    return conform_flows(out)
+
+
+def pod_ip_intervals(inventory: Inventory) -> pd.DataFrame:
+    """One row per (pod, IP) with the interval ``[start, end)`` the pod held the IP.
+
+    Columns: ip, start, end (NaT: still holding it at the last snapshot), namespace, pod, labels,
+    uid. hostNetwork pods are left out (their IP is the node's). See the module docstring.
+    """
+    pods = inventory.pods
+    pods = pods[~pods["host_network"] & pods["ip"].notna()]
+    columns = ["ip", "start", "end", "namespace", "pod", "labels", "uid"]
+    if not len(pods):
+        return pd.DataFrame({c: pd.Series(dtype="string") for c in columns}).assign(
+            start=pd.Series(dtype="datetime64[ns, UTC]"), end=pd.Series(dtype="datetime64[ns, UTC]")
+        )
+    pods = pods.sort_values("snapshot", kind="stable")
+    grouped = pods.groupby(["uid", "ip"], sort=False)
+    table = grouped.agg(
+        start=("start", "min"),
+        last_seen=("snapshot", "max"),
+        finished=("finished", "min"),
+        namespace=("namespace", "last"),
+        pod=("name", "last"),
+        labels=("labels", "last"),
+    ).reset_index()
+    table["start"] = table["start"].fillna(_EPOCH)
+    snapshots = np.array(sorted({pd.Timestamp(s).value for s in inventory.snapshots}), dtype="i8")
+    later = np.searchsorted(snapshots, table["last_seen"].astype("int64").to_numpy(), "right")
+    # The first snapshot after the last one listing the pod: it was gone by then.
+    nanos = np.where(later < len(snapshots), snapshots[np.minimum(later, len(snapshots) - 1)], 0)
+    inferred = pd.Series(pd.to_datetime(nanos, utc=True), index=table.index).where(
+        later < len(snapshots)
+    )
+    end = table["finished"].where(
+        table["finished"].notna() & (inferred.isna() | (table["finished"] < inferred)), inferred
+    )
+    table = table.assign(end=end).sort_values(["ip", "start"], kind="stable")
+    next_start = table.groupby("ip", sort=False)["start"].shift(-1)
+    truncate = next_start.notna() & (table["end"].isna() | (next_start < table["end"]))
+    table["end"] = table["end"].mask(truncate, next_start)
+    return table[columns].reset_index(drop=True)
+
+
+def service_endpoints(inventory: Inventory) -> pd.DataFrame:
+    """One row per Service IP: ip, namespace, labels (shared by all backends), kind.
+
+    ``kind`` is ``pod`` for Services with a selector (``labels`` then select every backend) and
+    ``service`` for selector-less ones. The latest snapshot's definition of each Service wins.
+    """
+    services = _latest_services(inventory)
+    columns = ["ip", "namespace", "labels", "kind"]
+    if not len(services):
+        return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
+    shared, _ = _backend_labels(services, inventory.pods)
+    has_selector = services["selector"].notna()
+    labels = services.index.to_series().map(shared).astype("string")
+    labels = labels.fillna(services["selector"]).where(has_selector)
+    return pd.DataFrame(
+        {
+            "ip": services["ip"],
+            "namespace": services["namespace"],
+            "labels": labels,
+            "kind": np.where(has_selector, "pod", "service"),
+        }
+    )
+
+
+def service_ports(inventory: Inventory) -> pd.DataFrame:
+    """Service port -> backend port, one row per (Service IP, protocol, port).
+
+    A flow recorded before kube-proxy's DNAT names the Service port; NetworkPolicy ports are the
+    pods' ports (the ``targetPort``). A named ``targetPort`` is looked up in the backends' named
+    container ports. Columns: ip, protocol, port, target (Int64; NA when the name is unknown).
+    """
+    services = _latest_services(inventory)
+    rows: list[tuple[str, str, int, int | None]] = []
+    if not len(services):
+        return pd.DataFrame(rows, columns=["ip", "protocol", "port", "target"])
+    _, matched_sets = _backend_labels(services, inventory.pods)
+    pods = inventory.pods[~inventory.pods["host_network"]]
+    named_by_set: dict[str, dict[tuple[str, str], int]] = {}
+    for labels, ports in zip(pods["labels"], pods["ports"], strict=True):
+        if pd.isna(ports):
+            continue
+        for item in str(ports).split(","):
+            name, _, rest = item.partition("=")
+            number, _, protocol = rest.partition("/")
+            if number.isdigit():
+                named_by_set.setdefault(str(labels), {})[(name, protocol)] = int(number)
+    for index, ip, ports in zip(services.index, services["ip"], services["ports"], strict=True):
+        if pd.isna(ports):
+            continue
+        for item in str(ports).split(","):
+            head, _, target = item.partition(">")
+            port, _, protocol = head.partition("/")
+            if not port.isdigit():
+                continue
+            if target.isdigit():
+                rows.append((str(ip), protocol, int(port), int(target)))
+                continue
+            found = {
+                named_by_set.get(label_set, {}).get((target, protocol))
+                for label_set in matched_sets.get(index, ())
+            } - {None}
+            # Backends that disagree on the named port's number: no single translation.
+            rows.append((str(ip), protocol, int(port), found.pop() if len(found) == 1 else None))
+    frame = pd.DataFrame(rows, columns=["ip", "protocol", "port", "target"])
+    frame["target"] = frame["target"].astype("Int64")
+    return frame
+
+
+def _latest_services(inventory: Inventory) -> pd.DataFrame:
+    services = inventory.services.dropna(subset=["ip"])
+    services = services.sort_values("snapshot", kind="stable").drop_duplicates("ip", keep="last")
+    return services.reset_index(drop=True)
+
+
+def _long_labels(frame: pd.DataFrame, key: str, column: str) -> pd.DataFrame:
+    """``(key, namespace, label_key, label_value)`` rows for a canonical-labels column."""
+    rows = [
+        (k, namespace, label_key, label_value)
+        for k, namespace, text in zip(frame[key], frame["namespace"], frame[column], strict=True)
+        for label_key, label_value in labels_from_canonical(str(text))
+    ]
+    return pd.DataFrame(rows, columns=[key, "namespace", "label_key", "label_value"])
+
+
+def _backend_labels(
+    services: pd.DataFrame, pods: pd.DataFrame
+) -> tuple[dict[Any, str], dict[Any, list[str]]]:
+    """Per Service row: the canonical labels common to all pods its selector matches, and the
+    label sets of those pods (vectorised: label pairs joined, not pods looped over)."""
+    selected = services[services["selector"].notna()]
+    pods = pods[~pods["host_network"]].drop_duplicates(["namespace", "labels"])
+    if not len(selected) or not len(pods):
+        return {}, {}
+    sel = _long_labels(selected.assign(_svc=selected.index), "_svc", "selector")
+    size = sel.groupby("_svc").size()
+    pod_long = _long_labels(pods.assign(_set=pods["labels"]), "_set", "labels")
+    hits = sel.merge(pod_long, on=["namespace", "label_key", "label_value"])
+    per_set = hits.groupby(["_svc", "_set"]).size().rename("n").reset_index()
+    matched = per_set[per_set["n"] == per_set["_svc"].map(size)][["_svc", "_set"]]
+    if not len(matched):
+        return {}, {}
+    sets = {svc: list(group["_set"]) for svc, group in matched.groupby("_svc")}
+    sets_per_service = matched.groupby("_svc").size()
+    pairs = matched.merge(
+        pod_long[["_set", "label_key", "label_value"]].drop_duplicates(), on="_set"
+    )
+    common = pairs.groupby(["_svc", "label_key", "label_value"]).size().rename("n").reset_index()
+    common = common[common["n"] == common["_svc"].map(sets_per_service)]
+    shared = {
+        svc: canonical_labels(dict(zip(group["label_key"], group["label_value"], strict=True)))
+        for svc, group in common.groupby("_svc")
+    }
+    return shared, sets
+
+
+def _node_ips(inventory: Inventory) -> set[str]:
+    host_pods = inventory.pods[inventory.pods["host_network"]]["ip"].dropna()
+    return set(inventory.nodes["ip"].dropna()) | set(host_pods)
+
+
+def _pod_cidrs(inventory: Inventory) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for text in inventory.nodes["pod_cidrs"].dropna().unique():
+        for cidr in str(text).split(","):
+            try:
+                networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError:
+                continue
+    return networks
+
+
+def _pods_by_name(inventory: Inventory) -> pd.DataFrame:
+    pods = inventory.pods.sort_values("snapshot", kind="stable")
+    latest = pods.drop_duplicates(["namespace", "name"], keep="last")
+    return latest.loc[~latest["host_network"], ["namespace", "name", "labels"]].rename(
+        columns={"name": "pod", "labels": "_name_labels"}
+    )
+
+
+def _resolve(
+    part: pd.DataFrame,
+    owners: pd.DataFrame,
+    services: pd.DataFrame,
+    ports: pd.DataFrame,
+    node_ips: set[str],
+    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    by_name: pd.DataFrame,
+) -> pd.DataFrame:
+    """Resolve one side of the flows that need it (see the module docstring for the order)."""
+    result = part.copy()
+    result["_unmatched"] = False
+    done = pd.Series(False, index=part.index)
+
+    # 1. A side the source named (GKE details, Hubble with field-masked labels): the source knew
+    # the pod at the flow's time, so its name beats an address lookup; labels come by name.
+    named = part["namespace"].notna() & part["pod"].notna()
+    if named.any() and len(by_name):
+        lookup = part.loc[named, ["namespace", "pod"]].reset_index()
+        hit = lookup.merge(by_name, on=["namespace", "pod"]).set_index(lookup.columns[0])
+        if len(hit):
+            result.loc[hit.index, "labels"] = hit["_name_labels"]
+            result.loc[hit.index, "kind"] = "pod"
+            done.loc[hit.index] = True
+
+    # 2. pod IPs at the flow's time: the latest owner that started at or before the time.
+    with_ip = part[~done & part["ip"].notna()]
+    if len(with_ip) and len(owners):
+        left = pd.DataFrame(
+            {
+                "_row": with_ip.index,
+                "ip": with_ip["ip"].astype(str).to_numpy(),
+                "_time": with_ip["time"].fillna(_FAR_FUTURE).to_numpy(),
+                "_untimed": with_ip["time"].isna().to_numpy(),
+            }
+        ).sort_values("_time", kind="stable")
+        right = owners.assign(ip=owners["ip"].astype(str)).sort_values("start", kind="stable")
+        matched = pd.merge_asof(
+            left, right, left_on="_time", right_on="start", by="ip", direction="backward"
+        )
+        ok = matched["start"].notna() & (
+            matched["_untimed"] | matched["end"].isna() | (matched["_time"] < matched["end"])
+        )
+        matched = matched[ok].set_index("_row")
+        result.loc[matched.index, "namespace"] = matched["namespace"]
+        result.loc[matched.index, "pod"] = matched["pod"]
+        result.loc[matched.index, "labels"] = matched["labels"]
+        result.loc[matched.index, "kind"] = "pod"
+        done.loc[matched.index] = True
+
+    # 3. Service IPs -> the Service's backends.
+    rest = part[~done & part["ip"].notna()]
+    if len(rest) and len(services):
+        lookup = rest[["ip"]].reset_index()
+        hit = lookup.merge(services, on="ip").set_index(lookup.columns[0])
+        if len(hit):
+            result.loc[hit.index, "namespace"] = hit["namespace"]
+            result.loc[hit.index, "pod"] = pd.NA
+            result.loc[hit.index, "labels"] = hit["labels"]
+            result.loc[hit.index, "kind"] = hit["kind"]
+            done.loc[hit.index] = True
+            # The Service port -> the backends' port (targetPort), which policies must name.
+            asked = part.loc[hit.index, ["ip", "protocol", "port"]].reset_index()
+            translated = (
+                asked.merge(ports.astype({"port": "Int64"}), on=["ip", "protocol", "port"])
+                .set_index(asked.columns[0])["target"]
+                .dropna()
+            )
+            result.loc[translated.index, "port"] = translated
+
+    # 4. Node IPs and hostNetwork pods.
+    is_node = ~done & part["ip"].isin(node_ips).fillna(False).astype(bool)
+    result.loc[is_node, ["namespace", "pod", "labels"]] = pd.NA
+    result.loc[is_node, "kind"] = "node"
+    done |= is_node
+
+    # 5. Everything else with an address is outside the cluster, or an unknown pod.
+    rest_mask = ~done & part["ip"].notna() & ~part["kind"].eq("pod").fillna(False)
+    if rest_mask.any():
+        ips = part.loc[rest_mask, "ip"]
+        inside = {ip: _in_cidrs(str(ip), cidrs) for ip in ips.unique()}
+        result.loc[rest_mask, "kind"] = ips.map(inside).map({True: "unknown", False: "world"})
+        result.loc[rest_mask, "_unmatched"] = True
+    return result
+
+
+def _in_cidrs(ip: str, cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address.version == net.version and address in net for net in cidrs)

@@ -1,0 +1,147 @@
+"""Damaged input never escapes as anything but a NetpolgenError (no tracebacks for users)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netpolgen.errors import NetpolgenError
+from netpolgen.flows import validate_flows
+from netpolgen.ingest import FORMATS, IngestReport, load_flows
+from tests.ingest import cluster
+from tests.ingest.helpers import DATA
+
+FIXTURES = sorted(p for p in DATA.iterdir() if p.is_file())
+# The formats of issue 3 (the CSV reader has its own tests).
+OUR_FORMATS = [name for name in FORMATS if name != "csv"]
+SOURCES: list[bytes] = [p.read_bytes() for p in FIXTURES] + [
+    render().encode() for name, render in cluster.RENDERERS.items() if name != "csv"
+]
+
+
+def load(data: bytes, fmt: str) -> None:
+    try:
+        flows = load_flows(io.BytesIO(data), fmt, report=IngestReport())
+    except NetpolgenError:
+        return
+    validate_flows(flows)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    source=st.sampled_from(SOURCES),
+    cut=st.floats(0, 1),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
+    fmt=st.sampled_from(["auto", *OUR_FORMATS]),
+)
+def test_truncated_or_corrupted_input(
+    source: bytes, cut: float, flips: list[tuple[float, int]], fmt: str
+) -> None:
+    data = bytearray(source[: int(len(source) * cut)])
+    for where, byte in flips:
+        if data:
+            data[int(where * (len(data) - 1))] = byte
+    load(bytes(data), fmt)
+
+
+@pytest.mark.parametrize("fmt", ["auto", *OUR_FORMATS])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00\xff\xfe" * 100,
+        b"{}\n",
+        b"[]",
+        b"null\n",
+        b'"text"\n',
+        b"1 2 3\n",
+        b'{"records": 5}',
+        b'{"flow": 5}\n',
+        b'{"flow": {"IP": 5}}\n',
+    ],  # fmt: skip
+)
+def test_odd_documents(fmt: str, data: bytes) -> None:
+    load(data, fmt)
+
+
+def test_fixture_list_is_not_empty() -> None:
+    assert any(isinstance(p, Path) for p in FIXTURES)
+
+
+JSON_SOURCES = [
+    (name, render()) for name, render in cluster.RENDERERS.items() if name in ("hubble", "gcp-vpc")
+] + [("azure", (DATA / "azure-nsg-v2.json").read_text())]
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found: list[tuple[object, ...]] = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fields_of_the_wrong_type(data: st.DataObject) -> None:
+    import json
+
+    fmt, text = data.draw(st.sampled_from(JSON_SOURCES))
+    documents = (
+        [json.loads(text)] if fmt == "azure" else [json.loads(x) for x in text.splitlines()[:6]]
+    )
+    for document in documents:
+        paths = _paths(document)
+        for path in data.draw(st.lists(st.sampled_from(paths), max_size=3)):
+            node = document
+            try:
+                for key in path[:-1]:
+                    node = node[key]  # type: ignore[index]
+                node[path[-1]] = data.draw(ODD_VALUES)  # type: ignore[index]
+            except (KeyError, IndexError, TypeError):
+                continue  # an earlier change replaced the container
+    payload = "\n".join(json.dumps(d) for d in documents).encode()
+    load(payload, data.draw(st.sampled_from(["auto", fmt])))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_inventory_fields_of_the_wrong_type(data: st.DataObject) -> None:
+    import json
+
+    from netpolgen.errors import InventoryError
+    from netpolgen.ingest.inventory import parse_inventory
+    from netpolgen.resolve import resolve_flows
+
+    document = json.loads(json.dumps(cluster.inventory_document()))  # a private copy
+    paths = _paths(document)
+    for path in data.draw(st.lists(st.sampled_from(paths), max_size=4)):
+        node: object = document
+        try:
+            for key in path[:-1]:
+                node = node[key]  # type: ignore[index]
+            node[path[-1]] = data.draw(ODD_VALUES)  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        inventory = parse_inventory([json.loads(json.dumps(document))])
+    except InventoryError:
+        return
+    flows = load_flows(io.BytesIO(cluster.render_aws().encode()), report=IngestReport())
+    validate_flows(resolve_flows(flows, inventory))
