@@ -198,3 +198,23 @@ def test_library_pipeline_step_by_step_equals_cli_directory(tmp_path: Path) -> N
     assert sorted(p.relative_to(tmp_path / "cli") for p in (tmp_path / "cli").rglob("*.yaml")) == (
         sorted(written)
     )
+
+
+def test_addresses_and_inventory_give_the_labelled_policies(flows: pd.DataFrame) -> None:
+    """The CSV stripped to addresses (a VPC flow log's view) + the inventory = the CSV."""
+    inventory = netpolgen.load_inventory(SAMPLE_FLOWS / "online-shop.inventory.json")
+    nothing = pd.Series(False, index=flows.index)
+    ip_only = flows.copy()
+    for side in ("src", "dst"):
+        for column in ("namespace", "pod", "labels"):
+            ip_only[f"{side}_{column}"] = ip_only[f"{side}_{column}"].where(nothing)
+        ip_only[f"{side}_kind"] = ip_only[f"{side}_kind"].where(nothing, "unknown")
+    resolved = netpolgen.resolve_flows(ip_only, inventory)
+    assert netpolgen.render_yaml(netpolgen.generate(resolved).policies) == netpolgen.render_yaml(
+        netpolgen.generate(flows).policies
+    )
+    summary = netpolgen.inspect_flows(
+        [SAMPLE_FLOWS / "online-shop.hubble.jsonl"],
+        inventory=SAMPLE_FLOWS / "online-shop.inventory.json",
+    )
+    assert len(summary.edges_table) == 62

@@ -145,3 +145,22 @@ def test_progress_bar_draws_on_stderr(capsys: pytest.CaptureFixture[str]) -> Non
         progress("a.csv", 3)
     captured = capsys.readouterr()
     assert captured.out == ""
+
+
+def test_hubble_sample_with_inventory() -> None:
+    hubble = str(SAMPLE_FLOWS / "online-shop.hubble.jsonl")
+    inventory = str(SAMPLE_FLOWS / "online-shop.inventory.json")
+    result = run("inspect", hubble, "-i", inventory, "--format", "json", "-v")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["report"]["formats"] == {hubble: "hubble"}
+    assert document["totals"]["filtered: duplicate observation of a connection"] > 0
+    assert document["totals"]["edges"] == 62
+    assert [u["ip"] for u in document["unresolved"]] == ["10.244.1.250"]
+    assert f"read {hubble} as hubble" in result.stderr
+
+
+def test_missing_inventory_is_a_clean_error() -> None:
+    result = run("inspect", THREE_TIER, "-i", "no/such/inventory.json")
+    assert result.exit_code == 1
+    assert "no/such/inventory.json" in result.stderr and "Traceback" not in result.output
