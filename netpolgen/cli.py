@@ -75,8 +75,9 @@ def _echo_report(
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
 @click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
-    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
+         "(or give a directory of them).",
 )  # fmt: skip
 @click.option(
     "-o", "--output", default="-", show_default=True,
@@ -104,6 +105,9 @@ def _echo_report(
 @click.option("--group-ips", is_flag=True,
               help="Group addresses without labels or inventory by behaviour (scikit-learn) and "
                    "list each group's blocks in an annotation.")  # fmt: skip
+@click.option("--named-ports", is_flag=True,
+              help="Write ports by the name the destination's containers give them, where all "
+                   "its pods in the inventory agree (needs -i).")  # fmt: skip
 @click.option("--ip-group-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Jaccard distance at which --group-ips groups stop merging.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
@@ -124,6 +128,7 @@ def from_flows(
     cidr6_prefix_min: int,
     port_range_min: int,
     group_ips: bool,
+    named_ports: bool,
     ip_group_threshold: float,
     strict: bool,
     force: bool,
@@ -152,6 +157,7 @@ def from_flows(
         port_range_min=port_range_min,
         group_ips=group_ips,
         ip_group_threshold=ip_group_threshold,
+        named_ports=named_ports,
     )
     with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
         result = netpolgen.generate_from_files(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import pandas as pd
@@ -169,9 +169,17 @@ class Workloads:
 
     table: pd.DataFrame
     selectors: Mapping[str, LabelSelector]
+    # Endpoint key (``ns/stable labels``, as in edges) -> workload id, where they differ: with an
+    # inventory, a workload is its owner (``ns/Deployment/name``) and may have several label sets.
+    members: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def name_of(self, workload: str) -> str:
         return str(self.table.loc[workload, "name"])
+
+    def workload_of(self, key: str) -> str:
+        """The workload id of an endpoint key ``ns/stable-labels``."""
+        return self.members.get(key, key)
 
 
 def workload_id(namespace: str, labels: str) -> str:
@@ -253,7 +261,11 @@ def _names(table: pd.DataFrame, selectors: Mapping[str, LabelSelector]) -> list[
         values = [v for _, v in sorted(selector.match_labels, key=lambda kv: _key_rank(kv[0]))]
         full = "-".join(values) or "pods"
         bases = {workload_name_from_pod(p) for p in row["pods"]}
-        if len(bases) == 1:
+        owner = row.get("owner")
+        if isinstance(owner, str) and owner:
+            short = owner  # the controller's own name, from the inventory's owner chain
+            full = f"{owner}-{row.get('kind', '')}".rstrip("-").lower()
+        elif len(bases) == 1:
             short = bases.pop()
         else:
             short = values[-1] if values else full

@@ -11,7 +11,7 @@ block's ``except`` list (the API requires ``except`` entries to lie inside ``cid
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from netpolgen.policy.model import IPBlock
 
@@ -71,9 +71,11 @@ def merge_addresses(
     return blocks
 
 
-def describe_address(cidr: str) -> str | None:
-    """Why a well-known address is in a policy, if it is one."""
+def describe_address(cidr: str, notes: Mapping[str, str] | None = None) -> str | None:
+    """Why an address is in a policy, if it is a known one (``notes`` first: the inventory's
+    nodes, hostNetwork pods and API server; then well-known link-local services)."""
     network = ipaddress.ip_network(cidr, strict=False)
     if network.num_addresses == 1:
-        return WELL_KNOWN_ADDRESSES.get(str(network.network_address))
+        address = str(network.network_address)
+        return (notes or {}).get(address) or WELL_KNOWN_ADDRESSES.get(address)
     return None

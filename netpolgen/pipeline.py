@@ -8,16 +8,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from netpolgen.aggregate import EdgeOptions, aggregate_edges
 from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
-from netpolgen.identity import Workloads, identify_workloads
+from netpolgen.identity import Workloads, identify_workloads, pod_endpoints
 from netpolgen.ingest import Source, load_flows
-from netpolgen.ingest.inventory import load_inventory
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.report import IngestReport
-from netpolgen.policy.model import Policy
+from netpolgen.owners import (
+    DNS_NAMESPACE,
+    address_notes,
+    cluster_networks,
+    dns_selector,
+    inventory_workloads,
+    named_ports,
+    stray_pod_addresses,
+)
+from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Peer, Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
 from netpolgen.resolve import resolve_flows
@@ -43,6 +53,8 @@ class GenerateOptions:
         group_ips: group addresses that no label or inventory identifies by behaviour
             (``netpolgen.cluster``); each group's addresses are merged and listed together.
         ip_group_threshold: the Jaccard distance at which such groups stop merging.
+        named_ports: write a port by the name the destination's containers give it, where all
+            of the workload's pods in the inventory agree (needs an inventory).
 
     Examples:
         >>> options = GenerateOptions(namespaces=("shop",), cidr_prefix_v4=24)
@@ -61,6 +73,7 @@ class GenerateOptions:
     port_range_min: int = 0
     group_ips: bool = False
     ip_group_threshold: float = DEFAULT_THRESHOLD
+    named_ports: bool = False
 
 
 @dataclass
@@ -100,13 +113,19 @@ def generate(
     options: GenerateOptions | None = None,
     *,
     report: IngestReport | None = None,
+    inventory: Inventory | None = None,
 ) -> GenerateResult:
     """Generate least-privilege NetworkPolicies from a flow table.
 
     Args:
-        flows: a flow table (``load_flows``); checked with ``validate_flows``.
+        flows: a flow table (``load_flows``, resolved with ``resolve_flows`` if it has only
+            addresses); checked with ``validate_flows``.
         options: what to generate; the defaults match the CLI's.
         report: the ingest report to continue (filtered records are counted in it).
+        inventory: the cluster's pods (``load_inventory``): workloads are then their owners
+            (Deployment, StatefulSet, CronJob, ...), selectors are exact against every pod it
+            lists, DNS goes to the resolver pods it finds, and nodes and the API server are
+            named in the annotations.
 
     Examples:
         >>> result = generate(load_flows("sample_flows/three-tier.csv"))  # doctest: +SKIP
@@ -124,7 +143,11 @@ def generate(
         EdgeOptions(include_denied=options.include_denied, min_count=options.min_count),
         report,
     )
-    workloads = identify_workloads(flows)
+    workloads = (
+        identify_workloads(flows)
+        if inventory is None or inventory.pods.empty
+        else inventory_workloads(pod_endpoints(flows), inventory)
+    )
     ip_groups = (
         cluster_endpoints(edges, endpoints, distance_threshold=options.ip_group_threshold)
         if options.group_ips
@@ -141,10 +164,12 @@ def generate(
             cidr_prefix_v4=options.cidr_prefix_v4,
             cidr_prefix_v6=options.cidr_prefix_v6,
             port_range_min=options.port_range_min,
-            protected_networks=_cluster_addresses(flows),
+            protected_networks=_cluster_addresses(flows)
+            + (cluster_networks(inventory) if inventory is not None else ()),
             ip_groups=()
             if ip_groups is None
             else tuple(zip(ip_groups["ip"], ip_groups["group"], strict=True)),
+            **_inventory_options(inventory, workloads, options),
         ),
     )
     return GenerateResult(
@@ -153,7 +178,9 @@ def generate(
         endpoints=endpoints,
         workloads=workloads,
         report=report,
-        warnings=synthesis.warnings,
+        warnings=list(workloads.warnings)
+        + synthesis.warnings
+        + (stray_pod_addresses(endpoints, inventory) if inventory is not None else []),
         ip_groups=ip_groups,
     )
 
@@ -198,6 +225,33 @@ def generate_from_files(
     """
     report = IngestReport(strict=strict)
     flows = load_flows(list(sources), format, report=report, on_chunk=on_chunk)
-    if inventory:
-        flows = resolve_flows(flows, load_inventory(inventory), report=report)
-    return generate(flows, options, report=report)
+    cluster = load_inventory(inventory) if inventory else None
+    if cluster is not None:
+        flows = resolve_flows(flows, cluster, report=report)
+    return generate(flows, options, report=report, inventory=cluster)
+
+
+def _inventory_options(
+    inventory: Inventory | None, workloads: Workloads, options: GenerateOptions
+) -> dict[str, Any]:
+    """What the inventory adds to synthesis: the resolver's pods, address notes, port names."""
+    if inventory is None:
+        return {}
+    dns = dns_selector(inventory)
+    return {
+        "dns_peer": None
+        if dns is None
+        else Peer(
+            pod_selector=dns,
+            namespace_selector=LabelSelector.of({NAMESPACE_NAME_LABEL: DNS_NAMESPACE}),
+        ),
+        "address_notes": tuple(sorted(address_notes(inventory).items())),
+        "named_ports": tuple(
+            sorted(
+                (w, proto, port, name)
+                for (w, proto, port), name in named_ports(inventory, workloads).items()
+            )
+        )
+        if options.named_ports
+        else (),
+    }

@@ -16,12 +16,15 @@ Rules (in this order, per side of each flow):
    before kube-proxy's DNAT: the Service's backends, the pods its selector matches. The side gets
    the Service's namespace and the labels *all* its backends share (the selector at least), so a
    rule built from it selects every backend, whichever workload (a Service over several
-   Deployments, e.g. canary and stable, becomes their common labels). A selector-less Service
-   (``default/kubernetes``, ExternalName, manual Endpoints) becomes kind ``service``.
+   Deployments, e.g. canary and stable, becomes their common labels), and the Service port
+   becomes the backends' ``targetPort`` (named ports looked up in the backends' containers), the
+   port a NetworkPolicy must name. A selector-less Service (``default/kubernetes``, ExternalName,
+   manual Endpoints) becomes kind ``service``.
 4. **Node IPs** and the IPs of hostNetwork pods (which are their node's IP): kind ``node``.
    NetworkPolicy cannot select host-network pods, only address their node by ``ipBlock``.
 5. Otherwise an outside peer, kind ``world`` — unless the IP lies inside a node's pod CIDR: then
-   it is a pod the inventory does not know (``unknown``), never an ``ipBlock`` candidate.
+   it is a pod the inventory does not know, kind ``unknown`` (a pod address is recycled, so it
+   makes a poor ``ipBlock``; the report counts these addresses).
 
 A side that names its pod (GCP ``gke_details``, Hubble with field-masked labels) takes the labels
 of the pod of that name (latest snapshot) before any address lookup: the source knew the pod at
@@ -75,6 +78,7 @@ def resolve_flows(
     cidrs = _pod_cidrs(inventory)
     by_name = _pods_by_name(inventory)
     unmatched: set[str] = set()
+    untranslated = 0
     for side in ("src", "dst"):
         namespace = out[f"{side}_namespace"]
         labels = out[f"{side}_labels"]
@@ -102,12 +106,40 @@ def resolve_flows(
         out[f"{side}_kind"] = out[f"{side}_kind"].astype("string")
         out.loc[need, f"{side}_kind"] = resolved["kind"].astype("string")
         unmatched |= set(resolved.loc[resolved["_unmatched"], "ip"].dropna())
+        untranslated += int(resolved["_untranslated"].sum())
     if report is not None and unmatched:
         report.messages.append(
             f"inventory: {len(unmatched)} address(es) matched no pod, service or node at the "
             "flow's time; they are treated as outside peers (or unknown pods inside pod CIDRs)"
         )
+    if report is not None and untranslated:
+        report.messages.append(
+            f"inventory: {untranslated} flow(s) to a Service port whose backend port "
+            "(targetPort) is unknown keep the Service port"
+        )
+    if report is not None:
+        report.messages.extend(_window_warnings(flows, inventory))
     return conform_flows(out)
+
+
+# Snapshots farther than this from every flow say little about who held an address then.
+_SNAPSHOT_DISTANCE = pd.Timedelta(days=1)
+
+
+def _window_warnings(flows: pd.DataFrame, inventory: Inventory) -> list[str]:
+    times = flows["time"].dropna()
+    if not len(times) or not inventory.snapshots:
+        return []
+    first, last = times.min(), times.max()
+    snapshots = sorted(inventory.snapshots)
+    if snapshots[-1] < first - _SNAPSHOT_DISTANCE or snapshots[0] > last + _SNAPSHOT_DISTANCE:
+        return [
+            f"inventory: snapshots taken {snapshots[0]:%Y-%m-%d %H:%M} to "
+            f"{snapshots[-1]:%Y-%m-%d %H:%M} UTC, flows from {first:%Y-%m-%d %H:%M} to "
+            f"{last:%Y-%m-%d %H:%M} UTC: pod addresses may have changed hands in between; "
+            "take inventory snapshots during the flow window"
+        ]
+    return []
 
 
 def pod_ip_intervals(inventory: Inventory) -> pd.DataFrame:
@@ -302,6 +334,7 @@ def _resolve(
     """Resolve one side of the flows that need it (see the module docstring for the order)."""
     result = part.copy()
     result["_unmatched"] = False
+    result["_untranslated"] = False
     done = pd.Series(False, index=part.index)
 
     # 1. A side the source named (GKE details, Hubble with field-masked labels): the source knew
@@ -359,6 +392,10 @@ def _resolve(
                 .dropna()
             )
             result.loc[translated.index, "port"] = translated
+            # A selector Service whose port has no known backend port: the policy would name
+            # the Service port, which the pods may not listen on. Say so.
+            kept = hit.index[(hit["kind"] == "pod").to_numpy()].difference(translated.index)
+            result.loc[kept[part.loc[kept, "port"].notna().to_numpy()], "_untranslated"] = True
 
     # 4. Node IPs and hostNetwork pods.
     is_node = ~done & part["ip"].isin(node_ips).fillna(False).astype(bool)

@@ -125,3 +125,9 @@ def test_binary_stream_source() -> None:
 def test_non_utf8_is_a_clean_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not UTF-8"):
         load((HEADER + "\na,app=\xe9,a,app=y,80\n").encode("latin-1"), tmp_path)
+
+
+def test_header_only_file_reads_as_no_flows(tmp_path: Path) -> None:
+    flows, report = load(HEADER + "\n", tmp_path)
+    assert len(flows) == 0 and report.records_read == 0
+    validate_flows(flows)

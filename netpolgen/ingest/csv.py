@@ -154,7 +154,9 @@ def _parse_chunk(chunk: pd.DataFrame, source: str, report: IngestReport) -> pd.D
             out[f"{side}_ip"] = normalized.mask(ip == "")
         namespace = cells.get(f"{side}_namespace")
         if namespace is not None:
-            valid = namespace.map({v: bool(_NAMESPACE_RE.match(v)) for v in namespace.unique()})
+            valid = namespace.map(
+                {v: bool(_NAMESPACE_RE.match(v)) for v in namespace.unique()}
+            ).astype(bool)
             reject(~valid & (namespace != ""), f"{side}_namespace is not a valid namespace name")
             out[f"{side}_namespace"] = namespace.mask(namespace == "")
         if f"{side}_pod" in cells:

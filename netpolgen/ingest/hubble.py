@@ -138,6 +138,12 @@ def read(
             report.skip("not a Hubble flow record", source=source, line=line)
             continue
         row = _extract(flow, value, line)
+        if row is _NO_IP:
+            # Valid, but nothing a NetworkPolicy can use (ARP and other L2 events, socket
+            # traces, an exporter field mask without IP): filtered, never a --strict error.
+            report.records_used += 1
+            report.filter("flow without IP addresses (L2 event, socket trace, field mask)", 1)
+            continue
         if isinstance(row, str):
             report.skip(row, source=source, line=line)
             continue
@@ -163,14 +169,17 @@ def _lost_events(value: dict[str, Any]) -> int:
         return 0
 
 
+_NO_IP: tuple[Any, ...] = ()  # marker: a valid flow without an IP layer
+
+
 def _extract(flow: dict[str, Any], envelope: dict[str, Any], line: int) -> tuple[Any, ...] | str:
-    """One flow -> a row tuple (see ``_COLUMNS``), or the reason it is malformed."""
+    """One flow -> a row tuple (see ``_COLUMNS``), :data:`_NO_IP`, or why it is malformed."""
     ip = flow.get("IP")
     if not isinstance(ip, dict):
         ip = {}
     src_ip, dst_ip = ip.get("source"), ip.get("destination")
     if src_ip is None or dst_ip is None:
-        return "flow has no IP layer (L2 event or field-masked IP)"
+        return _NO_IP
     src_ip, dst_ip = normalize_ip(str(src_ip)), normalize_ip(str(dst_ip))
     if src_ip is None or dst_ip is None:
         return "IP.source or IP.destination is not an IP address"
@@ -251,7 +260,10 @@ def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
     pod = value.get("pod_name") or None
     raw = value.get("labels")
     labels_list = tuple(str(v) for v in raw) if isinstance(raw, list) else ()
-    labels, reserved_kind = _labels(labels_list)
+    labels, reserved_kind, labelled_namespace = _labels(labels_list)
+    # Behind an L7 proxy (Istio, Cilium's Envoy) Hubble can name the identity without the
+    # endpoint's namespace field; the identity's injected namespace label says it.
+    namespace = namespace or labelled_namespace
     identity = value.get("identity")
     if reserved_kind is None and isinstance(identity, int):
         reserved_kind = _IDENTITY_KINDS.get(identity)
@@ -267,10 +279,11 @@ def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
 
 
 @lru_cache(maxsize=16384)
-def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """Cilium label strings -> (canonical pod labels or None, reserved kind or None)."""
+def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
+    """Cilium label strings -> (canonical pod labels, reserved kind, namespace), each or None."""
     pod_labels: dict[str, str] = {}
     reserved: set[str] = set()
+    namespace: str | None = None
     for item in raw:
         source, sep, rest = item.partition(":")
         if not sep:
@@ -281,6 +294,8 @@ def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None]:
         elif source in ("cidr", "fqdn"):
             reserved.add("world")
         elif source == "k8s":
+            if key == "io.kubernetes.pod.namespace":
+                namespace = val or None
             if key in _INJECTED_LABELS or key.startswith(_INJECTED_PREFIXES):
                 continue
             if is_valid_label_key(key) and is_valid_label_value(val):
@@ -296,7 +311,7 @@ def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None]:
         kind = "world"
     elif reserved:
         kind = "unknown"  # init, unmanaged, ingress: nothing a NetworkPolicy can name
-    return (canonical_labels(pod_labels) if pod_labels else None), kind
+    return (canonical_labels(pod_labels) if pod_labels else None), kind, namespace
 
 
 def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:

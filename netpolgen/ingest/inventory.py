@@ -31,7 +31,9 @@ The tables (pandas, one row per object and address):
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +124,9 @@ def load_inventory(
     """Read inventory snapshots (``kubectl get pods,services,namespaces,nodes -A -o json``).
 
     Args:
-        paths: one file or several, each a snapshot; ``-`` is not accepted (files only).
+        paths: one file or several, each a snapshot (JSON or YAML, gzip-compressed or not), or
+            directories of them (their ``*.json``, ``*.yaml``, ``*.yml`` and ``.gz`` files, in
+            name order); ``-`` is not accepted (files only).
         times: the time each snapshot was taken, if known; otherwise it is inferred from the
             latest timestamp inside each file (see the module docstring).
 
@@ -135,7 +139,7 @@ def load_inventory(
     """
     if isinstance(paths, str | Path):
         paths = [paths]
-    paths = list(paths)
+    paths = [file for path in paths for file in _expand(Path(path))]
     if times is not None and len(times) != len(paths):
         raise InventoryError(f"{len(times)} snapshot times given for {len(paths)} files")
     documents = []
@@ -143,6 +147,12 @@ def load_inventory(
         name = str(path)
         try:
             data = Path(path).read_bytes()
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            raise InventoryError(
+                f"compressed inventory is corrupt ({error})", source=name
+            ) from error
         except FileNotFoundError as error:
             raise InventoryError("no such inventory file", source=name) from error
         except OSError as error:
@@ -150,6 +160,19 @@ def load_inventory(
         time = None if times is None else pd.Timestamp(times[index])
         documents.append((name, _parse_bytes(data, name), time))
     return _build(documents)
+
+
+_SNAPSHOT_SUFFIXES = (".json", ".yaml", ".yml", ".json.gz", ".yaml.gz", ".yml.gz")
+
+
+def _expand(path: Path) -> list[Path]:
+    """A directory stands for its snapshot files, in name order (timestamps in names sort)."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(_SNAPSHOT_SUFFIXES))
+    if not files:
+        raise InventoryError("directory holds no *.json or *.yaml inventory", source=str(path))
+    return files
 
 
 def parse_inventory(

@@ -58,6 +58,9 @@ class SynthesisOptions:
     protected_networks: tuple[str, ...] = ()  # never covered by a widened block
     port_range_min: int = 0  # collapse runs of this many consecutive ports into endPort (0: off)
     ip_groups: tuple[tuple[str, str], ...] = ()  # address -> behaviour group (netpolgen.cluster)
+    dns_peer: Peer | None = None  # the resolver's peer, when the inventory knows its pods
+    address_notes: tuple[tuple[str, str], ...] = ()  # address -> what it is (node, API server)
+    named_ports: tuple[tuple[str, str, int, str], ...] = ()  # (workload, protocol, port, name)
 
 
 @dataclass
@@ -110,7 +113,7 @@ def synthesize(
 
     def peer_for(endpoint: str, policy_namespace: str) -> Peer:
         if endpoint.startswith("pod:"):
-            workload = endpoint[4:]
+            workload = workloads.workload_of(endpoint[4:])
             selector = workloads.selectors[workload]
             namespace = namespace_of[workload]
             if namespace == policy_namespace:
@@ -134,13 +137,15 @@ def synthesize(
             )
             continue
         if options.ingress and dst.startswith("pod:"):
-            ns = namespace_of[dst[4:]]
-            ingress[dst[4:]][peer_for(src, ns)].add(spec)
-            evidence[(dst[4:], "ingress")].append((int(count), first, last))
+            target = workloads.workload_of(dst[4:])
+            ns = namespace_of[target]
+            ingress[target][peer_for(src, ns)].add(spec)
+            evidence[(target, "ingress")].append((int(count), first, last))
         if options.egress and src.startswith("pod:"):
-            ns = namespace_of[src[4:]]
-            egress[src[4:]][peer_for(dst, ns)].add(spec)
-            evidence[(src[4:], "egress")].append((int(count), first, last))
+            source = workloads.workload_of(src[4:])
+            ns = namespace_of[source]
+            egress[source][peer_for(dst, ns)].add(spec)
+            evidence[(source, "egress")].append((int(count), first, last))
 
     wanted = set(options.namespaces)
     policies: list[Policy] = []
@@ -150,7 +155,7 @@ def synthesize(
             # An egress policy isolates its pods for egress, so without this rule every name
             # lookup would fail once it is applied, even if the window caught no DNS flow.
             for workload in targets:
-                peers_by_workload[workload][DNS_PEER].update(DNS_PORTS)
+                peers_by_workload[workload][options.dns_peer or DNS_PEER].update(DNS_PORTS)
         for workload in sorted(targets):
             namespace = namespace_of[workload]
             if wanted and namespace not in wanted:
@@ -254,6 +259,8 @@ def _policy(
     dns: bool,
 ) -> Policy:
     rules = _merge_rules(peer_ports, options)
+    if direction == "ingress" and options.named_ports:
+        rules = _name_ports(rules, workload, options)
     flows = sum(c for c, _, _ in evidence)
     firsts = [f for _, f, _ in evidence if not pd.isna(f)]  # type: ignore[call-overload]
     lasts = [last for _, _, last in evidence if not pd.isna(last)]  # type: ignore[call-overload]
@@ -262,16 +269,18 @@ def _policy(
         annotations[f"{ANNOTATION_PREFIX}first-seen"] = _iso(min(firsts))  # type: ignore[type-var]
         annotations[f"{ANNOTATION_PREFIX}last-seen"] = _iso(max(lasts))  # type: ignore[type-var]
     if dns:
+        resolver = (options.dns_peer or DNS_PEER).pod_selector or LabelSelector()
         annotations[f"{ANNOTATION_PREFIX}dns"] = (
-            "egress to the cluster resolver (kube-system, k8s-app=kube-dns) on UDP/TCP 53 is "
-            "allowed by default, observed or not (--no-allow-dns turns it off)"
+            f"egress to the cluster resolver (kube-system, {resolver.describe()}) on UDP/TCP 53 "
+            "is allowed by default, observed or not (--no-allow-dns turns it off)"
         )
     notes = sorted(
         {
             f"{peer.ip_block.cidr}: {why}"
             for rule in rules
             for peer in rule.peers
-            if peer.ip_block is not None and (why := describe_address(peer.ip_block.cidr))
+            if peer.ip_block is not None
+            and (why := describe_address(peer.ip_block.cidr, dict(options.address_notes)))
         }
     )
     if notes:
@@ -299,6 +308,28 @@ def _policy(
         labels=MANAGED_BY,
         annotations=tuple(sorted(annotations.items())),
     )
+
+
+def _name_ports(
+    rules: tuple[Rule, ...], workload: str, options: SynthesisOptions
+) -> tuple[Rule, ...]:
+    """Use the target pods' own port names (``--named-ports``) where they all agree."""
+    names = {(w, proto, port): name for w, proto, port, name in options.named_ports}
+    renamed = []
+    for rule in rules:
+        ports = tuple(
+            sorted(
+                (
+                    PortSpec(p.protocol, names.get((workload, p.protocol, p.port), p.port))
+                    if isinstance(p.port, int) and p.end_port is None
+                    else p
+                    for p in rule.ports
+                ),
+                key=lambda s: s.sort_key(),
+            )
+        )
+        renamed.append(Rule(peers=rule.peers, ports=ports))
+    return tuple(sorted(renamed, key=lambda r: r.sort_key()))
 
 
 def _inside(address: str, cidr: str) -> bool:

@@ -27,11 +27,9 @@ def test_accounting_is_balanced_and_names_reasons(edge) -> None:  # type: ignore
     # node_status and lost_events lines are not flow records: 25 lines, 23 records.
     assert report.records_read == 23
     assert balanced(report)
-    assert report.skipped == {
-        "line is not valid JSON": 1,
-        "flow has no IP layer (L2 event or field-masked IP)": 1,
-    }
+    assert report.skipped == {"line is not valid JSON": 1}
     assert report.filtered == {
+        "flow without IP addresses (L2 event, socket trace, field mask)": 1,
         "Cilium health check": 1,
         "dropped by the datapath, not by policy": 2,
         "duplicate observation of a connection": 1,
@@ -145,3 +143,24 @@ def test_sniff() -> None:
     assert hubble.sniff(b'{"node_status": {"state_change": "NODE_CONNECTED"}}\n')
     assert not hubble.sniff(b'{"jsonPayload": {"connection": {"src_ip": "1.2.3.4"}}}\n')
     assert not hubble.sniff(b"src_ip,dst_ip,dst_port\n")
+
+
+def test_namespace_from_the_identity_labels_behind_a_proxy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Real shape (hubble-otel samples, Istio): identity labels but no namespace or pod_name.
+    line = (
+        '{"flow":{"time":"2021-11-10T10:40:56.4Z","verdict":"FORWARDED",'
+        '"IP":{"source":"10.244.0.148","destination":"10.244.0.110","ipVersion":"IPv4"},'
+        '"l4":{"TCP":{"source_port":46690,"destination_port":9080}},'
+        '"source":{"identity":3418,"labels":["k8s:app=productpage",'
+        '"k8s:io.kubernetes.pod.namespace=bookinfo","k8s:version=v1"]},'
+        '"destination":{"identity":1,"labels":["reserved:host"]},"is_reply":false}}\n'
+    )
+    path = tmp_path / "proxy.jsonl"
+    path.write_text(line)
+    flows, _ = read(path)
+    source = flows.iloc[0]
+    assert (source["src_namespace"], source["src_labels"], source["src_kind"]) == (
+        "bookinfo",
+        "app=productpage,version=v1",
+        "pod",
+    )

@@ -124,3 +124,29 @@ def test_workloads_from_owner_names() -> None:
     assert tuple(workloads.loc[cluster.API.name]) == ("Deployment", "api")
     assert tuple(workloads.loc[cluster.DB.name]) == ("StatefulSet", "db")
     assert tuple(workloads.loc["report-28571234-x9z8y"]) == ("CronJob", "report")
+
+
+def test_directory_of_gzipped_snapshots(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    for hour in ("10", "11"):
+        document = cluster.inventory_document(heartbeat=f"2024-05-01T{hour}:00:00Z")
+        (folder / f"pods-{hour}00.json.gz").write_bytes(
+            gzip.compress(json.dumps(document).encode())
+        )
+    (folder / "notes.txt").write_text("not a snapshot")
+    inventory = load_inventory(folder)
+    assert inventory.snapshots == (
+        pd.Timestamp("2024-05-01T10:00:00Z"),
+        pd.Timestamp("2024-05-01T11:00:00Z"),
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InventoryError, match="holds no"):
+        load_inventory(empty)
+    bad = tmp_path / "bad.json.gz"
+    bad.write_bytes(gzip.compress(b"{}")[:-6])
+    with pytest.raises(InventoryError, match="corrupt"):
+        load_inventory(bad)

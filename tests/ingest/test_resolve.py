@@ -253,3 +253,25 @@ def test_a_pod_named_by_the_source_beats_the_address_lookup() -> None:
     )
     assert resolved["dst_pod"].iloc[0] == cluster.DB.name
     assert resolved["dst_labels"].iloc[0] == cluster.DB.label_text
+
+
+def test_snapshots_far_from_the_flows_are_reported() -> None:
+    report = IngestReport()
+    resolve_flows(flows({"time": "2024-06-01T10:00:00Z", "dst_ip": REUSED_IP}), inventory(),
+                  report=report)  # fmt: skip
+    assert any("take inventory snapshots during the flow window" in m for m in report.messages)
+    report = IngestReport()
+    resolve_flows(flows({"time": "2024-05-01T10:00:00Z", "dst_ip": REUSED_IP}), inventory(),
+                  report=report)  # fmt: skip
+    assert not any("flow window" in m for m in report.messages)
+
+
+def test_unknown_service_port_is_kept_and_reported() -> None:
+    report = IngestReport()
+    resolved = resolve_flows(
+        flows({"time": "2024-05-01T10:00:00Z", "dst_ip": cluster.API_SERVICE_IP, "dst_port": 81}),
+        inventory(),
+        report=report,
+    )
+    assert resolved["dst_port"].iloc[0] == 81 and resolved["dst_labels"].iloc[0]
+    assert any("1 flow(s) to a Service port" in m for m in report.messages)
