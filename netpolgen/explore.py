@@ -23,7 +23,7 @@ import pandas as pd
 from netpolgen.aggregate import EdgeOptions, aggregate_edges
 from netpolgen.errors import NetpolgenError
 from netpolgen.flows import validate_flows
-from netpolgen.identity import Workloads, identify_workloads
+from netpolgen.identity import Workloads, identify_workloads, stable_labels
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.report import IngestReport
@@ -432,6 +432,7 @@ def policy_effect(
     flows: pd.DataFrame,
     policies: Iterable[Policy],
     *,
+    inventory: Inventory | None = None,
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> pd.DataFrame:
     """What ``policies`` would do to the traffic in ``flows``, edge by edge.
@@ -443,8 +444,11 @@ def policy_effect(
     Args:
         flows: a flow table.
         policies: the policies to evaluate (``result.policies`` or policies read from YAML).
+        inventory: the cluster (``load_inventory``): its namespace labels, and the container
+            port names that ``port: <name>`` rules refer to.
         namespace_labels: labels of each namespace, for ``namespaceSelector`` terms other than
-            ``kubernetes.io/metadata.name`` (which every namespace has).
+            ``kubernetes.io/metadata.name`` (which every namespace has); overrides the
+            inventory's.
 
     Returns:
         The :func:`edge_table` columns plus ``observed`` (``allowed``/``denied``: what the
@@ -457,14 +461,16 @@ def policy_effect(
     """
     validate_flows(flows)
     policies = list(policies)
-    namespace_labels = namespace_labels or {}
+    if namespace_labels is None:
+        namespace_labels = inventory.namespace_labels() if inventory is not None else {}
+    ports = _named_ports(inventory) if inventory is not None else {}
     workloads = identify_workloads(flows)
     denied = (flows["verdict"] == "denied").fillna(False).astype(bool)
     parts = []
     for verdict, subset in (("allowed", flows[~denied]), ("denied", flows[denied])):
         edges, endpoints = aggregate_edges(subset, EdgeOptions(include_denied=True))
         table = _named_edges(edges, endpoints, workloads)
-        egress, ingress = _evaluate(edges, endpoints, policies, namespace_labels)
+        egress, ingress = _evaluate(edges, endpoints, policies, namespace_labels, ports)
         table["observed"] = verdict
         table["egress_allowed"] = pd.array(egress, dtype="boolean")
         table["ingress_allowed"] = pd.array(ingress, dtype="boolean")
@@ -483,6 +489,7 @@ def _evaluate(
     endpoints: pd.DataFrame,
     policies: list[Policy],
     namespace_labels: Mapping[str, Mapping[str, str]],
+    ports: Mapping[str, Mapping[tuple[str, str], int]],
 ) -> tuple[list[bool], list[bool]]:
     """Evaluate each distinct edge (one Python step per edge type, never per flow)."""
     cache: dict[str, Endpoint] = {}
@@ -496,6 +503,7 @@ def _evaluate(
                     namespace=namespace,
                     labels=pairs,
                     namespace_labels=dict(namespace_labels.get(namespace, {})),
+                    named_ports=dict(ports.get(key, {})),
                 )
             else:
                 cache[key] = Endpoint(ip=key[3:])
@@ -511,6 +519,28 @@ def _evaluate(
         egress.append(egress_allows(policies, a, b, str(protocol), number))
         ingress.append(ingress_allows(policies, a, b, str(protocol), number))
     return egress, ingress
+
+
+def _named_ports(inventory: Inventory) -> dict[str, dict[tuple[str, str], int]]:
+    """Container port names per pod endpoint key (``pod:<ns>/<stable labels>``).
+
+    Kubernetes resolves ``port: <name>`` on each destination pod; pods of one workload come from
+    one template, so the latest snapshot's pods speak for the workload.
+    """
+    pods = inventory.pods.dropna(subset=["ports"]).sort_values("snapshot", kind="stable")
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    for namespace, labels, text in zip(
+        pods["namespace"], pods["labels"], pods["ports"], strict=True
+    ):
+        key = f"pod:{namespace}/{stable_labels(str(labels) if pd.notna(labels) else '')}"
+        named: dict[tuple[str, str], int] = {}
+        for item in str(text).split(","):
+            name, _, rest = item.partition("=")
+            number, _, protocol = rest.partition("/")
+            if name and number.isdigit():
+                named[(name, protocol or "TCP")] = int(number)
+        out[key] = named
+    return out
 
 
 # --- rendering (for the CLI) -------------------------------------------------------------------

@@ -146,11 +146,13 @@ print(f"widened to /24 at most: {len(wide)} blocks", wide)"""),
 grouped.ip_groups"""),
     new_markdown_cell("""## 6. Generate for one namespace
 
-The options are the command line's (`netpolgen from-flows --namespace shop --min-count 2 ...`).
-Peers in other namespaces (Prometheus, CoreDNS, the ingress controller) are still named in the
-rules of the shop's policies."""),
-    new_code_cell("""options = netpolgen.GenerateOptions(namespaces=("shop",), cidr_prefix_v4=24)
-shop = netpolgen.generate(flows, options)
+The options are the command line's (`netpolgen from-flows -i inventory.json --namespace shop
+--named-ports ...`). Peers in other namespaces (Prometheus, CoreDNS, the ingress controller) are
+still named in the rules of the shop's policies. With the inventory, ports can be written by the
+name the containers give them (`grpc`, `metrics`), so a port change in the Deployment does not
+break the policy."""),
+    new_code_cell("""options = netpolgen.GenerateOptions(namespaces=("shop",), cidr_prefix_v4=24, named_ports=True)
+shop = netpolgen.generate(flows, options, inventory=inventory)
 pd.DataFrame(
     [(p.name, p.namespace, ", ".join(p.policy_types), len(p.ingress), len(p.egress))
      for p in shop.policies],
@@ -161,8 +163,8 @@ pd.DataFrame(
 `policy_effect` replays every observed connection type against the policies. Everything the shop
 did must stay allowed; the probes the network already dropped (the load generator poking Redis,
 the frontend reaching for Prometheus) must stay denied."""),
-    new_code_cell("""effect = netpolgen.policy_effect(flows, result.policies,
-                                 namespace_labels=inventory.namespace_labels())
+    new_code_cell("""# The inventory gives namespace labels and the container port names that named ports mean.
+effect = netpolgen.policy_effect(flows, shop.policies, inventory=inventory)
 effect[["src", "dst", "port", "flows", "observed", "allowed"]].head(8)"""),
     new_code_cell("""# Least privilege, checked: every allowed observed connection is still allowed, the denied ones stay denied.
 assert effect.loc[effect["observed"] == "allowed", "allowed"].all()
@@ -176,8 +178,8 @@ effect.groupby(["observed", "allowed"])["flows"].sum()"""),
 
 `render_yaml` gives the multi-document stream that `netpolgen from-flows` prints (deterministic:
 the same flows always give the same bytes)."""),
-    new_code_cell("""frontend = [p for p in result.policies if p.name.startswith("frontend-access-")]
-print(netpolgen.render_yaml(frontend))"""),
+    new_code_cell("""cart = [p for p in shop.policies if p.name.startswith("cartservice-access-")]
+print(netpolgen.render_yaml(cart))"""),
 ]
 
 # Stable cell ids (nbformat draws random ones), so rebuilding gives the same file.

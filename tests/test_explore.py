@@ -218,3 +218,17 @@ def test_addresses_and_inventory_give_the_labelled_policies(flows: pd.DataFrame)
         inventory=SAMPLE_FLOWS / "online-shop.inventory.json",
     )
     assert len(summary.edges_table) == 62
+
+
+def test_policy_effect_resolves_named_ports_through_the_inventory() -> None:
+    inventory = netpolgen.load_inventory(SAMPLE_FLOWS / "online-shop.inventory.json")
+    flows = netpolgen.load_flows(SAMPLE_FLOWS / "online-shop.hubble.jsonl")
+    named = netpolgen.generate(
+        flows, netpolgen.GenerateOptions(named_ports=True), inventory=inventory
+    )
+    assert "port: grpc" in netpolgen.render_yaml(named.policies)
+    effect = netpolgen.policy_effect(flows, named.policies, inventory=inventory)
+    assert effect.loc[effect["observed"] == "allowed", "allowed"].all()
+    # Without the inventory a port name means nothing: those rules match no traffic.
+    blind = netpolgen.policy_effect(flows, named.policies)
+    assert not blind.loc[blind["observed"] == "allowed", "allowed"].all()
