@@ -9,6 +9,7 @@ The public API, the same functions the CLI calls::
 """
 
 from netpolgen.aggregate import aggregate_edges
+from netpolgen.diff import PolicyDiff, diff_files, diff_policies, format_diff
 from netpolgen.errors import NetpolgenError
 from netpolgen.explore import (
     Summary,
@@ -24,12 +25,22 @@ from netpolgen.flows import FLOW_SCHEMA, validate_flows
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import FORMATS, IngestReport, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
+from netpolgen.migrate import (
+    MigrationOptions,
+    MigrationPlan,
+    plan_migration,
+    plan_migration_from_files,
+    write_plan,
+)
 from netpolgen.output import write_policy_dir
 from netpolgen.pipeline import GenerateOptions, GenerateResult, generate, generate_from_files
+from netpolgen.policy.default_deny import default_deny_policies
+from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import synthesize
 from netpolgen.resolve import resolve_flows
+from netpolgen.verify import VerificationReport, format_report, verify, verify_files
 
 __version__ = "0.1.0"
 
@@ -40,13 +51,22 @@ __all__ = [
     "GenerateResult",
     "IngestReport",
     "Inventory",
+    "MigrationOptions",
+    "MigrationPlan",
     "NetpolgenError",
     "Policy",
+    "PolicyDiff",
     "Summary",
+    "VerificationReport",
     "Workloads",
     "__version__",
     "aggregate_edges",
+    "default_deny_policies",
+    "diff_files",
+    "diff_policies",
     "edge_table",
+    "format_diff",
+    "format_report",
     "format_summary",
     "generate",
     "generate_from_files",
@@ -54,6 +74,9 @@ __all__ = [
     "inspect_flows",
     "load_flows",
     "load_inventory",
+    "load_policies",
+    "plan_migration",
+    "plan_migration_from_files",
     "policy_effect",
     "port_matrix",
     "render_yaml",
@@ -61,6 +84,9 @@ __all__ = [
     "summarize",
     "synthesize",
     "validate_flows",
+    "verify",
+    "verify_files",
     "write_graph",
+    "write_plan",
     "write_policy_dir",
 ]

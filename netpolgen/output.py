@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from netpolgen.errors import OutputError
@@ -30,11 +31,8 @@ def policy_path(policy: Policy) -> Path:
 def write_policy_dir(
     policies: Iterable[Policy], directory: str | Path, *, force: bool = False
 ) -> list[Path]:
-    """Write one file per policy under ``directory``, atomically.
-
-    The files are written to a temporary directory beside ``directory``, which then takes its
-    place in one rename, so a failure leaves no partial output. An existing non-empty
-    ``directory`` is refused unless ``force`` (then it is replaced as a whole).
+    """Write one file per policy, ``<namespace>/<name>.yaml``, under ``directory`` atomically
+    (see :func:`write_tree`).
 
     Args:
         policies: the policies to write.
@@ -52,6 +50,24 @@ def write_policy_dir(
         >>> write_policy_dir(result.policies, "policies/")  # doctest: +SKIP
         [PosixPath('shop/frontend-access-egress.yaml'), ...]
     """
+    policies = sorted_policies(policies)
+    relative = [policy_path(p) for p in policies]
+    if len(set(relative)) != len(relative):
+        raise OutputError("two policies would be written to the same file", source=str(directory))
+    files = {path: dump_yaml(p.to_manifest()) for path, p in zip(relative, policies, strict=True)}
+    return write_tree(files, directory, force=force)
+
+
+def write_tree(
+    files: Mapping[Path, str], directory: str | os.PathLike[str], *, force: bool = False
+) -> list[Path]:
+    """Write ``files`` (relative path -> text) under ``directory``: whole or not at all.
+
+    The files are written to a temporary directory beside ``directory``, which then takes its
+    place in one rename, so a failure leaves no partial output. An existing non-empty
+    ``directory`` is refused unless ``force`` (then it is replaced as a whole). Relative paths
+    must stay inside the directory (no absolute paths, no ``..``).
+    """
     target = Path(directory)
     if target.exists() and not target.is_dir():
         raise OutputError("exists and is not a directory", source=str(target))
@@ -60,10 +76,9 @@ def write_policy_dir(
             "output directory exists and is not empty", source=str(target),
             hint="choose a new directory, or pass --force to replace it",
         )  # fmt: skip
-    policies = sorted_policies(policies)
-    relative = [policy_path(p) for p in policies]
-    if len(set(relative)) != len(relative):
-        raise OutputError("two policies would be written to the same file", source=str(target))
+    for relative in files:
+        if relative.is_absolute() or ".." in relative.parts:
+            raise OutputError(f"refusing to write outside the output directory: {relative}")
     parent = target.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -71,9 +86,9 @@ def write_policy_dir(
     except OSError as error:
         raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
     try:
-        for policy, path in zip(policies, relative, strict=True):
-            (staging / path.parent).mkdir(parents=True, exist_ok=True)
-            (staging / path).write_text(dump_yaml(policy.to_manifest()), encoding="utf-8")
+        for relative, text in files.items():
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            (staging / relative).write_text(text, encoding="utf-8")
         if target.is_dir():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
             retired.rmdir()
@@ -85,4 +100,4 @@ def write_policy_dir(
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise OutputError(f"cannot write output: {error.strerror}", source=str(target)) from error
-    return relative
+    return list(files)

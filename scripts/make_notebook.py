@@ -170,9 +170,15 @@ effect[["src", "dst", "port", "flows", "observed", "allowed"]].head(8)"""),
 assert effect.loc[effect["observed"] == "allowed", "allowed"].all()
 assert not effect.loc[effect["observed"] == "denied", "allowed"].any()
 effect.groupby(["observed", "allowed"])["flows"].sum()"""),
-    new_code_cell("""if callable(getattr(netpolgen, "verify", None)):  # issue 5: the full verifier
-    verification = netpolgen.verify(flows, result.policies)
-    print(verification.summary())"""),
+    new_markdown_cell("""`verify` is the replay that `netpolgen verify` runs: every observed, allowed, non-reply
+flow against the policies, with the policies that isolate each end of anything denied, and the
+connections the policies allow between known workloads that nobody used."""),
+    new_code_cell("""verification = netpolgen.verify(flows, shop.policies, inventory)
+print(verification.summary())
+assert verification.ok
+# Allowed but never used, towards the shop (the namespaces without policies allow everything).
+unused = verification.over_permissive
+unused[unused["dst_namespace"] == "shop"].head()"""),
     new_code_cell("""plots.plot_policy_effect(effect)"""),
     new_markdown_cell("""## 8. Read the YAML
 

@@ -112,6 +112,12 @@ def test_warnings_go_to_stderr_unless_quiet(tmp_path: Path) -> None:
     assert "records read from 1 file(s)" in verbose.stderr
 
 
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_takes_quiet_and_verbose(command: str) -> None:
+    help_text = run(command, "--help").output
+    assert "-q, --quiet" in help_text and "-v, --verbose" in help_text
+
+
 @pytest.mark.parametrize("command", ["from-flows", "inspect"])
 def test_quiet_and_verbose_on_commands(command: str) -> None:
     help_text = run(command, "--help").output
@@ -164,3 +170,13 @@ def test_missing_inventory_is_a_clean_error() -> None:
     result = run("inspect", THREE_TIER, "-i", "no/such/inventory.json")
     assert result.exit_code == 1
     assert "no/such/inventory.json" in result.stderr and "Traceback" not in result.output
+
+
+def test_verify_takes_quiet_and_verbose(tmp_path: Path) -> None:
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(run("from-flows", THREE_TIER, "-q").stdout)
+    quiet = run("verify", "--flows", THREE_TIER, "--policies", str(policies), "-q")
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == ""
+    verbose = run("verify", "--flows", THREE_TIER, "--policies", str(policies), "-v")
+    assert f"read {THREE_TIER} as csv" in verbose.stderr
