@@ -1,11 +1,30 @@
 """netpolgen: least-privilege Kubernetes NetworkPolicies from observed network flows.
 
-The public API, the same functions the CLI calls::
+The public API: the functions the CLI calls, for notebooks and scripts. Each returns pandas
+DataFrames or the policy model and never prints or exits; every expected failure is a
+:class:`NetpolgenError`. ``notebooks/explore.ipynb`` walks through them on a realistic sample::
 
     import netpolgen
-    flows = netpolgen.load_flows("sample_flows/three-tier.csv")
-    result = netpolgen.generate(flows, netpolgen.GenerateOptions(egress=False))
+    flows = netpolgen.load_flows("sample_flows/online-shop.hubble.jsonl")
+    inventory = netpolgen.load_inventory("sample_flows/online-shop.inventory.json")
+    result = netpolgen.generate(flows, netpolgen.GenerateOptions(namespaces=("shop",)),
+                                inventory=inventory)
+    netpolgen.edge_table(result)                       # who talks to whom, readable names
+    netpolgen.verify(flows, result.policies, inventory).ok
     print(netpolgen.render_yaml(result.policies))
+
+By step:
+
+* read: :func:`load_flows` (any of :data:`FORMATS`), :func:`load_inventory`,
+  :func:`resolve_flows` (addresses -> pods, services, nodes at each flow's time),
+  :func:`load_policies`;
+* look: :func:`summarize`, :func:`edge_table`, :func:`port_matrix`, :func:`policy_effect`
+  (plots in :mod:`netpolgen.plots`, with the ``notebook`` extra);
+* generate: :func:`generate` with :class:`GenerateOptions` (the steps inside:
+  :func:`aggregate_edges`, :func:`identify_workloads`, :func:`synthesize`),
+  :func:`render_yaml`, :func:`write_policy_dir`;
+* check and change: :func:`verify`, :func:`diff_policies`, :func:`plan_migration`;
+* the ``*_files`` and ``format_*`` functions are what the commands run and print.
 """
 
 from netpolgen.aggregate import aggregate_edges
