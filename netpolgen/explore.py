@@ -439,7 +439,9 @@ def policy_effect(
 
     Every observed connection type counts here, denied ones included (so a probe that the
     network dropped shows whether the new policies would still block it). Replies are left
-    out: they ride on the connection's state.
+    out: they ride on the connection's state. Each distinct edge is judged by the evaluator of
+    :func:`netpolgen.verify` (``egress_allows``/``ingress_allows``), so both agree on what a
+    policy set allows; ``verify`` itself checks only the flows the network let through.
 
     Args:
         flows: a flow table.
