@@ -99,3 +99,17 @@ def test_missing_matplotlib_is_a_clear_error(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(netpolgen.NetpolgenError, match=r"netpolgen\[notebook\]"):
         plots.plot_graph(result)
+
+
+def test_importing_netpolgen_and_plots_loads_no_plotting_library() -> None:
+    import subprocess
+
+    code = (
+        "import sys, netpolgen, netpolgen.plots, netpolgen.cli; "
+        "print(sorted(m for m in ('matplotlib', 'networkx') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(SAMPLE_FLOWS.parent)},
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]"
