@@ -118,6 +118,7 @@ def load_flows(
     *,
     report: IngestReport | None = None,
     strict: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_chunk: Callable[[str, int], None] | None = None,
 ) -> pd.DataFrame:
     """Read flow files into one flow table (see ``netpolgen.flows`` for its columns).
@@ -127,6 +128,7 @@ def load_flows(
         format: ``auto`` (sniff the content) or a name from :data:`FORMATS`.
         report: an :class:`IngestReport` to fill with what was read, used and skipped.
         strict: make the first malformed record an error instead of skipping it.
+        chunk_size: records per chunk while reading (the result does not depend on it).
         on_chunk: called as ``on_chunk(source, rows)`` after each chunk is read (progress).
 
     Examples:
@@ -137,7 +139,9 @@ def load_flows(
         sources = [sources]  # type: ignore[list-item]
     report = report if report is not None else IngestReport()
     report.strict = report.strict or strict
-    chunks = list(iter_flows(sources, format, report=report, on_chunk=on_chunk))
+    chunks = list(
+        iter_flows(sources, format, report=report, chunk_size=chunk_size, on_chunk=on_chunk)
+    )
     if not chunks:
         return empty_flows()
     if len(chunks) == 1:
