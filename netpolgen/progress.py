@@ -80,7 +80,7 @@ class IngestProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("files · {task.fields[records]:,} records"),
+                TextColumn("files · {task.fields[records]:,} flows"),
                 TimeElapsedColumn(),
                 console=Console(file=sys.stderr),
                 transient=True,
