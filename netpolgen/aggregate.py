@@ -134,12 +134,18 @@ def aggregate_edges(
     frame = frame[~unidentified]
     edges = (
         frame.groupby(["src", "dst", "protocol", "dst_port"], dropna=False, observed=True)
-        .agg(count=("count", "sum"), first_seen=("time", "min"), last_seen=("time", "max"))
+        .agg(
+            count=("count", "sum"),
+            records=("count", "size"),
+            first_seen=("time", "min"),
+            last_seen=("time", "max"),
+        )
         .reset_index()
     )
     if options.min_count > 1:
         rare = edges["count"] < options.min_count
-        report.filter("edge below --min-count", int(edges.loc[rare, "count"].sum()))
+        # The accounting counts records (rows), not the flows a row stands for (``count``).
+        report.filter("edge below --min-count", int(edges.loc[rare, "records"].sum()))
         edges = edges[~rare]
     edges = edges.sort_values(["src", "dst", "protocol", "dst_port"]).reset_index(drop=True)
     return edges[list(EDGE_COLUMNS)], _endpoints(wanted, src, dst)

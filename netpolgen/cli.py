@@ -11,11 +11,15 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 import netpolgen
+from netpolgen.accounting import require_usable_flows, summary_json
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
 
 EXIT_ERROR = 1
 
@@ -43,6 +47,20 @@ def cli(debug: bool) -> None:
     \b
     Exit codes: 0 success, 1 error, 2 usage error, 3 verify found denied flows.
     """
+
+
+def input_limit_options(command: Any) -> Any:
+    """``--max-line-bytes`` and ``--summary``: shared by the commands that read flows."""
+    command = click.option(
+        "--summary", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        help="How to print the accounting on standard error (records read = used + skipped + "
+             "filtered, by reason); json is one machine-readable line, printed even with -q.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--max-line-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_LINE_BYTES,
+        show_default=True,
+        help="Skip (and count) longer lines of line-based formats without reading them whole.",
+    )(command)  # fmt: skip
 
 
 def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: bool) -> None:
@@ -100,6 +118,7 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
+@input_limit_options
 def from_flows(
     flows: tuple[str, ...],
     flow_format: str,
@@ -120,6 +139,8 @@ def from_flows(
     strict: bool,
     force: bool,
     quiet: bool,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Generate policies that allow exactly the traffic seen in FLOWS.
 
@@ -146,15 +167,42 @@ def from_flows(
         named_ports=named_ports,
     )
     result = netpolgen.generate_from_files(
-        flows, options, format=flow_format, strict=strict, inventory=inventories
-    )
+        flows, options, format=flow_format, strict=strict, inventory=inventories,
+        max_line_bytes=max_line_bytes,
+    )  # fmt: skip
+    # Nothing usable is an error, checked before anything is written (see README).
+    with _summary_on_error(result.report, result.warnings, summary, quiet):
+        require_usable_flows(result.report)
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:
         written = netpolgen.write_policy_dir(result.policies, output, force=force)
-        if not quiet:
+        if not quiet and summary == "text":
             click.echo(f"wrote {len(written)} policies to {output}", err=True)
-    _echo_report(result.report, result.warnings, quiet)
+    if summary == "json":
+        click.echo(
+            summary_json(result.report, result.warnings, policies=len(result.policies),
+                         output=output),
+            err=True,
+        )  # fmt: skip
+    else:
+        _echo_report(result.report, result.warnings, quiet)
+
+
+@contextmanager
+def _summary_on_error(
+    report: netpolgen.IngestReport, warnings: list[str], summary: str, quiet: bool
+) -> Iterator[None]:
+    """On an input error, still print what was read: the skip messages explain the error."""
+    try:
+        yield
+    except netpolgen.NetpolgenError as error:
+        if summary == "json":
+            click.echo(summary_json(report, warnings, error=str(error)), err=True)
+        elif not quiet:
+            for message in report.messages:
+                click.echo(f"warning: {message}", err=True)
+        raise
 
 
 def main() -> None:

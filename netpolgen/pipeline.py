@@ -17,7 +17,7 @@ from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, identify_workloads, pod_endpoints
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.owners import (
     DNS_NAMESPACE,
     address_notes,
@@ -182,16 +182,19 @@ def generate_from_files(
     format: str = "auto",
     strict: bool = False,
     inventory: Sequence[str | Path] = (),
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> GenerateResult:
     """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs).
 
     ``inventory`` files (``kubectl get pods,services,namespaces,nodes -A -o json``, one per
-    snapshot) resolve addresses to pods, services and nodes at each flow's time.
+    snapshot) resolve addresses to pods, services and nodes at each flow's time. Lines longer
+    than ``max_line_bytes`` are skipped and counted.
     """
-    report = IngestReport(strict=strict)
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     flows = load_flows(list(sources), format, report=report)
     cluster = load_inventory(inventory) if inventory else None
     if cluster is not None:
+        report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
         flows = resolve_flows(flows, cluster, report=report)
     return generate(flows, options, report=report, inventory=cluster)
 

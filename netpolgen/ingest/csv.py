@@ -20,6 +20,7 @@ import pandas as pd
 from netpolgen.errors import InputError
 from netpolgen.flows import PROTOCOL_NUMBERS, PROTOCOLS, conform_flows
 from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.sanitize import INVALID_LABELS
 from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
 
 SIDES = ("src", "dst")
@@ -237,8 +238,9 @@ def _canonical(text: str, report: IngestReport, source: str) -> str | None:
     bad = invalid_labels(labels)
     if bad:
         # Kubernetes would reject these in a selector: keep the rest, say what was left out.
-        report.messages.append(
-            f"{source}: invalid label(s) left out of selectors: {json.dumps(sorted(bad))}"
+        report.note(
+            INVALID_LABELS,
+            f"{source}: invalid label(s) left out of selectors: {json.dumps(sorted(bad))}",
         )
         labels = {k: v for k, v in labels.items() if f"{k}={v}" not in bad}
     return canonical_labels(labels)

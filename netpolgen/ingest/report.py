@@ -10,6 +10,8 @@ from netpolgen.errors import InputError
 
 # Keep the first few located messages per reason; the counts keep the rest.
 MAX_MESSAGES_PER_REASON = 5
+# A longer line is skipped without being read into memory whole (``--max-line-bytes``).
+DEFAULT_MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
@@ -21,6 +23,7 @@ class IngestReport:
     """
 
     strict: bool = False
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     files: list[str] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)
     records_read: int = 0
@@ -28,6 +31,14 @@ class IngestReport:
     skipped: Counter[str] = field(default_factory=Counter)
     filtered: Counter[str] = field(default_factory=Counter)
     messages: list[str] = field(default_factory=list)
+    # Things changed on the way in without losing the record (invalid labels left out, ...).
+    notes: Counter[str] = field(default_factory=Counter)
+
+    def note(self, kind: str, message: str, count: int = 1) -> None:
+        """Count ``count`` records changed on the way in; keep the first few messages per kind."""
+        if self.notes[kind] < MAX_MESSAGES_PER_REASON:
+            self.messages.append(message)
+        self.notes[kind] += count
 
     def skip(self, reason: str, *, source: str, line: int | None, count: int = 1) -> None:
         """Count ``count`` skipped records; with ``strict`` the first one is an error."""
@@ -78,4 +89,5 @@ class IngestReport:
             "records_filtered": self.records_filtered,
             "skipped": dict(sorted(self.skipped.items())),
             "filtered": dict(sorted(self.filtered.items())),
+            "notes": dict(sorted(self.notes.items())),
         }
