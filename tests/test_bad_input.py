@@ -107,8 +107,11 @@ def test_not_a_flow_log(tmp_path: Path, data: bytes, message: str) -> None:
         (b"42\n", "hubble", "1 skipped: not a JSON object"),
         (b"null\n", "gcp-vpc", "1 skipped: not a JSON object"),
         (b'{"flow": null}\n', "hubble", "1 skipped: not a Hubble flow record"),
-        (b'{"flow": {"IP": 5}}\n{"flow": {"IP": {"source": "x", "destination": "y"}}}\n',
-         "hubble", "1 skipped: IP.source or IP.destination is not an IP address"),
+        (
+            b'{"flow": {"IP": 5}}\n{"flow": {"IP": {"source": "x", "destination": "y"}}}\n',
+            "hubble",
+            "1 skipped: IP.source or IP.destination is not an IP address",
+        ),
         (b'{"records": 5}', "azure", "no usable flows"),
     ],  # fmt: skip
     ids=["42", "null", "flow-null", "odd-ip", "azure-records"],
@@ -154,7 +157,8 @@ def test_csv_read_as_hubble(tmp_path: Path) -> None:
 
 
 def test_non_utf8_csv_is_an_error_naming_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "flows.csv", HEADER.encode() + b"shop,app=\xff\xfe,shop,app=api,80,TCP\n")
+    data = HEADER.encode() + b"shop,app=\xff\xfe,shop,app=api,80,TCP\n"
+    path = write(tmp_path, "flows.csv", data)
     fails(tmp_path, path, message="not UTF-8 text")
 
 
