@@ -99,6 +99,9 @@ def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: boo
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Ignore connections seen fewer times than this.")  # fmt: skip
 @click.option("--include-denied", is_flag=True, help="Treat denied flows as wanted traffic.")
+@click.option("--default-deny", is_flag=True,
+              help="Also emit default-deny-ingress/-egress per namespace (not system "
+                   "ones).")  # fmt: skip
 @click.option("--cidr-prefix-min", type=click.IntRange(0, 32), default=32, show_default=True,
               help="Widen outside IPv4 peers to this prefix length (32: exact; adjacent addresses "
                    "are always merged exactly). Cluster addresses stay excepted.")  # fmt: skip
@@ -130,6 +133,7 @@ def from_flows(
     namespaces: tuple[str, ...],
     min_count: int,
     include_denied: bool,
+    default_deny: bool,
     cidr_prefix_min: int,
     cidr6_prefix_min: int,
     port_range_min: int,
@@ -159,6 +163,7 @@ def from_flows(
         namespaces=namespaces,
         min_count=min_count,
         include_denied=include_denied,
+        default_deny=default_deny,
         cidr_prefix_v4=cidr_prefix_min,
         cidr_prefix_v6=cidr6_prefix_min,
         port_range_min=port_range_min,
@@ -203,6 +208,146 @@ def _summary_on_error(
             for message in report.messages:
                 click.echo(f"warning: {message}", err=True)
         raise
+
+
+EXIT_DENIED = 3
+REPORT_FORMATS = click.Choice(["table", "json", "markdown"])
+_flow_format_option = click.option(
+    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
+    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
+)  # fmt: skip
+_inventory_option = click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
+    help="kubectl get pods,services,namespaces,nodes -A -o json output (repeatable).",
+)  # fmt: skip
+
+
+def _echo_warnings(warnings: list[str], quiet: bool) -> None:
+    if not quiet:
+        for message in warnings:
+            click.echo(f"warning: {message}", err=True)
+
+
+@cli.command("verify")
+@click.argument("more_flows", nargs=-1, metavar="[FLOWS]...")
+@click.option("--flows", "flows", multiple=True, help="A flow file (repeatable; more may follow).")
+@click.option("--policies", "policies", required=True, type=click.Path(exists=True),
+              help="A policy file or a directory of them (YAML, JSON, List).")  # fmt: skip
+@_inventory_option
+@_flow_format_option
+@click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
+              show_default=True, help="Report format.")  # fmt: skip
+@click.option("--over-permissive/--no-over-permissive", default=True, show_default=True,
+              help="Also list allowed connections between known workloads that no flow "
+                   "used.")  # fmt: skip
+@click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings on stderr.")
+def verify_command(
+    more_flows: tuple[str, ...],
+    flows: tuple[str, ...],
+    policies: str,
+    inventories: tuple[str, ...],
+    flow_format: str,
+    report_format: str,
+    over_permissive: bool,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """Replay observed flows against policies; exit 3 if any observed flow is denied.
+
+    Reports flows and distinct edges allowed and denied, the denied ones by workload pair and
+    port with the policies that isolate each end, and allowed-but-unused connections between
+    known workloads (over-permissiveness). Replies and flows the network denied are not checked.
+
+    \b
+    Example:
+        netpolgen verify --flows hubble.jsonl --policies policies/ -i inventory.json
+        netpolgen verify --flows a.csv b.csv --policies live.yaml --format markdown
+    """
+    sources = [*flows, *more_flows]
+    if not sources:
+        raise click.UsageError("give at least one flow file with --flows")
+    report = netpolgen.verify_files(
+        sources, policies, inventories, format=flow_format, strict=strict,
+        over_permissive=over_permissive,
+    )  # fmt: skip
+    click.echo(netpolgen.format_report(report, report_format), nl=False)
+    if report.ingest is not None:
+        _echo_report(report.ingest, [], quiet)  # report warnings are in the report
+    if not report.ok:
+        sys.exit(EXIT_DENIED)
+
+
+@cli.command("diff")
+@click.argument("old", type=click.Path(exists=True))
+@click.argument("new", type=click.Path(exists=True))
+@_inventory_option
+@click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
+              show_default=True, help="Report format.")  # fmt: skip
+def diff_command(old: str, new: str, inventories: tuple[str, ...], report_format: str) -> None:
+    """Show which connections between known workloads OLD allows and NEW does not, and back.
+
+    OLD and NEW are policy files or directories. Workloads come from the inventory (or, without
+    one, are guessed from the policies' selectors). Behaviour is compared, not text.
+
+    \b
+    Example:
+        netpolgen diff live/ generated/ -i inventory.json
+    """
+    diff = netpolgen.diff_files(old, new, inventories)
+    click.echo(netpolgen.format_diff(diff, report_format), nl=False)
+
+
+@cli.command("migrate")
+@click.argument("flows", nargs=-1, required=True)
+@click.option("--policies", "policies", type=click.Path(exists=True), default=None,
+              help="The policies in force today (file or directory); none if omitted.")  # fmt: skip
+@_inventory_option
+@_flow_format_option
+@click.option("-o", "--output", required=True, help="Directory for the staged plan.")
+@click.option("--include-system", is_flag=True,
+              help="Stage kube-system and other system namespaces too.")  # fmt: skip
+@click.option("--allow-dns/--no-allow-dns", default=True, show_default=True,
+              help="Allow egress to kube-dns on UDP/TCP 53 in every egress policy.")  # fmt: skip
+@click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
+def migrate_command(
+    flows: tuple[str, ...],
+    policies: str | None,
+    inventories: tuple[str, ...],
+    flow_format: str,
+    output: str,
+    include_system: bool,
+    allow_dns: bool,
+    strict: bool,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Plan the move to default-deny in stages that break no observed flow.
+
+    Writes one folder per stage (namespace and direction, least risky first) with the allow
+    policies, the default-deny policy and a rollback list, and a README.md to review.
+
+    \b
+    Example:
+        netpolgen migrate flows.csv --policies live/ -i inventory.json -o plan/
+    """
+    options = netpolgen.MigrationOptions(
+        include_system=include_system, generate=netpolgen.GenerateOptions(allow_dns=allow_dns)
+    )
+    plan = netpolgen.plan_migration_from_files(
+        flows, policies, inventories, options, format=flow_format, strict=strict
+    )
+    netpolgen.write_plan(plan, output, force=force)
+    if not quiet:
+        click.echo(
+            f"wrote {len(plan.stages)} stages for {len(plan.namespaces)} namespaces to {output} "
+            f"(left out: {', '.join(plan.left_out) or 'none'})",
+            err=True,
+        )
+    if plan.ingest is not None:
+        _echo_report(plan.ingest, plan.warnings, quiet)
 
 
 def main() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from netpolgen.errors import OutputError
@@ -30,14 +31,29 @@ def policy_path(policy: Policy) -> Path:
 def write_policy_dir(
     policies: Iterable[Policy], directory: str | Path, *, force: bool = False
 ) -> list[Path]:
-    """Write one file per policy under ``directory``, atomically.
-
-    The files are written to a temporary directory beside ``directory``, which then takes its
-    place in one rename, so a failure leaves no partial output. An existing non-empty
-    ``directory`` is refused unless ``force`` (then it is replaced as a whole).
+    """Write one file per policy, ``<namespace>/<name>.yaml``, under ``directory`` atomically
+    (see :func:`write_tree`).
 
     Returns:
         The paths written, relative to ``directory``.
+    """
+    policies = sorted_policies(policies)
+    relative = [policy_path(p) for p in policies]
+    if len(set(relative)) != len(relative):
+        raise OutputError("two policies would be written to the same file", source=str(directory))
+    files = {path: dump_yaml(p.to_manifest()) for path, p in zip(relative, policies, strict=True)}
+    return write_tree(files, directory, force=force)
+
+
+def write_tree(
+    files: Mapping[Path, str], directory: str | os.PathLike[str], *, force: bool = False
+) -> list[Path]:
+    """Write ``files`` (relative path -> text) under ``directory``: whole or not at all.
+
+    The files are written to a temporary directory beside ``directory``, which then takes its
+    place in one rename, so a failure leaves no partial output. An existing non-empty
+    ``directory`` is refused unless ``force`` (then it is replaced as a whole). Relative paths
+    must stay inside the directory (no absolute paths, no ``..``).
     """
     target = Path(directory)
     if target.exists() and not target.is_dir():
@@ -47,10 +63,9 @@ def write_policy_dir(
             "output directory exists and is not empty", source=str(target),
             hint="choose a new directory, or pass --force to replace it",
         )  # fmt: skip
-    policies = sorted_policies(policies)
-    relative = [policy_path(p) for p in policies]
-    if len(set(relative)) != len(relative):
-        raise OutputError("two policies would be written to the same file", source=str(target))
+    for relative in files:
+        if relative.is_absolute() or ".." in relative.parts:
+            raise OutputError(f"refusing to write outside the output directory: {relative}")
     parent = target.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -58,9 +73,9 @@ def write_policy_dir(
     except OSError as error:
         raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
     try:
-        for policy, path in zip(policies, relative, strict=True):
-            (staging / path.parent).mkdir(parents=True, exist_ok=True)
-            (staging / path).write_text(dump_yaml(policy.to_manifest()), encoding="utf-8")
+        for relative, text in files.items():
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            (staging / relative).write_text(text, encoding="utf-8")
         _replace(staging, target, parent)
     except BaseException as error:
         # Any failure (a full disk, an interrupt, a bug) leaves no half-written staging behind.
@@ -70,7 +85,7 @@ def write_policy_dir(
                 f"cannot write output: {error.strerror or error}", source=str(target)
             ) from error
         raise
-    return relative
+    return list(files)
 
 
 def _replace(staging: Path, target: Path, parent: Path) -> None:

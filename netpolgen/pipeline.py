@@ -27,6 +27,7 @@ from netpolgen.owners import (
     named_ports,
     stray_pod_addresses,
 )
+from netpolgen.policy.default_deny import default_deny_policies, is_system_namespace
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Peer, Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
@@ -45,6 +46,9 @@ class GenerateOptions:
             other namespaces are still named in the rules.
         min_count: ignore edges seen fewer times than this.
         include_denied: treat flows with a denied verdict as wanted traffic.
+        default_deny: also emit ``default-deny-ingress``/``-egress`` (per the ``ingress`` and
+            ``egress`` switches) for every namespace that gets policies; system namespaces
+            (``kube-system``, ...) only when named in ``namespaces``.
         cidr_prefix_v4: widen outside IPv4 peers to at most this prefix length; 32 keeps them
             exact (adjacent addresses are still merged into their exact covering CIDRs).
         cidr_prefix_v6: the same for IPv6; 128 keeps them exact.
@@ -63,6 +67,7 @@ class GenerateOptions:
     namespaces: tuple[str, ...] = ()
     min_count: int = 1
     include_denied: bool = False
+    default_deny: bool = False
     cidr_prefix_v4: int = 32
     cidr_prefix_v6: int = 128
     port_range_min: int = 0
@@ -152,17 +157,43 @@ def generate(
             **_inventory_options(inventory, workloads, options),
         ),
     )
+    policies = list(synthesis.policies)
+    warnings = (
+        list(workloads.warnings)
+        + synthesis.warnings
+        + (stray_pod_addresses(endpoints, inventory) if inventory is not None else [])
+    )
+    if options.default_deny:
+        deny, skipped = _default_deny_for(policies, options)
+        policies += deny
+        if skipped:
+            warnings.append(
+                "no default-deny for system namespace(s) "
+                + ", ".join(skipped)
+                + " (name them with -n to include them)"
+            )
     return GenerateResult(
-        policies=synthesis.policies,
+        policies=policies,
         edges=edges,
         endpoints=endpoints,
         workloads=workloads,
         report=report,
-        warnings=list(workloads.warnings)
-        + synthesis.warnings
-        + (stray_pod_addresses(endpoints, inventory) if inventory is not None else []),
+        warnings=warnings,
         ip_groups=ip_groups,
     )
+
+
+def _default_deny_for(
+    policies: list[Policy], options: GenerateOptions
+) -> tuple[list[Policy], list[str]]:
+    namespaces = {p.namespace for p in policies} | set(options.namespaces)
+    skipped = sorted(
+        n for n in namespaces if is_system_namespace(n) and n not in options.namespaces
+    )
+    deny = default_deny_policies(
+        namespaces - set(skipped), ingress=options.ingress, egress=options.egress
+    )
+    return deny, skipped
 
 
 def _cluster_addresses(flows: pd.DataFrame) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ back, applying the API's defaulting (``policyTypes``, ``protocol: TCP``).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -299,6 +300,7 @@ def _peer(value: Any, source: str | None) -> Peer:
             str(block["cidr"]),
             tuple(str(c) for c in _list(block.get("except"), "ipBlock.except", source)),
         )
+        _check_ip_block(ip_block, source)
     pod = _selector(data["podSelector"], "podSelector", source) if "podSelector" in data else None
     namespace = (
         _selector(data["namespaceSelector"], "namespaceSelector", source)
@@ -312,6 +314,21 @@ def _peer(value: Any, source: str | None) -> Peer:
     return Peer(pod_selector=pod, namespace_selector=namespace, ip_block=ip_block)
 
 
+def _check_ip_block(block: IPBlock, source: str | None) -> None:
+    # API validation: cidr and every except entry are CIDRs; except entries lie inside cidr.
+    try:
+        network = ipaddress.ip_network(block.cidr, strict=False)
+    except ValueError:
+        raise _fail(f"ipBlock cidr {block.cidr!r} is not a CIDR", source) from None
+    for entry in block.except_:
+        try:
+            inner = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise _fail(f"ipBlock except {entry!r} is not a CIDR", source) from None
+        if inner.version != network.version or not inner.subnet_of(network):  # type: ignore[arg-type]
+            raise _fail(f"ipBlock except {entry} is not inside {block.cidr}", source)
+
+
 def _port(value: Any, source: str | None) -> PortSpec:
     data = _mapping(value, "port", source)
     protocol = str(data.get("protocol", "TCP"))
@@ -321,8 +338,13 @@ def _port(value: Any, source: str | None) -> PortSpec:
     if isinstance(port, str) and port.isdigit():
         port = int(port)
     end_port = data.get("endPort")
-    if end_port is not None and not isinstance(end_port, int):
+    if end_port is not None and (not isinstance(end_port, int) or isinstance(end_port, bool)):
         raise _fail(f"endPort must be a number, not {end_port!r}", source)
+    if end_port is not None and not isinstance(port, int):
+        # API validation: endPort requires a numeric port.
+        raise _fail("endPort needs a numeric port", source)
+    if end_port is not None and isinstance(port, int) and end_port < port:
+        raise _fail(f"endPort {end_port} is below port {port}", source)
     return PortSpec(protocol=protocol, port=port, end_port=end_port)
 
 
@@ -347,9 +369,12 @@ def _policy_from_manifest(manifest: Mapping[str, Any], source: str | None) -> Po
     if not name:
         raise _fail("NetworkPolicy without metadata.name", source)
     types = spec.get("policyTypes")
-    if types is None:
-        # API defaulting: Ingress always; Egress when the spec has an egress section.
-        policy_types: tuple[str, ...] = ("Ingress", "Egress") if "egress" in spec else ("Ingress",)
+    if not types:
+        # API defaulting (k8s.io/kubernetes pkg/apis/networking/v1 SetDefaults_NetworkPolicy): a
+        # missing or empty policyTypes becomes Ingress, plus Egress only when the spec has at
+        # least one egress rule. So ``egress: []`` alone does not isolate egress.
+        egress_rules = _list(spec.get("egress"), "egress", source)
+        policy_types: tuple[str, ...] = ("Ingress", "Egress") if egress_rules else ("Ingress",)
     else:
         policy_types = tuple(str(t) for t in _list(types, "policyTypes", source))
         unknown = set(policy_types) - {"Ingress", "Egress"}

@@ -1,0 +1,150 @@
+"""Reading NetworkPolicies from files: a directory, a multi-document YAML file, a JSON ``List``.
+
+What ``kubectl get networkpolicies -A -o yaml`` prints (a ``List``), what a GitOps repository holds
+(a tree of YAML files, several documents each) and what ``netpolgen from-flows -o DIR`` writes are
+all accepted. Documents of other kinds (Deployments next to the policies, say) are skipped with a
+note; a malformed NetworkPolicy is an error naming the file, the document and its first line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from netpolgen.errors import PolicyParseError
+from netpolgen.policy.model import API_VERSION, KIND, Policy
+
+__all__ = ["POLICY_SUFFIXES", "load_policies"]
+
+POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+LIST_KINDS = ("List", "NetworkPolicyList")
+
+
+def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = None) -> list[Policy]:
+    """Read every NetworkPolicy under ``path``.
+
+    Args:
+        path: a directory (searched recursively for ``*.yaml``, ``*.yml`` and ``*.json``, in
+            sorted order), or one file with one or more YAML documents or a JSON object.
+            ``List`` and ``NetworkPolicyList`` documents are unpacked.
+        notes: if given, receives one line per skipped document or overridden duplicate.
+
+    Returns:
+        The policies in file and document order. When two documents define the same
+        ``namespace/name`` the later one wins (as ``kubectl apply`` would leave it).
+
+    Raises:
+        PolicyParseError: naming the file, the document index and its line.
+
+    Examples:
+        >>> load_policies("policies/")  # doctest: +SKIP
+    """
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(
+            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES
+        )
+    elif root.is_file():
+        files = [root]
+    else:
+        raise PolicyParseError("no such file or directory", source=str(root))
+    notes = notes if notes is not None else []
+    found: dict[tuple[str, str], Policy] = {}
+    for file in files:
+        for policy in _policies_in_file(file, notes):
+            key = (policy.namespace, policy.name)
+            if key in found:
+                notes.append(f"{file}: {key[0]}/{key[1]} defined again; the later one is used")
+                del found[key]
+            found[key] = policy
+    return list(found.values())
+
+
+def _policies_in_file(file: Path, notes: list[str]) -> Iterator[Policy]:
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise PolicyParseError(f"cannot read ({error.strerror})", source=str(file)) from None
+    except UnicodeDecodeError:
+        raise PolicyParseError("not UTF-8 text", source=str(file)) from None
+    for index, line, document in _documents(text, str(file)):
+        yield from _policies_in_document(document, str(file), index, line, notes)
+
+
+def _documents(text: str, source: str) -> Iterator[tuple[int, int, Any]]:
+    """``(index, first line, data)`` for each YAML document (JSON is YAML)."""
+    if source.lower().endswith(".json"):
+        try:
+            yield 0, 1, json.loads(text)
+        except json.JSONDecodeError as error:
+            raise PolicyParseError(
+                f"not valid JSON ({error.msg})", source=source, line=error.lineno
+            ) from None
+        return
+    loader = yaml.SafeLoader(text)
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:  # an empty document
+                continue
+            yield index, node.start_mark.line + 1, loader.construct_document(node)
+            index += 1
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise PolicyParseError(
+            f"not valid YAML ({error.problem or error.context})",
+            source=source,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    except yaml.YAMLError as error:
+        raise PolicyParseError(f"not valid YAML ({error})", source=source) from None
+    finally:
+        loader.dispose()
+
+
+def _policies_in_document(
+    document: Any, source: str, index: int, line: int, notes: list[str], label: str = ""
+) -> Iterator[Policy]:
+    if document is None:
+        return
+    label = label or f"document {index}"
+    where = f"{source}:{line}"
+    if not isinstance(document, Mapping):
+        notes.append(f"{where}: {label} is not an object; skipped")
+        return
+    kind = document.get("kind")
+    if kind in LIST_KINDS:
+        items = document.get("items") or []
+        if not isinstance(items, list):
+            raise PolicyParseError(
+                f"{label}: {kind}.items must be a list", source=source, line=line
+            )
+        for position, item in enumerate(items):
+            yield from _policies_in_document(
+                item, source, index, line, notes, f"{label} item {position}"
+            )
+        return
+    if kind != KIND:
+        notes.append(f"{where}: {label}: kind {kind!r} is not a NetworkPolicy; skipped")
+        return
+    api_version = document.get("apiVersion", API_VERSION)
+    if api_version != API_VERSION:
+        # Calico (projectcalico.org/v3) and others reuse the kind name with other semantics.
+        notes.append(f"{where}: {label}: {api_version} NetworkPolicy is not {API_VERSION}; skipped")
+        return
+    try:
+        yield Policy.from_manifest(document, source=source)
+    except PolicyParseError as error:
+        metadata = document.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        if name:
+            label += f" ({name})"
+        raise PolicyParseError(
+            f"{label}: {error.message}", source=source, line=line, hint=error.hint
+        ) from None
