@@ -146,6 +146,15 @@ def _without_evidence(policies: list[Policy]) -> list[dict[str, object]]:
     return manifests
 
 
+def _isolated(policies: list[Policy], pod: Endpoint, direction: str) -> bool:
+    """Whether a policy of ``direction`` (Ingress or Egress) selects ``pod``."""
+    return any(
+        p.namespace == pod.namespace and direction in p.policy_types
+        and p.pod_selector.matches(pod.labels)
+        for p in policies
+    )  # fmt: skip
+
+
 def allowed_flows(policies: list[Policy], flows: pd.DataFrame) -> pd.DataFrame:
     """One flow per pair of endpoints of ``flows`` and port that ``policies`` explicitly allow.
 
@@ -154,8 +163,6 @@ def allowed_flows(policies: list[Policy], flows: pd.DataFrame) -> pd.DataFrame:
     flows of ``flows`` are kept as they are, so that the second run knows the same pods
     (selectors are minimal among the pods seen), while such flows never become rules.
     """
-    from netpolgen.verify import _selecting
-
     records = flows.astype(object).to_dict("records")
     endpoints = sorted(
         {(r[f"{s}_namespace"], r[f"{s}_labels"], r[f"{s}_pod"]) for r in records
@@ -166,7 +173,7 @@ def allowed_flows(policies: list[Policy], flows: pd.DataFrame) -> pd.DataFrame:
         for dst in endpoints:
             source, target = endpoint(src[0], src[1]), endpoint(dst[0], dst[1])
             if not (
-                _selecting(policies, source, "Egress") or _selecting(policies, target, "Ingress")
+                _isolated(policies, source, "Egress") or _isolated(policies, target, "Ingress")
             ):
                 continue
             for protocol in ("TCP", "UDP", "SCTP"):
