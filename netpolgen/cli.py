@@ -242,6 +242,7 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
                    "used.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings on stderr.")
+@input_limit_options
 def verify_command(
     more_flows: tuple[str, ...],
     flows: tuple[str, ...],
@@ -252,6 +253,8 @@ def verify_command(
     over_permissive: bool,
     strict: bool,
     quiet: bool,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Replay observed flows against policies; exit 3 if any observed flow is denied.
 
@@ -269,10 +272,16 @@ def verify_command(
         raise click.UsageError("give at least one flow file with --flows")
     report = netpolgen.verify_files(
         sources, policies, inventories, format=flow_format, strict=strict,
-        over_permissive=over_permissive,
+        over_permissive=over_permissive, max_line_bytes=max_line_bytes,
     )  # fmt: skip
-    click.echo(netpolgen.format_report(report, report_format), nl=False)
     if report.ingest is not None:
+        # Verifying nothing would pass vacuously: no usable flow is an error here too.
+        with _summary_on_error(report.ingest, [], summary, quiet):
+            require_usable_flows(report.ingest)
+    click.echo(netpolgen.format_report(report, report_format), nl=False)
+    if report.ingest is not None and summary == "json":
+        click.echo(summary_json(report.ingest, report.warnings, ok=report.ok), err=True)
+    elif report.ingest is not None:
         _echo_report(report.ingest, [], quiet)  # report warnings are in the report
     if not report.ok:
         sys.exit(EXIT_DENIED)
@@ -312,6 +321,7 @@ def diff_command(old: str, new: str, inventories: tuple[str, ...], report_format
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
+@input_limit_options
 def migrate_command(
     flows: tuple[str, ...],
     policies: str | None,
@@ -323,6 +333,8 @@ def migrate_command(
     strict: bool,
     force: bool,
     quiet: bool,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Plan the move to default-deny in stages that break no observed flow.
 
@@ -337,9 +349,20 @@ def migrate_command(
         include_system=include_system, generate=netpolgen.GenerateOptions(allow_dns=allow_dns)
     )
     plan = netpolgen.plan_migration_from_files(
-        flows, policies, inventories, options, format=flow_format, strict=strict
-    )
+        flows, policies, inventories, options, format=flow_format, strict=strict,
+        max_line_bytes=max_line_bytes,
+    )  # fmt: skip
+    if plan.ingest is not None:
+        # A plan from no flows would stage default-deny for traffic nobody looked at.
+        with _summary_on_error(plan.ingest, plan.warnings, summary, quiet):
+            require_usable_flows(plan.ingest)
     netpolgen.write_plan(plan, output, force=force)
+    if plan.ingest is not None and summary == "json":
+        click.echo(
+            summary_json(plan.ingest, plan.warnings, stages=len(plan.stages), output=output),
+            err=True,
+        )
+        return
     if not quiet:
         click.echo(
             f"wrote {len(plan.stages)} stages for {len(plan.namespaces)} namespaces to {output} "

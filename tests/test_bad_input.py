@@ -442,3 +442,70 @@ def test_summary_json_on_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     summary = json.loads(result.stderr.splitlines()[0])
     assert summary["error"].startswith("no usable flows") and summary["records_skipped"] == 1
+
+
+# --- the other commands that read flows: verify and migrate -----------------------------------
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    out = tmp_path / "generated"
+    assert run("from-flows", str(THREE_TIER), "-o", str(out), "-q").exit_code == 0
+    return out
+
+
+def test_verify_with_no_usable_flows(tmp_path: Path, policies: Path) -> None:
+    flows = write(tmp_path, "flows.csv", HEADER + "Shop,app=web,shop,app=api,8080,TCP\n")
+    result = run("verify", "--flows", flows, "--policies", str(policies))
+    assert result.exit_code == 1, result.output
+    assert "no usable flows in" in result.stderr and "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_verify_json_carries_the_accounting(tmp_path: Path, policies: Path) -> None:
+    rows = GOOD_ROW + "shop,app=web,shop,app=api,70000,TCP\n"
+    flows = write(tmp_path, "flows.csv", HEADER + rows)
+    result = run("verify", "--flows", flows, "--policies", str(policies), "--format", "json")
+    assert result.exit_code in (0, 3), result.output
+    ingest = json.loads(result.stdout)["ingest"]
+    assert ingest["records_read"] == 2 and ingest["records_skipped"] == 1
+    assert ingest["balanced"] is True
+
+
+def test_verify_skips_long_lines_and_prints_a_json_summary(tmp_path: Path, policies: Path) -> None:
+    data = HEADER + GOOD_ROW + "shop,app=" + "x" * 300 + ",shop,app=api,8080,TCP\n"
+    flows = write(tmp_path, "flows.csv", data)
+    result = run(
+        "verify", "--flows", flows, "--policies", str(policies), "--max-line-bytes", "100",
+        "--summary", "json",
+    )  # fmt: skip
+    assert result.exit_code in (0, 3), result.output
+    summary = json.loads(result.stderr.strip().splitlines()[-1])
+    assert summary["skipped"] == {"line is longer than 100 bytes (--max-line-bytes)": 1}
+
+
+@pytest.mark.parametrize(
+    "text", ["{not yaml: [", "kind: Pod\n", "42\n"], ids=["syntax", "not-a-policy", "scalar"]
+)
+def test_verify_and_diff_with_a_broken_policy_file(
+    tmp_path: Path, policies: Path, text: str
+) -> None:
+    broken = write(tmp_path, "broken.yaml", text)
+    for args in (
+        ["verify", "--flows", str(THREE_TIER), "--policies", broken],
+        ["diff", broken, str(policies)],
+    ):
+        result = run(*args)
+        assert result.exit_code in (0, 1, 3), result.output
+        assert "Traceback" not in result.output
+        if result.exit_code == 1:
+            assert "broken.yaml" in result.stderr
+
+
+def test_migrate_with_no_usable_flows_writes_no_plan(tmp_path: Path) -> None:
+    flows = write(tmp_path, "flows.csv", HEADER + "shop,app=web,shop,app=api,99999,TCP\n")
+    out = tmp_path / "plan"
+    result = run("migrate", flows, "-o", str(out))
+    assert result.exit_code == 1, result.output
+    assert "no usable flows in" in result.stderr and "Traceback" not in result.output
+    assert not out.exists()
