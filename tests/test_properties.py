@@ -274,3 +274,82 @@ def _all_match_labels(node: object) -> list[dict[str, object]]:
         for item in node:
             found.extend(_all_match_labels(item))
     return found
+
+
+# --- random clusters through the inventory path (addresses only, resolved by the inventory) ----
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> tuple[list[object], pd.DataFrame]:
+    """Random Deployments' pods (IPs in node-1's pod CIDR) and address-only flows between them."""
+    from tests.ingest.cluster import Pod
+
+    pods: list[Pod] = []
+    for index in range(draw(st.integers(2, 6))):
+        namespace = draw(st.sampled_from(("shop", "monitoring")))
+        labels = dict(draw(st.sampled_from(LABEL_SETS)))
+        template = f"{index:03d}abc"
+        # One Deployment per index: its own name (the owner chain names the workload), its
+        # own template hash, one label set for all its replicas.
+        name = labels.get("app", labels.get("k8s-app", labels.get("component", "w"))) + str(index)
+        for replica in range(draw(st.integers(1, 2))):
+            pods.append(Pod(
+                namespace, f"{name}-{template}-{replica}xyzq", f"10.1.0.{len(pods) + 10}",
+                tuple(sorted({**labels, "pod-template-hash": template}.items())), "node-1",
+                owner=("ReplicaSet", f"{name}-{template}"),
+            ))  # fmt: skip
+    rows = []
+    for number in range(draw(st.integers(1, 12))):
+        src, dst = draw(st.sampled_from(pods)), draw(st.sampled_from(pods))
+        rows.append({
+            "time": f"2024-05-01T10:{number:02d}:00Z", "src_ip": src.ip, "dst_ip": dst.ip,
+            "src_port": 40000 + number, "dst_port": draw(st.sampled_from(PORTS)),
+            "protocol": draw(st.sampled_from(("TCP", "UDP"))), "is_reply": "false",
+        })  # fmt: skip
+    return list(pods), pd.DataFrame(rows)
+
+
+@given(clusters())
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=25)
+def test_random_clusters_through_the_inventory_are_sound_and_tight(
+    cluster_and_flows: tuple[list[object], pd.DataFrame],
+) -> None:
+    from netpolgen.ingest import IngestReport, load_flows
+    from netpolgen.ingest.inventory import parse_inventory
+    from netpolgen.resolve import resolve_flows
+    from tests.ingest.cluster import Pod, inventory_document
+    from tests.k8s import assert_valid_policies
+
+    pods, table = cluster_and_flows
+    typed = [p for p in pods if isinstance(p, Pod)]
+    inventory = parse_inventory([inventory_document(tuple(typed))])
+    report = IngestReport()
+    flows = load_flows(io.BytesIO(table.to_csv(index=False).encode()), report=report)
+    flows = resolve_flows(flows, inventory, report=report)
+    result = generate(flows, GenerateOptions(allow_dns=False), report=report, inventory=inventory)
+    assert_valid_policies(render_yaml(result.policies))
+    by_ip = {p.ip: p for p in typed}
+
+    def end(pod: Pod) -> Endpoint:
+        return Endpoint(namespace=pod.namespace, labels=dict(pod.labels))
+
+    observed = set()
+    for row in table.to_dict("records"):
+        src, dst = by_ip[row["src_ip"]], by_ip[row["dst_ip"]]
+        assert is_allowed(result.policies, end(src), end(dst), row["protocol"], row["dst_port"])
+        observed.add((src.namespace, stable(src.label_text), dst.namespace,
+                      stable(dst.label_text), row["protocol"], row["dst_port"]))  # fmt: skip
+    senders = {(o[0], o[1]) for o in observed}
+    receivers = {(o[2], o[3]) for o in observed}
+    for src in typed:
+        for dst in typed:
+            src_key = (src.namespace, stable(src.label_text))
+            dst_key = (dst.namespace, stable(dst.label_text))
+            if src_key not in senders and dst_key not in receivers:
+                continue  # neither side isolated: open by Kubernetes' default
+            for protocol in ("TCP", "UDP"):
+                for port in PORTS:
+                    if (*src_key, *dst_key, protocol, port) not in observed:
+                        assert not is_allowed(
+                            result.policies, end(src), end(dst), protocol, port
+                        ), (src.name, dst.name, protocol, port)
