@@ -509,3 +509,44 @@ def test_migrate_with_no_usable_flows_writes_no_plan(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "no usable flows in" in result.stderr and "Traceback" not in result.output
     assert not out.exists()
+
+
+# --- what the line limit must not touch, and where it must still apply ---------------------------
+
+
+def test_documents_read_whole_are_not_cut_by_the_line_limit(tmp_path: Path) -> None:
+    # An Azure blob and a GCP console download are one JSON document: often one long line.
+    azure = json.dumps(json.loads((DATA / "azure-nsg-v2.json").read_text()))
+    entries = []
+    for line in (DATA / "gcp-vpc-flows.jsonl").read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue  # the fixture has a deliberately broken line
+    gcp = json.dumps(entries)
+    for name, text in (("azure.json", azure), ("gcp.json", gcp)):
+        assert len(text) > 1000
+        result = succeeds(write(tmp_path, name, text), "--max-line-bytes", "100")
+        assert "longer than" not in result.stderr
+
+
+def test_long_line_inside_gzip_and_on_stdin(tmp_path: Path) -> None:
+    data = (HEADER + GOOD_ROW + "shop,app=" + "x" * 5000 + ",shop,app=api,80,TCP\n").encode()
+    path = write(tmp_path, "flows.csv.gz", gzip.compress(data))
+    result = succeeds(path, "--max-line-bytes", "1000")
+    assert "flows.csv.gz:3: skipped: line is longer than 1000 bytes" in result.stderr
+    result = succeeds("-", "--max-line-bytes", "1000", input=gzip.compress(data))
+    assert "<stdin>:3: skipped: line is longer than 1000 bytes" in result.stderr
+
+
+def test_hostile_gcp_namespaces_are_skipped(tmp_path: Path) -> None:
+    lines = (DATA / "gcp-vpc-flows.jsonl").read_text().splitlines()
+    entry = json.loads(lines[0])
+    entry["jsonPayload"]["src_gke_details"] = {"pod": {"pod_namespace": "../../root",
+                                                       "pod_name": "x"}}  # fmt: skip
+    path = write(tmp_path, "gcp.jsonl", "\n".join([json.dumps(entry), *lines[1:]]) + "\n")
+    result = run("from-flows", path, "-o", str(tmp_path / "out"))
+    assert "Traceback" not in result.output
+    assert "src namespace is not a valid namespace name (e.g. '../../root')" in result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".yaml"]
+    assert all("out" in p.relative_to(tmp_path).parts[:1] for p in written)
