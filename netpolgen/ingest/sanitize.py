@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 
 import pandas as pd
 
@@ -44,14 +45,15 @@ def is_pod_name(text: str) -> bool:
     return bool(DNS_SUBDOMAIN.match(text))
 
 
-def valid_labels(canonical: str) -> tuple[str, list[str]]:
+@lru_cache(maxsize=65536)
+def valid_labels(canonical: str) -> tuple[str, tuple[str, ...]]:
     """Split canonical label text into its valid part and the items Kubernetes would reject.
 
     Canonical text cannot carry ``,`` or ``=`` inside a value, so an item that does not split
     cleanly is itself invalid.
     """
     if not canonical:
-        return canonical, []
+        return canonical, ()
     good: dict[str, str] = {}
     bad: list[str] = []
     for item in canonical.split(","):
@@ -60,7 +62,7 @@ def valid_labels(canonical: str) -> tuple[str, list[str]]:
             good[key] = value
         else:
             bad.append(item)
-    return (canonical_labels(good) if bad else canonical), bad
+    return (canonical_labels(good) if bad else canonical), tuple(bad)
 
 
 def sanitize_flows(frame: pd.DataFrame, source: str, report: IngestReport) -> pd.DataFrame:
@@ -125,11 +127,13 @@ def _clean_labels(
 ) -> pd.DataFrame:
     values = frame[column]
     mapping: dict[str, str] = {}
+    counts: pd.Series | None = None
     for value in values.dropna().unique():
         good, bad = valid_labels(str(value))
         if bad:
             mapping[str(value)] = good
-            count = int((values == value).sum())
+            counts = values.value_counts() if counts is None else counts
+            count = int(counts[value])
             report.note(
                 INVALID_LABELS,
                 f"{source}: invalid label(s) left out of selectors: {json.dumps(sorted(bad))}",
