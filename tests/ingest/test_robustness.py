@@ -231,3 +231,30 @@ def test_random_bytes_as_inventory(data: bytes) -> None:
             load_inventory(path)
         except InventoryError:
             pass
+
+
+AWS_TOKENS = st.one_of(
+    st.sampled_from([
+        "-", "None", "0", "6", "17", "1", "58", "300", "-1", "65536", "10.0.0.1", "::1",
+        "2001:db8::1", "999.0.0.1", "ACCEPT", "REJECT", "OK", "NODATA", "SKIPDATA", "18", "2",
+        "1714557600", "1714557600000", "99999999999999999999", "1e3", "nan", "eni-1", "x",
+    ]),
+    st.text(alphabet=st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cs")),
+            min_size=1, max_size=6),
+)  # fmt: skip
+AWS_FIELDS = (
+    "version", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "packets", "bytes",
+    "start", "end", "action", "log-status", "tcp-flags", "pkt-srcaddr", "pkt-dstaddr",
+    "flow-direction", "pkt-src-aws-service",
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_odd_aws_records(data: st.DataObject) -> None:
+    fields = data.draw(st.lists(st.sampled_from(AWS_FIELDS), min_size=2, max_size=10, unique=True))
+    fields = list(dict.fromkeys(["srcaddr", "dstaddr", *fields]))
+    rows = data.draw(st.lists(st.lists(AWS_TOKENS, min_size=len(fields), max_size=len(fields)),
+                              max_size=6))  # fmt: skip
+    text = " ".join(fields) + "\n" + "".join(" ".join(row) + "\n" for row in rows)
+    load_any(text.encode(), data.draw(st.sampled_from(["auto", "aws-vpc"])))
