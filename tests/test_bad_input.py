@@ -159,7 +159,7 @@ def test_csv_read_as_hubble(tmp_path: Path) -> None:
 def test_non_utf8_csv_is_an_error_naming_the_file(tmp_path: Path) -> None:
     data = HEADER.encode() + b"shop,app=\xff\xfe,shop,app=api,80,TCP\n"
     path = write(tmp_path, "flows.csv", data)
-    fails(tmp_path, path, message="not UTF-8 text")
+    fails(tmp_path, path, message="flows.csv:2: not UTF-8 text (byte 0xff)")
 
 
 def test_non_utf8_line_in_aws_is_skipped(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ while the limiter looks for its end.
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -49,6 +50,10 @@ class LineLimiter(io.RawIOBase):
         on_long: called with the 1-based number of each long line, in order.
         on_long_header: called instead of ``on_long`` when line 1 is too long and the format
             needs that line (a CSV header); it should raise.
+        on_bad_text: if given, every line is checked to be UTF-8, and this is called with the
+            line number and the first bad byte of the first line that is not (it should
+            raise). Lines are checked in blocks at C speed, so the reader's own decoding
+            error, which knows no line, is never reached.
     """
 
     def __init__(
@@ -57,12 +62,14 @@ class LineLimiter(io.RawIOBase):
         limit: int,
         on_long: Callable[[int], None],
         on_long_header: Callable[[], None] | None = None,
+        on_bad_text: Callable[[int, int], None] | None = None,
     ) -> None:
         super().__init__()
         self._inner = inner
         self._limit = max(1, limit)
         self._on_long = on_long
         self._on_long_header = on_long_header
+        self._on_bad_text = on_bad_text
         self._buf = bytearray()  # unprocessed bytes; _buf[0] starts line number _line
         self._ready = bytearray()  # checked bytes waiting for the reader
         self._line = 1
@@ -132,6 +139,13 @@ class LineLimiter(io.RawIOBase):
         self._emit(pos)
 
     def _emit(self, end: int) -> None:
+        if self._on_bad_text is not None and end:
+            # ``end`` is a line boundary (or the end of the file), so no character is split.
+            try:
+                codecs.utf_8_decode(self._buf[:end], "strict", True)
+            except UnicodeDecodeError as error:
+                line = self._line + self._buf.count(b"\n", 0, error.start)
+                self._on_bad_text(line, self._buf[error.start])
         self._line += self._buf.count(b"\n", 0, end)
         self._ready += self._buf[:end]
         del self._buf[:end]
@@ -151,6 +165,14 @@ def limit_lines(
         report.records_read += 1
         report.skip(reason, source=source, line=line)
 
+    def on_bad_text(line: int, byte: int) -> None:
+        raise InputError(
+            f"not UTF-8 text (byte 0x{byte:02x})",
+            source=source,
+            line=line,
+            hint="convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8",
+        )
+
     def on_long_header() -> None:
         raise InputError(
             f"the header line is longer than {limit} bytes",
@@ -159,5 +181,11 @@ def limit_lines(
             hint="this is not a CSV flow file, or raise --max-line-bytes",
         )
 
-    limiter = LineLimiter(stream, limit, on_long, on_long_header if header else None)
+    # A CSV file is decoded as a whole by its reader, which cannot say where a bad byte is:
+    # check the text here, line by line. (JSON and AWS lines skip such a line themselves.)
+    limiter = LineLimiter(
+        stream, limit, on_long,
+        on_long_header if header else None,
+        on_bad_text if header else None,
+    )  # fmt: skip
     return io.BufferedReader(limiter, buffer_size=_BLOCK)
