@@ -44,7 +44,7 @@ def require_usable_flows(report: IngestReport) -> None:
     detail = "; ".join([f"{report.records_read} record(s) read", *reasons])
     hints = [h for reason, h in _OPTION_HINTS.items() if report.filtered.get(reason)]
     if report.records_skipped:
-        hints.append("the warnings above name the first skipped lines")
+        hints.append("the first skipped lines are named in the warnings (hidden by -q)")
     raise NoUsableFlowsError(
         f"no usable flows in {files}: {detail}",
         hint="; ".join(hints) or None,

@@ -174,7 +174,8 @@ def _read_checked(
         for chunk in FORMATS[fmt].read(stream, name, report, chunk_size):
             yield sanitize_flows(chunk, name, report)
     except InputError as error:
-        if hint is not None:
+        # A wrong -f is the likely cause, unless the bytes themselves are broken (gzip).
+        if hint is not None and not error.message.startswith("compressed input"):
             error.hint = hint
         raise
     read = report.records_read - read_before
