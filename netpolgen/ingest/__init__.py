@@ -26,6 +26,7 @@ from netpolgen.ingest.sources import open_source, peek
 
 __all__ = [
     "FORMATS", "IngestReport", "detect_format", "guess_format", "iter_flows", "load_flows",
+    "read_checked",
 ]  # fmt: skip
 
 Source = str | Path | BinaryIO
@@ -147,10 +148,10 @@ def iter_flows(
             fmt = format if format != "auto" else detect_format(head, name)
             report.files.append(name)
             report.formats[name] = fmt
-            yield from _read_checked(stream, name, fmt, head, report, chunk_size, format != "auto")
+            yield from read_checked(stream, name, fmt, head, report, chunk_size, format != "auto")
 
 
-def _read_checked(
+def read_checked(
     stream: BinaryIO,
     name: str,
     fmt: str,
@@ -160,6 +161,10 @@ def _read_checked(
     forced: bool,
 ) -> Iterator[pd.DataFrame]:
     """Read one opened file with ``fmt``'s reader, with the guards every format shares.
+
+    Every path that parses flows (also parts of a file parsed in worker processes) should call
+    this rather than ``FORMATS[fmt].read``, so that the guards apply everywhere. ``head`` is the
+    file's first bytes (what sniffing saw); ``forced``: the format was named with ``-f``.
 
     Long lines are cut off before the reader sees them (:mod:`netpolgen.ingest.limits`), every
     chunk's names and labels are checked (:mod:`netpolgen.ingest.sanitize`), and a file of which
