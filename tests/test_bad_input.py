@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from netpolgen.cli import cli
 from tests.conftest import SAMPLE_FLOWS
 from tests.ingest import cluster
-from tests.ingest.helpers import DATA
+from tests.ingest.helpers import DATA, SHARED_SAMPLES
 from tests.k8s import assert_valid_policies
 
 THREE_TIER = SAMPLE_FLOWS / "three-tier.csv"
@@ -550,3 +550,33 @@ def test_hostile_gcp_namespaces_are_skipped(tmp_path: Path) -> None:
     assert "src namespace is not a valid namespace name (e.g. '../../root')" in result.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".yaml"]
     assert all("out" in p.relative_to(tmp_path).parts[:1] for p in written)
+
+
+# --- the invariant on every fixture: read = used + skipped + filtered ----------------------------
+
+FIXTURES = sorted([THREE_TIER, *(p for p in DATA.iterdir() if p.is_file())]) + sorted(
+    # The real public samples beside the checkout, when present (read in place, never copied).
+    p for folder in ("aws", "azure", "hubble") for p in (SHARED_SAMPLES / folder).glob("*")
+    if p.is_file()
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
+@pytest.mark.parametrize("with_inventory", [False, True], ids=["alone", "inventory"])
+def test_every_fixture_balances(tmp_path: Path, path: Path, with_inventory: bool) -> None:
+    args = ["from-flows", str(path), "--summary", "json", "-q"]
+    if with_inventory:
+        args += ["-i", write(tmp_path, "pods.json", json.dumps(cluster.inventory_document()))]
+    result = run(*args)
+    assert "Traceback" not in result.output
+    summary = json.loads(next(x for x in result.stderr.splitlines() if x.startswith("{")))
+    assert summary["balanced"] is True, summary
+    assert summary["records_read"] == (
+        summary["records_used"] + summary["records_skipped"] + summary["records_filtered"]
+    )
+    assert sum(summary["skipped"].values()) == summary["records_skipped"]
+    assert sum(summary["filtered"].values()) == summary["records_filtered"]
+    if result.exit_code == 0:
+        assert_valid_policies(result.stdout)
+    else:
+        assert result.exit_code == 1 and summary["error"].startswith("no usable flows")
