@@ -70,8 +70,10 @@ class LineLimiter(io.RawIOBase):
         self._on_long = on_long
         self._on_long_header = on_long_header
         self._on_bad_text = on_bad_text
-        self._buf = bytearray()  # unprocessed bytes; _buf[0] starts line number _line
-        self._ready = bytearray()  # checked bytes waiting for the reader
+        # _buf[:_ready] is checked and waits for the reader; the rest is not checked yet and
+        # starts line number _line. One buffer, so that bytes are copied once on the way.
+        self._buf = bytearray()
+        self._ready = 0
         self._line = 1
         self._discarding = False  # inside a long line, looking for its newline
         self._eof = False
@@ -82,9 +84,10 @@ class LineLimiter(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         while not self._ready and not self._eof:
             self._fill()
-        size = min(len(buffer), len(self._ready))
-        memoryview(buffer)[:size] = self._ready[:size]
-        del self._ready[:size]
+        size = min(len(buffer), self._ready)
+        memoryview(buffer)[:size] = memoryview(self._buf)[:size]
+        del self._buf[:size]  # cheap: CPython's bytearray drops a prefix without moving
+        self._ready -= size
         return size
 
     def _long(self, line: int) -> None:
@@ -112,7 +115,7 @@ class LineLimiter(io.RawIOBase):
 
     def _scan(self, final: bool) -> None:
         buf, limit = self._buf, self._limit
-        pos = 0
+        pos = self._ready
         while len(buf) - pos > limit:
             # Any newline within limit+1 bytes proves that every line up to it is short enough;
             # jumping to the last one makes this O(size / limit) calls into C.
@@ -120,7 +123,7 @@ class LineLimiter(io.RawIOBase):
             if newline >= 0:
                 pos = newline + 1
                 continue
-            line = self._line + buf.count(b"\n", 0, pos)
+            line = self._line + buf.count(b"\n", self._ready, pos)
             end = buf.find(b"\n", pos + limit + 1)
             if end < 0 and final:
                 self._long(line)  # the last line, without a newline
@@ -128,27 +131,32 @@ class LineLimiter(io.RawIOBase):
                 break
             if end < 0:
                 self._emit(pos)
-                self._line = line
                 self._discarding = True
-                buf.clear()
+                del buf[pos:]
                 return
             self._long(line)
             del buf[pos:end]
         if final:
             pos = len(buf)
+        else:
+            # What is left is at most ``limit`` long: its complete lines are short enough.
+            pos = max(pos, buf.rfind(b"\n", pos) + 1)
         self._emit(pos)
 
     def _emit(self, end: int) -> None:
-        if self._on_bad_text is not None and end:
+        """Mark ``_buf[_ready:end]`` (whole lines) as checked."""
+        start = self._ready
+        if end <= start:
+            return
+        if self._on_bad_text is not None:
             # ``end`` is a line boundary (or the end of the file), so no character is split.
             try:
-                codecs.utf_8_decode(self._buf[:end], "strict", True)
+                codecs.utf_8_decode(memoryview(self._buf)[start:end], "strict", True)
             except UnicodeDecodeError as error:
-                line = self._line + self._buf.count(b"\n", 0, error.start)
-                self._on_bad_text(line, self._buf[error.start])
-        self._line += self._buf.count(b"\n", 0, end)
-        self._ready += self._buf[:end]
-        del self._buf[:end]
+                line = self._line + self._buf.count(b"\n", start, start + error.start)
+                self._on_bad_text(line, self._buf[start + error.start])
+        self._line += self._buf.count(b"\n", start, end)
+        self._ready = end
 
 
 def limit_lines(
