@@ -580,3 +580,43 @@ def test_every_fixture_balances(tmp_path: Path, path: Path, with_inventory: bool
         assert_valid_policies(result.stdout)
     else:
         assert result.exit_code == 1 and summary["error"].startswith("no usable flows")
+
+
+# --- hostile YAML and JSON: a hang or a crash would be a denial of service ----------------------
+
+
+def _laughs(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE_DOCUMENTS = {
+    "billion-laughs": (_laughs() + "kind: List\nitems: []\n", "aliases expand to more than"),
+    "recursive-alias": ("kind: List\nitems: &a [*a]\n", "a recursive alias"),
+    "deep-json": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_DOCUMENTS))
+def test_hostile_inventory_documents(tmp_path: Path, name: str) -> None:
+    text, message = HOSTILE_DOCUMENTS[name]
+    inventory = write(tmp_path, "inventory.yaml", text)
+    fails(tmp_path, str(THREE_TIER), "-i", inventory, message=message)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_DOCUMENTS))
+def test_hostile_policy_documents(tmp_path: Path, name: str) -> None:
+    text, message = HOSTILE_DOCUMENTS[name]
+    policies = write(tmp_path, "policies.yaml", text)
+    result = run("verify", "--flows", str(THREE_TIER), "--policies", policies)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and "policies.yaml" in result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_anchors_that_expand_reasonably_are_fine() -> None:
+    from netpolgen.safe_yaml import load_all
+
+    (document,) = load_all(_laughs(levels=3) + "b: *a2\n")
+    assert len(document["b"]) == 9 and document["b"][0][0][0] == "x"

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from netpolgen import safe_yaml
 from netpolgen.errors import InventoryError
 from netpolgen.ingest.common import TIME_MAX, TIME_MIN, normalize_ip
 from netpolgen.ingest.sanitize import is_namespace_name, is_pod_name
@@ -196,11 +196,15 @@ def _parse_bytes(data: bytes, source: str) -> list[Any]:
         return [json.loads(data)]
     except UnicodeDecodeError as error:
         raise InventoryError("inventory is not UTF-8 text", source=source) from error
+    except RecursionError as error:
+        raise InventoryError("inventory is nested too deeply", source=source) from error
     except json.JSONDecodeError as json_error:
         # Not one JSON document: YAML (kubectl -o yaml) or several documents.
         try:
-            return [d for d in yaml.safe_load_all(data) if d is not None]
-        except yaml.YAMLError:
+            return [d for d in safe_yaml.load_all(data) if d is not None]
+        except safe_yaml.AliasBombError as error:
+            raise InventoryError(str(error), source=source) from error
+        except safe_yaml.YAML_ERRORS:
             raise InventoryError(
                 f"not valid JSON ({json_error.msg}) nor YAML",
                 source=source,
