@@ -165,3 +165,23 @@ def test_output_inside_a_file_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["from-flows", THREE_TIER, "-o", str(blocker / "out")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "cannot create output" in result.stderr
+
+
+def test_deeply_nested_json_lines_without_orjson(tmp_path: Path) -> None:
+    # The stdlib parser (the fallback when the fast extra is missing) recurses.
+    flows = tmp_path / "deep.jsonl"
+    good = (REPO / "tests" / "data" / "ingest" / "hubble-edge-cases.jsonl").read_text()
+    flows.write_text('{"flow": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}\n" + good)
+    script = (
+        "import sys; sys.modules['orjson'] = None\n"
+        "sys.argv = ['netpolgen', *sys.argv[1:]]\n"
+        "from netpolgen.cli import main; main()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, "from-flows", str(flows), "-f", "hubble"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "deep.jsonl:1: skipped: line is not valid JSON" in result.stderr
+    assert not list(tmp_path.glob("netpolgen-crash-*"))

@@ -39,7 +39,8 @@ try:  # orjson is an optional speed-up (the ``fast`` extra); the stdlib parser i
     _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
 except ImportError:  # pragma: no cover - exercised only without the extra
     _loads = json.loads
-    _JSON_ERRORS = (ValueError,)
+    # The stdlib parser recurses: a line of 100,000 "[" is a RecursionError, not a crash.
+    _JSON_ERRORS = (ValueError, RecursionError)
 
 # JSON readers hold one chunk of extracted columns in memory: cap it whatever the caller asks.
 MAX_JSON_CHUNK = 100_000
