@@ -77,3 +77,14 @@ def test_memory_stays_bounded_on_a_huge_line() -> None:
         tracemalloc.stop()
     assert long == [1]
     assert peak < 8 << 20, peak  # the line is 40 MiB; the limiter holds about a block at a time
+
+
+def test_endless_cri_partial_pieces_are_one_skipped_record() -> None:
+    from netpolgen.ingest.common import MAX_JOINED_BYTES, JSONLineError, iter_json_lines
+
+    piece = b"2024-05-01T10:00:00.000000000Z stdout P " + b"x" * 16000 + b"\n"
+    count = MAX_JOINED_BYTES // 16000 + 5
+    data = piece * count + b'2024-05-01T10:00:00Z stdout F "end"\n{"a": 1}\n'
+    values = list(iter_json_lines(io.BytesIO(data)))
+    assert [type(v) for _, v in values] == [JSONLineError, dict]
+    assert values[0][0] == 1 and values[1] == (count + 2, {"a": 1})
