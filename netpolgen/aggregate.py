@@ -33,7 +33,12 @@ def endpoint_keys(flows: pd.DataFrame, side: str) -> pd.Series:
     """The endpoint key of each row's ``side`` (``src`` or ``dst``); NA when unidentifiable."""
     namespace = flows[f"{side}_namespace"]
     labels = flows[f"{side}_labels"].fillna("")
-    stable = labels.map({v: stable_labels(v) for v in labels.unique()})
+    # Once per distinct label set (factorise and take), not a dictionary lookup per row.
+    codes, uniques = pd.factorize(labels)
+    stable = pd.Series(
+        pd.array([stable_labels(v) for v in uniques], dtype="string").take(codes),
+        index=labels.index,
+    )
     is_pod = (flows[f"{side}_kind"] == "pod").fillna(False).astype(bool) & namespace.notna()
     pod_key = "pod:" + namespace.astype("string") + "/" + stable.astype("string")
     ip_key = "ip:" + flows[f"{side}_ip"]
@@ -53,7 +58,7 @@ def mark_replies(flows: pd.DataFrame) -> pd.Series:
     replies = given.fillna(False).astype(bool)
     if not unknown.any():
         return replies
-    ident = {side: _tuple_identity(flows, side) for side in ("src", "dst")}
+    ident = {side: tuple_identity(flows, side) for side in ("src", "dst")}
     order = pd.Series(range(len(flows)), index=flows.index)
     rows = pd.DataFrame(
         {
@@ -83,10 +88,22 @@ def mark_replies(flows: pd.DataFrame) -> pd.Series:
     return replies
 
 
-def _tuple_identity(flows: pd.DataFrame, side: str) -> pd.Series:
+def tuple_identity(flows: pd.DataFrame, side: str) -> pd.Series:
     """The most specific name of one end available: IP, else pod, else namespace/labels."""
-    fallback = flows[f"{side}_namespace"].fillna("") + "/" + flows[f"{side}_labels"].fillna("")
-    return flows[f"{side}_ip"].fillna(flows[f"{side}_pod"]).fillna(fallback)
+    identity = flows[f"{side}_ip"].fillna(flows[f"{side}_pod"])
+    missing = identity.isna()
+    if missing.any():  # build the namespace/labels text only for the rows that need it
+        part = flows.loc[missing]
+        fallback = part[f"{side}_namespace"].fillna("") + "/" + part[f"{side}_labels"].fillna("")
+        identity = identity.fillna(fallback)
+    return identity
+
+
+def denied_mask(flows: pd.DataFrame, options: EdgeOptions) -> pd.Series:
+    """Rows left out for their verdict (none with ``include_denied``)."""
+    if options.include_denied:
+        return pd.Series(False, index=flows.index)
+    return (flows["verdict"] == "denied").fillna(False).astype(bool)
 
 
 def wanted_flows(
@@ -106,17 +123,17 @@ def wanted_flows(
     return flows[keep]
 
 
-def aggregate_edges(
-    flows: pd.DataFrame, options: EdgeOptions | None = None, report: IngestReport | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reduce a flow table to ``(edges, endpoints)``.
+EDGE_KEYS = ["src", "dst", "protocol", "dst_port"]
 
-    ``edges`` has the columns of :data:`EDGE_COLUMNS`, sorted; ``endpoints`` one row per endpoint
-    key with ``kind``, ``namespace``, ``labels`` (stable), ``ip``.
+
+def edge_rows(
+    wanted: pd.DataFrame, report: IngestReport
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Wanted flows -> ``(rows, src keys, dst keys)``: one row per flow, keyed by edge.
+
+    Rows whose endpoints cannot be keyed are counted as filtered and left out of ``rows``; the
+    keys are returned for every wanted row, for :func:`endpoint_firsts`.
     """
-    options = options or EdgeOptions()
-    report = report if report is not None else IngestReport()
-    wanted = wanted_flows(flows, options, report)
     src = endpoint_keys(wanted, "src")
     dst = endpoint_keys(wanted, "dst")
     frame = pd.DataFrame(
@@ -131,27 +148,79 @@ def aggregate_edges(
     )
     unidentified = frame["src"].isna() | frame["dst"].isna()
     report.filter("endpoint without namespace/labels or IP", int(unidentified.sum()))
-    frame = frame[~unidentified]
-    edges = (
-        frame.groupby(["src", "dst", "protocol", "dst_port"], dropna=False, observed=True)
+    return frame[~unidentified], src, dst
+
+
+def partial_edges(rows: pd.DataFrame) -> pd.DataFrame:
+    """Group edge rows (from :func:`edge_rows`) into edges with ``count``, first and last seen.
+
+    Also combines partial results: ``partial_edges(concat of partials renamed back to rows)``.
+    Sums, minima and maxima compose, so reducing chunk by chunk gives the same edges.
+    """
+    return (
+        rows.groupby(EDGE_KEYS, dropna=False, observed=True)
         .agg(
             count=("count", "sum"),
+            # Records (rows) per edge: --min-count's accounting counts records, not ``count``.
             records=("count", "size"),
             first_seen=("time", "min"),
             last_seen=("time", "max"),
         )
         .reset_index()
     )
+
+
+def combine_edges(partials: list[pd.DataFrame]) -> pd.DataFrame:
+    """Merge edge tables of several chunks into one (same columns as :func:`partial_edges`)."""
+    if len(partials) == 1:
+        return partials[0]
+    frame = pd.concat(partials, ignore_index=True)
+    return (
+        frame.groupby(EDGE_KEYS, dropna=False, observed=True)
+        .agg(
+            count=("count", "sum"),
+            records=("records", "sum"),
+            first_seen=("first_seen", "min"),
+            last_seen=("last_seen", "max"),
+        )
+        .reset_index()
+    )
+
+
+def finish_edges(edges: pd.DataFrame, options: EdgeOptions, report: IngestReport) -> pd.DataFrame:
+    """Apply ``--min-count`` and the canonical order to a complete edge table."""
     if options.min_count > 1:
         rare = edges["count"] < options.min_count
         # The accounting counts records (rows), not the flows a row stands for (``count``).
         report.filter("edge below --min-count", int(edges.loc[rare, "records"].sum()))
         edges = edges[~rare]
-    edges = edges.sort_values(["src", "dst", "protocol", "dst_port"]).reset_index(drop=True)
-    return edges[list(EDGE_COLUMNS)], _endpoints(wanted, src, dst)
+    edges = edges.sort_values(EDGE_KEYS).reset_index(drop=True)
+    return edges[list(EDGE_COLUMNS)]
 
 
-def _endpoints(flows: pd.DataFrame, src: pd.Series, dst: pd.Series) -> pd.DataFrame:
+def aggregate_edges(
+    flows: pd.DataFrame, options: EdgeOptions | None = None, report: IngestReport | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reduce a flow table to ``(edges, endpoints)``.
+
+    ``edges`` has the columns of :data:`EDGE_COLUMNS`, sorted; ``endpoints`` one row per endpoint
+    key with ``kind``, ``namespace``, ``labels`` (stable), ``ip``.
+    """
+    options = options or EdgeOptions()
+    report = report if report is not None else IngestReport()
+    wanted = wanted_flows(flows, options, report)
+    rows, src, dst = edge_rows(wanted, report)
+    edges = finish_edges(partial_edges(rows), options, report)
+    return edges, finish_endpoints(*endpoint_firsts(wanted, src, dst))
+
+
+def endpoint_firsts(
+    flows: pd.DataFrame, src: pd.Series, dst: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The first row naming each endpoint key, as source and as destination (in input order).
+
+    Chunks of a stream combine by keeping the earlier chunk's row for a key seen in both.
+    """
     parts = []
     for side, keys in (("src", src), ("dst", dst)):
         part = pd.DataFrame(
@@ -163,7 +232,17 @@ def _endpoints(flows: pd.DataFrame, src: pd.Series, dst: pd.Series) -> pd.DataFr
             }
         )
         parts.append(part.dropna(subset=["endpoint"]).drop_duplicates("endpoint"))
-    endpoints = pd.concat(parts).drop_duplicates("endpoint").set_index("endpoint").sort_index()
+    return parts[0], parts[1]
+
+
+def finish_endpoints(src_part: pd.DataFrame, dst_part: pd.DataFrame) -> pd.DataFrame:
+    """The endpoint table from first occurrences (a source's row wins over a destination's)."""
+    endpoints = (
+        pd.concat([src_part, dst_part])
+        .drop_duplicates("endpoint")
+        .set_index("endpoint")
+        .sort_index()
+    )
     is_pod = endpoints.index.str.startswith("pod:")
     endpoints.loc[~is_pod, "namespace"] = pd.NA
     endpoints["labels"] = pd.Series(
@@ -175,3 +254,16 @@ def _endpoints(flows: pd.DataFrame, src: pd.Series, dst: pd.Series) -> pd.DataFr
         {"pod": "world", "unknown": "world"}
     )
     return endpoints
+
+
+def cluster_addresses(flows: pd.DataFrame) -> set[str]:
+    """Addresses known to be inside the cluster (pods, nodes, services) from the flows.
+
+    A set, so that the addresses of several chunks combine by union.
+    """
+    inside = []
+    for side in ("src", "dst"):
+        kinds = flows[f"{side}_kind"].astype("string")
+        known = kinds.isin(["pod", "node", "host", "service"]).fillna(False).astype(bool)
+        inside.append(flows.loc[known, f"{side}_ip"].dropna())
+    return {str(address) for address in pd.concat(inside).unique()}

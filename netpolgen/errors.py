@@ -44,6 +44,10 @@ class NetpolgenError(Exception):
         self.line = line
         self.hint = hint
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the context when an error crosses a process boundary (parallel parsing, Dask).
+        return (_rebuild, (type(self), self.message, self.source, self.line, self.hint))
+
     def __str__(self) -> str:
         where = ""
         if self.source is not None:
@@ -84,3 +88,9 @@ class PolicyParseError(NetpolgenError):
 
 class OutputError(NetpolgenError):
     """Output cannot be written where it was asked for."""
+
+
+def _rebuild(
+    cls: type[NetpolgenError], message: str, source: str | None, line: int | None, hint: str | None
+) -> NetpolgenError:
+    return cls(message, source=source, line=line, hint=hint)

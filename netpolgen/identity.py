@@ -181,9 +181,12 @@ def workload_id(namespace: str, labels: str) -> str:
     return f"{namespace}/{labels}"
 
 
-def pod_endpoints(flows: pd.DataFrame) -> pd.DataFrame:
-    """Distinct pod endpoints of a flow table: namespace, stable labels, pod name."""
-    validate_flows(flows)
+def raw_pod_endpoints(flows: pd.DataFrame) -> pd.DataFrame:
+    """Distinct ``(namespace, raw_labels, pod)`` of the pod endpoints of a flow table.
+
+    The reduction a stream keeps per chunk: concatenating the results of several chunks and
+    passing them to :func:`finish_pod_endpoints` equals :func:`pod_endpoints` of all the rows.
+    """
     sides = []
     for side in ("src", "dst"):
         part = flows.loc[
@@ -192,12 +195,23 @@ def pod_endpoints(flows: pd.DataFrame) -> pd.DataFrame:
         ]
         part.columns = ["namespace", "raw_labels", "pod"]
         sides.append(part.drop_duplicates())
-    endpoints = pd.concat(sides, ignore_index=True).drop_duplicates()
+    return pd.concat(sides, ignore_index=True).drop_duplicates()
+
+
+def finish_pod_endpoints(raw: pd.DataFrame) -> pd.DataFrame:
+    """Distinct raw pod endpoints -> namespace, raw and stable labels, pod name."""
+    endpoints = raw.drop_duplicates()
     endpoints = endpoints[endpoints["namespace"].notna()]
     endpoints["raw_labels"] = endpoints["raw_labels"].fillna("")
     unique = endpoints["raw_labels"].unique()
     endpoints["labels"] = endpoints["raw_labels"].map({v: stable_labels(v) for v in unique})
     return endpoints.reset_index(drop=True)
+
+
+def pod_endpoints(flows: pd.DataFrame) -> pd.DataFrame:
+    """Distinct pod endpoints of a flow table: namespace, stable labels, pod name."""
+    validate_flows(flows)
+    return finish_pod_endpoints(raw_pod_endpoints(flows))
 
 
 def identify_workloads(flows: pd.DataFrame) -> Workloads:
@@ -207,7 +221,12 @@ def identify_workloads(flows: pd.DataFrame) -> Workloads:
         >>> workloads = identify_workloads(flows)  # doctest: +SKIP
         >>> workloads.table[["namespace", "name", "labels"]]  # doctest: +SKIP
     """
-    endpoints = pod_endpoints(flows)
+    return workloads_from_endpoints(pod_endpoints(flows))
+
+
+def workloads_from_endpoints(endpoints: pd.DataFrame) -> Workloads:
+    """:func:`identify_workloads` from the pod endpoints (:func:`pod_endpoints`) alone."""
+    endpoints = endpoints.copy()
     if endpoints.empty:
         table = pd.DataFrame(
             {c: pd.Series(dtype="string") for c in ("workload", "namespace", "labels", "name")}

@@ -5,18 +5,19 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from netpolgen.aggregate import EdgeOptions, aggregate_edges
+from netpolgen.aggregate import EdgeOptions, aggregate_edges, cluster_addresses
 from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
-from netpolgen.identity import Workloads, identify_workloads, pod_endpoints
-from netpolgen.ingest import Source, load_flows
+from netpolgen.identity import Workloads, pod_endpoints, workloads_from_endpoints
+from netpolgen.ingest import Source
 from netpolgen.ingest.inventory import Inventory, load_inventory
+from netpolgen.ingest.parallel import iter_flows_parallel, spooled
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.owners import (
     DNS_NAMESPACE,
@@ -31,7 +32,8 @@ from netpolgen.policy.default_deny import default_deny_policies, is_system_names
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, LabelSelector, Peer, Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
-from netpolgen.resolve import resolve_flows
+from netpolgen.resolve import Resolver
+from netpolgen.stream import reduce_chunks
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class GenerateOptions:
     group_ips: bool = False
     ip_group_threshold: float = DEFAULT_THRESHOLD
     named_ports: bool = False
+
+    def edge_options(self) -> EdgeOptions:
+        """The options that decide which flows become edges."""
+        return EdgeOptions(include_denied=self.include_denied, min_count=self.min_count)
 
 
 @dataclass
@@ -123,15 +129,31 @@ def generate(
         if report is not None
         else IngestReport(records_read=len(flows), records_used=len(flows))
     )
-    edges, endpoints = aggregate_edges(
-        flows,
-        EdgeOptions(include_denied=options.include_denied, min_count=options.min_count),
-        report,
-    )
+    edges, endpoints = aggregate_edges(flows, options.edge_options(), report)
+    return _synthesize(
+        edges, endpoints, pod_endpoints(flows), cluster_addresses(flows), options, report,
+        inventory,
+    )  # fmt: skip
+
+
+def _synthesize(
+    edges: pd.DataFrame,
+    endpoints: pd.DataFrame,
+    pods: pd.DataFrame,
+    inside: Iterable[str],
+    options: GenerateOptions,
+    report: IngestReport,
+    inventory: Inventory | None,
+) -> GenerateResult:
+    """Everything after aggregation, from what a stream of chunks reduces to as well.
+
+    ``pods`` are the distinct pod endpoints (``identity.pod_endpoints``); ``inside`` the
+    addresses known to be in the cluster (``aggregate.cluster_addresses``).
+    """
     workloads = (
-        identify_workloads(flows)
+        workloads_from_endpoints(pods)
         if inventory is None or inventory.pods.empty
-        else inventory_workloads(pod_endpoints(flows), inventory)
+        else inventory_workloads(pods, inventory)
     )
     ip_groups = (
         cluster_endpoints(edges, endpoints, distance_threshold=options.ip_group_threshold)
@@ -149,7 +171,7 @@ def generate(
             cidr_prefix_v4=options.cidr_prefix_v4,
             cidr_prefix_v6=options.cidr_prefix_v6,
             port_range_min=options.port_range_min,
-            protected_networks=_cluster_addresses(flows)
+            protected_networks=tuple(sorted(set(inside)))
             + (cluster_networks(inventory) if inventory is not None else ()),
             ip_groups=()
             if ip_groups is None
@@ -196,14 +218,9 @@ def _default_deny_for(
     return deny, skipped
 
 
-def _cluster_addresses(flows: pd.DataFrame) -> tuple[str, ...]:
-    """Addresses known to be inside the cluster (pods, nodes, services) from the flows."""
-    inside = []
-    for side in ("src", "dst"):
-        kinds = flows[f"{side}_kind"].astype("string")
-        known = kinds.isin(["pod", "node", "host", "service"]).fillna(False).astype(bool)
-        inside.append(flows.loc[known, f"{side}_ip"].dropna())
-    return tuple(sorted(set(pd.concat(inside).astype(str))))
+# Records per chunk when streaming: large enough for vectorised steps to pay off, small enough
+# that a chunk's intermediate columns stay a few hundred MB at most.
+STREAM_CHUNK_SIZE = 50_000
 
 
 def generate_from_files(
@@ -213,21 +230,53 @@ def generate_from_files(
     format: str = "auto",
     strict: bool = False,
     inventory: Sequence[str | Path] = (),
+    chunk_size: int = STREAM_CHUNK_SIZE,
+    workers: int | None = 1,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> GenerateResult:
-    """Read flow files and :func:`generate` from them (what ``netpolgen from-flows`` runs).
+    """Read flow files and generate policies (what ``netpolgen from-flows`` runs).
 
-    ``inventory`` files (``kubectl get pods,services,namespaces,nodes -A -o json``, one per
-    snapshot) resolve addresses to pods, services and nodes at each flow's time. Lines longer
-    than ``max_line_bytes`` are skipped and counted.
+    The files are streamed: each chunk is resolved (with an inventory) and reduced to edges
+    before the next is read, so memory depends on the distinct edges, endpoints and connections,
+    not on the size of the input. The result is identical to :func:`generate` over
+    ``load_flows(sources)`` (resolved with ``resolve_flows``).
+
+    Args:
+        sources: paths, ``-`` for standard input (spooled to a temporary file, as the input may
+            have to be read twice, see :mod:`netpolgen.stream`), or open binary files.
+        options: what to generate.
+        format: ``auto`` or a format name.
+        strict: make the first malformed record an error.
+        inventory: ``kubectl get pods,services,namespaces,nodes -A -o json`` files, one per
+            snapshot: they resolve addresses to pods, services and nodes at each flow's time.
+        chunk_size: records per chunk.
+        workers: processes that parse in parallel (1: in this process; None: one per core).
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
     """
+    options = options or GenerateOptions()
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
-    flows = load_flows(list(sources), format, report=report)
     cluster = load_inventory(inventory) if inventory else None
     if cluster is not None:
         report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
-        flows = resolve_flows(flows, cluster, report=report)
-    return generate(flows, options, report=report, inventory=cluster)
+    resolver = Resolver(cluster) if cluster is not None else None
+    with spooled(list(sources)) as paths:
+
+        def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+            chunks = iter_flows_parallel(
+                paths, format, report=attempt, chunk_size=chunk_size, workers=workers
+            )
+            if resolver is None:
+                return chunks
+            resolver.clear()  # a second pass starts over
+            return (resolver(chunk) for chunk in chunks if len(chunk))
+
+        reduction = reduce_chunks(read, options.edge_options(), report)
+    if resolver is not None:
+        resolver.report_to(report)
+    return _synthesize(
+        reduction.edges, reduction.endpoints, reduction.pods, reduction.inside, options, report,
+        cluster,
+    )  # fmt: skip
 
 
 def _inventory_options(

@@ -67,70 +67,103 @@ def resolve_flows(
         >>> inventory = load_inventory("pods.json")  # doctest: +SKIP
         >>> flows = resolve_flows(load_flows("vpc.log"), inventory)  # doctest: +SKIP
     """
-    validate_flows(flows)
-    out = flows.copy()
-    if not len(out):
-        return out
-    owners = pod_ip_intervals(inventory)
-    services = service_endpoints(inventory)
-    ports = service_ports(inventory)
-    node_ips = _node_ips(inventory)
-    cidrs = _pod_cidrs(inventory)
-    by_name = _pods_by_name(inventory)
-    unmatched: set[str] = set()
-    untranslated = 0
-    for side in ("src", "dst"):
-        namespace = out[f"{side}_namespace"]
-        labels = out[f"{side}_labels"]
-        kind = out[f"{side}_kind"].astype("string")
-        known = namespace.notna() & labels.notna()
-        need = (~known & ~kind.isin(["host", "node"])).fillna(False).astype(bool)
-        if not need.any():
-            continue
-        part = pd.DataFrame(
-            {
-                "time": out.loc[need, "time"],
-                "ip": out.loc[need, f"{side}_ip"],
-                "namespace": namespace[need],
-                "pod": out.loc[need, f"{side}_pod"],
-                "labels": labels[need],
-                "kind": kind[need],
-                "port": out.loc[need, f"{side}_port"].astype("Int64"),
-                "protocol": out.loc[need, "protocol"].astype("string"),
-            }
-        )
-        resolved = _resolve(part, owners, services, ports, node_ips, cidrs, by_name)
-        out.loc[need, f"{side}_port"] = resolved["port"].astype("UInt16")
-        for column in ("namespace", "pod", "labels"):
-            out.loc[need, f"{side}_{column}"] = resolved[column].astype("string")
-        out[f"{side}_kind"] = out[f"{side}_kind"].astype("string")
-        out.loc[need, f"{side}_kind"] = resolved["kind"].astype("string")
-        unmatched |= set(resolved.loc[resolved["_unmatched"], "ip"].dropna())
-        untranslated += int(resolved["_untranslated"].sum())
-    if report is not None and unmatched:
-        report.messages.append(
-            f"inventory: {len(unmatched)} address(es) matched no pod, service or node at the "
-            "flow's time; they are treated as outside peers (or unknown pods inside pod CIDRs)"
-        )
-    if report is not None and untranslated:
-        report.messages.append(
-            f"inventory: {untranslated} flow(s) to a Service port whose backend port "
-            "(targetPort) is unknown keep the Service port"
-        )
+    resolver = Resolver(inventory)
+    out = resolver(flows)
     if report is not None:
-        report.messages.extend(_window_warnings(flows, inventory))
-    return conform_flows(out)
+        resolver.report_to(report)
+    return out
+
+
+class Resolver:
+    """:func:`resolve_flows` for a stream: the inventory's tables are built once, chunks are
+    resolved one by one (rows are independent), and the notes are written once at the end."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.owners = pod_ip_intervals(inventory)
+        self.services = service_endpoints(inventory)
+        self.ports = service_ports(inventory)
+        self.node_ips = _node_ips(inventory)
+        self.cidrs = _pod_cidrs(inventory)
+        self.by_name = _pods_by_name(inventory)
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what earlier chunks noted (a new pass over the input)."""
+        self.unmatched: set[str] = set()
+        self.untranslated = 0
+        self.first: pd.Timestamp | None = None
+        self.last: pd.Timestamp | None = None
+
+    def report_to(self, report: IngestReport) -> None:
+        """Add the notes (addresses matched nothing, snapshots far from the flows) to ``report``."""
+        if self.unmatched:
+            report.messages.append(
+                f"inventory: {len(self.unmatched)} address(es) matched no pod, service or node "
+                "at the flow's time; they are treated as outside peers (or unknown pods inside "
+                "pod CIDRs)"
+            )
+        if self.untranslated:
+            report.messages.append(
+                f"inventory: {self.untranslated} flow(s) to a Service port whose backend port "
+                "(targetPort) is unknown keep the Service port"
+            )
+        report.messages.extend(_window_warnings(self.first, self.last, self.inventory))
+
+    def __call__(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """Resolve one flow table (a chunk); the input is not modified."""
+        validate_flows(flows)
+        out = flows.copy()
+        if not len(out):
+            return out
+        times = flows["time"].dropna()
+        if len(times):
+            first, last = times.min(), times.max()
+            self.first = first if self.first is None else min(self.first, first)
+            self.last = last if self.last is None else max(self.last, last)
+        for side in ("src", "dst"):
+            namespace = out[f"{side}_namespace"]
+            labels = out[f"{side}_labels"]
+            kind = out[f"{side}_kind"].astype("string")
+            known = namespace.notna() & labels.notna()
+            need = (~known & ~kind.isin(["host", "node"])).fillna(False).astype(bool)
+            if not need.any():
+                continue
+            part = pd.DataFrame(
+                {
+                    "time": out.loc[need, "time"],
+                    "ip": out.loc[need, f"{side}_ip"],
+                    "namespace": namespace[need],
+                    "pod": out.loc[need, f"{side}_pod"],
+                    "labels": labels[need],
+                    "kind": kind[need],
+                    "port": out.loc[need, f"{side}_port"].astype("Int64"),
+                    "protocol": out.loc[need, "protocol"].astype("string"),
+                }
+            )
+            resolved = _resolve(
+                part, self.owners, self.services, self.ports, self.node_ips, self.cidrs,
+                self.by_name,
+            )  # fmt: skip
+            out.loc[need, f"{side}_port"] = resolved["port"].astype("UInt16")
+            for column in ("namespace", "pod", "labels"):
+                out.loc[need, f"{side}_{column}"] = resolved[column].astype("string")
+            out[f"{side}_kind"] = out[f"{side}_kind"].astype("string")
+            out.loc[need, f"{side}_kind"] = resolved["kind"].astype("string")
+            self.unmatched |= set(resolved.loc[resolved["_unmatched"], "ip"].dropna())
+            self.untranslated += int(resolved["_untranslated"].sum())
+        return conform_flows(out)
 
 
 # Snapshots farther than this from every flow say little about who held an address then.
 _SNAPSHOT_DISTANCE = pd.Timedelta(days=1)
 
 
-def _window_warnings(flows: pd.DataFrame, inventory: Inventory) -> list[str]:
-    times = flows["time"].dropna()
-    if not len(times) or not inventory.snapshots:
+def _window_warnings(
+    first: pd.Timestamp | None, last: pd.Timestamp | None, inventory: Inventory
+) -> list[str]:
+    if first is None or last is None or not inventory.snapshots:
         return []
-    first, last = times.min(), times.max()
     snapshots = sorted(inventory.snapshots)
     if snapshots[-1] < first - _SNAPSHOT_DISTANCE or snapshots[0] > last + _SNAPSHOT_DISTANCE:
         return [

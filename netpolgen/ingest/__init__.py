@@ -199,6 +199,7 @@ def load_flows(
     report: IngestReport | None = None,
     strict: bool = False,
     max_line_bytes: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> pd.DataFrame:
     """Read flow files into one flow table (see ``netpolgen.flows`` for its columns).
 
@@ -209,6 +210,7 @@ def load_flows(
         strict: make the first malformed record an error instead of skipping it.
         max_line_bytes: skip (and count) lines longer than this in line-based formats
             (default: the report's, 1 MiB).
+        chunk_size: records per chunk while reading (the result does not depend on it).
 
     Examples:
         >>> flows = load_flows("sample_flows/three-tier.csv")  # doctest: +SKIP
@@ -220,7 +222,7 @@ def load_flows(
     report.strict = report.strict or strict
     if max_line_bytes is not None:
         report.max_line_bytes = max_line_bytes
-    chunks = list(iter_flows(sources, format, report=report))
+    chunks = list(iter_flows(sources, format, report=report, chunk_size=chunk_size))
     if not chunks:
         return empty_flows()
     if len(chunks) == 1:

@@ -31,6 +31,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from netpolgen.errors import InputError
@@ -107,11 +108,119 @@ def read(
 def _read_text(
     stream: BinaryIO, source: str, report: IngestReport, batch: int
 ) -> Iterator[pd.DataFrame]:
-    fields: tuple[str, ...] | None = None
     seen = SeenConnections(_BUCKET)
+    pieces: list[tuple[pd.DataFrame, np.ndarray]] = []
+    count = 0
+    for frame, lines in _text_pieces(stream, source, report):
+        if not len(frame):
+            continue
+        pieces.append((frame, lines))
+        count += len(frame)
+        # Chunks of exactly ``batch`` records, wherever the pieces were cut.
+        while count >= batch:
+            frame, lines = _concat(pieces)
+            yield seen(_convert(frame.iloc[:batch], list(lines[:batch]), source, report), report)
+            pieces = [(frame.iloc[batch:], lines[batch:])] if len(frame) > batch else []
+            count -= batch
+    if count:
+        frame, lines = _concat(pieces)
+        yield seen(_convert(frame, list(lines), source, report), report)
+
+
+def _concat(pieces: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:
+    if len(pieces) == 1:
+        return pieces[0]
+    frames = [f.astype(object) if len({str(p.dtypes.iloc[0]) for p, _ in pieces}) > 1 else f
+              for f, _ in pieces]  # fmt: skip
+    return pd.concat(frames, ignore_index=True), np.concatenate([lines for _, lines in pieces])
+
+
+# Text is read in blocks of about this size. A block of plain records (ASCII, single spaces, no
+# blank lines) is split by Arrow's CSV reader; any other block line by line, as AWS documents
+# ("runs of whitespace"), so both give the same fields.
+_BLOCK = 4 << 20
+_IRREGULAR = (b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f", b"  ", b"\n\n",
+              b"\n ", b" \n")  # fmt: skip
+
+
+def _regular(block: bytes) -> bool:
+    """ASCII records separated by single spaces, no blank lines (substring tests run at memory
+    speed; a regular expression over megabytes would not)."""
+    if not block.isascii() or block.startswith((b" ", b"\n")):
+        return False
+    return not any(pattern in block for pattern in _IRREGULAR)
+
+
+def _text_pieces(
+    stream: BinaryIO, source: str, report: IngestReport
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Records of a text flow log as ``(raw fields, line numbers)`` pieces, in file order."""
+    fields: tuple[str, ...] | None = None
+    first_line = 1  # number of the block's first line
+    while fields is None:  # up to the first line with fields: a header, or the first record
+        line = stream.readline()
+        if not line:
+            return
+        frame, lines, fields = _slow_block(line, fields, first_line, source, report)
+        yield frame, lines
+        first_line += line.count(b"\n")
+    while True:
+        block = stream.read(_BLOCK)
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += stream.readline()  # whole lines only
+        fast = None
+        if fields is not None and _regular(block):
+            fast = _arrow_block(block, fields, first_line)
+        if fast is not None:
+            report.records_read += len(fast[0])
+            yield fast
+        else:
+            frame, lines, fields = _slow_block(block, fields, first_line, source, report)
+            yield frame, lines
+        first_line += block.count(b"\n")
+
+
+def _arrow_block(
+    block: bytes, fields: tuple[str, ...], first_line: int
+) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """A regular block split by Arrow, or None when Arrow is missing or the block is not regular
+    (a record with another number of fields: the slow path counts and locates it)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as csv
+    except ImportError:  # pragma: no cover - the fast extra is not installed
+        return None
+    try:
+        table = csv.read_csv(
+            io.BytesIO(block),
+            read_options=csv.ReadOptions(column_names=list(fields), use_threads=False),
+            parse_options=csv.ParseOptions(delimiter=" ", quote_char=False),
+            convert_options=csv.ConvertOptions(
+                column_types={name: pa.string() for name in fields},
+                strings_can_be_null=False,
+                null_values=[],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
+    frame.columns = list(fields)  # duplicate names stay as given
+    return frame, np.arange(first_line, first_line + len(frame))
+
+
+def _slow_block(
+    block: bytes,
+    fields: tuple[str, ...] | None,
+    first_line: int,
+    source: str,
+    report: IngestReport,
+) -> tuple[pd.DataFrame, np.ndarray, tuple[str, ...] | None]:
+    """Line by line: header detection, any whitespace, bad lines counted with their numbers."""
     rows: list[list[str]] = []
     lines: list[int] = []
-    for number, raw in enumerate(stream, 1):
+    for number, raw in enumerate(block.split(b"\n"), first_line):
         try:
             tokens = raw.decode("utf-8").split()  # runs of whitespace: the docs have "  "
         except UnicodeDecodeError:
@@ -134,13 +243,8 @@ def _read_text(
             continue
         rows.append(tokens)
         lines.append(number)
-        if len(rows) >= batch:
-            frame = pd.DataFrame(rows, columns=list(fields))
-            yield seen(_convert(frame, lines, source, report), report)
-            rows, lines = [], []
-    if rows and fields is not None:
-        frame = pd.DataFrame(rows, columns=list(fields))
-        yield seen(_convert(frame, lines, source, report), report)
+    frame = pd.DataFrame(rows, columns=list(fields or DEFAULT_FIELDS))
+    return frame, np.asarray(lines, dtype=np.int64), fields
 
 
 def _check_fields(fields: tuple[str, ...], source: str) -> None:
@@ -295,8 +399,33 @@ def _convert(
     return collapse_observations(result.reset_index(drop=True), report, bucket=_BUCKET)
 
 
+def _arrow_integers(column: pd.Series, null: pd.Series) -> pd.Series | None:
+    """Arrow's string -> int64 cast of the non-null cells, or None if any cell does not parse.
+
+    Only a fast path: anything Arrow rejects ("1e3", "5.0", "+5") goes the pandas way below.
+    """
+    dtype = column.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = pa.array(column.where(~null))
+    try:
+        parsed = pc.cast(array, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    values = parsed.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
+    return pd.Series(values, index=column.index)
+
+
 def _numbers(column: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:
     null = _null(column)
+    fast = _arrow_integers(column, null)
+    if fast is not None:
+        top = high if high is not None else COUNTER_MAX
+        if bool((fast.isna() | ((fast >= low) & (fast <= top))).all()):
+            return fast, pd.Series(False, index=column.index)
     number = pd.to_numeric(column.where(~null), errors="coerce")
     invalid = ~null & (number.isna() | (number % 1 != 0) | (number < low))
     invalid |= number > (high if high is not None else COUNTER_MAX)

@@ -115,10 +115,22 @@ def read(
     stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
 ) -> Iterator[pd.DataFrame]:
     """Read Hubble JSON lines into flow-table chunks (see the module docstring)."""
+    seen = SeenConnections(_BUCKET)
+    for rows in row_batches(stream, source, report, chunk_size):
+        yield finish_chunk(build(rows, source, report), report, seen)
+
+
+def row_batches(
+    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The per-line part of :func:`read`: batches of ``chunk_size`` extracted rows.
+
+    Split from the rest so that worker processes can do this CPU-bound part on parts of a file
+    (:mod:`netpolgen.ingest.parallel`) while chunks are still cut where :func:`read` cuts them.
+    """
     chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
     rows: list[tuple[Any, ...]] = []
     lost = 0
-    seen = SeenConnections(_BUCKET)
     for line, value in iter_json_lines(stream):
         if isinstance(value, JSONLineError):
             report.records_read += 1
@@ -152,14 +164,19 @@ def read(
         _note_invalid_labels(flow, report, source, line)
         rows.append(row)
         if len(rows) >= chunk_size:
-            yield seen(_build(rows, source, report), report)
+            yield rows
             rows = []
     if rows:
-        yield seen(_build(rows, source, report), report)
+        yield rows
     if lost:
-        report.messages.append(
-            f"{source}: Hubble reported {lost} lost event(s): the capture is incomplete"
-        )
+        report_lost(report, source, lost)
+
+
+def report_lost(report: IngestReport, source: str, lost: int) -> None:
+    """The note that Hubble lost events (the capture is incomplete)."""
+    report.messages.append(
+        f"{source}: Hubble reported {lost} lost event(s): the capture is incomplete"
+    )
 
 
 def _note_invalid_labels(
@@ -291,10 +308,43 @@ def _policy_drop(flow: dict[str, Any]) -> bool:
     return True  # no reason given: take the verdict at its word
 
 
+_PLAIN = (str, type(None))
+
+
 def _endpoint(value: Any) -> tuple[str | None, str | None, str | None, str]:
-    """``(namespace, pod, labels, kind)`` of a Hubble Endpoint."""
+    """``(namespace, pod, labels, kind)`` of a Hubble Endpoint.
+
+    One pod's endpoint object repeats on every line of its flows, so the answer is cached on the
+    fields it depends on; values of unusual types take the uncached path, so that no two
+    different inputs share a cache entry (``1`` and ``True`` are equal keys in Python).
+    """
     if not isinstance(value, dict):
         return None, None, None, "unknown"
+    namespace, pod, identity = value.get("namespace"), value.get("pod_name"), value.get("identity")
+    raw = value.get("labels")
+    if (
+        isinstance(namespace, _PLAIN)
+        and isinstance(pod, _PLAIN)
+        and (identity is None or type(identity) is int)
+        and (raw is None or type(raw) is list)
+    ):
+        try:
+            return _endpoint_cached(namespace, pod, identity, tuple(raw) if raw else ())
+        except TypeError:  # an unhashable item in labels: malformed, take the long way
+            pass
+    return _endpoint_uncached(value)
+
+
+@lru_cache(maxsize=65536)
+def _endpoint_cached(
+    namespace: str | None, pod: str | None, identity: int | None, raw: tuple[Any, ...]
+) -> tuple[str | None, str | None, str | None, str]:
+    fields: dict[str, Any] = {"namespace": namespace, "pod_name": pod, "identity": identity}
+    fields["labels"] = list(raw)
+    return _endpoint_uncached(fields)
+
+
+def _endpoint_uncached(value: dict[str, Any]) -> tuple[str | None, str | None, str | None, str]:
     namespace = value.get("namespace") or None
     pod = value.get("pod_name") or None
     raw = value.get("labels")
@@ -353,7 +403,8 @@ def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
     return (canonical_labels(pod_labels) if pod_labels else None), kind, namespace
 
 
-def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
+def build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
+    """Rows from :func:`row_batches` -> a conformed flow table, before merging observations."""
     frame = pd.DataFrame.from_records(rows, columns=list(_COLUMNS))
     time = text_to_time(frame["time"])
     bad_time = time.isna() & frame["time"].notna()
@@ -375,5 +426,12 @@ def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd
     for column in ("src_port", "dst_port"):
         frame[column] = pd.array(frame[column].tolist(), dtype="UInt16")
     frame["is_reply"] = pd.array(frame["is_reply"].tolist(), dtype="boolean")
-    frame = drop_noise(conform_flows(frame), report)
-    return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)
+    # Every step so far keeps or drops rows on their own, and keeps the rows' positions in
+    # ``rows`` as the index: parallel parsing cuts chunks by position (see row_batches).
+    return drop_noise(conform_flows(frame), report)
+
+
+def finish_chunk(frame: pd.DataFrame, report: IngestReport, seen: SeenConnections) -> pd.DataFrame:
+    """Merge repeated observations within the chunk and against the previous chunk."""
+    frame = collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)
+    return seen(frame, report)

@@ -58,6 +58,41 @@ class IngestReport:
             self.filtered[reason] += count
             self.records_used -= count
 
+    def fresh(self) -> IngestReport:
+        """An empty report with the same settings (for a pass that may be retried)."""
+        return IngestReport(strict=self.strict, max_line_bytes=self.max_line_bytes)
+
+    def merge(self, other: IngestReport, line_offset: int = 0, source: str | None = None) -> None:
+        """Add ``other``'s accounting to this report (files, counts, reasons, messages).
+
+        ``line_offset`` shifts the line numbers of ``other``'s messages about ``source``: a part
+        of a file read on its own counts lines from its start. Per reason, only the first
+        :data:`MAX_MESSAGES_PER_REASON` skip messages are kept, as :meth:`skip` does.
+        """
+        for name in other.files:
+            if name not in self.files:
+                self.files.append(name)
+        self.formats.update(other.formats)
+        self.records_read += other.records_read
+        self.records_used += other.records_used
+        messages = other.messages
+        if line_offset and source is not None:
+            messages = [_shift_line(m, source, line_offset) for m in messages]
+        for message in messages:
+            reason = message.rsplit(": skipped: ", 1)[-1] if ": skipped: " in message else None
+            if reason is not None and self.skipped[reason] >= MAX_MESSAGES_PER_REASON:
+                continue
+            if (
+                reason is not None
+                and sum(m.endswith(f": skipped: {reason}") for m in self.messages)
+                >= MAX_MESSAGES_PER_REASON
+            ):
+                continue
+            self.messages.append(message)
+        self.skipped.update(other.skipped)
+        self.filtered.update(other.filtered)
+        self.notes.update(other.notes)
+
     @property
     def records_skipped(self) -> int:
         return sum(self.skipped.values())
@@ -91,3 +126,13 @@ class IngestReport:
             "filtered": dict(sorted(self.filtered.items())),
             "notes": dict(sorted(self.notes.items())),
         }
+
+
+def _shift_line(message: str, source: str, offset: int) -> str:
+    prefix = f"{source}:"
+    if not message.startswith(prefix):
+        return message
+    number, sep, rest = message[len(prefix) :].partition(":")
+    if not sep or not number.isdigit():
+        return message
+    return f"{prefix}{int(number) + offset}:{rest}"

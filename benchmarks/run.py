@@ -1,0 +1,247 @@
+"""Benchmark: ``netpolgen from-flows`` (and ``verify`` when available) on synthetic logs.
+
+For each format (CSV, Hubble JSON, AWS VPC text) it writes a log of the chosen size with
+``benchmarks/generate.py``, times on that same file
+
+* the **floor**: a bare parse (pyarrow's CSV reader for CSV and VPC text, ``orjson.loads`` line by
+  line for Hubble), in a subprocess;
+* **from-flows** end to end through the CLI in a subprocess (policies written to a directory);
+* **verify** of those policies against the same flows, if this checkout has ``netpolgen.verify``
+  with a ``verify`` function,
+
+and prints seconds, records per second, peak memory (the largest resident set of the process
+tree, sampled every 20 ms) and our time as a ratio to the floor.
+
+Usage::
+
+    python benchmarks/run.py                         # full size: 1M Hubble, 10M CSV and AWS
+    python benchmarks/run.py --quick                 # CI size (seconds)
+    python benchmarks/run.py --formats hubble --records 200000
+    python benchmarks/run.py --size 500MB            # every format at about this file size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import generate  # noqa: E402
+
+FULL_RECORDS = {"hubble": 1_000_000, "csv": 10_000_000, "aws-vpc": 10_000_000}
+QUICK_RECORDS = {"hubble": 4_000, "csv": 20_000, "aws-vpc": 20_000}
+BYTES_PER_RECORD = {"hubble": 1967, "csv": 390, "aws-vpc": 112}
+SUFFIX = {"hubble": "jsonl", "csv": "csv", "aws-vpc": "log"}
+
+FLOOR_CODE = {
+    "hubble": (
+        "import orjson,sys\n"
+        "n=0\n"
+        "with open(sys.argv[1],'rb') as f:\n"
+        "    for line in f:\n"
+        "        orjson.loads(line); n+=1\n"
+    ),
+    "csv": ("import pyarrow.csv as c,sys\nt=c.read_csv(sys.argv[1])\n"),
+    "aws-vpc": (
+        "import pyarrow.csv as c,sys\n"
+        "t=c.read_csv(sys.argv[1],parse_options=c.ParseOptions(delimiter=' '))\n"
+    ),
+}
+
+
+@dataclass
+class Measure:
+    seconds: float
+    peak_rss: int  # bytes, largest sum over the process tree
+    returncode: int
+    stderr: str
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> Measure:
+    """Run ``command``, sampling the RSS of it and its children (100 ms; children found each s).
+
+    Sampling is kept sparse so that it takes no noticeable CPU from the measured run.
+    """
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO
+    )
+    peak = 0
+    root = psutil.Process(process.pid)
+    tree = [root]
+    ticks = 0
+    while process.poll() is None:
+        try:
+            if ticks % 10 == 0:
+                tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        ticks += 1
+        time.sleep(0.1)
+    seconds = time.perf_counter() - start
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    return Measure(seconds, peak, process.returncode, stderr)
+
+
+def python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def known_formats() -> set[str]:
+    sys.path.insert(0, str(REPO))
+    import netpolgen
+
+    return set(netpolgen.FORMATS)
+
+
+def has_verify() -> bool:
+    """Whether this checkout's CLI has ``netpolgen verify``."""
+    sys.path.insert(0, str(REPO))
+    from netpolgen.cli import cli
+
+    return "verify" in cli.commands
+
+
+def run_format(
+    fmt: str, records: int, workdir: Path, workers: int, keep: bool, extra: list[str]
+) -> list[dict[str, object]]:
+    path = workdir / f"bench-{records}.{SUFFIX[fmt]}"
+    began = time.perf_counter()
+    generate.write(fmt, records, path)
+    generated = time.perf_counter() - began
+    size = path.stat().st_size
+    rows: list[dict[str, object]] = []
+    env = python_env()
+    floor = measure([sys.executable, "-c", FLOOR_CODE[fmt], str(path)], env)
+    base = {"format": fmt, "records": records, "MB": round(size / 1e6, 1),
+            "generated_s": round(generated, 1)}  # fmt: skip
+    rows.append(
+        {**base, "step": "floor", "seconds": floor.seconds, "peak_MB": floor.peak_rss / 1e6}
+    )
+    if fmt not in known_formats():
+        rows.append({**base, "step": "from-flows", "note": f"no {fmt} reader on this branch"})
+        if not keep:
+            path.unlink()
+        return rows
+    out = workdir / f"policies-{fmt}"
+    shutil.rmtree(out, ignore_errors=True)
+    inventory: list[str] = []
+    if fmt == "aws-vpc":  # addresses only: the pod inventory names the workloads
+        inventory_path = workdir / "inventory.json"
+        inventory_path.write_text(json.dumps(generate.inventory(generate.make_cluster())))
+        inventory = ["-i", str(inventory_path)]
+    command = [sys.executable, "-m", "netpolgen", "from-flows", str(path), "-o", str(out), "-q",
+               "--workers", str(workers), *inventory, *extra]  # fmt: skip
+    ours = measure(command, env)
+    if ours.returncode != 0:
+        raise SystemExit(f"from-flows failed on {path}:\n{ours.stderr}")
+    policies = len(list(out.rglob("*.yaml")))
+    rows.append({**base, "step": "from-flows", "seconds": ours.seconds,
+                 "peak_MB": ours.peak_rss / 1e6, "ratio": ours.seconds / floor.seconds,
+                 "policies": policies})  # fmt: skip
+    if has_verify():
+        verify = [sys.executable, "-m", "netpolgen", "verify", "--flows", str(path),
+                  "--policies", str(out), "-q", "--no-over-permissive", *inventory]  # fmt: skip
+        checked = measure(verify, env)
+        row = {**base, "step": "verify", "seconds": checked.seconds,
+               "peak_MB": checked.peak_rss / 1e6, "policies": policies}  # fmt: skip
+        if checked.returncode not in (0, 3):  # 3: some observed flow is denied
+            lines = checked.stderr.strip().splitlines() or ["?"]
+            row["note"] = "failed: " + lines[-1][:80]
+        elif checked.returncode == 3:
+            row["note"] = f"{policies} policies; reported denied flows"
+        rows.append(row)
+    else:
+        rows.append(
+            {**base, "step": "verify", "note": "netpolgen.verify.verify not on this branch"}
+        )
+    if not keep:
+        path.unlink()
+        shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    header = (
+        "| format | records | file MB | step | seconds | records/s | peak RSS MB "
+        "| ratio to floor | note |"
+    )
+    print(header)
+    print("|" + "---|" * 9)
+    for row in rows:
+        seconds = row.get("seconds")
+        rate = f"{int(row['records']) / float(seconds):,.0f}" if seconds else ""
+        ratio = f"{float(row['ratio']):.2f}x" if "ratio" in row else ""
+        note = str(row.get("note", ""))
+        peak = "" if "peak_MB" not in row else f"{float(row['peak_MB']):.0f}"  # type: ignore[arg-type]
+        secs = "" if seconds is None else f"{float(seconds):.2f}"  # type: ignore[arg-type]
+        if "policies" in row and not note:
+            note = f"{row['policies']} policies"
+        print(
+            f"| {row['format']} | {int(row['records']):,} | {row['MB']} | {row['step']} | "
+            f"{secs} | {rate} | {peak} | {ratio} | {note} |"
+        )
+
+
+def parse_size(text: str) -> int:
+    units = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "B": 1}
+    for unit, factor in units.items():
+        if text.upper().endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="netpolgen benchmark (see the module docstring)")
+    parser.add_argument("--formats", default="hubble,csv,aws-vpc")
+    parser.add_argument("--records", type=int, help="records per format (default: full size)")
+    parser.add_argument("--size", help="file size per format instead, e.g. 500MB or 2GB")
+    parser.add_argument("--quick", action="store_true", help="CI size: a few seconds in all")
+    parser.add_argument("--workers", type=int, default=0, help="from-flows --workers (0: cores)")
+    parser.add_argument(
+        "--workdir", type=Path, help="where to write the logs (default: a temp dir)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep generated files")
+    parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    args, extra = parser.parse_known_args(argv)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="netpolgen-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    try:
+        for fmt in formats:
+            if args.quick:
+                records = QUICK_RECORDS[fmt]
+            elif args.size:
+                records = max(1, parse_size(args.size) // BYTES_PER_RECORD[fmt])
+            else:
+                records = args.records or FULL_RECORDS[fmt]
+            rows += run_format(fmt, records, workdir, args.workers, args.keep, extra)
+    finally:
+        if args.workdir is None and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"# netpolgen benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print_table(rows)
+    if args.json:
+        print(json.dumps(rows, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The Dask engine: read and reduce many flow files on a Dask cluster, same result as pandas.
+
+Each file is a task that streams its chunks (memory per worker stays bounded) and reduces them
+with the same functions as the pandas engine (:mod:`netpolgen.stream`). Only reply inference
+needs to see across files: a record without a direction is a reply when the earliest record with
+its reversed 5-tuple, *in the whole input*, came before it. So the run has up to two rounds:
+
+1. every file reports its row count, the earliest ``(time, position)`` of each 5-tuple it holds,
+   whether it has records without a direction, and its reduction computed as if none had;
+2. only if some file has such records: the per-file 5-tuple tables are merged (file order gives
+   global positions), scattered to the workers, and the files are reduced again against them.
+
+The partial results (edges, first endpoints, pods, reports) are small (distinct keys) and are
+combined on the client in file order, exactly as chunks are combined in one process.
+
+Inputs are paths, globs or anything fsspec opens (``s3://bucket/logs/*.gz``). dask and distributed
+are the optional ``dask`` extra; they are imported only when this engine is used.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netpolgen.aggregate import (
+    EdgeOptions,
+    combine_edges,
+    finish_edges,
+    finish_endpoints,
+    tuple_identity,
+)
+from netpolgen.errors import NetpolgenError
+from netpolgen.identity import finish_pod_endpoints
+from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
+from netpolgen.ingest.inventory import load_inventory
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.resolve import Resolver
+from netpolgen.stream import FlowReducer
+
+_NAT = np.iinfo(np.int64).min
+_TUPLE = ["a", "a_port", "b", "b_port", "protocol"]
+
+
+def _require_dask() -> tuple[Any, Any]:
+    try:
+        import dask  # noqa: F401
+        import distributed
+        import fsspec
+    except ImportError as error:
+        raise NetpolgenError(
+            f"the Dask engine needs the optional dependencies ({error.name} is missing)",
+            hint="pip install 'netpolgen[dask]'",
+        ) from error
+    return distributed, fsspec
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Any]:
+    """fsspec ``OpenFile`` objects for paths, globs and URLs, in the order given (globs sorted)."""
+    _, fsspec = _require_dask()
+    files: list[Any] = []
+    for text in inputs:
+        opened = fsspec.open_files(text, mode="rb")
+        if not opened:
+            raise NetpolgenError("no such file (or the glob matches nothing)", hint=text)
+        files.extend(sorted(opened, key=lambda f: f.path))
+    return files
+
+
+def _tuples(flows: pd.DataFrame, offset: int) -> pd.DataFrame:
+    """Earliest (time, position) of each 5-tuple in a chunk (rows with both ports)."""
+    ported = flows["src_port"].notna() & flows["dst_port"].notna()
+    part = flows[ported]
+    frame = pd.DataFrame(
+        {
+            "a": tuple_identity(part, "src").astype(object),
+            "a_port": part["src_port"].astype("int64"),
+            "b": tuple_identity(part, "dst").astype(object),
+            "b_port": part["dst_port"].astype("int64"),
+            "protocol": part["protocol"].astype("string").fillna("\x00").astype(object),
+            "t": part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64),
+            "o": np.flatnonzero(ported.to_numpy()) + offset,
+        }
+    )
+    return _earliest(frame)
+
+
+def _earliest(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["t", "o"], kind="stable").drop_duplicates(_TUPLE)
+
+
+class _GlobalReplies:
+    """Reply inference against the whole input's earliest 5-tuples (round 2)."""
+
+    mode = "decide"
+
+    def __init__(self, earliest: pd.DataFrame) -> None:
+        self._earliest = earliest.rename(
+            columns={"a": "b", "b": "a", "a_port": "b_port", "b_port": "a_port", "t": "t_e",
+                     "o": "o_e"}
+        )  # fmt: skip
+
+    def mark(
+        self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
+    ) -> pd.Series:
+        given = flows["is_reply"]
+        replies = given.fillna(False).astype(bool).to_numpy().copy()
+        unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
+        if relevant is not None:
+            unknown &= relevant
+        if unknown.any():
+            rows = _tuples_all(flows[unknown], np.flatnonzero(unknown.to_numpy()) + offset)
+            rows["row"] = np.flatnonzero(unknown.to_numpy())
+            joined = rows.merge(self._earliest, on=_TUPLE)
+            t, o = joined["t"].to_numpy(), joined["o"].to_numpy()
+            t_e, o_e = joined["t_e"].to_numpy(), joined["o_e"].to_numpy()
+            both = (t_e != _NAT) & (t != _NAT)
+            earlier = np.where(both, (t_e < t) | ((t_e == t) & (o_e < o)), o_e < o)
+            replies[joined["row"].to_numpy()[earlier]] = True
+        return pd.Series(replies, index=flows.index)
+
+
+def _tuples_all(part: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "a": tuple_identity(part, "src").astype(object).to_numpy(),
+            "a_port": part["src_port"].astype("int64").to_numpy(),
+            "b": tuple_identity(part, "dst").astype(object).to_numpy(),
+            "b_port": part["dst_port"].astype("int64").to_numpy(),
+            "protocol": part["protocol"].astype("string").fillna("\x00").astype(object).to_numpy(),
+            "t": part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64),
+            "o": order,
+        }
+    )
+
+
+class _LocalOnly:
+    """Round 1: records keep their own direction; rows without one are counted, not inferred."""
+
+    mode = "decide"
+
+    def __init__(self) -> None:
+        self.unknown = False
+
+    def mark(
+        self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
+    ) -> pd.Series:
+        given = flows["is_reply"]
+        unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
+        if relevant is not None:
+            unknown &= relevant
+        self.unknown = self.unknown or bool(unknown.any())
+        return given.fillna(False).astype(bool)
+
+
+@dataclass
+class FilePartial:
+    """What one file reduces to on a worker."""
+
+    rows: int
+    tuples: pd.DataFrame | None
+    has_unknown: bool
+    edges: pd.DataFrame
+    src_first: pd.DataFrame
+    dst_first: pd.DataFrame
+    pods: pd.DataFrame
+    inside: set[str]
+    report: IngestReport
+    notes: Any  # the resolver's (unmatched, untranslated, first, last), with an inventory
+
+
+def _reduce_file(
+    opened: Any,
+    format: str,
+    options: EdgeOptions,
+    strict: bool,
+    chunk_size: int,
+    offset: int,
+    earliest: pd.DataFrame | None,
+    resolver: Any = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> FilePartial:
+    """Worker task: stream one file and reduce it (round 1 if ``earliest`` is None, else 2)."""
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    if resolver is not None:  # the worker's shared copy keeps the tables; the notes are ours
+        resolver = copy.copy(resolver)
+        resolver.clear()
+    tracker: Any = _LocalOnly() if earliest is None else _GlobalReplies(earliest)
+    reducer = FlowReducer(options, report, tracker, start=offset)
+    tables: list[pd.DataFrame] = []
+    rows = 0
+    with opened as stream:
+        for read in iter_flows([stream], format, report=report, chunk_size=chunk_size):
+            chunk = resolver(read) if resolver is not None and len(read) else read
+            if earliest is None:
+                tables.append(_tuples(chunk, rows))
+                if sum(len(t) for t in tables) > 200_000:
+                    tables = [_earliest(pd.concat(tables, ignore_index=True))]
+            reducer.add(chunk)
+            rows += len(chunk)
+    partial = reducer.partial()
+    return FilePartial(
+        rows=rows,
+        tuples=_earliest(pd.concat(tables, ignore_index=True)) if tables else None,
+        has_unknown=bool(getattr(tracker, "unknown", False)),
+        edges=partial.edges,
+        src_first=partial.src_first,
+        dst_first=partial.dst_first,
+        pods=partial.pods,
+        inside=partial.inside,
+        report=report,
+        notes=(resolver.unmatched, resolver.untranslated, resolver.first, resolver.last)
+        if resolver is not None
+        else None,
+    )
+
+
+def generate_dask(
+    inputs: Iterable[str],
+    options: Any = None,
+    *,
+    format: str = "auto",
+    strict: bool = False,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    inventory: Sequence[str | Path] = (),
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Any:
+    """:func:`netpolgen.generate_from_files` on a Dask cluster (identical result).
+
+    Args:
+        inputs: paths, globs or fsspec URLs.
+        options: :class:`netpolgen.GenerateOptions`.
+        scheduler: a scheduler address; default a ``LocalCluster`` with one process per core.
+        client: an existing ``distributed.Client`` (tests, notebooks); wins over ``scheduler``.
+        inventory: inventory snapshots (read here, shipped to the workers once).
+        max_line_bytes: longer lines are skipped and counted (line-based formats).
+    """
+    from netpolgen.pipeline import GenerateOptions, _synthesize
+
+    distributed, _ = _require_dask()
+    options = options or GenerateOptions()
+    files = expand_inputs(inputs)
+    edge_options = options.edge_options()
+    resolver = Resolver(load_inventory(inventory)) if inventory else None
+    own = None
+    if client is None:
+        if scheduler:
+            own = distributed.Client(scheduler)
+        else:
+            cluster = distributed.LocalCluster(processes=True, dashboard_address=None)
+            own = distributed.Client(cluster)
+        client = own
+    try:
+        shipped = client.scatter(resolver, broadcast=True) if resolver is not None else None
+        first = client.gather(
+            [
+                client.submit(_reduce_file, f, format, edge_options, strict, chunk_size, 0, None,
+                              shipped, pure=False, max_line_bytes=max_line_bytes)
+                for f in files
+            ]
+        )  # fmt: skip
+        partials = first
+        if any(p.has_unknown for p in first):
+            offsets = np.concatenate([[0], np.cumsum([p.rows for p in first])[:-1]]).tolist()
+            tables = []
+            for partial, offset in zip(first, offsets, strict=True):
+                if partial.tuples is not None and len(partial.tuples):
+                    tables.append(partial.tuples.assign(o=partial.tuples["o"] + offset))
+            earliest = _earliest(pd.concat(tables, ignore_index=True)) if tables else None
+            scattered = client.scatter(earliest, broadcast=True) if earliest is not None else None
+            partials = client.gather(
+                [
+                    client.submit(_reduce_file, f, format, edge_options, strict, chunk_size,
+                                  offset, scattered, shipped, pure=False,
+                                  max_line_bytes=max_line_bytes)
+                    for f, offset in zip(files, offsets, strict=True)
+                ]
+            )  # fmt: skip
+    finally:
+        if own is not None:
+            cluster = getattr(own, "cluster", None)
+            own.close()
+            if cluster is not None:
+                cluster.close()
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    for partial in partials:
+        report.merge(partial.report)
+    if resolver is not None:
+        resolver.clear()
+        for partial in partials:
+            unmatched, untranslated, first, last = partial.notes
+            resolver.unmatched |= unmatched
+            resolver.untranslated += untranslated
+            if first is not None:
+                resolver.first = first if resolver.first is None else min(resolver.first, first)
+                resolver.last = last if resolver.last is None else max(resolver.last, last)
+        resolver.report_to(report)
+    edges = finish_edges(combine_edges([p.edges for p in partials]), edge_options, report)
+    src_first = pd.concat([p.src_first for p in partials]).drop_duplicates("endpoint")
+    dst_first = pd.concat([p.dst_first for p in partials]).drop_duplicates("endpoint")
+    endpoints = finish_endpoints(src_first, dst_first)
+    pods = finish_pod_endpoints(pd.concat([p.pods for p in partials], ignore_index=True))
+    inside: set[str] = set().union(*(p.inside for p in partials)) if partials else set()
+    return _synthesize(
+        edges, endpoints, pods, inside, options, report,
+        resolver.inventory if resolver is not None else None,
+    )  # fmt: skip

@@ -1,0 +1,54 @@
+"""The Arrow fast path of the AWS text reader gives what the line-by-line path gives."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import netpolgen.ingest.aws_vpc as aws_vpc
+from netpolgen.ingest import load_flows
+from netpolgen.ingest.report import IngestReport
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import generate  # noqa: E402
+
+
+def read(data: bytes, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple:  # type: ignore[type-arg]
+    with monkeypatch.context() as patch:
+        patch.setattr(aws_vpc, "_BLOCK", 2000)  # many blocks, fast and slow ones mixed
+        if not fast:
+            patch.setattr(aws_vpc, "_arrow_block", lambda *args: None)
+        report = IngestReport()
+        flows = load_flows(io.BytesIO(data), "aws-vpc", report=report, chunk_size=37)
+    return flows, report
+
+
+def messy(records: bytes) -> bytes:
+    lines = records.split(b"\n")
+    lines[40] = lines[40].replace(b" ", b"  ", 2)  # a double space (AWS docs have one)
+    lines[90] = lines[90].replace(b" ", b"\t", 1)
+    lines[130] = b"2 123 eni-1 10.0.0.1 10.0.0.2 1 2 6"  # too few fields
+    lines[170] = b"\xff\xfe not utf-8"
+    lines[200] = b""
+    lines[260] = lines[260] + b"\r"
+    return b"\n".join(lines)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_fast_and_line_paths_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: bool
+) -> None:
+    path = generate.write("aws-vpc", 600, tmp_path / "flows.log")
+    data = path.read_bytes()
+    if not header:
+        data = data.split(b"\n", 1)[1]
+    for variant in (data, messy(data)):
+        fast, fast_report = read(variant, fast=True, monkeypatch=monkeypatch)
+        slow, slow_report = read(variant, fast=False, monkeypatch=monkeypatch)
+        pd.testing.assert_frame_equal(fast, slow)
+        assert fast_report.to_dict() == slow_report.to_dict()
+        assert fast_report.messages == slow_report.messages
