@@ -230,7 +230,9 @@ def _parse_chunk(chunk: pd.DataFrame, source: str, report: IngestReport) -> pd.D
 
     def reject(mask: pd.Series, reason: str) -> None:
         nonlocal bad
-        mask = mask & ~bad
+        # Nullable (Arrow) comparisons give NA for empty cells (NA > 65535 is NA); NA must not
+        # reach ``bad``, or the row is dropped below without being counted anywhere.
+        mask = mask.fillna(False).astype(bool) & ~bad
         if mask.any():
             report.skip(reason, source=source, line=int(lines[mask].iloc[0]), count=int(mask.sum()))
             bad = bad | mask

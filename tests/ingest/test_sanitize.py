@@ -92,3 +92,18 @@ def test_summary_dict_is_json_ready() -> None:
     data = summary_dict(report, ["w"], policies=3)
     assert data["balanced"] and data["warnings"] == ["w"] and data["policies"] == 3
     assert data["skipped"] == {"x": 1} and data["notes"] == {}
+
+
+def test_csv_rows_with_empty_numbers_are_counted_not_lost() -> None:
+    # Found by fuzzing: with Arrow strings, "" > 65535 is NA, and an NA in the reject mask
+    # dropped the row without counting it.
+    import io
+
+    from netpolgen.ingest import load_flows
+
+    text = "dst_port,src_port,time,src_ip,dst_ip\n,,,,\n-,,,,\n,,,10.0.0.1,10.0.0.2\n"
+    report = IngestReport()
+    flows = load_flows(io.BytesIO(text.encode()), "csv", report=report)
+    assert len(flows) == 1 and report.records_read == 3
+    assert is_balanced(report), report.to_dict()
+    assert report.skipped["src endpoint has neither namespace+labels nor IP"] == 1
