@@ -12,11 +12,15 @@ import shutil
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 import netpolgen
+from netpolgen.accounting import require_usable_flows, summary_json
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
 from netpolgen.progress import IngestProgress, show_progress, verbosity_options
 
 EXIT_ERROR = 1
@@ -45,6 +49,20 @@ def cli(debug: bool) -> None:
     \b
     Exit codes: 0 success, 1 error, 2 usage error, 3 verify found denied flows.
     """
+
+
+def input_limit_options(command: Any) -> Any:
+    """``--max-line-bytes`` and ``--summary``: shared by the commands that read flows."""
+    command = click.option(
+        "--summary", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        help="How to print the accounting on standard error (records read = used + skipped + "
+             "filtered, by reason); json is one machine-readable line, printed even with -q.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--max-line-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_LINE_BYTES,
+        show_default=True,
+        help="Skip (and count) longer lines of line-based formats without reading them whole.",
+    )(command)  # fmt: skip
 
 
 def _echo_report(
@@ -140,6 +158,7 @@ def engine_options(command: F) -> F:
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @verbosity_options
 @engine_options
+@input_limit_options
 def from_flows(
     flows: tuple[str, ...],
     flow_format: str,
@@ -165,6 +184,8 @@ def from_flows(
     engine: str,
     scheduler: str | None,
     workers: int,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Generate policies that allow exactly the traffic seen in FLOWS.
 
@@ -198,21 +219,47 @@ def from_flows(
 
         result = generate_dask(
             flows, options, format=flow_format, strict=strict, scheduler=scheduler,
-            inventory=inventories,
+            inventory=inventories, max_line_bytes=max_line_bytes,
         )  # fmt: skip
     else:
         with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
             result = netpolgen.generate_from_files(
                 flows, options, format=flow_format, strict=strict, inventory=inventories,
-                workers=workers or None, on_chunk=on_chunk,
+                workers=workers or None, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
             )  # fmt: skip
+    # Nothing usable is an error, checked before anything is written (see README).
+    with _summary_on_error(result.report, result.warnings, summary, quiet):
+        require_usable_flows(result.report)
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:
         written = netpolgen.write_policy_dir(result.policies, output, force=force)
-        if not quiet:
+        if not quiet and summary == "text":
             click.echo(f"wrote {len(written)} policies to {output}", err=True)
-    _echo_report(result.report, result.warnings, quiet, verbose)
+    if summary == "json":
+        click.echo(
+            summary_json(result.report, result.warnings, policies=len(result.policies),
+                         output=output),
+            err=True,
+        )  # fmt: skip
+    else:
+        _echo_report(result.report, result.warnings, quiet, verbose)
+
+
+@contextmanager
+def _summary_on_error(
+    report: netpolgen.IngestReport, warnings: list[str], summary: str, quiet: bool
+) -> Iterator[None]:
+    """On an input error, still print what was read: the skip messages explain the error."""
+    try:
+        yield
+    except netpolgen.NetpolgenError as error:
+        if summary == "json":
+            click.echo(summary_json(report, warnings, error=str(error)), err=True)
+        elif not quiet:
+            for message in report.messages:
+                click.echo(f"warning: {message}", err=True)
+        raise
 
 
 @cli.command("inspect")
@@ -308,6 +355,7 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
                    "used.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @verbosity_options
+@input_limit_options
 def verify_command(
     more_flows: tuple[str, ...],
     flows: tuple[str, ...],
@@ -319,6 +367,8 @@ def verify_command(
     strict: bool,
     quiet: bool,
     verbose: int,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Replay observed flows against policies; exit 3 if any observed flow is denied.
 
@@ -337,10 +387,16 @@ def verify_command(
     with IngestProgress(sources, enabled=show_progress(quiet)) as on_chunk:
         report = netpolgen.verify_files(
             sources, policies, inventories, format=flow_format, strict=strict,
-            over_permissive=over_permissive, on_chunk=on_chunk,
+            over_permissive=over_permissive, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
         )  # fmt: skip
-    click.echo(netpolgen.format_report(report, report_format), nl=False)
     if report.ingest is not None:
+        # Verifying nothing would pass vacuously: no usable flow is an error here too.
+        with _summary_on_error(report.ingest, [], summary, quiet):
+            require_usable_flows(report.ingest)
+    click.echo(netpolgen.format_report(report, report_format), nl=False)
+    if report.ingest is not None and summary == "json":
+        click.echo(summary_json(report.ingest, report.warnings, ok=report.ok), err=True)
+    elif report.ingest is not None:
         _echo_report(report.ingest, [], quiet, verbose)  # report warnings are in the report
     if not report.ok:
         sys.exit(EXIT_DENIED)
@@ -387,6 +443,7 @@ def diff_command(
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @verbosity_options
+@input_limit_options
 def migrate_command(
     flows: tuple[str, ...],
     policies: str | None,
@@ -399,6 +456,8 @@ def migrate_command(
     force: bool,
     quiet: bool,
     verbose: int,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Plan the move to default-deny in stages that break no observed flow.
 
@@ -415,9 +474,19 @@ def migrate_command(
     with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
         plan = netpolgen.plan_migration_from_files(
             flows, policies, inventories, options, format=flow_format, strict=strict,
-            on_chunk=on_chunk,
+            max_line_bytes=max_line_bytes, on_chunk=on_chunk,
         )  # fmt: skip
+    if plan.ingest is not None:
+        # A plan from no flows would stage default-deny for traffic nobody looked at.
+        with _summary_on_error(plan.ingest, plan.warnings, summary, quiet):
+            require_usable_flows(plan.ingest)
     netpolgen.write_plan(plan, output, force=force)
+    if plan.ingest is not None and summary == "json":
+        click.echo(
+            summary_json(plan.ingest, plan.warnings, stages=len(plan.stages), output=output),
+            err=True,
+        )
+        return
     if not quiet:
         click.echo(
             f"wrote {len(plan.stages)} stages for {len(plan.namespaces)} namespaces to {output} "

@@ -31,7 +31,7 @@ import pandas as pd
 from netpolgen.cluster_view import ClusterView, InventoryLike
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.output import policy_path, write_tree
 from netpolgen.pipeline import GenerateOptions, generate
 from netpolgen.policy.default_deny import (
@@ -405,6 +405,7 @@ def plan_migration_from_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_chunk: Callable[[str, int], None] | None = None,
 ) -> MigrationPlan:
     """Read flows, existing policies (none when ``policies_path`` is None) and inventories, then
@@ -417,6 +418,7 @@ def plan_migration_from_files(
         options: how to plan.
         format: ``auto`` or a flow format name.
         strict: make the first malformed record an error.
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
         on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress).
 
     Examples:
@@ -426,10 +428,11 @@ def plan_migration_from_files(
     """
     notes: list[str] = []
     existing = load_policies(policies_path, notes=notes) if policies_path is not None else []
-    ingest = IngestReport(strict=strict)
+    ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     flows = load_flows(list(flow_sources), format, report=ingest, on_chunk=on_chunk)
     inventory = load_inventory(list(inventories)) if inventories else None
     if inventory is not None:
+        ingest.messages.extend(inventory.warnings)
         flows = resolve_flows(flows, inventory, report=ingest)
     plan = plan_migration(flows, existing, inventory, options)
     plan.warnings[:0] = notes

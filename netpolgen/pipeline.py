@@ -18,7 +18,7 @@ from netpolgen.identity import Workloads, pod_endpoints, workloads_from_endpoint
 from netpolgen.ingest import Source
 from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.parallel import iter_flows_parallel, spooled
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.owners import (
     DNS_NAMESPACE,
     address_notes,
@@ -252,6 +252,7 @@ def generate_from_files(
     inventory: Sequence[str | Path] = (),
     chunk_size: int = STREAM_CHUNK_SIZE,
     workers: int | None = 1,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_chunk: Callable[[str, int], None] | None = None,
 ) -> GenerateResult:
     """Read flow files and generate policies (what ``netpolgen from-flows`` runs).
@@ -271,6 +272,7 @@ def generate_from_files(
             snapshot: they resolve addresses to pods, services and nodes at each flow's time.
         chunk_size: records per chunk.
         workers: processes that parse in parallel (1: in this process; None: one per core).
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
         on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress; a
             second pass, when reply inference needs one, is reported again).
 
@@ -282,8 +284,10 @@ def generate_from_files(
         ... # doctest: +SKIP
     """
     options = options or GenerateOptions()
-    report = IngestReport(strict=strict)
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     cluster = load_inventory(inventory) if inventory else None
+    if cluster is not None:
+        report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
     resolver = Resolver(cluster) if cluster is not None else None
     with spooled(list(sources)) as paths:
 

@@ -46,13 +46,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from netpolgen.accounting import summary_dict
 from netpolgen.aggregate import SELECTABLE_KINDS, mark_replies
 from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import load_inventory
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.labels import labels_from_canonical
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, IPBlock, Peer, Policy, PortSpec
@@ -507,6 +508,8 @@ class VerificationReport:
             "isolation": _records(self.isolation),
             "over_permissive": _records(self.over_permissive),
             "unused_rules": _records(self.rules[self.rules["flows"] == 0]),
+            # What reading the flows did: read = used + skipped + filtered, by reason.
+            "ingest": None if self.ingest is None else summary_dict(self.ingest),
         }
 
 
@@ -836,6 +839,7 @@ def verify_files(
     format: str = "auto",
     strict: bool = False,
     over_permissive: bool = True,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_chunk: Callable[[str, int], None] | None = None,
 ) -> VerificationReport:
     """Read flow files, policies and inventories, then :func:`verify` (``netpolgen verify``).
@@ -850,6 +854,7 @@ def verify_files(
         format: ``auto`` or a flow format name.
         strict: make the first malformed record an error.
         over_permissive: also list allowed but unused combinations.
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
         on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress).
 
     Examples:
@@ -858,10 +863,11 @@ def verify_files(
     """
     notes: list[str] = []
     policies = load_policies(policy_path, notes=notes)
-    ingest = IngestReport(strict=strict)
+    ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     flows = load_flows(list(flow_sources), format, report=ingest, on_chunk=on_chunk)
     inventory = load_inventory(list(inventories)) if inventories else None
     if inventory is not None:
+        ingest.messages.extend(inventory.warnings)
         # Addresses become pods, services and nodes at each flow's time, as for from-flows.
         flows = resolve_flows(flows, inventory, report=ingest)
     report = verify(flows, policies, inventory, over_permissive=over_permissive)

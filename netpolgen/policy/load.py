@@ -18,6 +18,7 @@ import yaml
 
 from netpolgen.errors import PolicyParseError
 from netpolgen.policy.model import API_VERSION, KIND, Policy
+from netpolgen.safe_yaml import SafeLoader
 
 __all__ = ["POLICY_SUFFIXES", "load_policies"]
 
@@ -85,8 +86,10 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, int, Any]]:
             raise PolicyParseError(
                 f"not valid JSON ({error.msg})", source=source, line=error.lineno
             ) from None
+        except RecursionError:
+            raise PolicyParseError("JSON nested too deeply", source=source) from None
         return
-    loader = yaml.SafeLoader(text)
+    loader = SafeLoader(text)  # aliases that expand without end are refused
     try:
         index = 0
         while loader.check_node():
@@ -104,6 +107,8 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, int, Any]]:
         ) from None
     except yaml.YAMLError as error:
         raise PolicyParseError(f"not valid YAML ({error})", source=source) from None
+    except RecursionError:
+        raise PolicyParseError("YAML nested too deeply", source=source) from None
     finally:
         loader.dispose()
 
