@@ -1,19 +1,49 @@
 """netpolgen: least-privilege Kubernetes NetworkPolicies from observed network flows.
 
-The public API, the same functions the CLI calls::
+The public API: the functions the CLI calls, for notebooks and scripts. Each returns pandas
+DataFrames or the policy model and never prints or exits; every expected failure is a
+:class:`NetpolgenError`. ``notebooks/explore.ipynb`` walks through them on a realistic sample::
 
     import netpolgen
-    flows = netpolgen.load_flows("sample_flows/three-tier.csv")
-    result = netpolgen.generate(flows, netpolgen.GenerateOptions(egress=False))
+    flows = netpolgen.load_flows("sample_flows/online-shop.hubble.jsonl")
+    inventory = netpolgen.load_inventory("sample_flows/online-shop.inventory.json")
+    result = netpolgen.generate(flows, netpolgen.GenerateOptions(namespaces=("shop",)),
+                                inventory=inventory)
+    netpolgen.edge_table(result)                       # who talks to whom, readable names
+    netpolgen.verify(flows, result.policies, inventory).ok
     print(netpolgen.render_yaml(result.policies))
+
+By step:
+
+* read: :func:`load_flows` (any of :data:`FORMATS`), :func:`load_inventory`,
+  :func:`resolve_flows` (addresses -> pods, services, nodes at each flow's time),
+  :func:`load_policies`;
+* look: :func:`summarize`, :func:`edge_table`, :func:`port_matrix`, :func:`policy_effect`
+  (plots in :mod:`netpolgen.plots`, with the ``notebook`` extra);
+* generate: :func:`generate` with :class:`GenerateOptions` (the steps inside:
+  :func:`aggregate_edges`, :func:`identify_workloads`, :func:`synthesize`),
+  :func:`render_yaml`, :func:`write_policy_dir`;
+* check and change: :func:`verify`, :func:`diff_policies`, :func:`plan_migration`;
+* the ``*_files`` and ``format_*`` functions are what the commands run and print.
 """
 
 from netpolgen.aggregate import aggregate_edges
 from netpolgen.diff import PolicyDiff, diff_files, diff_policies, format_diff
 from netpolgen.errors import NetpolgenError
+from netpolgen.explore import (
+    Summary,
+    edge_table,
+    format_summary,
+    inspect_flows,
+    policy_effect,
+    port_matrix,
+    summarize,
+    write_graph,
+)
 from netpolgen.flows import FLOW_SCHEMA, validate_flows
 from netpolgen.identity import Workloads, identify_workloads
 from netpolgen.ingest import FORMATS, IngestReport, load_flows
+from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.migrate import (
     MigrationOptions,
     MigrationPlan,
@@ -28,6 +58,7 @@ from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import synthesize
+from netpolgen.resolve import resolve_flows
 from netpolgen.verify import VerificationReport, format_report, verify, verify_files
 
 __version__ = "0.1.0"
@@ -38,11 +69,13 @@ __all__ = [
     "GenerateOptions",
     "GenerateResult",
     "IngestReport",
+    "Inventory",
     "MigrationOptions",
     "MigrationPlan",
     "NetpolgenError",
     "Policy",
     "PolicyDiff",
+    "Summary",
     "VerificationReport",
     "Workloads",
     "__version__",
@@ -50,20 +83,29 @@ __all__ = [
     "default_deny_policies",
     "diff_files",
     "diff_policies",
+    "edge_table",
     "format_diff",
     "format_report",
+    "format_summary",
     "generate",
     "generate_from_files",
     "identify_workloads",
+    "inspect_flows",
     "load_flows",
+    "load_inventory",
     "load_policies",
     "plan_migration",
     "plan_migration_from_files",
+    "policy_effect",
+    "port_matrix",
     "render_yaml",
+    "resolve_flows",
+    "summarize",
     "synthesize",
     "validate_flows",
     "verify",
     "verify_files",
+    "write_graph",
     "write_plan",
     "write_policy_dir",
 ]

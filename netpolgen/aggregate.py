@@ -173,7 +173,13 @@ def partial_edges(rows: pd.DataFrame) -> pd.DataFrame:
     """
     return (
         rows.groupby(EDGE_KEYS, dropna=False, observed=True)
-        .agg(count=("count", "sum"), first_seen=("time", "min"), last_seen=("time", "max"))
+        .agg(
+            count=("count", "sum"),
+            # Records (rows) per edge: --min-count's accounting counts records, not ``count``.
+            records=("count", "size"),
+            first_seen=("time", "min"),
+            last_seen=("time", "max"),
+        )
         .reset_index()
     )
 
@@ -187,6 +193,7 @@ def combine_edges(partials: list[pd.DataFrame]) -> pd.DataFrame:
         frame.groupby(EDGE_KEYS, dropna=False, observed=True)
         .agg(
             count=("count", "sum"),
+            records=("records", "sum"),
             first_seen=("first_seen", "min"),
             last_seen=("last_seen", "max"),
         )
@@ -198,7 +205,8 @@ def finish_edges(edges: pd.DataFrame, options: EdgeOptions, report: IngestReport
     """Apply ``--min-count`` and the canonical order to a complete edge table."""
     if options.min_count > 1:
         rare = edges["count"] < options.min_count
-        report.filter("edge below --min-count", int(edges.loc[rare, "count"].sum()))
+        # The accounting counts records (rows), not the flows a row stands for (``count``).
+        report.filter("edge below --min-count", int(edges.loc[rare, "records"].sum()))
         edges = edges[~rare]
     edges = edges.sort_values(EDGE_KEYS).reset_index(drop=True)
     return edges[list(EDGE_COLUMNS)]
@@ -211,6 +219,18 @@ def aggregate_edges(
 
     ``edges`` has the columns of :data:`EDGE_COLUMNS`, sorted; ``endpoints`` one row per endpoint
     key with ``kind``, ``namespace``, ``labels`` (stable), ``ip``.
+
+    Args:
+        flows: a flow table (``load_flows``).
+        options: what counts as wanted traffic (denied flows, a minimum count).
+        report: an ingest report in which the records left out are counted, by reason.
+
+    Returns:
+        ``(edges, endpoints)``. ``netpolgen.edge_table`` shows the edges with readable names.
+
+    Examples:
+        >>> edges, endpoints = aggregate_edges(load_flows("flows.csv"))  # doctest: +SKIP
+        >>> edges.groupby("dst")["count"].sum().nlargest(5)  # doctest: +SKIP
     """
     options = options or EdgeOptions()
     report = report if report is not None else IngestReport()

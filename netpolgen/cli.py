@@ -8,14 +8,20 @@ directory; progress, summaries and warnings go to standard error.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 import netpolgen
+from netpolgen.accounting import require_usable_flows, summary_json
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
+from netpolgen.progress import IngestProgress, show_progress, verbosity_options
 
 EXIT_ERROR = 1
 
@@ -45,14 +51,39 @@ def cli(debug: bool) -> None:
     """
 
 
-def _echo_report(report: netpolgen.IngestReport, warnings: list[str], quiet: bool) -> None:
+def input_limit_options(command: Any) -> Any:
+    """``--max-line-bytes`` and ``--summary``: shared by the commands that read flows."""
+    command = click.option(
+        "--summary", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        help="How to print the accounting on standard error (records read = used + skipped + "
+             "filtered, by reason); json is one machine-readable line, printed even with -q.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--max-line-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_LINE_BYTES,
+        show_default=True,
+        help="Skip (and count) longer lines of line-based formats without reading them whole.",
+    )(command)  # fmt: skip
+
+
+def _echo_report(
+    report: netpolgen.IngestReport,
+    warnings: list[str],
+    quiet: bool,
+    verbose: int = 0,
+    *,
+    summary: bool = True,
+) -> None:
     if quiet:
         return
+    if verbose:
+        for name, fmt in report.formats.items():
+            click.echo(f"read {name} as {fmt}", err=True)
     for message in report.messages:
         click.echo(f"warning: {message}", err=True)
     for message in warnings:
         click.echo(f"warning: {message}", err=True)
-    click.echo(report.summary(), err=True)
+    if summary or verbose:
+        click.echo(report.summary(), err=True)
 
 
 F = Any  # a click-decorated function
@@ -125,8 +156,9 @@ def engine_options(command: F) -> F:
               help="Jaccard distance at which --group-ips groups stop merging.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
-@click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
+@verbosity_options
 @engine_options
+@input_limit_options
 def from_flows(
     flows: tuple[str, ...],
     flow_format: str,
@@ -148,9 +180,12 @@ def from_flows(
     strict: bool,
     force: bool,
     quiet: bool,
+    verbose: int,
     engine: str,
     scheduler: str | None,
     workers: int,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Generate policies that allow exactly the traffic seen in FLOWS.
 
@@ -184,20 +219,108 @@ def from_flows(
 
         result = generate_dask(
             flows, options, format=flow_format, strict=strict, scheduler=scheduler,
-            inventory=inventories,
+            inventory=inventories, max_line_bytes=max_line_bytes,
         )  # fmt: skip
     else:
-        result = netpolgen.generate_from_files(
-            flows, options, format=flow_format, strict=strict, inventory=inventories,
-            workers=workers or None,
-        )  # fmt: skip
+        with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
+            result = netpolgen.generate_from_files(
+                flows, options, format=flow_format, strict=strict, inventory=inventories,
+                workers=workers or None, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
+            )  # fmt: skip
+    # Nothing usable is an error, checked before anything is written (see README).
+    with _summary_on_error(result.report, result.warnings, summary, quiet):
+        require_usable_flows(result.report)
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:
         written = netpolgen.write_policy_dir(result.policies, output, force=force)
-        if not quiet:
+        if not quiet and summary == "text":
             click.echo(f"wrote {len(written)} policies to {output}", err=True)
-    _echo_report(result.report, result.warnings, quiet)
+    if summary == "json":
+        click.echo(
+            summary_json(result.report, result.warnings, policies=len(result.policies),
+                         output=output),
+            err=True,
+        )  # fmt: skip
+    else:
+        _echo_report(result.report, result.warnings, quiet, verbose)
+
+
+@contextmanager
+def _summary_on_error(
+    report: netpolgen.IngestReport, warnings: list[str], summary: str, quiet: bool
+) -> Iterator[None]:
+    """On an input error, still print what was read: the skip messages explain the error."""
+    try:
+        yield
+    except netpolgen.NetpolgenError as error:
+        if summary == "json":
+            click.echo(summary_json(report, warnings, error=str(error)), err=True)
+        elif not quiet:
+            for message in report.messages:
+                click.echo(f"warning: {message}", err=True)
+        raise
+
+
+@cli.command("inspect")
+@click.argument("flows", nargs=-1, required=True)
+@click.option(
+    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
+    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
+)  # fmt: skip
+@click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
+)  # fmt: skip
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
+              default="table", show_default=True,
+              help="Terminal tables, CSV sections (# name) or one JSON document.")  # fmt: skip
+@click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None,
+              help="Also write the communication graph: .svg, .png or .pdf (needs the notebook "
+                   "extra) or .dot (Graphviz text).")  # fmt: skip
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many endpoints the top-talker table lists.")  # fmt: skip
+@click.option("--include-denied", is_flag=True, help="Count denied flows as traffic.")
+@click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@verbosity_options
+def inspect(
+    flows: tuple[str, ...],
+    flow_format: str,
+    inventories: tuple[str, ...],
+    output_format: str,
+    graph: str | None,
+    top: int,
+    include_denied: bool,
+    strict: bool,
+    quiet: bool,
+    verbose: int,
+) -> None:
+    """Summarise FLOWS before writing policies: who talks to whom, on which ports, how much.
+
+    Prints the records read, used and skipped, the top talkers, protocols and ports, the
+    workloads with their selectors, every edge with its ports and flow count, and the addresses
+    nothing identified. Replies and denied flows are left out of the tables, as from-flows
+    leaves them out of the policies.
+
+    \b
+    Example:
+        netpolgen inspect sample_flows/online-shop.csv
+        netpolgen inspect vpc-flows.log.gz -i inventory.json
+        netpolgen inspect hubble.jsonl --format json > summary.json
+        netpolgen inspect sample_flows/online-shop.csv --graph shop.svg -q
+    """
+    with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
+        summary = netpolgen.inspect_flows(
+            flows, flow_format, inventory=inventories, strict=strict,
+            include_denied=include_denied, top=top, on_chunk=on_chunk,
+        )  # fmt: skip
+    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+    click.echo(netpolgen.format_summary(summary, output_format, width=width), nl=False)
+    if graph is not None:
+        netpolgen.write_graph(summary.edges_table, graph)
+        if not quiet:
+            click.echo(f"wrote the communication graph to {graph}", err=True)
+    _echo_report(summary.report, summary.warnings, quiet, verbose, summary=False)
 
 
 EXIT_DENIED = 3
@@ -235,7 +358,8 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
     "--workers", type=click.IntRange(min=0), default=0, show_default="0: one per core",
     help="Processes that parse big plain-text flow files in parallel (1: off).",
 )  # fmt: skip
-@click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings on stderr.")
+@verbosity_options
+@input_limit_options
 def verify_command(
     more_flows: tuple[str, ...],
     flows: tuple[str, ...],
@@ -247,6 +371,9 @@ def verify_command(
     strict: bool,
     workers: int,
     quiet: bool,
+    verbose: int,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Replay observed flows against policies; exit 3 if any observed flow is denied.
 
@@ -262,13 +389,21 @@ def verify_command(
     sources = [*flows, *more_flows]
     if not sources:
         raise click.UsageError("give at least one flow file with --flows")
-    report = netpolgen.verify_files(
-        sources, policies, inventories, format=flow_format, strict=strict,
-        over_permissive=over_permissive, workers=workers or None,
-    )  # fmt: skip
-    click.echo(netpolgen.format_report(report, report_format), nl=False)
+    with IngestProgress(sources, enabled=show_progress(quiet)) as on_chunk:
+        report = netpolgen.verify_files(
+            sources, policies, inventories, format=flow_format, strict=strict,
+            over_permissive=over_permissive, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
+            workers=workers or None,
+        )  # fmt: skip
     if report.ingest is not None:
-        _echo_report(report.ingest, [], quiet)  # report warnings are in the report
+        # Verifying nothing would pass vacuously: no usable flow is an error here too.
+        with _summary_on_error(report.ingest, [], summary, quiet):
+            require_usable_flows(report.ingest)
+    click.echo(netpolgen.format_report(report, report_format), nl=False)
+    if report.ingest is not None and summary == "json":
+        click.echo(summary_json(report.ingest, report.warnings, ok=report.ok), err=True)
+    elif report.ingest is not None:
+        _echo_report(report.ingest, [], quiet, verbose)  # report warnings are in the report
     if not report.ok:
         sys.exit(EXIT_DENIED)
 
@@ -279,7 +414,11 @@ def verify_command(
 @_inventory_option
 @click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
               show_default=True, help="Report format.")  # fmt: skip
-def diff_command(old: str, new: str, inventories: tuple[str, ...], report_format: str) -> None:
+@verbosity_options
+def diff_command(
+    old: str, new: str, inventories: tuple[str, ...], report_format: str, quiet: bool,
+    verbose: int,
+) -> None:  # fmt: skip
     """Show which connections between known workloads OLD allows and NEW does not, and back.
 
     OLD and NEW are policy files or directories. Workloads come from the inventory (or, without
@@ -291,6 +430,9 @@ def diff_command(old: str, new: str, inventories: tuple[str, ...], report_format
     """
     diff = netpolgen.diff_files(old, new, inventories)
     click.echo(netpolgen.format_diff(diff, report_format), nl=False)
+    if verbose and not quiet:
+        # The report (stdout) already lists the warnings; say where the workloads came from.
+        click.echo(f"workloads compared: {diff.workloads} ({diff.workload_source})", err=True)
 
 
 @cli.command("migrate")
@@ -306,7 +448,8 @@ def diff_command(old: str, new: str, inventories: tuple[str, ...], report_format
               help="Allow egress to kube-dns on UDP/TCP 53 in every egress policy.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
-@click.option("-q", "--quiet", is_flag=True, help="Print no summary or warnings.")
+@verbosity_options
+@input_limit_options
 def migrate_command(
     flows: tuple[str, ...],
     policies: str | None,
@@ -318,6 +461,9 @@ def migrate_command(
     strict: bool,
     force: bool,
     quiet: bool,
+    verbose: int,
+    max_line_bytes: int,
+    summary: str,
 ) -> None:
     """Plan the move to default-deny in stages that break no observed flow.
 
@@ -331,10 +477,22 @@ def migrate_command(
     options = netpolgen.MigrationOptions(
         include_system=include_system, generate=netpolgen.GenerateOptions(allow_dns=allow_dns)
     )
-    plan = netpolgen.plan_migration_from_files(
-        flows, policies, inventories, options, format=flow_format, strict=strict
-    )
+    with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
+        plan = netpolgen.plan_migration_from_files(
+            flows, policies, inventories, options, format=flow_format, strict=strict,
+            max_line_bytes=max_line_bytes, on_chunk=on_chunk,
+        )  # fmt: skip
+    if plan.ingest is not None:
+        # A plan from no flows would stage default-deny for traffic nobody looked at.
+        with _summary_on_error(plan.ingest, plan.warnings, summary, quiet):
+            require_usable_flows(plan.ingest)
     netpolgen.write_plan(plan, output, force=force)
+    if plan.ingest is not None and summary == "json":
+        click.echo(
+            summary_json(plan.ingest, plan.warnings, stages=len(plan.stages), output=output),
+            err=True,
+        )
+        return
     if not quiet:
         click.echo(
             f"wrote {len(plan.stages)} stages for {len(plan.namespaces)} namespaces to {output} "
@@ -342,7 +500,7 @@ def migrate_command(
             err=True,
         )
     if plan.ingest is not None:
-        _echo_report(plan.ingest, plan.warnings, quiet)
+        _echo_report(plan.ingest, plan.warnings, quiet, verbose)
 
 
 def main() -> None:

@@ -80,6 +80,10 @@ class PolicyDiff:
             present only in NEW, only in OLD, or in both with a different spec.
         workloads: how many workloads were compared, and from where (``workload_source``).
         warnings: caveats (e.g. workloads guessed from selectors).
+
+    Examples:
+        >>> diff = diff_files("policies-old/", "policies-new/")  # doctest: +SKIP
+        >>> diff.changes[diff.changes["change"] == "removed"]  # doctest: +SKIP
     """
 
     changes: pd.DataFrame
@@ -236,7 +240,19 @@ def diff_files(
     new_path: str | os.PathLike[str],
     inventories: Sequence[str | Path] = (),
 ) -> PolicyDiff:
-    """Read two policy sets (files or directories) and :func:`diff_policies` them."""
+    """Read two policy sets (files or directories) and :func:`diff_policies` them.
+
+    Args:
+        old_path: the policies in force (a YAML file or a directory of them).
+        new_path: the proposed policies.
+        inventories: inventory snapshots that list the workloads to compare.
+
+    Returns:
+        A :class:`PolicyDiff` (what ``netpolgen diff`` prints).
+
+    Examples:
+        >>> print(format_diff(diff_files("old/", "new/")))  # doctest: +SKIP
+    """
     notes: list[str] = []
     old = load_policies(old_path, notes=notes)
     new = load_policies(new_path, notes=notes)
@@ -430,7 +446,16 @@ def _display(changes: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_diff(diff: PolicyDiff, fmt: str = "table", *, limit: int = 200) -> str:
-    """Render a diff as plain text, JSON or Markdown."""
+    """Render a diff as plain text, JSON or Markdown.
+
+    Args:
+        diff: what :func:`diff_policies` or :func:`diff_files` returned.
+        fmt: ``table``, ``json`` or ``markdown``.
+        limit: at most this many rows per table in text and Markdown.
+
+    Examples:
+        >>> print(format_diff(diff, "markdown"))  # doctest: +SKIP
+    """
     if fmt == "json":
         return json.dumps(diff.to_dict(), indent=2) + "\n"
     markdown = fmt == "markdown"

@@ -6,7 +6,8 @@ code 1 in exactly one place (``netpolgen.cli``)::
 
     NetpolgenError                  any problem netpolgen reports to its user
     ├── InputError                  a flow file cannot be read or a record is malformed
-    │   └── FormatDetectionError    no known format matches the content
+    │   ├── FormatDetectionError    no known format matches the content
+    │   └── NoUsableFlowsError      every record was skipped or filtered: nothing to generate from
     ├── SchemaError                 a flow table lacks a column or has a wrong dtype
     ├── InventoryError              a pod inventory cannot be read
     ├── PolicyParseError            a NetworkPolicy document cannot be read
@@ -63,6 +64,14 @@ class InputError(NetpolgenError):
 
 class FormatDetectionError(InputError):
     """The content of a flow file matches none of the known formats."""
+
+
+class NoUsableFlowsError(InputError):
+    """The input was read, but every record was skipped or filtered: no flow is left to use.
+
+    Writing an empty policy set would look like success (and ``-o DIR --force`` would replace a
+    good directory with an empty one), so the CLI treats it as an error.
+    """
 
 
 class SchemaError(NetpolgenError):

@@ -113,6 +113,12 @@ def _as_dtype(column: pd.Series, name: str, dtype: str) -> pd.Series:
 def validate_flows(frame: pd.DataFrame) -> pd.DataFrame:
     """Check that ``frame`` follows the flow-table schema and return it unchanged.
 
+    Args:
+        frame: the table to check (from ``load_flows``, or built by hand in a notebook).
+
+    Returns:
+        ``frame`` itself.
+
     Raises:
         SchemaError: naming every missing column and every column with the wrong dtype.
 

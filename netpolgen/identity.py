@@ -160,6 +160,11 @@ class Workloads:
         table: one row per workload: ``workload`` (id ``ns/labels``), ``namespace``, ``labels``
             (stable, canonical), ``name`` (DNS-1123), ``pods`` (distinct pod names seen).
         selectors: workload id -> the minimal exact selector in its namespace.
+
+    Examples:
+        >>> workloads = identify_workloads(flows)  # doctest: +SKIP
+        >>> workloads.selectors["shop/app=frontend"].describe()  # doctest: +SKIP
+        'app=frontend'
     """
 
     table: pd.DataFrame
@@ -216,6 +221,12 @@ def pod_endpoints(flows: pd.DataFrame) -> pd.DataFrame:
 
 def identify_workloads(flows: pd.DataFrame) -> Workloads:
     """Group the pods seen in ``flows`` into workloads and give each a name and a selector.
+
+    Args:
+        flows: a flow table; both sides' pods (kind ``pod``) are grouped.
+
+    Returns:
+        :class:`Workloads`: a table of workloads and the minimal selector of each.
 
     Examples:
         >>> workloads = identify_workloads(flows)  # doctest: +SKIP

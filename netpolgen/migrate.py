@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import pandas as pd
 from netpolgen.cluster_view import ClusterView, InventoryLike
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.output import policy_path, write_tree
 from netpolgen.pipeline import GenerateOptions, generate
 from netpolgen.policy.default_deny import (
@@ -81,6 +81,10 @@ class MigrationOptions:
         system_namespaces, system_prefixes: what counts as a system namespace.
         generate: options for the generated allow policies (both directions are staged);
             its ``namespaces``, when set, also limits the namespaces staged.
+
+    Examples:
+        >>> MigrationOptions(generate=GenerateOptions(namespaces=("shop",))).include_system
+        False
     """
 
     include_system: bool = False
@@ -132,7 +136,12 @@ class Stage:
 
 @dataclass
 class MigrationPlan:
-    """The whole plan: ordered stages, what was left out, and the checks that were run."""
+    """The whole plan: ordered stages, what was left out, and the checks that were run.
+
+    Examples:
+        >>> plan = plan_migration_from_files(["flows.jsonl"], None)  # doctest: +SKIP
+        >>> [stage.namespace for stage in plan.stages]  # doctest: +SKIP
+    """
 
     stages: list[Stage]
     left_out: list[str]
@@ -396,15 +405,34 @@ def plan_migration_from_files(
     *,
     format: str = "auto",
     strict: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> MigrationPlan:
     """Read flows, existing policies (none when ``policies_path`` is None) and inventories, then
-    :func:`plan_migration` (what ``netpolgen migrate`` runs)."""
+    :func:`plan_migration` (what ``netpolgen migrate`` runs).
+
+    Args:
+        flow_sources: flow files, ``-`` for standard input, or open binary files.
+        policies_path: the policies in force (a file or directory), or None.
+        inventories: inventory snapshot files.
+        options: how to plan.
+        format: ``auto`` or a flow format name.
+        strict: make the first malformed record an error.
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
+        on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress).
+
+    Examples:
+        >>> plan = plan_migration_from_files(["hubble.jsonl"], None, ["inventory.json"])
+        ... # doctest: +SKIP
+        >>> write_plan(plan, "migration/")  # doctest: +SKIP
+    """
     notes: list[str] = []
     existing = load_policies(policies_path, notes=notes) if policies_path is not None else []
-    ingest = IngestReport(strict=strict)
-    flows = load_flows(list(flow_sources), format, report=ingest)
+    ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    flows = load_flows(list(flow_sources), format, report=ingest, on_chunk=on_chunk)
     inventory = load_inventory(list(inventories)) if inventories else None
     if inventory is not None:
+        ingest.messages.extend(inventory.warnings)
         flows = resolve_flows(flows, inventory, report=ingest)
     plan = plan_migration(flows, existing, inventory, options)
     plan.warnings[:0] = notes
@@ -470,6 +498,17 @@ def write_plan(
 
     The files go to a temporary directory beside ``directory`` that then takes its place, so a
     failure leaves nothing half-written. A non-empty ``directory`` is refused unless ``force``.
+
+    Args:
+        plan: what :func:`plan_migration` returned.
+        directory: where to write the stages.
+        force: replace a non-empty directory.
+
+    Returns:
+        The paths written, relative to ``directory``.
+
+    Examples:
+        >>> write_plan(plan, "migration/")  # doctest: +SKIP
 
     Raises:
         OutputError: when the directory cannot be written or is not empty.

@@ -34,8 +34,21 @@ def write_policy_dir(
     """Write one file per policy, ``<namespace>/<name>.yaml``, under ``directory`` atomically
     (see :func:`write_tree`).
 
+    Args:
+        policies: the policies to write.
+        directory: where; ``<namespace>/<name>.yaml`` beneath it.
+        force: replace an existing non-empty directory.
+
     Returns:
         The paths written, relative to ``directory``.
+
+    Raises:
+        OutputError: when ``directory`` is a file, is not empty (without ``force``), or a name
+            is not a valid Kubernetes name.
+
+    Examples:
+        >>> write_policy_dir(result.policies, "policies/")  # doctest: +SKIP
+        [PosixPath('shop/frontend-access-egress.yaml'), ...]
     """
     policies = sorted_policies(policies)
     relative = [policy_path(p) for p in policies]
@@ -76,15 +89,29 @@ def write_tree(
         for relative, text in files.items():
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             (staging / relative).write_text(text, encoding="utf-8")
-        if target.is_dir():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
-            retired.rmdir()
-            target.rename(retired)
-            staging.rename(target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except OSError as error:
+        _replace(staging, target, parent)
+    except BaseException as error:
+        # Any failure (a full disk, an interrupt, a bug) leaves no half-written staging behind.
         shutil.rmtree(staging, ignore_errors=True)
-        raise OutputError(f"cannot write output: {error.strerror}", source=str(target)) from error
+        if isinstance(error, OSError):
+            raise OutputError(
+                f"cannot write output: {error.strerror or error}", source=str(target)
+            ) from error
+        raise
     return list(files)
+
+
+def _replace(staging: Path, target: Path, parent: Path) -> None:
+    """Put ``staging`` in ``target``'s place; an old ``target`` survives if that fails."""
+    if not target.is_dir():
+        staging.rename(target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
+    retired.rmdir()
+    target.rename(retired)
+    try:
+        staging.rename(target)
+    except BaseException:
+        retired.rename(target)  # put the old output back: whole or not at all
+        raise
+    shutil.rmtree(retired, ignore_errors=True)

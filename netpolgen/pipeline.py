@@ -5,7 +5,7 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from netpolgen.identity import Workloads, pod_endpoints, workloads_from_endpoint
 from netpolgen.ingest import Source
 from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.parallel import iter_flows_parallel, spooled
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.owners import (
     DNS_NAMESPACE,
     address_notes,
@@ -61,6 +61,11 @@ class GenerateOptions:
         ip_group_threshold: the Jaccard distance at which such groups stop merging.
         named_ports: write a port by the name the destination's containers give it, where all
             of the workload's pods in the inventory agree (needs an inventory).
+
+    Examples:
+        >>> options = GenerateOptions(namespaces=("shop",), cidr_prefix_v4=24)
+        >>> options.egress
+        True
     """
 
     ingress: bool = True
@@ -84,7 +89,22 @@ class GenerateOptions:
 
 @dataclass
 class GenerateResult:
-    """What :func:`generate` produced, and the evidence behind it."""
+    """What :func:`generate` produced, and the evidence behind it.
+
+    Attributes:
+        policies: the policies, sorted by namespace and name.
+        edges: the edge table (``netpolgen.aggregate_edges``); ``netpolgen.edge_table(result)``
+            shows it with readable names.
+        endpoints: one row per endpoint key (kind, namespace, labels, ip).
+        workloads: the workloads and their selectors.
+        report: records read, used, skipped and filtered.
+        warnings: what the user should know (edges no policy can express, ...).
+        ip_groups: with ``group_ips``, the behaviour group of each unlabelled address.
+
+    Examples:
+        >>> result = generate(load_flows("sample_flows/online-shop.csv"))  # doctest: +SKIP
+        >>> print(result.to_yaml())  # doctest: +SKIP
+    """
 
     policies: list[Policy]
     edges: pd.DataFrame
@@ -232,6 +252,8 @@ def generate_from_files(
     inventory: Sequence[str | Path] = (),
     chunk_size: int = STREAM_CHUNK_SIZE,
     workers: int | None = 1,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> GenerateResult:
     """Read flow files and generate policies (what ``netpolgen from-flows`` runs).
 
@@ -250,17 +272,38 @@ def generate_from_files(
             snapshot: they resolve addresses to pods, services and nodes at each flow's time.
         chunk_size: records per chunk.
         workers: processes that parse in parallel (1: in this process; None: one per core).
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
+        on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress; a
+            second pass, when reply inference needs one, is reported again).
+
+    Returns:
+        A :class:`GenerateResult` whose ``report`` accounts for every record read.
+
+    Examples:
+        >>> result = generate_from_files(["hubble.jsonl.gz"], GenerateOptions(egress=False))
+        ... # doctest: +SKIP
     """
     options = options or GenerateOptions()
-    report = IngestReport(strict=strict)
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     cluster = load_inventory(inventory) if inventory else None
+    if cluster is not None:
+        report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
     resolver = Resolver(cluster) if cluster is not None else None
     with spooled(list(sources)) as paths:
 
+        def counted(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+            # Per source, so that the progress display can name the file being read.
+            for path in paths:
+                name = str(getattr(path, "name", path))
+                for chunk in iter_flows_parallel(
+                    [path], format, report=attempt, chunk_size=chunk_size, workers=workers
+                ):
+                    if on_chunk is not None:
+                        on_chunk(name, len(chunk))
+                    yield chunk
+
         def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
-            chunks = iter_flows_parallel(
-                paths, format, report=attempt, chunk_size=chunk_size, workers=workers
-            )
+            chunks = counted(attempt)
             if resolver is None:
                 return chunks
             resolver.clear()  # a second pass starts over

@@ -46,13 +46,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from netpolgen.accounting import summary_dict
 from netpolgen.aggregate import SELECTABLE_KINDS, mark_replies
 from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.identity import stable_labels
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.labels import labels_from_canonical
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import NAMESPACE_NAME_LABEL, IPBlock, Peer, Policy, PortSpec
@@ -452,6 +453,10 @@ class VerificationReport:
         counts: flow and edge counts by outcome (see :meth:`summary`).
         warnings: things the user should know (e.g. named ports without an inventory).
         ingest: what reading the flow files did, when they were read by :func:`verify_files`.
+
+    Examples:
+        >>> report = verify(flows, result.policies)  # doctest: +SKIP
+        >>> report.ok, report.denied  # doctest: +SKIP
     """
 
     edges: pd.DataFrame
@@ -503,6 +508,8 @@ class VerificationReport:
             "isolation": _records(self.isolation),
             "over_permissive": _records(self.over_permissive),
             "unused_rules": _records(self.rules[self.rules["flows"] == 0]),
+            # What reading the flows did: read = used + skipped + filtered, by reason.
+            "ingest": None if self.ingest is None else summary_dict(self.ingest),
         }
 
 
@@ -928,6 +935,8 @@ def verify_files(
     format: str = "auto",
     strict: bool = False,
     over_permissive: bool = True,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    on_chunk: Callable[[str, int], None] | None = None,
     flow_allowed: bool = False,
     workers: int | None = None,
 ) -> VerificationReport:
@@ -940,23 +949,42 @@ def verify_files(
     checked edges before the next is read, so memory follows the distinct edges, not the size of
     the input; the report is the same as :func:`verify` over ``load_flows``, except that
     ``flow_allowed`` (one value per input row) is empty unless ``flow_allowed`` is true, which
-    loads every flow instead. ``workers``: processes that parse big files in parallel (None: one
-    per core; see ``netpolgen.ingest.parallel``).
+    loads every flow instead.
+
+    Args:
+        flow_sources: flow files, ``-`` for standard input, or open binary files.
+        policy_path: a YAML file or a directory of them.
+        inventories: inventory snapshot files.
+        format: ``auto`` or a flow format name.
+        strict: make the first malformed record an error.
+        over_permissive: also list allowed but unused combinations.
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
+        on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress; a
+            second pass, when reply inference needs one, is reported again).
+        flow_allowed: fill ``report.flow_allowed`` (loads every flow into memory).
+        workers: processes that parse big files in parallel (None: one per core; see
+            ``netpolgen.ingest.parallel``).
+
+    Examples:
+        >>> report = verify_files(["flows.csv"], "policies/")  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
     """
     notes: list[str] = []
     policies = load_policies(policy_path, notes=notes)
-    ingest = IngestReport(strict=strict)
-    inventory = load_inventory(list(inventories)) if inventories else None
+    ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     if flow_allowed:
-        flows = load_flows(list(flow_sources), format, report=ingest)
+        flows = load_flows(list(flow_sources), format, report=ingest, on_chunk=on_chunk)
+        inventory = load_inventory(list(inventories)) if inventories else None
         if inventory is not None:
+            ingest.messages.extend(inventory.warnings)
             # Addresses become pods, services and nodes at each flow's time, as for from-flows.
             flows = resolve_flows(flows, inventory, report=ingest)
         report = verify(flows, policies, inventory, over_permissive=over_permissive)
     else:
+        inventory = load_inventory(list(inventories)) if inventories else None
         report = _verify_stream(
             list(flow_sources), policies, inventory, ingest, format=format,
-            over_permissive=over_permissive, workers=workers,
+            over_permissive=over_permissive, workers=workers, on_chunk=on_chunk,
         )  # fmt: skip
     report.warnings[:0] = notes
     report.ingest = ingest
@@ -972,6 +1000,7 @@ def _verify_stream(
     format: str,
     over_permissive: bool,
     workers: int | None,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> VerificationReport:
     """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`)."""
     from netpolgen.ingest.parallel import iter_flows_parallel, spooled
@@ -981,10 +1010,19 @@ def _verify_stream(
     resolver = Resolver(inventory) if inventory is not None else None
     with spooled(sources) as paths:
 
+        def counted(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+            # Per source, so that the progress display can name the file being read.
+            for path in paths:
+                name = str(getattr(path, "name", path))
+                for chunk in iter_flows_parallel(
+                    [path], format, report=attempt, chunk_size=STREAM_CHUNK_SIZE, workers=workers
+                ):
+                    if on_chunk is not None:
+                        on_chunk(name, len(chunk))
+                    yield chunk
+
         def chunks(attempt: IngestReport) -> Iterator[pd.DataFrame]:
-            read = iter_flows_parallel(
-                paths, format, report=attempt, chunk_size=STREAM_CHUNK_SIZE, workers=workers
-            )
+            read = counted(attempt)
             if resolver is None:
                 yield from read
                 return
@@ -993,6 +1031,8 @@ def _verify_stream(
                 yield resolver(chunk) if len(chunk) else chunk
 
         report = verify_chunks(chunks, policies, inventory, ingest, over_permissive=over_permissive)
+    if inventory is not None:
+        ingest.messages.extend(inventory.warnings)  # after the reading's, as load_flows has it
     if resolver is not None:
         resolver.report_to(ingest)
     return report
@@ -1317,6 +1357,9 @@ def format_report(report: VerificationReport, fmt: str = "table", *, limit: int 
         report: the report to render.
         fmt: ``table``, ``json`` or ``markdown``.
         limit: at most this many rows per table in text and Markdown (JSON has them all).
+
+    Examples:
+        >>> print(format_report(verify(flows, policies), "markdown"))  # doctest: +SKIP
     """
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str) + "\n"

@@ -39,7 +39,7 @@ from netpolgen.errors import NetpolgenError
 from netpolgen.identity import finish_pod_endpoints
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
 from netpolgen.ingest.inventory import load_inventory
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.resolve import Resolver
 from netpolgen.stream import FlowReducer
 
@@ -183,9 +183,10 @@ def _reduce_file(
     offset: int,
     earliest: pd.DataFrame | None,
     resolver: Any = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> FilePartial:
     """Worker task: stream one file and reduce it (round 1 if ``earliest`` is None, else 2)."""
-    report = IngestReport(strict=strict)
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     if resolver is not None:  # the worker's shared copy keeps the tables; the notes are ours
         resolver = copy.copy(resolver)
         resolver.clear()
@@ -229,6 +230,7 @@ def generate_dask(
     client: Any = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     inventory: Sequence[str | Path] = (),
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Any:
     """:func:`netpolgen.generate_from_files` on a Dask cluster (identical result).
 
@@ -238,6 +240,7 @@ def generate_dask(
         scheduler: a scheduler address; default a ``LocalCluster`` with one process per core.
         client: an existing ``distributed.Client`` (tests, notebooks); wins over ``scheduler``.
         inventory: inventory snapshots (read here, shipped to the workers once).
+        max_line_bytes: longer lines are skipped and counted (line-based formats).
     """
     from netpolgen.pipeline import GenerateOptions, _synthesize
 
@@ -259,7 +262,7 @@ def generate_dask(
         first = client.gather(
             [
                 client.submit(_reduce_file, f, format, edge_options, strict, chunk_size, 0, None,
-                              shipped, pure=False)
+                              shipped, pure=False, max_line_bytes=max_line_bytes)
                 for f in files
             ]
         )  # fmt: skip
@@ -275,7 +278,8 @@ def generate_dask(
             partials = client.gather(
                 [
                     client.submit(_reduce_file, f, format, edge_options, strict, chunk_size,
-                                  offset, scattered, shipped, pure=False)
+                                  offset, scattered, shipped, pure=False,
+                                  max_line_bytes=max_line_bytes)
                     for f, offset in zip(files, offsets, strict=True)
                 ]
             )  # fmt: skip
@@ -285,7 +289,7 @@ def generate_dask(
             own.close()
             if cluster is not None:
                 cluster.close()
-    report = IngestReport(strict=strict)
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     for partial in partials:
         report.merge(partial.report)
     if resolver is not None:

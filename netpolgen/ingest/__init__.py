@@ -9,7 +9,7 @@ caller reduces each chunk before asking for the next.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -18,10 +18,16 @@ import pandas as pd
 
 from netpolgen.errors import FormatDetectionError, InputError
 from netpolgen.flows import conform_flows, empty_flows
+from netpolgen.ingest.common import first_json_values
+from netpolgen.ingest.limits import is_line_based, limit_lines
 from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.sanitize import sanitize_flows
 from netpolgen.ingest.sources import open_source, peek
 
-__all__ = ["FORMATS", "IngestReport", "detect_format", "iter_flows", "load_flows"]
+__all__ = [
+    "FORMATS", "IngestReport", "detect_format", "guess_format", "iter_flows", "load_flows",
+    "read_checked",
+]  # fmt: skip
 
 Source = str | Path | BinaryIO
 
@@ -67,22 +73,59 @@ FORMATS: dict[str, FlowFormat] = {
 DEFAULT_CHUNK_SIZE = 250_000
 
 
+def guess_format(head: bytes) -> str | None:
+    """The first format whose sniffer accepts ``head``, or None."""
+    for fmt in FORMATS.values():
+        if fmt.sniff(head):
+            return fmt.name
+    return None
+
+
 def detect_format(head: bytes, source: str) -> str:
     """Name the format whose sniffer accepts ``head``, the first bytes of a file.
 
     Raises:
-        FormatDetectionError: naming every format tried.
+        FormatDetectionError: naming every format tried, and what the content looks like.
     """
     if not head.strip():
         raise InputError("empty file: no flow records", source=source)
-    for fmt in FORMATS.values():
-        if fmt.sniff(head):
-            return fmt.name
+    found = guess_format(head)
+    if found is not None:
+        return found
     raise FormatDetectionError(
-        "content matches no known flow format (tried " + ", ".join(FORMATS) + ")",
+        "content matches no known flow format (tried " + ", ".join(FORMATS) + ")"
+        + _what_it_is(head),
         source=source,
         hint="name the format with -f/--format",
-    )
+    )  # fmt: skip
+
+
+def _what_it_is(head: bytes) -> str:
+    """A few words on unrecognised content, so that the user sees why it was not taken."""
+    if b"\n" not in head.rstrip(b"\n") and len(head) >= 65536:
+        return ": its first line is over 64 KiB long"
+    values = first_json_values(head, limit=1)
+    if values:
+        value = values[0]
+        if isinstance(value, dict):
+            keys = ", ".join(sorted(map(str, value))[:6]) or "none"
+            return f": JSON lines, but the first object is not a flow record (keys: {keys})"
+        kind = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+                str: "a string", list: "an array"}.get(type(value), "not an object")  # fmt: skip
+        return f": JSON, but the first value is {kind}, not a flow record"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return ": it starts like JSON but does not parse (cut off, or not one record per line?)"
+    if b"\x00" in head or head.decode("utf-8", "replace").count("\ufffd") > len(head) // 20:
+        return ": it is binary, not text"
+    return ""
+
+
+def _looks_like(head: bytes, forced: str) -> str | None:
+    """``looks like <format>; try -f <name>`` when the content sniffs as another format."""
+    guessed = guess_format(head) if head.strip() else None
+    if guessed is None or guessed == forced:
+        return None
+    return f"the content looks like {FORMATS[guessed].description}; try -f {guessed}"
 
 
 def iter_flows(
@@ -91,20 +134,69 @@ def iter_flows(
     *,
     report: IngestReport | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Stream flow-table chunks from ``sources`` (paths, ``-``, or binary files).
 
     ``report`` (if given) accumulates the accounting: records read, used, skipped by reason.
+    ``on_chunk(source, rows)`` (if given) is called after each chunk, for progress display.
     """
     report = report if report is not None else IngestReport()
     if format != "auto" and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; known: auto, " + ", ".join(FORMATS))
     for source in sources:
         with open_source(source) as (stream, name):
-            fmt = format if format != "auto" else detect_format(peek(stream), name)
+            head = peek(stream)
+            fmt = format if format != "auto" else detect_format(head, name)
             report.files.append(name)
             report.formats[name] = fmt
-            yield from FORMATS[fmt].read(stream, name, report, chunk_size)
+            for chunk in read_checked(
+                stream, name, fmt, head, report, chunk_size, format != "auto"
+            ):
+                if on_chunk is not None:
+                    on_chunk(name, len(chunk))
+                yield chunk
+
+
+def read_checked(
+    stream: BinaryIO,
+    name: str,
+    fmt: str,
+    head: bytes,
+    report: IngestReport,
+    chunk_size: int,
+    forced: bool,
+) -> Iterator[pd.DataFrame]:
+    """Read one opened file with ``fmt``'s reader, with the guards every format shares.
+
+    Every path that parses flows (also parts of a file parsed in worker processes) should call
+    this rather than ``FORMATS[fmt].read``, so that the guards apply everywhere. ``head`` is the
+    file's first bytes (what sniffing saw); ``forced``: the format was named with ``-f``.
+
+    Long lines are cut off before the reader sees them (:mod:`netpolgen.ingest.limits`), every
+    chunk's names and labels are checked (:mod:`netpolgen.ingest.sanitize`), and a file of which
+    no record could be used says so, with a "looks like" hint when ``-f`` named a format that the
+    content does not have.
+    """
+    if is_line_based(fmt, head):
+        stream = limit_lines(stream, name, report, header=fmt == "csv")
+    read_before, skipped_before = report.records_read, report.records_skipped
+    hint = _looks_like(head, fmt) if forced else None
+    try:
+        for chunk in FORMATS[fmt].read(stream, name, report, chunk_size):
+            yield sanitize_flows(chunk, name, report)
+    except InputError as error:
+        # A wrong -f is the likely cause, unless the bytes themselves are broken (gzip).
+        if hint is not None and not error.message.startswith("compressed input"):
+            error.hint = hint
+        raise
+    read = report.records_read - read_before
+    if read and report.records_skipped - skipped_before == read:
+        if hint is not None:
+            raise InputError(
+                f"none of its {read} record(s) could be read as {fmt}", source=name, hint=hint
+            )
+        report.messages.append(f"{name}: none of its {read} record(s) could be used")
 
 
 def load_flows(
@@ -113,7 +205,9 @@ def load_flows(
     *,
     report: IngestReport | None = None,
     strict: bool = False,
+    max_line_bytes: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> pd.DataFrame:
     """Read flow files into one flow table (see ``netpolgen.flows`` for its columns).
 
@@ -122,7 +216,10 @@ def load_flows(
         format: ``auto`` (sniff the content) or a name from :data:`FORMATS`.
         report: an :class:`IngestReport` to fill with what was read, used and skipped.
         strict: make the first malformed record an error instead of skipping it.
+        max_line_bytes: skip (and count) lines longer than this in line-based formats
+            (default: the report's, 1 MiB).
         chunk_size: records per chunk while reading (the result does not depend on it).
+        on_chunk: called as ``on_chunk(source, rows)`` after each chunk is read (progress).
 
     Examples:
         >>> flows = load_flows("sample_flows/three-tier.csv")  # doctest: +SKIP
@@ -132,7 +229,11 @@ def load_flows(
         sources = [sources]  # type: ignore[list-item]
     report = report if report is not None else IngestReport()
     report.strict = report.strict or strict
-    chunks = list(iter_flows(sources, format, report=report, chunk_size=chunk_size))
+    if max_line_bytes is not None:
+        report.max_line_bytes = max_line_bytes
+    chunks = list(
+        iter_flows(sources, format, report=report, chunk_size=chunk_size, on_chunk=on_chunk)
+    )
     if not chunks:
         return empty_flows()
     if len(chunks) == 1:

@@ -40,7 +40,8 @@ try:  # orjson is an optional speed-up (the ``fast`` extra); the stdlib parser i
     _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
 except ImportError:  # pragma: no cover - exercised only without the extra
     _loads = json.loads
-    _JSON_ERRORS = (ValueError,)
+    # The stdlib parser recurses: a line of 100,000 "[" is a RecursionError, not a crash.
+    _JSON_ERRORS = (ValueError, RecursionError)
 
 # JSON readers hold one chunk of extracted columns in memory: cap it whatever the caller asks.
 MAX_JSON_CHUNK = 100_000
@@ -50,6 +51,10 @@ MAX_JSON_CHUNK = 100_000
 # pieces ended by a full (F) one: https://github.com/kubernetes/design-proposals-archive
 # (node/kubelet-cri-logging.md).
 _CRI_PREFIX = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([PF]) ")
+
+
+# The longest record joined from CRI partial (``P``) pieces, each at most 16 KiB in practice.
+MAX_JOINED_BYTES = 1 << 20
 
 
 class JSONLineError(Exception):
@@ -71,7 +76,8 @@ def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     ``(line_number, JSONLineError)`` so the caller can count and skip it in order.
     """
     pending: list[bytes] = []
-    pending_line = 0
+    pending_line = pending_size = 0
+    overflow = False  # the joined record passed the cap: drop pieces until its last one
     for number, raw in enumerate(stream, 1):
         line = raw.strip()
         if not line:
@@ -80,13 +86,22 @@ def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
         if match:
             payload = line[match.end() :]
             if match.group(1) == b"P":
-                if not pending:
+                if not pending and not overflow:
                     pending_line = number
-                pending.append(payload)
+                pending_size += len(payload)
+                if pending_size > MAX_JOINED_BYTES:
+                    # Endless partial pieces must not be joined in memory: one bad record.
+                    pending, overflow = [], True
+                if not overflow:
+                    pending.append(payload)
+                continue
+            if overflow:
+                overflow, pending_size = False, 0
+                yield pending_line, JSONLineError()
                 continue
             if pending:
                 payload = b"".join(pending) + payload
-                number, pending = pending_line, []
+                number, pending, pending_size = pending_line, [], 0
             line = payload.strip()
             if not line:
                 continue
@@ -102,7 +117,7 @@ def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
                 yield number, JSONLineError()
                 continue
         yield number, value
-    if pending:
+    if pending or overflow:
         yield pending_line, JSONLineError()
 
 

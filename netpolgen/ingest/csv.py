@@ -21,6 +21,7 @@ import pandas as pd
 from netpolgen.errors import InputError
 from netpolgen.flows import PROTOCOL_NUMBERS, PROTOCOLS, conform_flows
 from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.sanitize import INVALID_LABELS
 from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
 
 try:  # the ``fast`` extra
@@ -229,7 +230,9 @@ def _parse_chunk(chunk: pd.DataFrame, source: str, report: IngestReport) -> pd.D
 
     def reject(mask: pd.Series, reason: str) -> None:
         nonlocal bad
-        mask = mask & ~bad
+        # Nullable (Arrow) comparisons give NA for empty cells (NA > 65535 is NA); NA must not
+        # reach ``bad``, or the row is dropped below without being counted anywhere.
+        mask = mask.fillna(False).astype(bool) & ~bad
         if mask.any():
             report.skip(reason, source=source, line=int(lines[mask].iloc[0]), count=int(mask.sum()))
             bad = bad | mask
@@ -406,8 +409,9 @@ def _canonical(text: str, report: IngestReport, source: str) -> str | None:
     bad = invalid_labels(labels)
     if bad:
         # Kubernetes would reject these in a selector: keep the rest, say what was left out.
-        report.messages.append(
-            f"{source}: invalid label(s) left out of selectors: {json.dumps(sorted(bad))}"
+        report.note(
+            INVALID_LABELS,
+            f"{source}: invalid label(s) left out of selectors: {json.dumps(sorted(bad))}",
         )
         labels = {k: v for k, v in labels.items() if f"{k}={v}" not in bad}
     return canonical_labels(labels)

@@ -28,6 +28,7 @@ Field semantics (cilium ``api/v1/flow/flow.proto``, encoded with protojson and p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
@@ -47,6 +48,7 @@ from netpolgen.ingest.common import (
     text_to_time,
 )
 from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.sanitize import INVALID_LABELS
 from netpolgen.labels import canonical_labels, is_valid_label_key, is_valid_label_value
 
 # Observations of one connection at several points lie within microseconds; a minute is ample.
@@ -159,6 +161,7 @@ def row_batches(
         if isinstance(row, str):
             report.skip(row, source=source, line=line)
             continue
+        _note_invalid_labels(flow, report, source, line)
         rows.append(row)
         if len(rows) >= chunk_size:
             yield rows
@@ -174,6 +177,42 @@ def report_lost(report: IngestReport, source: str, lost: int) -> None:
     report.messages.append(
         f"{source}: Hubble reported {lost} lost event(s): the capture is incomplete"
     )
+
+
+def _note_invalid_labels(
+    flow: dict[str, Any], report: IngestReport, source: str, line: int
+) -> None:
+    """Report ``k8s:`` labels that are left out because Kubernetes would reject them."""
+    for side in ("source", "destination"):
+        endpoint = flow.get(side)
+        raw = endpoint.get("labels") if isinstance(endpoint, dict) else None
+        if not isinstance(raw, list) or not raw:
+            continue
+        try:
+            bad = _invalid_k8s_labels(tuple(raw))
+        except TypeError:  # an unhashable item: not a label string at all
+            bad = _invalid_k8s_labels(tuple(map(str, raw)))
+        if bad:
+            report.note(
+                INVALID_LABELS,
+                f"{source}:{line}: invalid label(s) left out of selectors: {json.dumps(list(bad))}",
+            )
+
+
+@lru_cache(maxsize=16384)
+def _invalid_k8s_labels(raw: tuple[Any, ...]) -> tuple[str, ...]:
+    """The ``k8s:`` pod labels of ``raw`` that :func:`_labels` leaves out as invalid."""
+    bad = []
+    for item in map(str, raw):
+        source, sep, rest = item.partition(":")
+        if not sep or source != "k8s":
+            continue
+        key, _, val = rest.partition("=")
+        if key in _INJECTED_LABELS or key.startswith(_INJECTED_PREFIXES):
+            continue
+        if not (is_valid_label_key(key) and is_valid_label_value(val)):
+            bad.append(rest)
+    return tuple(bad)
 
 
 def _lost_events(value: dict[str, Any]) -> int:

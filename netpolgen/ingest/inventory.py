@@ -34,17 +34,25 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from netpolgen import safe_yaml
 from netpolgen.errors import InventoryError
 from netpolgen.ingest.common import TIME_MAX, TIME_MIN, normalize_ip
-from netpolgen.labels import canonical_labels, labels_from_canonical
+from netpolgen.ingest.sanitize import is_namespace_name, is_pod_name
+from netpolgen.labels import (
+    canonical_labels,
+    invalid_labels,
+    is_valid_label_key,
+    is_valid_label_value,
+    labels_from_canonical,
+)
 
 __all__ = ["Inventory", "load_inventory", "parse_inventory"]
 
@@ -80,6 +88,10 @@ class Inventory:
         pods, services, namespaces, nodes: the tables described in the module docstring.
         snapshots: the time of each snapshot, in the order given.
         sources: the file each snapshot was read from.
+
+    Examples:
+        >>> inventory = load_inventory("sample_flows/online-shop.inventory.json")  # doctest: +SKIP
+        >>> inventory.pods.groupby("namespace")["name"].count()  # doctest: +SKIP
     """
 
     pods: pd.DataFrame
@@ -188,11 +200,15 @@ def _parse_bytes(data: bytes, source: str) -> list[Any]:
         return [json.loads(data)]
     except UnicodeDecodeError as error:
         raise InventoryError("inventory is not UTF-8 text", source=source) from error
+    except RecursionError as error:
+        raise InventoryError("inventory is nested too deeply", source=source) from error
     except json.JSONDecodeError as json_error:
         # Not one JSON document: YAML (kubectl -o yaml) or several documents.
         try:
-            return [d for d in yaml.safe_load_all(data) if d is not None]
-        except yaml.YAMLError:
+            return [d for d in safe_yaml.load_all(data) if d is not None]
+        except safe_yaml.AliasBombError as error:
+            raise InventoryError(str(error), source=source) from error
+        except safe_yaml.YAML_ERRORS:
             raise InventoryError(
                 f"not valid JSON ({json_error.msg}) nor YAML",
                 source=source,
@@ -258,9 +274,42 @@ def _meta(obj: dict[str, Any], kind: str, where: str, source: str) -> dict[str, 
 
 
 def _labels(mapping: Any) -> str:
+    """Canonical labels, without those Kubernetes would reject (``_build`` warns about them):
+    an invalid value could carry ``,`` or ``=`` and corrupt the canonical text."""
     if not isinstance(mapping, dict):
         return ""
-    return canonical_labels({str(k): "" if v is None else str(v) for k, v in mapping.items()})
+    labels = {str(k): "" if v is None else str(v) for k, v in mapping.items()}
+    return canonical_labels(
+        {k: v for k, v in labels.items() if is_valid_label_key(k) and is_valid_label_value(v)}
+    )
+
+
+# Per problem, the first few warnings are kept; a count says how many more there were.
+_MAX_WARNINGS = 5
+
+
+def _warn(warnings: list[str], seen: Counter[str], problem: str, message: str) -> None:
+    seen[problem] += 1
+    if seen[problem] <= _MAX_WARNINGS:
+        warnings.append(message)
+
+
+def _check_names(kind: str, metadata: dict[str, Any]) -> str | None:
+    """Why an object's names cannot be used (they become policy namespaces and names), or None.
+
+    Namespaces (a Namespace's name, or another object's namespace) are DNS-1123 labels; pod
+    and service names are DNS-1123 subdomains (nodes too, but they are never written out).
+    """
+    name = str(metadata["name"])
+    namespace = metadata.get("namespace")
+    if kind == "Namespace" and not is_namespace_name(name):
+        return f"name {name[:80]!r} is not a valid namespace name"
+    if kind in ("Pod", "Service"):
+        if namespace is not None and not is_namespace_name(str(namespace)):
+            return f"namespace {str(namespace)[:80]!r} is not a valid namespace name"
+        if not is_pod_name(name):
+            return f"name {name[:80]!r} is not a valid Kubernetes name"
+    return None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -309,6 +358,7 @@ def _build(documents: list[tuple[str, list[Any], pd.Timestamp | None]]) -> Inven
     nodes: list[dict[str, Any]] = []
     snapshots: list[pd.Timestamp] = []
     warnings: list[str] = []
+    seen: Counter[str] = Counter()  # warnings per problem, to keep only the first few
     for source, docs, given in documents:
         objects = _objects(docs, source)
         if not objects:
@@ -331,6 +381,18 @@ def _build(documents: list[tuple[str, list[Any], pd.Timestamp | None]]) -> Inven
         base = {"snapshot": snapshot, "source": source}
         for kind, obj, where in objects:
             metadata = _meta(obj, kind, where, source)
+            problem = _check_names(kind, metadata)
+            if problem:
+                _warn(warnings, seen, "names", f"{source}: {where} ({kind}) left out: {problem}")
+                continue
+            labels = _dict(metadata.get("labels"))
+            bad = invalid_labels({str(k): "" if v is None else str(v) for k, v in labels.items()})
+            if bad:
+                _warn(
+                    warnings, seen, "labels",
+                    f"{source}: {where} ({kind} {metadata['name']}): invalid label(s) left out "
+                    f"of selectors: {json.dumps(sorted(bad))}",
+                )  # fmt: skip
             if kind == "Pod":
                 pods.extend(_pod_rows(obj, metadata, base))
             elif kind == "Service":

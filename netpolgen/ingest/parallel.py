@@ -32,12 +32,13 @@ import pandas as pd
 from netpolgen.errors import InputError, NetpolgenError
 from netpolgen.ingest import (
     DEFAULT_CHUNK_SIZE,
-    FORMATS,
     Source,
     detect_format,
     iter_flows,
+    read_checked,
 )
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.limits import limit_lines
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
 
 # A container runtime's log prefix (see netpolgen.ingest.common).
@@ -180,7 +181,7 @@ def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
         ranges = []
         while start < size:
             handle.seek(min(start + RANGE_BYTES, size))
-            handle.readline()  # run on to the end of the line
+            _skip_line(handle)  # run on to the end of the line
             end = min(handle.tell(), size)
             if end <= start:
                 end = size
@@ -189,16 +190,30 @@ def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
     return _Plan(str(path), fmt, header, ranges)
 
 
+def _skip_line(handle: BinaryIO) -> None:
+    """Move past the next newline, reading in blocks: a huge line is never held whole."""
+    while True:
+        block = handle.read(1 << 20)
+        if not block:
+            return
+        newline = block.find(b"\n")
+        if newline >= 0:
+            handle.seek(newline + 1 - len(block), os.SEEK_CUR)
+            return
+
+
 def _parse_range(
-    path: str, format: str, header: bytes, start: int, end: int, chunk_size: int
-) -> tuple[list[pd.DataFrame], IngestReport, int]:
+    path: str, format: str, header: bytes, start: int, end: int, chunk_size: int,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> tuple[list[pd.DataFrame], IngestReport, int]:  # fmt: skip
     """Worker: parse bytes ``[start, end)`` of ``path`` (with ``header`` in front)."""
     with open(path, "rb") as handle:
         handle.seek(start)
         data = handle.read(end - start)
-    report = IngestReport()
+    report = IngestReport(max_line_bytes=max_line_bytes)
     stream = io.BufferedReader(io.BytesIO(header + data))
-    chunks = list(FORMATS[format].read(stream, path, report, chunk_size))
+    # The same guards as a sequential read (line limit, names and labels checked).
+    chunks = list(read_checked(stream, path, format, stream.peek(65536), report, chunk_size, False))
     return chunks, report, data.count(b"\n")
 
 
@@ -211,15 +226,14 @@ def _parse_parallel(
     name = str(plan.path)
     report.files.append(name)
     report.formats[name] = plan.format
+    part = (plan.path, plan.format, plan.header)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         pending: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
         # One part per worker in flight, plus one ready: bounded memory, busy workers.
         for start, end in ranges:
             pending.append(
-                pool.submit(
-                    _parse_range, plan.path, plan.format, plan.header, start, end, chunk_size
-                )
+                pool.submit(_parse_range, *part, start, end, chunk_size, report.max_line_bytes)
             )
             if len(pending) >= workers + 1:
                 break
@@ -233,7 +247,7 @@ def _parse_parallel(
             nxt = next(ranges, None)
             if nxt is not None:
                 pending.append(
-                    pool.submit(_parse_range, plan.path, plan.format, plan.header, *nxt, chunk_size)
+                    pool.submit(_parse_range, *part, *nxt, chunk_size, report.max_line_bytes)
                 )
             _check_strict(part_report, report, name, lines_before + shift)
             report.merge(part_report, line_offset=lines_before + shift, source=name)
@@ -242,7 +256,7 @@ def _parse_parallel(
 
 
 def _hubble_range(
-    path: str, start: int, end: int
+    path: str, start: int, end: int, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> tuple[pd.DataFrame, int, IngestReport, int, int]:
     """Worker: the per-line work of the Hubble reader on bytes ``[start, end)``.
 
@@ -254,8 +268,8 @@ def _hubble_range(
     with open(path, "rb") as handle:
         handle.seek(start)
         data = handle.read(end - start)
-    report = IngestReport()
-    stream = io.BufferedReader(io.BytesIO(data))
+    report = IngestReport(max_line_bytes=max_line_bytes)
+    stream = limit_lines(io.BufferedReader(io.BytesIO(data)), path, report)
     batches = list(hubble.row_batches(stream, path, report, 1 << 62))
     rows = batches[0] if batches else []
     lost = 0
@@ -296,7 +310,7 @@ def _parse_parallel_hubble(
         futures: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
         for start, end in ranges:
-            futures.append(pool.submit(_hubble_range, plan.path, start, end))
+            futures.append(pool.submit(_hubble_range, plan.path, start, end, report.max_line_bytes))
             if len(futures) >= workers + 1:
                 break
         while futures:
@@ -308,7 +322,7 @@ def _parse_parallel_hubble(
                 raise
             nxt = next(ranges, None)
             if nxt is not None:
-                futures.append(pool.submit(_hubble_range, plan.path, *nxt))
+                futures.append(pool.submit(_hubble_range, plan.path, *nxt, report.max_line_bytes))
             _check_strict(part_report, report, name, lines_before)
             report.merge(part_report, line_offset=lines_before, source=name)
             lines_before += lines
@@ -328,20 +342,21 @@ def _parse_parallel_hubble(
                 before = whole.index < boundary
                 pending = [whole[~before]] if not before.all() else []
                 if before.any():
-                    yield _finish(whole[before], report, seen)
+                    yield _finish(whole[before], report, seen, name)
     if pending:
-        yield _finish(pd.concat(pending), report, seen)
+        yield _finish(pd.concat(pending), report, seen, name)
     if lost:
         hubble.report_lost(report, name, lost)
 
 
-def _finish(frame: pd.DataFrame, report: IngestReport, seen: Any) -> pd.DataFrame:
+def _finish(frame: pd.DataFrame, report: IngestReport, seen: Any, name: str) -> pd.DataFrame:
     from netpolgen.flows import conform_flows
     from netpolgen.ingest import hubble
+    from netpolgen.ingest.sanitize import sanitize_flows
 
     # Parts built separately have their own protocol categories: conform the whole chunk again
     # (categories are the sorted values present, as when the chunk is built in one piece).
-    return hubble.finish_chunk(conform_flows(frame), report, seen)
+    return sanitize_flows(hubble.finish_chunk(conform_flows(frame), report, seen), name, report)
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -10,6 +10,8 @@ from netpolgen.errors import InputError
 
 # Keep the first few located messages per reason; the counts keep the rest.
 MAX_MESSAGES_PER_REASON = 5
+# A longer line is skipped without being read into memory whole (``--max-line-bytes``).
+DEFAULT_MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
@@ -18,9 +20,16 @@ class IngestReport:
 
     ``records_read == records_used + sum(skipped.values()) + sum(filtered.values())`` holds at the
     end of a run (``filtered`` is counted by the pipeline's filters, e.g. ``--namespace``).
+
+    Examples:
+        >>> report = IngestReport()
+        >>> flows = load_flows("sample_flows/online-shop.csv", report=report)  # doctest: +SKIP
+        >>> report.summary()  # doctest: +SKIP
+        '423 records read from 1 file(s): 423 used, 0 skipped, 0 filtered'
     """
 
     strict: bool = False
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     files: list[str] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)
     records_read: int = 0
@@ -28,6 +37,14 @@ class IngestReport:
     skipped: Counter[str] = field(default_factory=Counter)
     filtered: Counter[str] = field(default_factory=Counter)
     messages: list[str] = field(default_factory=list)
+    # Things changed on the way in without losing the record (invalid labels left out, ...).
+    notes: Counter[str] = field(default_factory=Counter)
+
+    def note(self, kind: str, message: str, count: int = 1) -> None:
+        """Count ``count`` records changed on the way in; keep the first few messages per kind."""
+        if self.notes[kind] < MAX_MESSAGES_PER_REASON:
+            self.messages.append(message)
+        self.notes[kind] += count
 
     def skip(self, reason: str, *, source: str, line: int | None, count: int = 1) -> None:
         """Count ``count`` skipped records; with ``strict`` the first one is an error."""
@@ -49,7 +66,7 @@ class IngestReport:
 
     def fresh(self) -> IngestReport:
         """An empty report with the same settings (for a pass that may be retried)."""
-        return IngestReport(strict=self.strict)
+        return IngestReport(strict=self.strict, max_line_bytes=self.max_line_bytes)
 
     def merge(self, other: IngestReport, line_offset: int = 0, source: str | None = None) -> None:
         """Add ``other``'s accounting to this report (files, counts, reasons, messages).
@@ -80,6 +97,7 @@ class IngestReport:
             self.messages.append(message)
         self.skipped.update(other.skipped)
         self.filtered.update(other.filtered)
+        self.notes.update(other.notes)
 
     @property
     def records_skipped(self) -> int:
@@ -112,6 +130,7 @@ class IngestReport:
             "records_filtered": self.records_filtered,
             "skipped": dict(sorted(self.skipped.items())),
             "filtered": dict(sorted(self.filtered.items())),
+            "notes": dict(sorted(self.notes.items())),
         }
 
 

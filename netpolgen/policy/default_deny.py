@@ -47,6 +47,11 @@ def default_deny_policies(
 ) -> list[Policy]:
     """One ``default-deny-ingress`` and/or ``default-deny-egress`` policy per namespace.
 
+    Args:
+        namespaces: the namespaces to isolate.
+        ingress: write ``default-deny-ingress``.
+        egress: write ``default-deny-egress``.
+
     Examples:
         >>> [p.name for p in default_deny_policies(["shop"])]
         ['default-deny-ingress', 'default-deny-egress']

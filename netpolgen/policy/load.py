@@ -18,6 +18,7 @@ import yaml
 
 from netpolgen.errors import PolicyParseError
 from netpolgen.policy.model import API_VERSION, KIND, Policy
+from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, _expanded_size
 
 __all__ = ["POLICY_SUFFIXES", "load_policies"]
 
@@ -85,12 +86,14 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, int, Any]]:
             raise PolicyParseError(
                 f"not valid JSON ({error.msg})", source=source, line=error.lineno
             ) from None
+        except RecursionError:
+            raise PolicyParseError("JSON nested too deeply", source=source) from None
         return
     fast = _documents_libyaml(text)
     if fast is not None:
         yield from fast
         return
-    loader = yaml.SafeLoader(text)
+    loader = SafeLoader(text)  # aliases that expand without end are refused
     try:
         index = 0
         while loader.check_node():
@@ -108,6 +111,8 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, int, Any]]:
         ) from None
     except yaml.YAMLError as error:
         raise PolicyParseError(f"not valid YAML ({error})", source=source) from None
+    except RecursionError:
+        raise PolicyParseError("YAML nested too deeply", source=source) from None
     finally:
         loader.dispose()
 
@@ -127,9 +132,11 @@ def _documents_libyaml(text: str) -> list[tuple[int, int, Any]] | None:
             node = loader.get_node()
             if node is None:  # an empty document
                 continue
+            if _expanded_size(node) > MAX_EXPANDED_NODES:
+                return None  # an alias bomb: SafeLoader refuses it and says why
             documents.append((index, node.start_mark.line + 1, loader.construct_document(node)))
             index += 1
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     finally:
         loader.dispose()

@@ -204,6 +204,11 @@ class Policy:
 
     ``policy_types`` is always explicit here: ``from_manifest`` applies the API's default
     (``Ingress``, plus ``Egress`` when the spec has an ``egress`` section).
+
+    Examples:
+        >>> policy = Policy("deny-all", "shop", LabelSelector(), ("Ingress",))
+        >>> policy.to_manifest()["spec"]
+        {'podSelector': {}, 'policyTypes': ['Ingress'], 'ingress': []}
     """
 
     name: str

@@ -175,6 +175,13 @@ def sorted_policies(policies: Iterable[Policy]) -> list[Policy]:
 def render_yaml(policies: Iterable[Policy]) -> str:
     """All ``policies`` as one multi-document YAML stream, ordered by namespace and name.
 
+    Args:
+        policies: the policies to render (``GenerateResult.policies``, or any model objects).
+
+    Returns:
+        The YAML text, each document starting with ``---``: what ``netpolgen from-flows``
+        prints. Strings a YAML 1.1 reader would retype are quoted.
+
     Examples:
         >>> print(render_yaml(result.policies))  # doctest: +SKIP
     """

@@ -90,6 +90,18 @@ def synthesize(
     Edges whose protocol NetworkPolicy cannot express (ICMP, other IANA numbers) or that have no
     destination port are left out, each with a warning: the policies then block them, and the user
     has to know.
+
+    Args:
+        edges: the edge table of :func:`netpolgen.aggregate_edges`.
+        workloads: the workloads of :func:`netpolgen.identify_workloads`.
+        options: which policies to write (``generate`` fills them from ``GenerateOptions``).
+
+    Returns:
+        The policies, sorted, with the warnings.
+
+    Examples:
+        >>> edges, _ = aggregate_edges(flows)  # doctest: +SKIP
+        >>> synthesize(edges, identify_workloads(flows)).policies  # doctest: +SKIP
     """
     options = options or SynthesisOptions()
     warnings: list[str] = []

@@ -1,0 +1,724 @@
+"""Looking at traffic before writing policies: summary tables for notebooks and ``inspect``.
+
+Every function here returns pandas DataFrames (or a :class:`Summary` of them) and never prints;
+``netpolgen inspect`` renders the same tables in the terminal with :func:`format_summary`.
+
+Endpoints are shown by readable names: ``<namespace>/<workload name>`` for workloads (the name
+the policies are called by) and the address for everything a policy can only reach by
+``ipBlock`` (outside peers, nodes, addresses nothing resolved).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from netpolgen.aggregate import EdgeOptions, aggregate_edges
+from netpolgen.errors import NetpolgenError
+from netpolgen.flows import validate_flows
+from netpolgen.identity import Workloads, identify_workloads, stable_labels
+from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.inventory import Inventory, load_inventory
+from netpolgen.ingest.report import IngestReport
+from netpolgen.policy.model import Policy
+from netpolgen.resolve import resolve_flows
+from netpolgen.verify import Endpoint, egress_allows, ingress_allows
+
+__all__ = [
+    "EDGE_TABLE_COLUMNS",
+    "Summary",
+    "edge_table",
+    "format_summary",
+    "inspect_flows",
+    "policy_effect",
+    "port_matrix",
+    "summarize",
+]
+
+EDGE_TABLE_COLUMNS = (
+    "src",
+    "dst",
+    "src_namespace",
+    "dst_namespace",
+    "src_kind",
+    "dst_kind",
+    "protocol",
+    "dst_port",
+    "port",
+    "flows",
+    "first_seen",
+    "last_seen",
+)
+OUTPUT_FORMATS = ("table", "csv", "json")
+
+
+class EdgeSource(Protocol):
+    """Anything that carries an edge table with its endpoints and workloads.
+
+    :class:`netpolgen.GenerateResult` and :class:`Summary` both do.
+    """
+
+    @property
+    def edges(self) -> pd.DataFrame: ...
+    @property
+    def endpoints(self) -> pd.DataFrame: ...
+    @property
+    def workloads(self) -> Workloads: ...
+
+
+def endpoint_names(endpoints: pd.DataFrame, workloads: Workloads) -> pd.Series:
+    """Readable names for endpoint keys: ``ns/name`` for workloads, the address otherwise."""
+    keys = endpoints.index.to_series()
+    is_pod = keys.str.startswith("pod:")
+    workload_ids = keys.str.slice(4)
+    names = workloads.table["name"].astype("string")
+    pod_names = workload_ids.map(names).fillna(workload_ids)
+    namespace = endpoints["namespace"].astype("string")
+    readable = (namespace + "/" + pod_names).where(is_pod, keys.str.slice(3))
+    return readable.astype("string")
+
+
+def _named_edges(
+    edges: pd.DataFrame, endpoints: pd.DataFrame, workloads: Workloads
+) -> pd.DataFrame:
+    """The edge-table columns for ``edges``, on the same index (unsorted)."""
+    names = endpoint_names(endpoints, workloads)
+    kinds = endpoints["kind"].astype("string")
+    namespaces = endpoints["namespace"].astype("string")
+    port = edges["dst_port"].astype("string")
+    return pd.DataFrame(
+        {
+            "src": edges["src"].map(names).astype("string"),
+            "dst": edges["dst"].map(names).astype("string"),
+            "src_namespace": edges["src"].map(namespaces).astype("string"),
+            "dst_namespace": edges["dst"].map(namespaces).astype("string"),
+            "src_kind": edges["src"].map(kinds).astype("string"),
+            "dst_kind": edges["dst"].map(kinds).astype("string"),
+            "protocol": edges["protocol"].astype("string"),
+            "dst_port": edges["dst_port"],
+            "port": (edges["protocol"].astype("string") + "/" + port.fillna("*")),
+            "flows": edges["count"].astype("Int64"),
+            "first_seen": edges["first_seen"],
+            "last_seen": edges["last_seen"],
+        },
+        index=edges.index,
+    )
+
+
+def edge_table(result: EdgeSource) -> pd.DataFrame:
+    """The edges of ``result`` with readable endpoint names, one row per connection type.
+
+    Args:
+        result: a :class:`netpolgen.GenerateResult` (or a :class:`Summary`).
+
+    Returns:
+        A DataFrame with the columns of :data:`EDGE_TABLE_COLUMNS`: ``src`` and ``dst``
+        (``ns/name`` or an address), their namespaces and kinds (``pod``, ``world``, ``node``,
+        ...), ``protocol``, ``dst_port``, ``port`` (``TCP/8080``), ``flows``, ``first_seen`` and
+        ``last_seen``; sorted by flows, busiest first.
+
+    Examples:
+        >>> result = netpolgen.generate(netpolgen.load_flows("flows.csv"))  # doctest: +SKIP
+        >>> edge_table(result).head()  # doctest: +SKIP
+    """
+    table = _named_edges(result.edges, result.endpoints, result.workloads)
+    return table.sort_values(
+        ["flows", "src", "dst", "port"], ascending=[False, True, True, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def port_matrix(table: pd.DataFrame | EdgeSource, by: str = "dst") -> pd.DataFrame:
+    """Flows per endpoint and port: the table behind the port/peer heat map.
+
+    Args:
+        table: an :func:`edge_table` (or anything :func:`edge_table` accepts).
+        by: ``dst`` (rows are the endpoints that receive, the ports they listen on) or ``src``
+            (rows are the endpoints that connect, the ports they connect to).
+
+    Returns:
+        A DataFrame indexed by endpoint name with one column per ``PROTO/port`` and the number
+        of flows in each cell (0 where none); rows and columns sorted by total flows.
+
+    Examples:
+        >>> port_matrix(edge_table(result)).loc["shop/frontend"]  # doctest: +SKIP
+    """
+    if by not in ("dst", "src"):
+        raise NetpolgenError(f"port_matrix: by must be 'dst' or 'src', not {by!r}")
+    if not isinstance(table, pd.DataFrame):
+        table = edge_table(table)
+    if table.empty:
+        return pd.DataFrame(dtype="int64")
+    matrix = table.pivot_table(
+        index=by, columns="port", values="flows", aggfunc="sum", fill_value=0, observed=True
+    ).astype("int64")
+    rows = matrix.sum(axis=1).sort_values(ascending=False, kind="stable").index
+    columns = matrix.sum(axis=0).sort_values(ascending=False, kind="stable").index
+    matrix = matrix.loc[rows, columns]
+    matrix.index.name, matrix.columns.name = by, "port"
+    return matrix
+
+
+@dataclass
+class Summary:
+    """What a set of flows holds, as tables (what ``netpolgen inspect`` prints).
+
+    Attributes:
+        totals: ``metric``/``value`` rows: records read, used, skipped, filtered (by reason),
+            flows kept for policies, workloads, edges, outside peers, unresolved addresses.
+        top_talkers: the busiest endpoints: ``endpoint``, ``namespace``, ``kind``, ``flows_out``,
+            ``flows_in``, ``flows``, ``peers`` (distinct endpoints talked to).
+        protocols: flows per ``protocol`` and ``dst_port``, with the number of ``edges``.
+        workloads: one row per workload: ``namespace``, ``name``, ``selector``, ``pods`` seen,
+            ``flows_in``, ``flows_out``.
+        edges_table: the :func:`edge_table`.
+        unresolved: addresses that nothing identified (kind ``unknown``), with ``flows`` and
+            the endpoints they talked to (``peers``).
+        edges, endpoints, workloads: the aggregation behind the tables (see
+            ``netpolgen.aggregate_edges`` and ``netpolgen.identify_workloads``).
+        report: the ingest report (records read, used, skipped and filtered).
+
+    Examples:
+        >>> summary = summarize(netpolgen.load_flows("flows.csv"))  # doctest: +SKIP
+        >>> summary.tables()["edges"].head()  # doctest: +SKIP
+    """
+
+    totals: pd.DataFrame
+    top_talkers: pd.DataFrame
+    protocols: pd.DataFrame
+    workloads_table: pd.DataFrame
+    edges_table: pd.DataFrame
+    unresolved: pd.DataFrame
+    edges: pd.DataFrame
+    endpoints: pd.DataFrame
+    workloads: Workloads
+    report: IngestReport
+    warnings: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The summary tables by name, in the order ``inspect`` prints them."""
+        return {
+            "totals": self.totals,
+            "top_talkers": self.top_talkers,
+            "protocols": self.protocols,
+            "workloads": self.workloads_table,
+            "edges": self.edges_table,
+            "unresolved": self.unresolved,
+        }
+
+
+def summarize(
+    flows: pd.DataFrame,
+    *,
+    report: IngestReport | None = None,
+    include_denied: bool = False,
+    top: int = 10,
+) -> Summary:
+    """Summarise a flow table: totals, top talkers, protocols, workloads, edges, unresolved IPs.
+
+    Replies and (unless ``include_denied``) denied flows are left out of the edge tables, as
+    ``generate`` leaves them out of the policies; the totals say how many.
+
+    Args:
+        flows: a flow table (``load_flows``).
+        report: the ingest report of ``flows``; it is copied, not changed.
+        include_denied: count denied flows as traffic, as ``--include-denied`` does.
+        top: how many endpoints ``top_talkers`` lists.
+
+    Returns:
+        A :class:`Summary`.
+
+    Examples:
+        >>> summary = summarize(netpolgen.load_flows("sample_flows/online-shop.csv"))
+        ... # doctest: +SKIP
+        >>> summary.top_talkers  # doctest: +SKIP
+    """
+    validate_flows(flows)
+    report = (
+        copy.deepcopy(report)
+        if report is not None
+        else IngestReport(records_read=len(flows), records_used=len(flows))
+    )
+    edges, endpoints = aggregate_edges(flows, EdgeOptions(include_denied=include_denied), report)
+    workloads = identify_workloads(flows)
+    holder = _Aggregation(edges, endpoints, workloads)
+    table = edge_table(holder)
+    unresolved = _unresolved(flows, table)
+    talkers = _top_talkers(table, top)
+    protocols = (
+        table.groupby(["protocol", "dst_port"], dropna=False, observed=True)
+        .agg(flows=("flows", "sum"), edges=("flows", "size"))
+        .reset_index()
+        .sort_values(["flows", "protocol", "dst_port"], ascending=[False, True, True])
+        .reset_index(drop=True)
+    )
+    workload_rows = _workload_rows(workloads, table)
+    outside = int((~endpoints.index.str.startswith("pod:")).sum())
+    totals = [
+        ("records read", report.records_read),
+        ("records used", report.records_used),
+        ("records skipped", report.records_skipped),
+        *((f"skipped: {reason}", n) for reason, n in sorted(report.skipped.items())),
+        ("records filtered", report.records_filtered),
+        *((f"filtered: {reason}", n) for reason, n in sorted(report.filtered.items())),
+        ("flows in edges", int(table["flows"].sum()) if len(table) else 0),
+        ("workloads", len(workloads.table)),
+        ("edges", len(table)),
+        ("outside peers (ipBlock)", outside),
+        ("unresolved addresses", len(unresolved)),
+    ]
+    return Summary(
+        totals=pd.DataFrame(totals, columns=["metric", "value"]).astype({"value": "int64"}),
+        top_talkers=talkers,
+        protocols=protocols,
+        workloads_table=workload_rows,
+        edges_table=table,
+        unresolved=unresolved,
+        edges=edges,
+        endpoints=endpoints,
+        workloads=workloads,
+        report=report,
+        warnings=[],
+    )
+
+
+@dataclass(frozen=True)
+class _Aggregation:
+    edges: pd.DataFrame
+    endpoints: pd.DataFrame
+    workloads: Workloads
+
+
+def _top_talkers(table: pd.DataFrame, top: int) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "endpoint": table["src"],
+            "namespace": table["src_namespace"],
+            "kind": table["src_kind"],
+            "flows_out": table["flows"],
+            "flows_in": 0,
+            "peer": table["dst"],
+        }
+    )
+    into = pd.DataFrame(
+        {
+            "endpoint": table["dst"],
+            "namespace": table["dst_namespace"],
+            "kind": table["dst_kind"],
+            "flows_out": 0,
+            "flows_in": table["flows"],
+            "peer": table["src"],
+        }
+    )
+    both = pd.concat([out, into], ignore_index=True)
+    if both.empty:
+        columns = ["endpoint", "namespace", "kind", "flows_out", "flows_in", "flows", "peers"]
+        return pd.DataFrame(columns=columns)
+    talkers = (
+        both.groupby("endpoint", observed=True)
+        .agg(
+            namespace=("namespace", "first"),
+            kind=("kind", "first"),
+            flows_out=("flows_out", "sum"),
+            flows_in=("flows_in", "sum"),
+            peers=("peer", "nunique"),
+        )
+        .reset_index()
+    )
+    talkers["flows"] = talkers["flows_out"] + talkers["flows_in"]
+    talkers = talkers.sort_values(["flows", "endpoint"], ascending=[False, True]).head(top)
+    columns = ["endpoint", "namespace", "kind", "flows_out", "flows_in", "flows", "peers"]
+    return talkers[columns].astype({c: "int64" for c in columns[3:]}).reset_index(drop=True)
+
+
+def _workload_rows(workloads: Workloads, table: pd.DataFrame) -> pd.DataFrame:
+    frame = workloads.table
+    names = (frame["namespace"].astype("string") + "/" + frame["name"].astype("string")).tolist()
+    selectors = [
+        ",".join(f"{k}={v}" for k, v in workloads.selectors[w].match_labels) for w in frame.index
+    ]
+    flows_in = table.groupby("dst")["flows"].sum()
+    flows_out = table.groupby("src")["flows"].sum()
+    rows = pd.DataFrame(
+        {
+            "namespace": frame["namespace"].astype("string").tolist(),
+            "name": frame["name"].astype("string").tolist(),
+            "selector": selectors,
+            "pods": [len(p) for p in frame["pods"]],
+            "flows_in": [int(flows_in.get(n, 0)) for n in names],
+            "flows_out": [int(flows_out.get(n, 0)) for n in names],
+        }
+    )
+    return rows.sort_values(["namespace", "name"]).reset_index(drop=True)
+
+
+def _unresolved(flows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """IP endpoints that nothing identified: neither a pod, nor a node, nor an outside peer.
+
+    ``flows`` counts the connections (replies and denied flows left out, as in ``table``) that
+    the address took part in; ``peers`` names the endpoints on the other side.
+    """
+    addresses = pd.concat(
+        [
+            flows.loc[(flows[f"{side}_kind"] == "unknown").fillna(False).astype(bool), f"{side}_ip"]
+            for side in ("src", "dst")
+        ]
+    ).dropna()
+    unknown = sorted(set(addresses.astype(str)))
+    links = pd.concat(
+        [
+            table[["src", "dst", "flows"]].set_axis(["ip", "peer", "flows"], axis=1),
+            table[["dst", "src", "flows"]].set_axis(["ip", "peer", "flows"], axis=1),
+        ],
+        ignore_index=True,
+    )
+    links = links[links["ip"].isin(unknown)].sort_values("peer")
+    flows_per_ip = links.groupby("ip")["flows"].sum()
+    peers = (
+        links.drop_duplicates(["ip", "peer"])
+        .groupby("ip")["peer"]
+        .agg(lambda names: ", ".join(map(str, names)))
+    )
+    out = pd.DataFrame({"ip": pd.array(unknown, dtype="string")})
+    out["flows"] = out["ip"].map(flows_per_ip).fillna(0).astype("int64")
+    out["peers"] = out["ip"].map(peers).fillna("").astype("string")
+    return out.sort_values(["flows", "ip"], ascending=[False, True]).reset_index(drop=True)
+
+
+def inspect_flows(
+    sources: Source | Iterable[Source],
+    format: str = "auto",
+    *,
+    inventory: Inventory | str | Path | Sequence[str | Path] | None = None,
+    strict: bool = False,
+    include_denied: bool = False,
+    top: int = 10,
+    on_chunk: Callable[[str, int], None] | None = None,
+) -> Summary:
+    """Read flow files and :func:`summarize` them (what ``netpolgen inspect`` runs).
+
+    Args:
+        sources: paths, ``-`` for standard input, or open binary files.
+        format: ``auto`` or a flow format name (``netpolgen.FORMATS``).
+        inventory: inventory snapshot files (``kubectl get pods,services,namespaces,nodes -A
+            -o json``) or an :class:`~netpolgen.ingest.inventory.Inventory`, to resolve
+            addresses to pods, services and nodes at each flow's time.
+        strict: make the first malformed record an error.
+        include_denied: count denied flows as traffic.
+        top: how many endpoints the top-talker table lists.
+        on_chunk: called as ``on_chunk(source, records)`` after each chunk read (progress).
+
+    Examples:
+        >>> inspect_flows(["sample_flows/online-shop.csv"]).edges_table  # doctest: +SKIP
+    """
+    report = IngestReport(strict=strict)
+    flows = load_flows(sources, format, report=report, on_chunk=on_chunk)
+    if isinstance(inventory, str | Path):
+        inventory = [inventory]
+    if inventory is not None and not isinstance(inventory, Inventory):
+        inventory = load_inventory(list(inventory)) if inventory else None
+    if inventory is not None:
+        flows = resolve_flows(flows, inventory, report=report)
+    return summarize(flows, report=report, include_denied=include_denied, top=top)
+
+
+def policy_effect(
+    flows: pd.DataFrame,
+    policies: Iterable[Policy],
+    *,
+    inventory: Inventory | None = None,
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> pd.DataFrame:
+    """What ``policies`` would do to the traffic in ``flows``, edge by edge.
+
+    Every observed connection type counts here, denied ones included (so a probe that the
+    network dropped shows whether the new policies would still block it). Replies are left
+    out: they ride on the connection's state. Each distinct edge is judged by the evaluator of
+    :func:`netpolgen.verify` (``egress_allows``/``ingress_allows``), so both agree on what a
+    policy set allows; ``verify`` itself checks only the flows the network let through.
+
+    Args:
+        flows: a flow table.
+        policies: the policies to evaluate (``result.policies`` or policies read from YAML).
+        inventory: the cluster (``load_inventory``): its namespace labels, and the container
+            port names that ``port: <name>`` rules refer to.
+        namespace_labels: labels of each namespace, for ``namespaceSelector`` terms other than
+            ``kubernetes.io/metadata.name`` (which every namespace has); overrides the
+            inventory's.
+
+    Returns:
+        The :func:`edge_table` columns plus ``observed`` (``allowed``/``denied``: what the
+        network did), ``egress_allowed``, ``ingress_allowed`` and ``allowed`` (both sides
+        admit it under ``policies``).
+
+    Examples:
+        >>> effect = policy_effect(flows, result.policies)  # doctest: +SKIP
+        >>> effect[~effect["allowed"]]  # doctest: +SKIP
+    """
+    validate_flows(flows)
+    policies = list(policies)
+    if namespace_labels is None:
+        namespace_labels = inventory.namespace_labels() if inventory is not None else {}
+    ports = _named_ports(inventory) if inventory is not None else {}
+    workloads = identify_workloads(flows)
+    denied = (flows["verdict"] == "denied").fillna(False).astype(bool)
+    parts = []
+    for verdict, subset in (("allowed", flows[~denied]), ("denied", flows[denied])):
+        edges, endpoints = aggregate_edges(subset, EdgeOptions(include_denied=True))
+        table = _named_edges(edges, endpoints, workloads)
+        egress, ingress = _evaluate(edges, endpoints, policies, namespace_labels, ports)
+        table["observed"] = verdict
+        table["egress_allowed"] = pd.array(egress, dtype="boolean")
+        table["ingress_allowed"] = pd.array(ingress, dtype="boolean")
+        table["allowed"] = table["egress_allowed"] & table["ingress_allowed"]
+        parts.append(table)
+    effect = pd.concat(parts, ignore_index=True)
+    return effect.sort_values(
+        ["allowed", "flows", "src", "dst", "port"],
+        ascending=[True, False, True, True, True],
+        kind="stable",
+    ).reset_index(drop=True)
+
+
+def _evaluate(
+    edges: pd.DataFrame,
+    endpoints: pd.DataFrame,
+    policies: list[Policy],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+    ports: Mapping[str, Mapping[tuple[str, str], int]],
+) -> tuple[list[bool], list[bool]]:
+    """Evaluate each distinct edge (one Python step per edge type, never per flow)."""
+    cache: dict[str, Endpoint] = {}
+
+    def endpoint(key: str) -> Endpoint:
+        if key not in cache:
+            if key.startswith("pod:"):
+                namespace, _, labels = key[4:].partition("/")
+                pairs = dict(p.split("=", 1) for p in labels.split(",") if p)
+                cache[key] = Endpoint(
+                    namespace=namespace,
+                    labels=pairs,
+                    namespace_labels=dict(namespace_labels.get(namespace, {})),
+                    named_ports=dict(ports.get(key, {})),
+                )
+            else:
+                cache[key] = Endpoint(ip=key[3:])
+        return cache[key]
+
+    egress: list[bool] = []
+    ingress: list[bool] = []
+    for src, dst, protocol, port in zip(
+        edges["src"], edges["dst"], edges["protocol"], edges["dst_port"], strict=True
+    ):
+        number = None if pd.isna(port) else int(port)
+        a, b = endpoint(str(src)), endpoint(str(dst))
+        egress.append(egress_allows(policies, a, b, str(protocol), number))
+        ingress.append(ingress_allows(policies, a, b, str(protocol), number))
+    return egress, ingress
+
+
+def _named_ports(inventory: Inventory) -> dict[str, dict[tuple[str, str], int]]:
+    """Container port names per pod endpoint key (``pod:<ns>/<stable labels>``).
+
+    Kubernetes resolves ``port: <name>`` on each destination pod; pods of one workload come from
+    one template, so the latest snapshot's pods speak for the workload.
+    """
+    pods = inventory.pods.dropna(subset=["ports"]).sort_values("snapshot", kind="stable")
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    for namespace, labels, text in zip(
+        pods["namespace"], pods["labels"], pods["ports"], strict=True
+    ):
+        key = f"pod:{namespace}/{stable_labels(str(labels) if pd.notna(labels) else '')}"
+        named: dict[tuple[str, str], int] = {}
+        for item in str(text).split(","):
+            name, _, rest = item.partition("=")
+            number, _, protocol = rest.partition("/")
+            if name and number.isdigit():
+                named[(name, protocol or "TCP")] = int(number)
+        out[key] = named
+    return out
+
+
+# --- rendering (for the CLI) -------------------------------------------------------------------
+
+
+def format_summary(summary: Summary, fmt: str = "table", *, width: int | None = None) -> str:
+    """Render a :class:`Summary` as terminal tables, CSV sections or one JSON document.
+
+    Args:
+        summary: what :func:`summarize` returned.
+        fmt: ``table`` (rich tables), ``csv`` (one ``# name`` section per table) or ``json``.
+        width: the terminal width for ``table`` (default: 120 columns).
+
+    Returns:
+        The text, ending with a newline: what ``netpolgen inspect --format FMT`` prints.
+
+    Examples:
+        >>> print(format_summary(summary, "csv"))  # doctest: +SKIP
+    """
+    if fmt not in OUTPUT_FORMATS:
+        raise NetpolgenError(f"unknown output format {fmt!r}; known: {', '.join(OUTPUT_FORMATS)}")
+    tables = summary.tables()
+    if fmt == "json":
+        document: dict[str, Any] = {name: _records(frame) for name, frame in tables.items()}
+        document["totals"] = {
+            str(m): int(v)
+            for m, v in zip(summary.totals["metric"], summary.totals["value"], strict=True)
+        }
+        document["report"] = summary.report.to_dict()
+        return json.dumps(document, indent=2) + "\n"
+    if fmt == "csv":
+        parts = []
+        for name, frame in tables.items():
+            parts.append(f"# {name}\n" + _plain(frame).to_csv(index=False, lineterminator="\n"))
+        return "\n".join(parts)
+    return _rich_tables(tables, width or 120)
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Times as RFC 3339 text, NA as empty: the same cells in CSV, JSON and the terminal."""
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.DatetimeTZDtype):
+            out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    text = _plain(frame).to_json(orient="records", date_format="iso")
+    records: list[dict[str, Any]] = json.loads(text)
+    return records
+
+
+def _rich_tables(tables: Mapping[str, pd.DataFrame], width: int) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
+    titles = {
+        "totals": "Records",
+        "top_talkers": "Top talkers",
+        "protocols": "Protocols and ports",
+        "workloads": "Workloads",
+        "edges": "Edges (who talks to whom)",
+        "unresolved": "Unresolved addresses",
+    }
+    for name, frame in tables.items():
+        frame = _plain(frame)
+        if name == "edges":
+            # The terminal view: names, port, count and times; the rest is in csv/json.
+            frame = frame[["src", "dst", "port", "flows", "first_seen", "last_seen"]].copy()
+            for column in ("first_seen", "last_seen"):
+                frame[column] = frame[column].str.slice(0, 19).str.replace("T", " ")
+        table = Table(title=titles.get(name, name), title_justify="left")
+        for column in frame.columns:
+            numeric = pd.api.types.is_numeric_dtype(frame[column])
+            table.add_column(
+                str(column),
+                justify="right" if numeric else "left",
+                overflow="fold",
+                no_wrap=column in ("first_seen", "last_seen", "port"),
+            )
+        for row in frame.itertuples(index=False):
+            table.add_row(*("" if pd.isna(v) else str(v) for v in row))
+        if frame.empty:
+            console.print(f"{titles.get(name, name)}: none")
+        else:
+            console.print(table)
+        console.print()
+    return buffer.getvalue()
+
+
+def write_graph(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the communication graph of an :func:`edge_table` to ``path``.
+
+    ``.dot``/``.gv`` writes Graphviz DOT text (no Graphviz needed); ``.svg``, ``.png`` and
+    ``.pdf`` draw it with matplotlib (the ``notebook`` extra).
+
+    Args:
+        table: an :func:`edge_table`.
+        path: the file to write; its suffix picks the format.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        NetpolgenError: for another file type, or when the file cannot be written.
+
+    Examples:
+        >>> write_graph(edge_table(result), "shop.dot")  # doctest: +SKIP
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    try:
+        if suffix in (".dot", ".gv"):
+            target.write_text(to_dot(table), encoding="utf-8")
+            return target
+        if suffix in (".svg", ".png", ".pdf"):
+            from netpolgen.plots import plot_graph
+
+            plot_graph(table).savefig(target, bbox_inches="tight")
+            return target
+    except OSError as error:
+        raise NetpolgenError(f"cannot write graph: {error.strerror}", source=str(target)) from error
+    raise NetpolgenError(
+        f"unknown graph file type {suffix or '(none)'!r}",
+        source=str(target),
+        hint="name the file .svg, .png, .pdf or .dot",
+    )
+
+
+def _dot_id(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(table: pd.DataFrame) -> str:
+    """The communication graph of an :func:`edge_table` as Graphviz DOT text.
+
+    Workloads are grouped in one ``cluster_<namespace>`` subgraph per namespace; each edge is
+    labelled with its ports and its flow count.
+    """
+    lines = ["digraph netpolgen {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    nodes = (
+        pd.concat(
+            [
+                table[["src", "src_namespace", "src_kind"]].set_axis(
+                    ["name", "ns", "kind"], axis=1
+                ),
+                table[["dst", "dst_namespace", "dst_kind"]].set_axis(
+                    ["name", "ns", "kind"], axis=1
+                ),
+            ],
+            ignore_index=True,
+        )
+        .drop_duplicates("name")
+        .sort_values("name")
+    )
+    for namespace, group in nodes[nodes["ns"].notna()].groupby("ns", sort=True):
+        lines.append(f"  subgraph {_dot_id('cluster_' + str(namespace))} {{")
+        lines.append(f"    label={_dot_id(str(namespace))};")
+        for name in group["name"]:
+            lines.append(f"    {_dot_id(str(name))};")
+        lines.append("  }")
+    for name, kind in nodes.loc[nodes["ns"].isna(), ["name", "kind"]].itertuples(index=False):
+        lines.append(
+            f"  {_dot_id(str(name))} [shape=ellipse, label={_dot_id(f'{name} ({kind})')}];"
+        )
+    grouped = (
+        table.groupby(["src", "dst"], observed=True)
+        .agg(ports=("port", lambda p: ", ".join(sorted(set(map(str, p))))), flows=("flows", "sum"))
+        .reset_index()
+        .sort_values(["src", "dst"])
+    )
+    for src, dst, ports, flows in grouped.itertuples(index=False):
+        label = _dot_id(f"{ports} ({flows})")
+        lines.append(f"  {_dot_id(str(src))} -> {_dot_id(str(dst))} [label={label}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,90 @@
+"""The line limiter: long lines become empty lines, everything else passes through unchanged."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netpolgen.ingest import limits
+from netpolgen.ingest.limits import LineLimiter
+
+
+def expected(data: bytes, limit: int) -> tuple[bytes, list[int]]:
+    """The reference: split on newlines, blank out the long ones."""
+    out, long = [], []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if len(line) > limit:
+            long.append(number)
+            line = b""
+        out.append(line)
+    return b"\n".join(out), long
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from([b"a", b"bb", b"c" * 7, b"\n", b"\n\n", b"\r\n"]), max_size=40),
+    limit=st.integers(1, 9),
+    block=st.integers(1, 11),
+    buffer=st.integers(1, 13),
+)
+def test_limiter_matches_the_reference(
+    pieces: list[bytes], limit: int, block: int, buffer: int
+) -> None:
+    data = b"".join(pieces)
+    long: list[int] = []
+    saved = limits._BLOCK
+    limits._BLOCK = block  # tiny read blocks: lines cross every boundary
+    try:
+        inner = io.BufferedReader(io.BytesIO(data), buffer_size=buffer)
+        out = io.BufferedReader(LineLimiter(inner, limit, long.append), buffer_size=buffer).read()
+    finally:
+        limits._BLOCK = saved
+    assert (out, long) == expected(data, limit)
+
+
+def test_memory_stays_bounded_on_a_huge_line() -> None:
+    class Endless(io.RawIOBase):
+        """40 MiB of one line, then a newline and a short line, produced block by block."""
+
+        def __init__(self) -> None:
+            self.left = 40 << 20
+            self.tail = b"\nok\n"
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer):  # type: ignore[no-untyped-def]
+            if self.left:
+                size = min(len(buffer), self.left)
+                buffer[:size] = b"x" * size
+                self.left -= size
+                return size
+            size = min(len(buffer), len(self.tail))
+            buffer[:size] = self.tail[:size]
+            self.tail = self.tail[size:]
+            return size
+
+    long: list[int] = []
+    limiter = LineLimiter(io.BufferedReader(Endless(), 1 << 16), 1 << 20, long.append)
+    tracemalloc.start()
+    try:
+        assert io.BufferedReader(limiter).read() == b"\nok\n"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert long == [1]
+    assert peak < 8 << 20, peak  # the line is 40 MiB; the limiter holds about a block at a time
+
+
+def test_endless_cri_partial_pieces_are_one_skipped_record() -> None:
+    from netpolgen.ingest.common import MAX_JOINED_BYTES, JSONLineError, iter_json_lines
+
+    piece = b"2024-05-01T10:00:00.000000000Z stdout P " + b"x" * 16000 + b"\n"
+    count = MAX_JOINED_BYTES // 16000 + 5
+    data = piece * count + b'2024-05-01T10:00:00Z stdout F "end"\n{"a": 1}\n'
+    values = list(iter_json_lines(io.BytesIO(data)))
+    assert [type(v) for _, v in values] == [JSONLineError, dict]
+    assert values[0][0] == 1 and values[1] == (count + 2, {"a": 1})
