@@ -282,6 +282,11 @@ def _summary_on_error(
               help="How many endpoints the top-talker table lists.")  # fmt: skip
 @click.option("--include-denied", is_flag=True, help="Count denied flows as traffic.")
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option(
+    "--max-line-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_LINE_BYTES,
+    show_default=True,
+    help="Skip (and count) longer lines of line-based formats without reading them whole.",
+)  # fmt: skip
 @verbosity_options
 def inspect(
     flows: tuple[str, ...],
@@ -292,6 +297,7 @@ def inspect(
     top: int,
     include_denied: bool,
     strict: bool,
+    max_line_bytes: int,
     quiet: bool,
     verbose: int,
 ) -> None:
@@ -313,6 +319,7 @@ def inspect(
         summary = netpolgen.inspect_flows(
             flows, flow_format, inventory=inventories, strict=strict,
             include_denied=include_denied, top=top, on_chunk=on_chunk,
+            max_line_bytes=max_line_bytes,
         )  # fmt: skip
     width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
     click.echo(netpolgen.format_summary(summary, output_format, width=width), nl=False)
