@@ -109,17 +109,26 @@ def engine_options(command: F) -> F:
     )(command)  # fmt: skip
 
 
+# Shared options. from-flows keeps -f/--format from the contract; the commands that also print a
+# report use --format for the report, so their flow format is -f/--flow-format.
+_flow_format_option = click.option(
+    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
+    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
+)  # fmt: skip
+_inventory_option = click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
+         "(or give a directory of them).",
+)  # fmt: skip
+
+
 @cli.command("from-flows")
 @click.argument("flows", nargs=-1, required=True)
 @click.option(
     "-f", "--format", "flow_format", default="auto", show_default=True,
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
-@click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
-    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
-         "(or give a directory of them).",
-)  # fmt: skip
+@_inventory_option
 @click.option(
     "-o", "--output", default="-", show_default=True,
     help="A directory (one file per policy, <namespace>/<name>.yaml) or - for standard output.",
@@ -264,14 +273,8 @@ def _summary_on_error(
 
 @cli.command("inspect")
 @click.argument("flows", nargs=-1, required=True)
-@click.option(
-    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
-    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
-)  # fmt: skip
-@click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
-    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
-)  # fmt: skip
+@_flow_format_option
+@_inventory_option
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
               default="table", show_default=True,
               help="Terminal tables, CSV sections (# name) or one JSON document.")  # fmt: skip
@@ -332,14 +335,6 @@ def inspect(
 
 EXIT_DENIED = 3
 REPORT_FORMATS = click.Choice(["table", "json", "markdown"])
-_flow_format_option = click.option(
-    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
-    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
-)  # fmt: skip
-_inventory_option = click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
-    help="kubectl get pods,services,namespaces,nodes -A -o json output (repeatable).",
-)  # fmt: skip
 
 
 def _echo_warnings(warnings: list[str], quiet: bool) -> None:
