@@ -109,17 +109,26 @@ def engine_options(command: F) -> F:
     )(command)  # fmt: skip
 
 
+# Shared options. from-flows keeps -f/--format from the contract; the commands that also print a
+# report use --format for the report, so their flow format is -f/--flow-format.
+_flow_format_option = click.option(
+    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
+    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
+)  # fmt: skip
+_inventory_option = click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
+         "(or give a directory of them).",
+)  # fmt: skip
+
+
 @cli.command("from-flows")
 @click.argument("flows", nargs=-1, required=True)
 @click.option(
     "-f", "--format", "flow_format", default="auto", show_default=True,
     type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
-@click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
-    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
-         "(or give a directory of them).",
-)  # fmt: skip
+@_inventory_option
 @click.option(
     "-o", "--output", default="-", show_default=True,
     help="A directory (one file per policy, <namespace>/<name>.yaml) or - for standard output.",
@@ -264,14 +273,8 @@ def _summary_on_error(
 
 @cli.command("inspect")
 @click.argument("flows", nargs=-1, required=True)
-@click.option(
-    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
-    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
-)  # fmt: skip
-@click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
-    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
-)  # fmt: skip
+@_flow_format_option
+@_inventory_option
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
               default="table", show_default=True,
               help="Terminal tables, CSV sections (# name) or one JSON document.")  # fmt: skip
@@ -282,6 +285,11 @@ def _summary_on_error(
               help="How many endpoints the top-talker table lists.")  # fmt: skip
 @click.option("--include-denied", is_flag=True, help="Count denied flows as traffic.")
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option(
+    "--max-line-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_LINE_BYTES,
+    show_default=True,
+    help="Skip (and count) longer lines of line-based formats without reading them whole.",
+)  # fmt: skip
 @verbosity_options
 def inspect(
     flows: tuple[str, ...],
@@ -292,6 +300,7 @@ def inspect(
     top: int,
     include_denied: bool,
     strict: bool,
+    max_line_bytes: int,
     quiet: bool,
     verbose: int,
 ) -> None:
@@ -313,6 +322,7 @@ def inspect(
         summary = netpolgen.inspect_flows(
             flows, flow_format, inventory=inventories, strict=strict,
             include_denied=include_denied, top=top, on_chunk=on_chunk,
+            max_line_bytes=max_line_bytes,
         )  # fmt: skip
     width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
     click.echo(netpolgen.format_summary(summary, output_format, width=width), nl=False)
@@ -325,14 +335,6 @@ def inspect(
 
 EXIT_DENIED = 3
 REPORT_FORMATS = click.Choice(["table", "json", "markdown"])
-_flow_format_option = click.option(
-    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
-    type=click.Choice(["auto", *netpolgen.FORMATS]), help="Flow-log format; auto sniffs content.",
-)  # fmt: skip
-_inventory_option = click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(dir_okay=False),
-    help="kubectl get pods,services,namespaces,nodes -A -o json output (repeatable).",
-)  # fmt: skip
 
 
 def _echo_warnings(warnings: list[str], quiet: bool) -> None:

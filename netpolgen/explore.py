@@ -26,7 +26,7 @@ from netpolgen.flows import validate_flows
 from netpolgen.identity import Workloads, identify_workloads, stable_labels
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.inventory import Inventory, load_inventory
-from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.policy.model import Policy
 from netpolgen.resolve import resolve_flows
 from netpolgen.verify import Endpoint, egress_allows, ingress_allows
@@ -400,6 +400,7 @@ def inspect_flows(
     include_denied: bool = False,
     top: int = 10,
     on_chunk: Callable[[str, int], None] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Summary:
     """Read flow files and :func:`summarize` them (what ``netpolgen inspect`` runs).
 
@@ -413,12 +414,15 @@ def inspect_flows(
         include_denied: count denied flows as traffic.
         top: how many endpoints the top-talker table lists.
         on_chunk: called as ``on_chunk(source, records)`` after each chunk read (progress).
+        max_line_bytes: longer lines of line-based formats are skipped and counted.
 
     Examples:
         >>> inspect_flows(["sample_flows/online-shop.csv"]).edges_table  # doctest: +SKIP
     """
     report = IngestReport(strict=strict)
-    flows = load_flows(sources, format, report=report, on_chunk=on_chunk)
+    flows = load_flows(
+        sources, format, report=report, on_chunk=on_chunk, max_line_bytes=max_line_bytes
+    )
     if isinstance(inventory, str | Path):
         inventory = [inventory]
     if inventory is not None and not isinstance(inventory, Inventory):

@@ -244,18 +244,18 @@ def workloads_from_endpoints(endpoints: pd.DataFrame) -> Workloads:
         ).assign(pods=pd.Series(dtype="object"))
         return Workloads(table.set_index("workload", drop=False), {})
     endpoints["workload"] = endpoints["namespace"].astype(str) + "/" + endpoints["labels"]
-    pods = (
-        endpoints.dropna(subset=["pod"])
-        .groupby("workload")["pod"]
-        .agg(lambda names: tuple(sorted(set(names))))  # type: ignore[type-var]
-    )
+    # A plain dict: pandas 3 turns tuples aggregated from string columns into Arrow lists.
+    pods = {
+        str(w): tuple(sorted(set(names.astype(str))))
+        for w, names in endpoints.dropna(subset=["pod"]).groupby("workload")["pod"]
+    }
     table = (
         endpoints[["workload", "namespace", "labels"]]
         .drop_duplicates()
         .sort_values("workload")
         .set_index("workload", drop=False)
     )
-    table["pods"] = pods.reindex(table.index).apply(lambda v: v if isinstance(v, tuple) else ())
+    table["pods"] = [pods.get(str(w), ()) for w in table.index]
 
     selectors: dict[str, LabelSelector] = {}
     for _namespace, group in table.groupby("namespace", sort=True):

@@ -71,7 +71,10 @@ def inventory_workloads(endpoints: pd.DataFrame, inventory: Inventory) -> Worklo
     """
     pods = inventory_pods(inventory)
     warnings: list[str] = []
-    owners_of_key = pods.groupby("key")["workload"].agg(lambda s: tuple(sorted(set(s))))  # type: ignore[type-var]
+    owners_of_key = {
+        str(k): tuple(sorted(set(names.astype(str))))
+        for k, names in pods.groupby("key")["workload"]
+    }
     entity_of_key: dict[str, str] = {}
     for key, owners in owners_of_key.items():
         if len(owners) == 1:
@@ -102,7 +105,9 @@ def inventory_workloads(endpoints: pd.DataFrame, inventory: Inventory) -> Worklo
 
     rows = []
     selectors: dict[str, LabelSelector] = {}
-    pods_by_entity = pods.groupby("entity")["pod"].agg(lambda s: tuple(sorted(s)))  # type: ignore[type-var]
+    pods_by_entity = {
+        str(e): tuple(sorted(names.astype(str))) for e, names in pods.groupby("entity")["pod"]
+    }
     first_pod = pods.drop_duplicates("entity").set_index("entity")
     for workload in used:
         namespace = workload.split("/", 1)[0]

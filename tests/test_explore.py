@@ -81,11 +81,11 @@ def test_summarize_include_denied_adds_the_probes(flows: pd.DataFrame) -> None:
 
 def test_port_matrix(result: netpolgen.GenerateResult) -> None:
     matrix = netpolgen.port_matrix(result)
-    assert matrix.loc["kube-system/kube-dns", "UDP/53"] == 45
+    assert matrix.loc["kube-system/coredns", "UDP/53"] == 45
     assert matrix.loc["shop/frontend", "UDP/53"] == 0
     assert matrix.to_numpy().sum() == result.edges["count"].sum()
     by_source = netpolgen.port_matrix(netpolgen.edge_table(result), by="src")
-    assert by_source.loc["monitoring/prometheus", "TCP/9464"] > 0
+    assert by_source.loc["monitoring/prometheus-k8s", "TCP/9464"] > 0
     with pytest.raises(netpolgen.NetpolgenError, match="by must be"):
         netpolgen.port_matrix(result, by="port")
 
@@ -100,7 +100,7 @@ def test_policy_effect_keeps_traffic_and_denies_probes(
     assert not denied["allowed"].any()
     assert set(zip(denied["src"], denied["dst"], strict=True)) == {
         ("shop/loadgenerator", "shop/redis-cart"),
-        ("shop/frontend", "monitoring/prometheus"),
+        ("shop/frontend", "monitoring/prometheus-k8s"),
     }
     # The redis probe is stopped by redis' ingress, the loadgenerator's own egress stops it too.
     probe = denied[denied["dst"] == "shop/redis-cart"].iloc[0]

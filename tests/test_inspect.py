@@ -180,3 +180,24 @@ def test_verify_takes_quiet_and_verbose(tmp_path: Path) -> None:
     assert quiet.stderr == ""
     verbose = run("verify", "--flows", THREE_TIER, "--policies", str(policies), "-v")
     assert f"read {THREE_TIER} as csv" in verbose.stderr
+
+
+def test_inspect_skips_and_counts_overlong_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    path = tmp_path / "flows.csv"
+    path.write_text(
+        "src_namespace,src_labels,dst_namespace,dst_labels,dst_port\n"
+        "a,app=x,a,app=y,80\n"
+        "a,app=x,a,app=y," + "9" * 5000 + "\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["inspect", str(path), "--format", "json", "--max-line-bytes", "1000"]
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.stdout)["report"]
+    assert report["records_used"] == 1 and report["records_skipped"] == 1

@@ -35,7 +35,7 @@ def test_graph_is_a_figure_with_every_endpoint(result: netpolgen.GenerateResult)
     assert isinstance(figure, Figure)
     ax = figure.axes[0]
     texts = {t.get_text() for t in ax.texts}
-    assert {"frontend", "redis-cart", "kube-dns", "prometheus", "203.0.113.10"} <= texts
+    assert {"frontend", "redis-cart", "coredns", "prometheus-k8s", "203.0.113.10"} <= texts
     assert "TCP/6379" in texts  # edge labels carry the ports
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["ingress-nginx", "kube-system", "monitoring", "shop", "(outside)"]
@@ -45,7 +45,7 @@ def test_graph_filters(result: netpolgen.GenerateResult) -> None:
     table = netpolgen.edge_table(result)
     figure = plots.plot_graph(table, namespaces=["monitoring"], min_flows=3, edge_labels=False)
     texts = {t.get_text() for t in figure.axes[0].texts}
-    assert "prometheus" in texts and "redis-cart" not in texts
+    assert "prometheus-k8s" in texts and "redis-cart" not in texts
 
 
 def test_graph_draws_into_a_given_axes(result: netpolgen.GenerateResult) -> None:
@@ -58,7 +58,7 @@ def test_heatmap(result: netpolgen.GenerateResult, tmp_path: Path) -> None:
     figure = plots.plot_port_heatmap(result)
     ax = figure.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[0] == "kube-system/kube-dns"
+    assert labels[0] == "kube-system/coredns"
     assert "UDP/53" in [t.get_text() for t in ax.get_xticklabels()]
     figure.savefig(tmp_path / "heat.png")
     assert (tmp_path / "heat.png").stat().st_size > 1000
