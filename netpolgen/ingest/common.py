@@ -22,7 +22,7 @@ import io
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -381,3 +381,21 @@ def connection_keys(frame: pd.DataFrame, bucket: str) -> pd.Series:
     """One 64-bit hash per row of its oriented 5-tuple and time bucket (vectorised)."""
     keys = frame[_KEY].astype("string").assign(_bucket=frame["time"].dt.floor(bucket))
     return pd.util.hash_pandas_object(keys, index=False)
+
+
+def frame_with_times(
+    rows: list[tuple[Any, ...]], columns: Sequence[str], source: str, report: IngestReport
+) -> pd.DataFrame:
+    """Rows of a JSON reader (with a ``line`` and an RFC 3339 ``time`` column) -> a frame with
+    parsed times; records whose time does not parse are skipped, counted and located, and the
+    rest are counted as used."""
+    frame = pd.DataFrame.from_records(rows, columns=list(columns))
+    time = text_to_time(frame["time"])
+    bad_time = time.isna() & frame["time"].notna()
+    if bad_time.any():
+        first = int(frame.loc[bad_time, "line"].iloc[0])
+        report.skip("time is not RFC 3339", source=source, line=first, count=int(bad_time.sum()))
+        frame, time = frame[~bad_time], time[~bad_time]
+    frame["time"] = time
+    report.records_used += len(frame)
+    return frame

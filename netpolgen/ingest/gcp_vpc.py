@@ -41,11 +41,11 @@ from netpolgen.ingest.common import (
     collapse_observations,
     drop_noise,
     first_json_values,
+    frame_with_times,
     iter_json_lines,
     normalize_ip,
     protocol_name,
     read_json_document,
-    text_to_time,
 )
 from netpolgen.ingest.report import IngestReport
 
@@ -204,15 +204,7 @@ def _endpoint(payload: dict[str, Any], side: str) -> tuple[str | None, str | Non
 
 
 def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=list(_COLUMNS))
-    time = text_to_time(frame["time"])
-    bad_time = time.isna() & frame["time"].notna()
-    if bad_time.any():
-        first = int(frame.loc[bad_time, "line"].iloc[0])
-        report.skip("time is not RFC 3339", source=source, line=first, count=int(bad_time.sum()))
-        frame, time = frame[~bad_time], time[~bad_time]
-    frame["time"] = time
-    report.records_used += len(frame)
+    frame = frame_with_times(rows, _COLUMNS, source, report)
     frame = frame.drop(columns=["line"])
     for column in ("src_port", "dst_port"):
         frame[column] = pd.array(frame[column].tolist(), dtype="UInt16")

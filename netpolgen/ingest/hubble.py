@@ -43,9 +43,9 @@ from netpolgen.ingest.common import (
     collapse_observations,
     drop_noise,
     first_json_values,
+    frame_with_times,
     iter_json_lines,
     normalize_ip,
-    text_to_time,
 )
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS
@@ -405,15 +405,7 @@ def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
 
 def build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
     """Rows from :func:`row_batches` -> a conformed flow table, before merging observations."""
-    frame = pd.DataFrame.from_records(rows, columns=list(_COLUMNS))
-    time = text_to_time(frame["time"])
-    bad_time = time.isna() & frame["time"].notna()
-    if bad_time.any():
-        first = int(frame.loc[bad_time, "line"].iloc[0])
-        report.skip("time is not RFC 3339", source=source, line=first, count=int(bad_time.sum()))
-        frame, time = frame[~bad_time], time[~bad_time]
-    frame["time"] = time
-    report.records_used += len(frame)
+    frame = frame_with_times(rows, _COLUMNS, source, report)
 
     health = (frame["src_kind"] == "health") | (frame["dst_kind"] == "health")
     if health.any():
