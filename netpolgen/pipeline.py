@@ -5,7 +5,7 @@ The CLI and notebooks call the same :func:`generate`; nothing here prints or exi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from netpolgen.cluster import DEFAULT_THRESHOLD, cluster_endpoints
 from netpolgen.identity import Workloads, pod_endpoints, workloads_from_endpoints
 from netpolgen.ingest import Source
 from netpolgen.ingest.inventory import Inventory, load_inventory
-from netpolgen.ingest.parallel import iter_flows_parallel, spooled
+from netpolgen.ingest.parallel import chunk_reader, spooled
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.owners import (
     DNS_NAMESPACE,
@@ -290,25 +290,10 @@ def generate_from_files(
         report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
     resolver = Resolver(cluster) if cluster is not None else None
     with spooled(list(sources)) as paths:
-
-        def counted(attempt: IngestReport) -> Iterator[pd.DataFrame]:
-            # Per source, so that the progress display can name the file being read.
-            for path in paths:
-                name = str(getattr(path, "name", path))
-                for chunk in iter_flows_parallel(
-                    [path], format, report=attempt, chunk_size=chunk_size, workers=workers
-                ):
-                    if on_chunk is not None:
-                        on_chunk(name, len(chunk))
-                    yield chunk
-
-        def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
-            chunks = counted(attempt)
-            if resolver is None:
-                return chunks
-            resolver.clear()  # a second pass starts over
-            return (resolver(chunk) for chunk in chunks if len(chunk))
-
+        read = chunk_reader(
+            paths, format, chunk_size=chunk_size, workers=workers, resolver=resolver,
+            on_chunk=on_chunk,
+        )  # fmt: skip
         reduction = reduce_chunks(read, options.edge_options(), report)
     if resolver is not None:
         resolver.report_to(report)

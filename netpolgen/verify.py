@@ -1003,33 +1003,16 @@ def _verify_stream(
     on_chunk: Callable[[str, int], None] | None = None,
 ) -> VerificationReport:
     """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`)."""
-    from netpolgen.ingest.parallel import iter_flows_parallel, spooled
+    from netpolgen.ingest.parallel import chunk_reader, spooled
     from netpolgen.pipeline import STREAM_CHUNK_SIZE
     from netpolgen.resolve import Resolver
 
     resolver = Resolver(inventory) if inventory is not None else None
     with spooled(sources) as paths:
-
-        def counted(attempt: IngestReport) -> Iterator[pd.DataFrame]:
-            # Per source, so that the progress display can name the file being read.
-            for path in paths:
-                name = str(getattr(path, "name", path))
-                for chunk in iter_flows_parallel(
-                    [path], format, report=attempt, chunk_size=STREAM_CHUNK_SIZE, workers=workers
-                ):
-                    if on_chunk is not None:
-                        on_chunk(name, len(chunk))
-                    yield chunk
-
-        def chunks(attempt: IngestReport) -> Iterator[pd.DataFrame]:
-            read = counted(attempt)
-            if resolver is None:
-                yield from read
-                return
-            resolver.clear()  # a second pass starts over
-            for chunk in read:
-                yield resolver(chunk) if len(chunk) else chunk
-
+        chunks = chunk_reader(
+            paths, format, chunk_size=STREAM_CHUNK_SIZE, workers=workers, resolver=resolver,
+            on_chunk=on_chunk,
+        )  # fmt: skip
         report = verify_chunks(chunks, policies, inventory, ingest, over_permissive=over_permissive)
     if inventory is not None:
         ingest.messages.extend(inventory.warnings)  # after the reading's, as load_flows has it

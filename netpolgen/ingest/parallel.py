@@ -20,12 +20,12 @@ import re
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pandas as pd
 
@@ -40,6 +40,9 @@ from netpolgen.ingest import (
 from netpolgen.ingest.limits import limit_lines
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
+
+if TYPE_CHECKING:
+    from netpolgen.resolve import Resolver
 
 # A container runtime's log prefix (see netpolgen.ingest.common).
 _CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) [PF] ")
@@ -144,6 +147,35 @@ def iter_flows_parallel(
             yield from _parse_parallel_hubble(plan, report, chunk_size, workers)
         else:
             yield from _parse_parallel(plan, report, chunk_size, workers)
+
+
+def chunk_reader(
+    paths: list[Readable],
+    format: str,
+    *,
+    chunk_size: int,
+    workers: int | None,
+    resolver: Resolver | None = None,
+    on_chunk: Callable[[str, int], None] | None = None,
+) -> Callable[[IngestReport], Iterator[pd.DataFrame]]:
+    """``read(report)`` for the streaming consumers (``from-flows``, ``verify``): a fresh pass
+    over ``paths`` each call (reply inference may need two), resolved through the inventory's
+    ``resolver`` when there is one, with ``on_chunk(file, rows)`` for the progress display."""
+
+    def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+        if resolver is not None:
+            resolver.clear()  # a second pass starts over
+        # Per source, so that the progress display can name the file being read.
+        for path in paths:
+            name = str(getattr(path, "name", path))
+            for chunk in iter_flows_parallel(
+                [path], format, report=attempt, chunk_size=chunk_size, workers=workers
+            ):
+                if on_chunk is not None:
+                    on_chunk(name, len(chunk))
+                yield resolver(chunk) if resolver is not None and len(chunk) else chunk
+
+    return read
 
 
 @dataclass(frozen=True)
