@@ -9,7 +9,7 @@ import pytest
 
 import netpolgen.ingest.parallel as parallel
 from netpolgen.errors import InputError
-from netpolgen.ingest import load_flows
+from netpolgen.ingest import hubble, load_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.pipeline import generate, generate_from_files
 
@@ -28,6 +28,7 @@ def write_flows(path: Path, rows: int, bad_every: int = 0) -> Path:
 @pytest.fixture
 def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "RANGE_BYTES", 1500)
+    monkeypatch.setattr(hubble, "CHUNK_BYTES", 1500)  # Hubble's parts are its byte chunks
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
     monkeypatch.setattr(parallel, "LINE_FORMATS", {"csv": True, "hubble": False})
 
@@ -78,7 +79,7 @@ def test_hubble_in_parallel_cuts_chunks_where_one_process_does(
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import generate
 
-    monkeypatch.setattr(parallel, "RANGE_BYTES", 150_000)  # ~75 lines a part
+    monkeypatch.setattr(hubble, "CHUNK_BYTES", 150_000)  # ~75 lines a part
     path = generate.write("hubble", 1500, tmp_path / "flows.jsonl")
     with path.open("a") as out:  # a bad line and a lost-events line in the middle of a part
         out.write('{"flow": {"time": "yesterday", "IP": {"source": "10.0.0.1"}}\n')

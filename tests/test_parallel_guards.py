@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import netpolgen.ingest.parallel as parallel
-from netpolgen.ingest import load_flows
+from netpolgen.ingest import hubble, load_flows
 from netpolgen.ingest.report import IngestReport
 from tests.test_bad_input import hubble_line
 
@@ -17,6 +17,7 @@ from tests.test_bad_input import hubble_line
 @pytest.fixture
 def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "RANGE_BYTES", 1500)
+    monkeypatch.setattr(hubble, "CHUNK_BYTES", 1500)  # Hubble's parts are its byte chunks
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
 
 

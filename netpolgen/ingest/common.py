@@ -43,6 +43,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     # The stdlib parser recurses: a line of 100,000 "[" is a RecursionError, not a crash.
     _JSON_ERRORS = (ValueError, RecursionError)
 
+JSON_ERRORS = _JSON_ERRORS  # what :func:`loads` raises on text that is not JSON
+
 # JSON readers hold one chunk of extracted columns in memory: cap it whatever the caller asks.
 MAX_JSON_CHUNK = 100_000
 
@@ -68,8 +70,34 @@ def loads(data: bytes | str) -> Any:
     return _loads(data)
 
 
-def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+class LineCount:
+    """How many lines :func:`iter_json_lines` read, set when it finishes."""
+
+    lines = 0
+
+
+class _Cut:
+    """The marker :func:`iter_json_lines` yields at a byte-chunk boundary."""
+
+
+CUT = _Cut()
+
+
+def iter_json_lines(
+    stream: BinaryIO,
+    fast: Callable[[bytes, int], Any | None] | None = None,
+    chunk_bytes: int | None = None,
+    lines: LineCount | None = None,
+) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, value)`` for each non-blank JSON line of ``stream``.
+
+    ``fast``, when given, is tried first on each plain line (not a CRI piece) with its number: a
+    reader's specialised decoder, whose non-None answer is yielded instead of the parsed JSON.
+    ``chunk_bytes``, when given, cuts the input into byte chunks that end at line ends:
+    ``(line_number, CUT)`` follows the line holding byte ``start + chunk_bytes`` of each chunk
+    (blank lines included), which is where :mod:`netpolgen.ingest.parallel` cuts a file into
+    parts, so that a reader can give the same chunks in one process and in several.
+    ``lines``, when given, receives the number of lines read (blank ones included).
 
     CRI log prefixes are removed and partial (``P``) lines are joined; a Docker ``json-file`` log
     wrapper (``{"log": "...", "stream": ...}``) is unwrapped. A line that is not JSON yields
@@ -78,10 +106,26 @@ def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     pending: list[bytes] = []
     pending_line = pending_size = 0
     overflow = False  # the joined record passed the cap: drop pieces until its last one
+    consumed = 0
+    boundary = chunk_bytes if chunk_bytes is not None else -1
+    cut_due = False  # the previous line held the boundary: cut before anything from this one
+    number = 0
     for number, raw in enumerate(stream, 1):
+        if cut_due:
+            yield number - 1, CUT
+            cut_due = False
+        if chunk_bytes is not None:
+            consumed += len(raw)
+            if consumed > boundary:
+                boundary, cut_due = consumed + chunk_bytes, True
         line = raw.strip()
         if not line:
             continue
+        if fast is not None and line[:1] == b"{":  # a CRI prefix starts with a digit
+            value = fast(line, number)
+            if value is not None:
+                yield number, value
+                continue
         match = _CRI_PREFIX.match(line)
         if match:
             payload = line[match.end() :]
@@ -117,6 +161,8 @@ def iter_json_lines(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
                 yield number, JSONLineError()
                 continue
         yield number, value
+    if lines is not None:
+        lines.lines = number
     if pending or overflow:
         yield pending_line, JSONLineError()
 

@@ -33,19 +33,25 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
-from netpolgen.flows import conform_flows
+from netpolgen.flows import ENDPOINT_KINDS, FLOW_COLUMNS, VERDICTS, conform_flows
+from netpolgen.ingest import hubble_fast
 from netpolgen.ingest.common import (
+    CUT,
+    JSON_ERRORS,
     MAX_JSON_CHUNK,
     JSONLineError,
+    LineCount,
     SeenConnections,
     collapse_observations,
     drop_noise,
     first_json_values,
-    frame_with_times,
     iter_json_lines,
+    loads,
     normalize_ip,
+    text_to_time,
 )
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS
@@ -89,10 +95,11 @@ _LOCAL_IDENTITY_BASE = 1 << 24  # CIDR and FQDN identities: outside addresses
 _INJECTED_LABELS = ("io.kubernetes.pod.namespace",)
 _INJECTED_PREFIXES = ("io.cilium.k8s.",)
 
+# An extracted row: ports are 0 when absent (protojson omits port 0, never a service port) and
+# each endpoint is its code in the registry of distinct endpoints (see _endpoint_code).
 _COLUMNS = (
     "line", "time", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
-    "src_namespace", "dst_namespace", "src_pod", "dst_pod", "src_labels", "dst_labels",
-    "src_kind", "dst_kind", "verdict", "is_reply", "drop",
+    "src_endpoint", "dst_endpoint", "verdict", "is_reply", "drop",
 )  # fmt: skip
 
 
@@ -111,27 +118,80 @@ def _is_hubble(value: dict[str, Any]) -> bool:
     return "verdict" in value and ("IP" in value or "l4" in value or "Type" in value)
 
 
+# Chunks end at least every this many bytes (at a line end), whatever their row count: the parts
+# that worker processes parse are these byte chunks (netpolgen.ingest.parallel), so observations
+# are merged within the same chunks in one process or in several.
+CHUNK_BYTES = 128 << 20
+
+
 def read(
     stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
 ) -> Iterator[pd.DataFrame]:
     """Read Hubble JSON lines into flow-table chunks (see the module docstring)."""
     seen = SeenConnections(_BUCKET)
-    for rows in row_batches(stream, source, report, chunk_size):
-        yield finish_chunk(build(rows, source, report), report, seen)
+    for frame in merged_chunks(stream, source, report, chunk_size, CHUNK_BYTES):
+        yield seen(frame, report)
+
+
+def merged_chunks(
+    stream: BinaryIO,
+    source: str,
+    report: IngestReport,
+    chunk_size: int,
+    chunk_bytes: int | None,
+    lines: LineCount | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Chunks with the repeated observations *within* each merged; :func:`read` then merges
+    them against the previous chunk. Worker processes run this on their part of a file."""
+    for rows in row_batches(stream, source, report, chunk_size, chunk_bytes, lines):
+        frame = build(rows, source, report)
+        yield collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)
 
 
 def row_batches(
-    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int
+    stream: BinaryIO,
+    source: str,
+    report: IngestReport,
+    chunk_size: int,
+    chunk_bytes: int | None = None,
+    lines: LineCount | None = None,
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """The per-line part of :func:`read`: batches of ``chunk_size`` extracted rows.
-
-    Split from the rest so that worker processes can do this CPU-bound part on parts of a file
-    (:mod:`netpolgen.ingest.parallel`) while chunks are still cut where :func:`read` cuts them.
-    """
+    """The per-line part of :func:`read`: batches of extracted rows, cut every ``chunk_size``
+    rows and at every ``chunk_bytes`` boundary of the input (see ``iter_json_lines``)."""
     chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
     rows: list[tuple[Any, ...]] = []
     lost = 0
-    for line, value in iter_json_lines(stream):
+    for line, value in iter_json_lines(
+        stream, fast=_fast_row, chunk_bytes=chunk_bytes, lines=lines
+    ):
+        if type(value) is tuple:  # the fast path's row (JSON values are never tuples)
+            report.records_read += 1
+            if value is _NO_IP:
+                report.records_used += 1
+                report.filter(_NO_IP_REASON, 1)
+                continue
+            rows.append(value)
+            if len(rows) >= chunk_size:
+                yield rows
+                rows = []
+            continue
+        if type(value) is Malformed:
+            report.records_read += 1
+            report.skip(value, source=source, line=line)
+            continue
+        if type(value) is BadLabels:
+            report.records_read += 1
+            _report_invalid_labels(value.per_side, report, source, line)
+            rows.append(value.row)
+            if len(rows) >= chunk_size:
+                yield rows
+                rows = []
+            continue
+        if value is CUT:
+            if rows:
+                yield rows
+                rows = []
+            continue
         if isinstance(value, JSONLineError):
             report.records_read += 1
             report.skip("line is not valid JSON", source=source, line=line)
@@ -156,7 +216,7 @@ def row_batches(
             # Valid, but nothing a NetworkPolicy can use (ARP and other L2 events, socket
             # traces, an exporter field mask without IP): filtered, never a --strict error.
             report.records_used += 1
-            report.filter("flow without IP addresses (L2 event, socket trace, field mask)", 1)
+            report.filter(_NO_IP_REASON, 1)
             continue
         if isinstance(row, str):
             report.skip(row, source=source, line=line)
@@ -183,20 +243,29 @@ def _note_invalid_labels(
     flow: dict[str, Any], report: IngestReport, source: str, line: int
 ) -> None:
     """Report ``k8s:`` labels that are left out because Kubernetes would reject them."""
-    for side in ("source", "destination"):
-        endpoint = flow.get(side)
-        raw = endpoint.get("labels") if isinstance(endpoint, dict) else None
-        if not isinstance(raw, list) or not raw:
-            continue
-        try:
-            bad = _invalid_k8s_labels(tuple(raw))
-        except TypeError:  # an unhashable item: not a label string at all
-            bad = _invalid_k8s_labels(tuple(map(str, raw)))
+    bad = tuple(_endpoint_invalid_labels(flow.get(side)) for side in ("source", "destination"))
+    _report_invalid_labels(bad, report, source, line)
+
+
+def _report_invalid_labels(
+    per_side: tuple[tuple[str, ...], ...], report: IngestReport, source: str, line: int
+) -> None:
+    for bad in per_side:
         if bad:
             report.note(
                 INVALID_LABELS,
                 f"{source}:{line}: invalid label(s) left out of selectors: {json.dumps(list(bad))}",
             )
+
+
+def _endpoint_invalid_labels(endpoint: Any) -> tuple[str, ...]:
+    raw = endpoint.get("labels") if isinstance(endpoint, dict) else None
+    if not isinstance(raw, list) or not raw:
+        return ()
+    try:
+        return _invalid_k8s_labels(tuple(raw))
+    except TypeError:  # an unhashable item: not a label string at all
+        return _invalid_k8s_labels(tuple(map(str, raw)))
 
 
 @lru_cache(maxsize=16384)
@@ -226,6 +295,7 @@ def _lost_events(value: dict[str, Any]) -> int:
 
 
 _NO_IP: tuple[Any, ...] = ()  # marker: a valid flow without an IP layer
+_NO_IP_REASON = "flow without IP addresses (L2 event, socket trace, field mask)"
 
 
 def _extract(flow: dict[str, Any], envelope: dict[str, Any], line: int) -> tuple[Any, ...] | str:
@@ -272,16 +342,156 @@ def _extract(flow: dict[str, Any], envelope: dict[str, Any], line: int) -> tuple
     if verdict == "denied" and verdict_text == "DROPPED":
         drop = not _policy_drop(flow)
 
-    src = _endpoint(flow.get("source"))
-    dst = _endpoint(flow.get("destination"))
+    src = _endpoint_code(_endpoint(flow.get("source")))
+    dst = _endpoint_code(_endpoint(flow.get("destination")))
     time = flow.get("time") or envelope.get("time")
     if time is not None and not isinstance(time, str):
         time = str(time)  # not RFC 3339 text: reported as a bad time when parsed
     return (
-        line, time, src_ip, dst_ip, src_port, dst_port, protocol,
-        src[0], dst[0], src[1], dst[1], src[2], dst[2], src[3], dst[3],
-        verdict, is_reply, drop,
+        line, time, src_ip, dst_ip, src_port or 0, dst_port or 0, protocol, src, dst, verdict,
+        is_reply, drop,
     )  # fmt: skip
+
+
+class Malformed(str):
+    """Why :func:`_fast_row` found a record malformed (a JSON line may itself be a string)."""
+
+
+class BadLabels:
+    """What :func:`_fast_row` returns for a row it kept whose endpoints had invalid labels."""
+
+    __slots__ = ("row", "per_side")
+
+    def __init__(self, row: tuple[Any, ...], per_side: tuple[tuple[str, ...], ...]) -> None:
+        self.row = row
+        self.per_side = per_side
+
+
+_TRANSPORT = frozenset({"TCP", "UDP", "SCTP"})
+_DECODE, _DECODE_ERRORS, _UNSET = hubble_fast.DECODE, hubble_fast.ERRORS, hubble_fast.UNSET
+_ICMP_NAMES = {"ICMPv4": "ICMP", "ICMPv6": "ICMPv6"}
+
+
+def _fast_row(line: bytes, number: int) -> tuple[Any, ...] | BadLabels | Malformed | None:
+    """:func:`_extract` on a line decoded by msgspec: the row, or :data:`_NO_IP`, or why the
+    record is malformed, or :class:`BadLabels`; None means: take the general path.
+
+    The hot loop of the reader: one decode, attribute reads, cached endpoints.
+    """
+    # Non-ASCII text could hold invalid UTF-8 in a field msgspec skips without checking, which
+    # the general parser rejects: such lines (rare in Hubble output) take the general path.
+    if _DECODE is None or not line.isascii():
+        return None
+    try:
+        envelope = _DECODE(line)
+    except _DECODE_ERRORS:
+        return None
+    flow = envelope.flow
+    if flow is None or envelope.log is not _UNSET or envelope.stream is not _UNSET:
+        return None  # an event that is not a flow, a bare flow, or a Docker log wrapper
+    ip = flow.IP
+    if ip is None or ip.source is None or ip.destination is None:
+        return _NO_IP
+    src_ip, dst_ip = normalize_ip(ip.source), normalize_ip(ip.destination)
+    if src_ip is None or dst_ip is None:
+        return Malformed("IP.source or IP.destination is not an IP address")
+
+    src_port = dst_port = 0
+    protocol = is_reply = None
+    l4 = flow.l4
+    if l4:
+        if len(l4) != 1:
+            return None  # the general path takes the first key, an order a dict has lost
+        ((name, fields),) = l4.items()
+        if name in _TRANSPORT:
+            protocol = name
+            if fields is not None:
+                src_port, dst_port = fields.source_port or 0, fields.destination_port or 0
+                if not (0 <= src_port <= 65535 and 0 <= dst_port <= 65535):
+                    return Malformed("l4 port is not an integer 0-65535")
+                flags = fields.flags
+                if name == "TCP" and flags is not None and flags.SYN:
+                    is_reply = flags.ACK
+        elif name in _ICMP_NAMES:
+            protocol = _ICMP_NAMES[name]
+            is_reply = _ICMP_DIRECTION.get((protocol, fields.type if fields is not None else 0))
+        else:
+            protocol = _L4_PROTOCOLS.get(name)
+
+    if flow.is_reply is not None:
+        is_reply = flow.is_reply
+    elif flow.reply is True:
+        is_reply = True
+
+    verdict_text = flow.verdict
+    verdict = _VERDICTS.get(verdict_text, "unknown") if verdict_text is not None else "unknown"
+    drop = False
+    if verdict_text == "DROPPED":
+        desc, code = flow.drop_reason_desc, flow.drop_reason
+        if desc:
+            drop = desc not in _POLICY_DROP_REASONS
+        elif code:
+            drop = code not in _POLICY_DROP_CODES
+    src = _raw_endpoint(flow.source)
+    dst = _raw_endpoint(flow.destination)
+    if src is None or dst is None:
+        return None
+    row = (
+        number, flow.time or envelope.time, src_ip, dst_ip, src_port, dst_port, protocol, src[0],
+        dst[0], verdict, is_reply, drop,
+    )  # fmt: skip
+    if src[1] or dst[1]:
+        return BadLabels(row, (src[1], dst[1]))
+    return row
+
+
+# Endpoints seen so far, as codes: one pod's endpoint repeats on every line of its flows, so rows
+# carry a small integer and the endpoint columns are built by taking from the distinct values.
+# Both tables are cleared between chunks once they grow past _ENDPOINTS_MAX (see build).
+_Endpoint = tuple[str | None, str | None, str | None, str]
+_ENDPOINT_CODES: dict[_Endpoint, int] = {}
+_ENDPOINT_LIST: list[_Endpoint] = []
+_RAW_ENDPOINTS: dict[bytes, tuple[int, tuple[str, ...]] | None] = {}
+_ENDPOINTS_MAX = 1 << 16
+
+
+def _endpoint_code(endpoint: _Endpoint) -> int:
+    if not all(part is None or type(part) is str for part in endpoint):
+        # A namespace or pod name of another JSON type (a list, a number): kept as its text, as
+        # the string column would hold it, for the name checks to reject (sanitize.py).
+        endpoint = tuple(p if p is None or type(p) is str else str(p) for p in endpoint)  # type: ignore[assignment]
+    code = _ENDPOINT_CODES.get(endpoint)
+    if code is None:
+        code = _ENDPOINT_CODES[endpoint] = len(_ENDPOINT_LIST)
+        _ENDPOINT_LIST.append(endpoint)
+    return code
+
+
+def _raw_endpoint(raw: Any) -> tuple[int, tuple[str, ...]] | None:
+    """The code and the invalid labels of an endpoint's raw JSON, cached on its bytes.
+
+    None when the bytes do not parse (the general path then reports the line).
+    """
+    key = bytes(raw)
+    answer = _RAW_ENDPOINTS.get(key, False)
+    if answer is not False:
+        return answer  # type: ignore[return-value]
+    try:
+        value = loads(key)
+    except JSON_ERRORS:
+        answer = None
+    else:
+        answer = (_endpoint_code(_endpoint(value)), _endpoint_invalid_labels(value))
+    _RAW_ENDPOINTS[key] = answer
+    return answer
+
+
+def _forget_endpoints() -> None:
+    """Clear the endpoint tables if they grew large (only between chunks: rows hold codes)."""
+    if len(_ENDPOINT_LIST) > _ENDPOINTS_MAX or len(_RAW_ENDPOINTS) > _ENDPOINTS_MAX:
+        _ENDPOINT_CODES.clear()
+        _ENDPOINT_LIST.clear()
+        _RAW_ENDPOINTS.clear()
 
 
 def _port(value: Any) -> int | None:
@@ -404,26 +614,66 @@ def _labels(raw: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
 
 
 def build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
-    """Rows from :func:`row_batches` -> a conformed flow table, before merging observations."""
-    frame = frame_with_times(rows, _COLUMNS, source, report)
+    """Rows from :func:`row_batches` -> a conformed flow table, before merging observations.
 
-    health = (frame["src_kind"] == "health") | (frame["dst_kind"] == "health")
+    Column by column (vectorised): records whose time does not parse are skipped, then Cilium
+    health checks and datapath drops are filtered, each counted in ``report``.
+    """
+    if not rows:
+        return conform_flows(pd.DataFrame({name: [] for name in FLOW_COLUMNS}))
+    columns = dict(zip(_COLUMNS, zip(*rows, strict=True), strict=True))
+    count = len(rows)
+    time_text = pd.Series(columns["time"], dtype=object)
+    time = text_to_time(time_text)
+    bad_time = (time.isna() & time_text.notna()).to_numpy()
+    if bad_time.any():
+        first = columns["line"][int(np.flatnonzero(bad_time)[0])]
+        report.skip("time is not RFC 3339", source=source, line=first, count=int(bad_time.sum()))
+    report.records_used += count - int(bad_time.sum())
+
+    src = np.fromiter(columns["src_endpoint"], np.int64, count)
+    dst = np.fromiter(columns["dst_endpoint"], np.int64, count)
+    kinds = np.array([endpoint[3] for endpoint in _ENDPOINT_LIST], dtype=object)
+    health_endpoint = kinds == "health"
+    health = (health_endpoint[src] | health_endpoint[dst]) & ~bad_time
     if health.any():
         report.filter("Cilium health check", int(health.sum()))
-    drop = frame["drop"].astype(bool)
-    noise = drop & ~health
+    drop = np.fromiter(columns["drop"], bool, count)
+    noise = drop & ~health & ~bad_time
     if noise.any():
         report.filter("dropped by the datapath, not by policy", int(noise.sum()))
-    frame = frame[~health & ~drop].drop(columns=["line", "drop"])
-    for column in ("src_port", "dst_port"):
-        frame[column] = pd.array(frame[column].tolist(), dtype="UInt16")
-    frame["is_reply"] = pd.array(frame["is_reply"].tolist(), dtype="boolean")
-    # Every step so far keeps or drops rows on their own, and keeps the rows' positions in
-    # ``rows`` as the index: parallel parsing cuts chunks by position (see row_batches).
-    return drop_noise(conform_flows(frame), report)
+    kept = np.flatnonzero(~(bad_time | health | drop))
+    src, dst = src[kept], dst[kept]
+
+    def objects(name: str) -> np.ndarray:
+        return np.array(columns[name], dtype=object)[kept]
+
+    def ports(name: str) -> pd.arrays.IntegerArray:
+        values = np.fromiter(columns[name], np.int32, count)[kept]
+        return pd.arrays.IntegerArray(values.astype(np.uint16), values == 0)
+
+    frame: dict[str, Any] = {
+        "time": time.to_numpy()[kept] if len(kept) < count else time.array,
+        "src_ip": pd.array(objects("src_ip"), dtype="string"),
+        "dst_ip": pd.array(objects("dst_ip"), dtype="string"),
+        "src_port": ports("src_port"),
+        "dst_port": ports("dst_port"),
+        "protocol": objects("protocol"),
+    }
+    # Endpoint columns: the distinct endpoints' values, taken by code.
+    for position, field in enumerate(("namespace", "pod", "labels")):
+        values = pd.array([endpoint[position] for endpoint in _ENDPOINT_LIST], dtype="string")
+        frame[f"src_{field}"] = values.take(src)
+        frame[f"dst_{field}"] = values.take(dst)
+    kind_codes = np.array([_KIND_CODES.get(kind, -1) for kind in kinds], dtype=np.int8)
+    for side, codes in (("src", src), ("dst", dst)):
+        frame[f"{side}_kind"] = pd.Categorical.from_codes(
+            kind_codes[codes], categories=pd.Index(ENDPOINT_KINDS)
+        )
+    frame["verdict"] = pd.Categorical(objects("verdict"), categories=list(VERDICTS))
+    frame["is_reply"] = pd.array(objects("is_reply"), dtype="boolean")
+    _forget_endpoints()
+    return drop_noise(conform_flows(pd.DataFrame(frame)), report)
 
 
-def finish_chunk(frame: pd.DataFrame, report: IngestReport, seen: SeenConnections) -> pd.DataFrame:
-    """Merge repeated observations within the chunk and against the previous chunk."""
-    frame = collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)
-    return seen(frame, report)
+_KIND_CODES = {kind: code for code, kind in enumerate(ENDPOINT_KINDS)}

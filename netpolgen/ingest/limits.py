@@ -159,6 +159,22 @@ class LineLimiter(io.RawIOBase):
         self._ready = end
 
 
+def has_long_line(data: bytes, limit: int) -> bool:
+    """Whether a line of ``data`` (held whole in memory) is longer than ``limit`` bytes.
+
+    The same jump as :meth:`LineLimiter._scan`: O(len / limit) calls into C, so a part of a file
+    without long lines can be read without the limiter.
+    """
+    limit = max(1, limit)
+    pos = 0
+    while len(data) - pos > limit:
+        newline = data.rfind(b"\n", pos, pos + limit + 1)
+        if newline < 0:
+            return True
+        pos = newline + 1
+    return False
+
+
 def limit_lines(
     stream: BinaryIO, source: str, report: IngestReport, *, header: bool = False
 ) -> BinaryIO:

@@ -37,7 +37,8 @@ from netpolgen.ingest import (
     iter_flows,
     read_checked,
 )
-from netpolgen.ingest.limits import limit_lines
+from netpolgen.ingest.common import LineCount
+from netpolgen.ingest.limits import has_long_line, limit_lines
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
 
@@ -211,8 +212,9 @@ def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
             header = handle.readline()
         start = len(header)
         ranges = []
+        step = _hubble_chunk_bytes() if fmt == "hubble" else RANGE_BYTES
         while start < size:
-            handle.seek(min(start + RANGE_BYTES, size))
+            handle.seek(min(start + step, size))
             _skip_line(handle)  # run on to the end of the line
             end = min(handle.tell(), size)
             if end <= start:
@@ -220,6 +222,12 @@ def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
             ranges.append((start, end))
             start = end
     return _Plan(str(path), fmt, header, ranges)
+
+
+def _hubble_chunk_bytes() -> int:
+    from netpolgen.ingest import hubble
+
+    return hubble.CHUNK_BYTES
 
 
 def _skip_line(handle: BinaryIO) -> None:
@@ -288,12 +296,13 @@ def _parse_parallel(
 
 
 def _hubble_range(
-    path: str, start: int, end: int, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-) -> tuple[pd.DataFrame, int, IngestReport, int, int]:
-    """Worker: the per-line work of the Hubble reader on bytes ``[start, end)``.
+    path: str, start: int, end: int, chunk_size: int,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> tuple[list[pd.DataFrame], IngestReport, int, int]:  # fmt: skip
+    """Worker: bytes ``[start, end)`` (one byte chunk of the Hubble reader) read into chunks
+    with their repeated observations merged.
 
-    Returns the built rows (index: position among the part's extracted rows), the number of
-    rows extracted, the part's report, its newline count and its lost-event count.
+    Returns the chunks, the part's report, its newline count and its lost-event count.
     """
     from netpolgen.ingest import hubble
 
@@ -301,9 +310,12 @@ def _hubble_range(
         handle.seek(start)
         data = handle.read(end - start)
     report = IngestReport(max_line_bytes=max_line_bytes)
-    stream = limit_lines(io.BufferedReader(io.BytesIO(data)), path, report)
-    batches = list(hubble.row_batches(stream, path, report, 1 << 62))
-    rows = batches[0] if batches else []
+    stream: BinaryIO = io.BytesIO(data)
+    if has_long_line(data, max_line_bytes):
+        stream = limit_lines(io.BufferedReader(io.BytesIO(data)), path, report)
+    # The part is one byte chunk already: only row counts cut it further.
+    lines = LineCount()
+    chunks = list(hubble.merged_chunks(stream, path, report, chunk_size, None, lines))
     lost = 0
     kept = []
     for message in report.messages:
@@ -312,83 +324,54 @@ def _hubble_range(
         else:
             kept.append(message)
     report.messages = kept
-    frame = hubble.build(rows, path, report) if rows else None
-    return frame, len(rows), report, data.count(b"\n"), lost  # type: ignore[return-value]
+    return chunks, report, lines.lines, lost
 
 
 def _parse_parallel_hubble(
     plan: _Plan, report: IngestReport, chunk_size: int, workers: int
 ) -> Iterator[pd.DataFrame]:
-    """Hubble with the per-line work in workers; chunks cut and finished here, as in one process.
+    """Hubble with the per-line work and the merging within chunks in workers.
 
-    The reader merges repeated observations of a connection within a chunk and against the
-    previous one, so chunk boundaries matter: rows are numbered across parts and cut every
-    ``chunk_size`` extracted rows, exactly where :func:`netpolgen.ingest.hubble.read` cuts.
+    Parts are the reader's byte chunks (:data:`netpolgen.ingest.hubble.CHUNK_BYTES`), which
+    workers cut further every ``chunk_size`` rows, as :func:`netpolgen.ingest.hubble.read`
+    does; merging a chunk's observations against the previous chunk's is sequential, here.
     """
     from netpolgen.ingest import hubble
-    from netpolgen.ingest.common import MAX_JSON_CHUNK, SeenConnections
+    from netpolgen.ingest.common import SeenConnections
+    from netpolgen.ingest.sanitize import sanitize_flows
 
-    size = max(1, min(chunk_size, MAX_JSON_CHUNK))
     name = str(plan.path)
     report.files.append(name)
     report.formats[name] = plan.format
     seen = SeenConnections(hubble._BUCKET)  # noqa: SLF001 - the reader's own setting
     lines_before = 0
-    rows_before = 0  # extracted rows in earlier parts
     lost = 0
-    pending: list[pd.DataFrame] = []  # built rows of the chunk being assembled
-    chunk = 0  # the chunk being assembled: extracted rows [chunk * size, (chunk + 1) * size)
+    part = (plan.path, chunk_size, report.max_line_bytes)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         futures: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
         for start, end in ranges:
-            futures.append(pool.submit(_hubble_range, plan.path, start, end, report.max_line_bytes))
+            futures.append(pool.submit(_hubble_range, plan.path, start, end, *part[1:]))
             if len(futures) >= workers + 1:
                 break
         while futures:
             try:
-                frame, count, part_report, lines, part_lost = futures.popleft().result()
+                chunks, part_report, lines, part_lost = futures.popleft().result()
             except NetpolgenError as error:
                 if error.source == name and error.line is not None:
                     error.line += lines_before
                 raise
             nxt = next(ranges, None)
             if nxt is not None:
-                futures.append(pool.submit(_hubble_range, plan.path, *nxt, report.max_line_bytes))
+                futures.append(pool.submit(_hubble_range, plan.path, *nxt, *part[1:]))
             _check_strict(part_report, report, name, lines_before)
             report.merge(part_report, line_offset=lines_before, source=name)
             lines_before += lines
             lost += part_lost
-            if frame is not None and len(frame):
-                frame.index = frame.index + rows_before
-                pending.append(frame)
-            rows_before += count
-            # Every chunk that ends within the rows extracted so far is complete. A chunk whose
-            # rows were all filtered is skipped: it would change nothing downstream.
-            while rows_before >= (chunk + 1) * size:
-                boundary = (chunk + 1) * size
-                chunk += 1
-                if not pending:
-                    continue
-                whole = pd.concat(pending) if len(pending) > 1 else pending[0]
-                before = whole.index < boundary
-                pending = [whole[~before]] if not before.all() else []
-                if before.any():
-                    yield _finish(whole[before], report, seen, name)
-    if pending:
-        yield _finish(pd.concat(pending), report, seen, name)
+            for chunk in chunks:
+                yield sanitize_flows(seen(chunk, report), name, report)
     if lost:
         hubble.report_lost(report, name, lost)
-
-
-def _finish(frame: pd.DataFrame, report: IngestReport, seen: Any, name: str) -> pd.DataFrame:
-    from netpolgen.flows import conform_flows
-    from netpolgen.ingest import hubble
-    from netpolgen.ingest.sanitize import sanitize_flows
-
-    # Parts built separately have their own protocol categories: conform the whole chunk again
-    # (categories are the sorted values present, as when the chunk is built in one piece).
-    return sanitize_flows(hubble.finish_chunk(conform_flows(frame), report, seen), name, report)
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -1,0 +1,248 @@
+"""The msgspec fast path of the Hubble reader reads every line exactly as the general path does.
+
+The fast path may decline a line (None: the general path reads it); when it answers, the answer
+must be the general path's: the same row, the same reason to skip, the same invalid labels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netpolgen.ingest import hubble, hubble_fast
+from netpolgen.ingest.common import loads
+from netpolgen.ingest.report import IngestReport
+
+pytestmark = pytest.mark.skipif(not hubble_fast.AVAILABLE, reason="msgspec is not installed")
+
+# Values of the wrong type in every field the reader looks at: the fast path must decline or
+# agree, never answer differently. Flows are drawn well typed or with odd values mixed in, so
+# that both the answers and the declines are exercised.
+ODD = st.sampled_from([None, True, False, 0, -1, 1.5, "", "x", [], {}, ["a"], {"a": 1}])
+LABEL_TEXTS = st.sampled_from(
+    [
+        "k8s:app=web",
+        "k8s:app=db",
+        "k8s:tier=backend",
+        "k8s:io.kubernetes.pod.namespace=shop",
+        "k8s:io.cilium.k8s.policy.cluster=default",
+        "k8s:bad key=1",
+        "k8s:app=" + "v" * 70,
+        "reserved:host",
+        "reserved:world",
+        "reserved:health",
+        "reserved:remote-node",
+        "reserved:kube-apiserver",
+        "cidr:10.0.0.0/8",
+        "fqdn:example.com",
+        "container:x=y",
+        "nocolon",
+    ]
+)
+
+
+def flows(odd: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """Hubble ``Flow`` objects; with ``odd``, any field may hold a value of the wrong type."""
+
+    def field(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(good, ODD) if odd else good
+
+    ports = field(st.one_of(st.integers(-2, 70_000), st.sampled_from([0, 80, 65535, 65536])))
+    endpoint = field(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "namespace": field(st.sampled_from(["shop", "kube-system", "", "Bad_NS"])),
+                "pod_name": field(st.sampled_from(["web-1", "db-0", ""])),
+                "identity": field(st.sampled_from([1, 2, 4, 6, 7, 9, 20000, 1 << 24])),
+                "labels": field(st.lists(LABEL_TEXTS, max_size=5)),
+                "workloads": st.just([{"name": "web", "kind": "Deployment"}]),
+            },
+        )
+    )
+    flags = field(
+        st.fixed_dictionaries({}, optional={"SYN": field(st.booleans()), "ACK": st.booleans()})
+    )
+    l4_fields = field(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "source_port": ports,
+                "destination_port": ports,
+                "flags": flags,
+                "type": field(st.sampled_from([0, 3, 8, 128, 129])),
+                "code": st.integers(0, 3),
+            },
+        )
+    )
+    names = st.sampled_from(["TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "IGMP", "VRRP", "GRE"])
+    addresses = field(
+        st.sampled_from(["10.0.0.1", "10.0.0.2", "fd00::1", "::ffff:10.0.0.3", "fe80::1", "no"])
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "time": field(st.sampled_from(["2026-01-01T00:00:00.5Z", "yesterday", ""])),
+            "verdict": field(
+                st.sampled_from(["FORWARDED", "DROPPED", "AUDIT", "ERROR", "REDIRECTED", "NEW"])
+            ),
+            "IP": field(
+                st.fixed_dictionaries({}, optional={"source": addresses, "destination": addresses})
+            ),
+            "l4": field(st.dictionaries(names, l4_fields, max_size=2)),
+            "source": endpoint,
+            "destination": endpoint,
+            "is_reply": field(st.booleans()),
+            "reply": field(st.booleans()),
+            "drop_reason_desc": field(
+                st.sampled_from(["POLICY_DENIED", "INVALID_SOURCE_IP", "AUTH_REQUIRED", ""])
+            ),
+            "drop_reason": field(st.sampled_from([0, 133, 181, 5])),
+            "Summary": st.sampled_from(["TCP Flags: SYN", "caf\u00e9"]),
+        },
+    )
+
+
+ENVELOPE = st.fixed_dictionaries(
+    {"flow": st.one_of(flows(odd=False), flows(odd=True), ODD)},
+    optional={
+        "time": st.one_of(st.sampled_from(["2026-01-01T00:00:01Z"]), ODD),
+        "node_name": st.just("node-1"),
+        "log": st.just("x"),
+        "stream": st.just("stdout"),
+        "lost_events": st.just({"num_events_lost": 2}),
+    },
+)
+ANSWERED = {"yes": 0, "no": 0}
+
+
+def _general(line: bytes, number: int) -> Any:
+    """What the general path makes of a line that holds a flow envelope."""
+    value = loads(line)
+    flow = value["flow"]
+    row = hubble._extract(flow, value, number)  # noqa: SLF001
+    if row is hubble._NO_IP or isinstance(row, str):  # noqa: SLF001
+        return row
+    bad = tuple(hubble._endpoint_invalid_labels(flow.get(s)) for s in ("source", "destination"))  # noqa: SLF001
+    return _readable(row), bad if any(bad) else ()
+
+
+def _readable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row with its endpoint codes replaced by the endpoints (codes depend on history)."""
+    endpoints = hubble._ENDPOINT_LIST  # noqa: SLF001
+    return (*row[:7], endpoints[row[7]], endpoints[row[8]], *row[9:])
+
+
+def _fast(line: bytes, number: int) -> Any:
+    answer = hubble._fast_row(line, number)  # noqa: SLF001
+    if answer is None or answer is hubble._NO_IP or isinstance(answer, str):  # noqa: SLF001
+        return answer
+    if isinstance(answer, hubble.BadLabels):
+        return _readable(answer.row), answer.per_side
+    return _readable(answer), ()
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(envelope=ENVELOPE)
+def test_fast_path_agrees_with_the_general_path(envelope: dict[str, Any]) -> None:
+    line = json.dumps(envelope).encode()
+    fast = _fast(line, 7)
+    ANSWERED["no" if fast is None else "yes"] += 1
+    if fast is None:
+        return  # declined: the general path reads it
+    assert isinstance(envelope["flow"], dict) and "log" not in envelope
+    assert fast == _general(line, 7)
+
+
+def test_the_fast_path_answered_many_of_the_drawn_lines() -> None:
+    """The property above is not vacuous: runs after it (pytest keeps the file's order)."""
+    if sum(ANSWERED.values()) < 100:
+        pytest.skip("the property test did not run first")
+    assert ANSWERED["yes"] > sum(ANSWERED.values()) // 5
+
+
+def test_fast_path_takes_the_common_lines() -> None:
+    """Not a fast path in name only: plain flows of every protocol are answered by it."""
+    flows = [
+        {"l4": {"TCP": {"source_port": 40000, "destination_port": 80, "flags": {"SYN": True}}}},
+        {"l4": {"UDP": {"source_port": 5353, "destination_port": 53}}},
+        {"l4": {"ICMPv4": {"type": 8}}},
+        {"l4": {"ICMPv6": {}}},
+        {"l4": {"SCTP": {"destination_port": 9}}, "is_reply": False},
+    ]
+    for extra in flows:
+        flow = {
+            "time": "2026-01-01T00:00:00Z",
+            "verdict": "FORWARDED",
+            "IP": {"source": "10.0.0.1", "destination": "10.0.0.2"},
+            "source": {"namespace": "shop", "pod_name": "web-1", "labels": ["k8s:app=web"]},
+            "destination": {"namespace": "shop", "labels": ["k8s:app=db", "k8s:bad key=1"]},
+            **extra,
+        }
+        line = json.dumps({"flow": flow, "node_name": "n"}).encode()
+        fast = _fast(line, 3)
+        assert fast is not None, extra
+        assert fast == _general(line, 3)
+
+
+def _read(
+    path: Path, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[pd.DataFrame], dict[str, Any]]:
+    with monkeypatch.context() as patch:
+        if not fast:
+            patch.setattr(hubble, "_DECODE", None)
+        report = IngestReport()
+        with path.open("rb") as stream:
+            chunks = list(hubble.read(stream, str(path), report, chunk_size=50))
+    return chunks, report.to_dict()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(envelopes=st.lists(ENVELOPE, min_size=1, max_size=60))
+def test_a_file_reads_the_same_with_and_without_the_fast_path(
+    envelopes: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    path = tmp_path_factory.mktemp("fast") / "flows.jsonl"
+    text = "".join(json.dumps(e) + "\n" for e in envelopes) + "not json\n"
+    path.write_text(text)
+    fast_chunks, fast_report = _read(path, True, monkeypatch)
+    slow_chunks, slow_report = _read(path, False, monkeypatch)
+    assert len(fast_chunks) == len(slow_chunks)
+    for fast, slow in zip(fast_chunks, slow_chunks, strict=True):
+        pd.testing.assert_frame_equal(fast, slow)
+    assert fast_report == slow_report
+
+
+def test_the_benchmark_log_reads_the_same_with_and_without_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import generate
+
+    path = generate.write("hubble", 3000, tmp_path / "flows.jsonl")
+    fast_chunks, fast_report = _read(path, True, monkeypatch)
+    slow_chunks, slow_report = _read(path, False, monkeypatch)
+    fast_frame = pd.concat(fast_chunks, ignore_index=True)
+    assert len(fast_frame) > 1000
+    pd.testing.assert_frame_equal(fast_frame, pd.concat(slow_chunks, ignore_index=True))
+    assert fast_report == slow_report
+
+
+def test_bytes_that_are_not_plain_ascii_take_the_general_path() -> None:
+    line = b'{"flow": {"IP": {"source": "10.0.0.1", "destination": "10.0.0.2"}, "x": "\xff"}}'
+    assert hubble._fast_row(line, 1) is None  # noqa: SLF001
+    with pytest.raises(Exception):  # noqa: B017 - what the general path does with it
+        loads(line)
+    io.BytesIO(line)  # the reader then skips it as not valid JSON (tests/ingest/test_hubble.py)
