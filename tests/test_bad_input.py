@@ -204,6 +204,14 @@ def test_strict_stops_at_the_first_bad_record(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_blank_lines_do_not_shift_the_line_named(tmp_path: Path) -> None:
+    # Both CSV parsers skip blank lines; the message still names the line in the file.
+    rows = "\n" + GOOD_ROW + "\n\n\r\n" + "shop,app=web,shop,app=api,80,QUIC\n"
+    path = write(tmp_path, "flows.csv", HEADER + rows)
+    assert "flows.csv:7: skipped: unknown protocol" in succeeds(path).stderr
+    fails(tmp_path, path, "--strict", message="flows.csv:7: unknown protocol")
+
+
 # --- limits ----------------------------------------------------------------------------------
 
 
