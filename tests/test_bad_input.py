@@ -357,6 +357,19 @@ def test_missing_inventory(tmp_path: Path) -> None:
     fails(tmp_path, flows, "-i", str(tmp_path / "nope.json"), message="no such inventory file")
 
 
+def test_gzip_bomb_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 64 MiB of JSON in 64 KiB of gzip: refused at the cap (lowered here), not decompressed.
+    monkeypatch.setattr("netpolgen.ingest.inventory.MAX_INVENTORY_BYTES", 4 << 20)
+    bomb = tmp_path / "pods.json.gz"
+    with gzip.open(bomb, "wb") as out:
+        out.write(b" " * (64 << 20) + json.dumps(cluster.inventory_document()).encode())
+    flows = write(tmp_path, "vpc.log", cluster.render_aws())
+    fails(
+        tmp_path, flows, "-i", str(bomb),
+        message=f"{bomb}: inventory exceeds the size limit of 4 MiB (decompressed)",
+    )  # fmt: skip
+
+
 def _inventory(transform: Callable[[dict[str, Any]], None]) -> str:
     document = cluster.inventory_document()
     transform(document)
