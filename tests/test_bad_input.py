@@ -204,6 +204,14 @@ def test_strict_stops_at_the_first_bad_record(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_blank_lines_do_not_shift_the_line_named(tmp_path: Path) -> None:
+    # Both CSV parsers skip blank lines; the message still names the line in the file.
+    rows = "\n" + GOOD_ROW + "\n\n\r\n" + "shop,app=web,shop,app=api,80,QUIC\n"
+    path = write(tmp_path, "flows.csv", HEADER + rows)
+    assert "flows.csv:7: skipped: unknown protocol" in succeeds(path).stderr
+    fails(tmp_path, path, "--strict", message="flows.csv:7: unknown protocol")
+
+
 # --- limits ----------------------------------------------------------------------------------
 
 
@@ -347,6 +355,19 @@ def test_broken_inventory(tmp_path: Path, data: str, message: str) -> None:
 def test_missing_inventory(tmp_path: Path) -> None:
     flows = write(tmp_path, "vpc.log", cluster.render_aws())
     fails(tmp_path, flows, "-i", str(tmp_path / "nope.json"), message="no such inventory file")
+
+
+def test_gzip_bomb_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 64 MiB of JSON in 64 KiB of gzip: refused at the cap (lowered here), not decompressed.
+    monkeypatch.setattr("netpolgen.ingest.inventory.MAX_INVENTORY_BYTES", 4 << 20)
+    bomb = tmp_path / "pods.json.gz"
+    with gzip.open(bomb, "wb") as out:
+        out.write(b" " * (64 << 20) + json.dumps(cluster.inventory_document()).encode())
+    flows = write(tmp_path, "vpc.log", cluster.render_aws())
+    fails(
+        tmp_path, flows, "-i", str(bomb),
+        message=f"{bomb}: inventory exceeds the size limit of 4 MiB (decompressed)",
+    )  # fmt: skip
 
 
 def _inventory(transform: Callable[[dict[str, Any]], None]) -> str:

@@ -131,3 +131,101 @@ def test_header_only_file_reads_as_no_flows(tmp_path: Path) -> None:
     flows, report = load(HEADER + "\n", tmp_path)
     assert len(flows) == 0 and report.records_read == 0
     validate_flows(flows)
+
+
+# --- line numbers: blank lines are skipped by the parsers, but still count as lines --------------
+
+GOOD = "a,app=x,a,app=y,80"
+BAD = "a,app=x,a,app=y,70000"
+PORT = "dst_port is not an integer 0-65535"
+
+
+@pytest.fixture(params=["arrow", "pandas"])
+def csv_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with pyarrow's reader and with pandas' (the fallback without pyarrow)."""
+    if request.param == "pandas":
+        monkeypatch.setattr("netpolgen.ingest.csv._arrow_csv", None)
+    else:
+        pytest.importorskip("pyarrow")
+    return str(request.param)
+
+
+@pytest.mark.parametrize(
+    ("lines", "bad_line"),
+    [
+        ([HEADER, "", GOOD, BAD], 4),  # one blank line before the bad row
+        ([HEADER, GOOD, "", "", "", BAD], 6),  # several in a row
+        (["", "", HEADER, GOOD, BAD], 5),  # before the header
+        ([HEADER, "", GOOD, "", GOOD, "", "", BAD, "", GOOD], 8),  # scattered, and after it
+        ([HEADER + "\r", "\r", GOOD + "\r", "\r", BAD + "\r"], 5),  # CRLF blank lines
+    ],
+)
+def test_bad_row_after_blank_lines_names_its_physical_line(
+    tmp_path: Path, csv_reader: str, lines: list[str], bad_line: int
+) -> None:
+    text = "\n".join(lines) + "\n"
+    # (Sniffing looks at the first line, so a file that starts blank needs the format named.)
+    _, report = load(text, tmp_path, format="csv")
+    assert report.skipped == {PORT: 1}
+    assert report.messages == [f"{tmp_path / 'f.csv'}:{bad_line}: skipped: {PORT}"]
+    with pytest.raises(InputError) as error:
+        load(text, tmp_path, format="csv", strict=True)
+    assert error.value.line == bad_line
+    assert str(error.value).startswith(f"{tmp_path / 'f.csv'}:{bad_line}: {PORT}")
+
+
+def test_whitespace_only_lines_count_as_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pandas skips a line of spaces or tabs like an empty one (pyarrow rejects the file instead).
+    monkeypatch.setattr("netpolgen.ingest.csv._arrow_csv", None)
+    _, report = load("\n".join([HEADER, "   ", GOOD, "\t", " \r", BAD]) + "\n", tmp_path)
+    assert report.messages == [f"{tmp_path / 'f.csv'}:6: skipped: {PORT}"]
+
+
+@pytest.mark.parametrize(("rows", "chunk_size"), [(60, 1), (60, 5), (20_000, 1000)])
+def test_line_numbers_across_chunks_with_blank_lines(
+    tmp_path: Path, csv_reader: str, rows: int, chunk_size: int
+) -> None:
+    # Blank lines every few rows, a bad row every 7th; small chunks (and for pyarrow, whose
+    # batches are blocks of the file, a file of several blocks) put them in many chunks.
+    lines, expected = [HEADER], []
+    for row in range(rows):
+        if row % 3 == 0:
+            lines.extend([""] * (row % 4))
+        lines.append(BAD if row % 7 == 6 else GOOD)
+        if row % 7 == 6:
+            expected.append(len(lines))
+    path = tmp_path / "f.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = IngestReport()
+    load_flows(path, report=report, chunk_size=chunk_size)
+    assert report.skipped == {PORT: len(expected)}
+    # Each chunk with bad rows names its first (up to five messages).
+    shown = [int(m.split(":")[-3]) for m in report.messages]
+    assert shown[0] == expected[0] and shown == sorted(set(shown) & set(expected))
+    # A bad row on its own, under --strict, is the error naming its line.
+    for number in sorted({expected[0], expected[len(expected) // 2], expected[-1]}):
+        alone = [GOOD if line == BAD and n != number else line for n, line in enumerate(lines, 1)]
+        path.write_text("\n".join(alone) + "\n")
+        with pytest.raises(InputError) as error:
+            load_flows(path, strict=True, chunk_size=chunk_size)
+        assert error.value.line == number
+
+
+def test_a_line_cut_by_max_line_bytes_still_counts(tmp_path: Path, csv_reader: str) -> None:
+    # The limiter blanks out a long line, and the parser skips it like any blank line.
+    text = "\n".join([HEADER, "a,app=" + "x" * 300 + ",a,app=y,80", GOOD, BAD]) + "\n"
+    _, report = load(text, tmp_path, max_line_bytes=100)
+    assert report.messages == [
+        f"{tmp_path / 'f.csv'}:2: skipped: line is longer than 100 bytes (--max-line-bytes)",
+        f"{tmp_path / 'f.csv'}:4: skipped: {PORT}",
+    ]
+
+
+def test_missing_columns_name_the_header_line_after_blank_lines(
+    tmp_path: Path, csv_reader: str
+) -> None:
+    with pytest.raises(InputError, match="missing CSV columns") as error:
+        load("\n\nsrc_ip,dst_ip,port\n10.0.0.1,10.0.0.2,80\n", tmp_path, format="csv")
+    assert error.value.line == 3

@@ -3,6 +3,11 @@
 A header row names the columns, in any order; unknown columns are ignored. Each row is one flow,
 or ``count`` flows. Parsing is vectorised per chunk: every check below is a pandas expression over
 the whole chunk, and rows that fail one are skipped and counted with their line number.
+
+Both parsers skip blank lines without counting them, so a row's number is not its line: the line
+limiter in front of the reader records the blank lines (:class:`~netpolgen.ingest.limits.LineMap`),
+and the line of a reported row is looked up there. Only reported rows are looked up. (A quoted
+cell that spans lines is not followed: rows after one are named a line or more too early.)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pandas as pd
 
 from netpolgen.errors import InputError
 from netpolgen.flows import PROTOCOL_NUMBERS, PROTOCOLS, conform_flows
+from netpolgen.ingest.limits import LineMap, limit_lines, line_map
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS
 from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
@@ -67,10 +73,16 @@ def read(
     pyarrow's streaming CSV reader (multi-threaded, straight into Arrow-backed strings) is used
     when it is installed; pandas' reader otherwise. Both feed the same vectorised checks.
     """
+    lines = line_map(stream)
+    if lines is None:
+        # Not opened by read_checked, which puts the line limiter (and its LineMap) in front.
+        stream = limit_lines(stream, source, report, header=True)
+        lines = line_map(stream)
+        assert lines is not None
     if _arrow_csv is not None and _arrow_friendly(stream):
-        yield from _read_arrow(stream, source, report, chunk_size)
+        yield from _read_arrow(stream, source, report, chunk_size, lines)
         return
-    yield from _read_pandas(stream, source, report, chunk_size)
+    yield from _read_pandas(stream, source, report, chunk_size, lines)
 
 
 def _arrow_friendly(stream: BinaryIO) -> bool:
@@ -84,7 +96,7 @@ def _arrow_friendly(stream: BinaryIO) -> bool:
 
 
 def _read_arrow(
-    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int
+    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int, lines: LineMap
 ) -> Iterator[pd.DataFrame]:
     assert _arrow_csv is not None and _pa is not None
     try:
@@ -116,11 +128,11 @@ def _read_arrow(
             frame = _frame(pending, names, row, source)
             row += len(frame)
             pending, pending_rows = [], 0
-            yield _parse_chunk(frame, source, report)
+            yield _parse_chunk(frame, source, report, lines)
     if pending or row == 0:
         frame = _frame(pending, names, row, source)
         if len(frame) or row == 0:
-            yield _parse_chunk(frame, source, report)
+            yield _parse_chunk(frame, source, report, lines)
 
 
 def _block_size(chunk_size: int) -> int:
@@ -171,7 +183,7 @@ def _arrow_error(error: Exception, source: str) -> InputError:
 
 
 def _read_pandas(
-    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int
+    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int, lines: LineMap
 ) -> Iterator[pd.DataFrame]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
     try:
@@ -179,7 +191,7 @@ def _read_pandas(
             text, dtype=str, keep_default_na=False, chunksize=chunk_size, skipinitialspace=True
         )
         for chunk in reader:
-            yield _parse_chunk(chunk, source, report)
+            yield _parse_chunk(chunk, source, report, lines)
     except pd.errors.EmptyDataError as error:
         raise InputError("empty file: no CSV header", source=source) from error
     except pd.errors.ParserError as error:
@@ -201,7 +213,7 @@ def _short(error: Exception) -> str:
     return str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
 
 
-def _require_columns(columns: set[str], source: str) -> None:
+def _require_columns(columns: set[str], source: str, lines: LineMap) -> None:
     missing = []
     if "dst_port" not in columns:
         missing.append("dst_port")
@@ -213,17 +225,19 @@ def _require_columns(columns: set[str], source: str) -> None:
         raise InputError(
             "missing CSV columns: " + ", ".join(missing),
             source=source,
-            line=1,
+            line=lines.physical(1),  # blank lines may come before the header
             hint="the header needs dst_port and, for each side, an IP or namespace and labels",
         )
 
 
-def _parse_chunk(chunk: pd.DataFrame, source: str, report: IngestReport) -> pd.DataFrame:
+def _parse_chunk(
+    chunk: pd.DataFrame, source: str, report: IngestReport, lines: LineMap
+) -> pd.DataFrame:
+    """Check and convert one chunk; ``chunk.index`` numbers the rows from 0 at the file's first."""
     chunk.columns = [str(c).strip().lower() for c in chunk.columns]
     chunk = chunk.loc[:, ~chunk.columns.duplicated()]
-    _require_columns(set(chunk.columns), source)
+    _require_columns(set(chunk.columns), source, lines)
     report.records_read += len(chunk)
-    lines = pd.Series(chunk.index.to_numpy() + 2, index=chunk.index)  # header is line 1
     cells = {c: chunk[c].str.strip() for c in KNOWN_COLUMNS if c in chunk.columns}
     bad = pd.Series(False, index=chunk.index)
     out: dict[str, pd.Series] = {}
@@ -234,7 +248,9 @@ def _parse_chunk(chunk: pd.DataFrame, source: str, report: IngestReport) -> pd.D
         # reach ``bad``, or the row is dropped below without being counted anywhere.
         mask = mask.fillna(False).astype(bool) & ~bad
         if mask.any():
-            report.skip(reason, source=source, line=int(lines[mask].iloc[0]), count=int(mask.sum()))
+            # Row r is the (r + 2)-th non-blank line: the header is the first.
+            line = lines.physical(int(chunk.index[int(np.argmax(mask.to_numpy()))]) + 2)
+            report.skip(reason, source=source, line=line, count=int(mask.sum()))
             bad = bad | mask
 
     for column in ("src_port", "dst_port"):
@@ -301,6 +317,8 @@ def _parse_chunk(chunk: pd.DataFrame, source: str, report: IngestReport) -> pd.D
 
     frame = pd.DataFrame(out, index=chunk.index)[~bad]
     report.records_used += len(frame)
+    if len(chunk):
+        lines.forget(int(chunk.index[-1]) + 2)  # later chunks report later rows only
     return conform_flows(frame).reset_index(drop=True)
 
 

@@ -27,6 +27,10 @@ The tables (pandas, one row per object and address):
   added when absent, as the API server sets it on every namespace since Kubernetes 1.22).
 * ``nodes``: snapshot, source, name, ip (InternalIP/ExternalIP addresses, one row each),
   pod_cidrs (comma-separated ``spec.podCIDRs``).
+
+An inventory is parsed whole, so its size is capped (:data:`MAX_INVENTORY_BYTES`, after
+decompression): a few kilobytes of gzip can expand to gigabytes, and such a file is refused after
+reading at most the cap, not decompressed into memory first.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -46,6 +50,7 @@ from netpolgen import safe_yaml
 from netpolgen.errors import InventoryError
 from netpolgen.ingest.common import TIME_MAX, TIME_MIN, normalize_ip
 from netpolgen.ingest.sanitize import is_namespace_name, is_pod_name
+from netpolgen.ingest.sources import GZIP_MAGIC
 from netpolgen.labels import (
     canonical_labels,
     invalid_labels,
@@ -54,7 +59,13 @@ from netpolgen.labels import (
     labels_from_canonical,
 )
 
-__all__ = ["Inventory", "load_inventory", "parse_inventory"]
+__all__ = ["MAX_INVENTORY_BYTES", "Inventory", "load_inventory", "parse_inventory"]
+
+# The largest inventory read, in bytes after decompression (``load_inventory(max_bytes=...)``
+# overrides it). kubectl's JSON for a cluster of 10,000 pods is a few hundred MB, and parsing
+# takes several times the file's size in memory: beyond this a file is a mistake or an attack.
+MAX_INVENTORY_BYTES = 2 << 30
+_READ_BLOCK = 1 << 20
 
 POD_COLUMNS = {
     "snapshot": "datetime64[ns, UTC]", "source": "string", "namespace": "string",
@@ -128,6 +139,8 @@ class Inventory:
 def load_inventory(
     paths: str | Path | Iterable[str | Path],
     times: Sequence[pd.Timestamp | str] | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> Inventory:
     """Read inventory snapshots (``kubectl get pods,services,namespaces,nodes -A -o json``).
 
@@ -137,6 +150,8 @@ def load_inventory(
             name order); ``-`` is not accepted (files only).
         times: the time each snapshot was taken, if known; otherwise it is inferred from the
             latest timestamp inside each file (see the module docstring).
+        max_bytes: refuse a file larger than this once decompressed (default
+            :data:`MAX_INVENTORY_BYTES`, 2 GiB).
 
     Raises:
         InventoryError: naming the file (and line, for syntax errors) and what is wrong.
@@ -150,13 +165,12 @@ def load_inventory(
     paths = [file for path in paths for file in _expand(Path(path))]
     if times is not None and len(times) != len(paths):
         raise InventoryError(f"{len(times)} snapshot times given for {len(paths)} files")
+    cap = MAX_INVENTORY_BYTES if max_bytes is None else max_bytes
     documents = []
     for index, path in enumerate(paths):
         name = str(path)
         try:
-            data = Path(path).read_bytes()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
+            data = _read_capped(Path(path), name, cap)
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:
             raise InventoryError(
                 f"compressed inventory is corrupt ({error})", source=name
@@ -168,6 +182,40 @@ def load_inventory(
         time = None if times is None else pd.Timestamp(times[index])
         documents.append((name, _parse_bytes(data, name), time))
     return _build(documents)
+
+
+def _read_capped(path: Path, name: str, cap: int) -> bytearray:
+    """The file's content (gunzipped when it is gzip), at most ``cap`` bytes of it.
+
+    Read block by block, so that a file over the cap is refused with at most ``cap`` bytes (and
+    one block) read: a gzip bomb is never decompressed whole. A bytearray, not bytes: the
+    content is not copied again on the way to the JSON parser.
+    """
+    with path.open("rb") as raw:
+        gzipped = raw.peek(2)[:2] == GZIP_MAGIC
+        if not gzipped and path.is_file() and path.stat().st_size > cap:
+            raise _too_large(name, cap)  # no need to read it
+        stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        data = bytearray()
+        while len(data) <= cap:
+            block = stream.read(min(_READ_BLOCK, cap + 1 - len(data)))
+            if not block:
+                return data
+            data += block
+    raise _too_large(name, cap)
+
+
+def _too_large(name: str, cap: int) -> InventoryError:
+    size = next(
+        (f"{cap // unit} {suffix}" for unit, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"))
+         if cap >= unit and cap % unit == 0),
+        f"{cap} bytes",
+    )  # fmt: skip
+    return InventoryError(
+        f"inventory exceeds the size limit of {size} (decompressed): not read",
+        source=name,
+        hint="kubectl's JSON for even a large cluster is far smaller: check what this file is",
+    )
 
 
 _SNAPSHOT_SUFFIXES = (".json", ".yaml", ".yml", ".json.gz", ".yaml.gz", ".yml.gz")
@@ -191,10 +239,10 @@ def parse_inventory(
     return _build([(source, list(documents), stamp)])
 
 
-def _parse_bytes(data: bytes, source: str) -> list[Any]:
+def _parse_bytes(data: bytes | bytearray, source: str) -> list[Any]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if not data.strip():
+    if not data or data.isspace():  # (no stripped copy of what may be a large file)
         raise InventoryError("empty inventory file", source=source)
     try:
         return [json.loads(data)]
@@ -205,7 +253,7 @@ def _parse_bytes(data: bytes, source: str) -> list[Any]:
     except json.JSONDecodeError as json_error:
         # Not one JSON document: YAML (kubectl -o yaml) or several documents.
         try:
-            return [d for d in safe_yaml.load_all(data) if d is not None]
+            return [d for d in safe_yaml.load_all(bytes(data)) if d is not None]
         except safe_yaml.AliasBombError as error:
             raise InventoryError(str(error), source=source) from error
         except safe_yaml.YAML_ERRORS:

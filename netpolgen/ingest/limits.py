@@ -10,6 +10,9 @@ counted as read and skipped (with its number), and is an error under ``--strict`
 
 Memory stays bounded by the limit plus one read block: a long line is discarded block by block
 while the limiter looks for its end.
+
+For CSV the limiter also records where the blank lines are (:class:`LineMap`): pandas and pyarrow
+skip them without counting them, so a row's position among the parsed rows is not its line.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ import io
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+import numpy as np
+import numpy.typing as npt
+
 from netpolgen.errors import InputError
 from netpolgen.ingest.report import IngestReport
 
 PARQUET_MAGIC = b"PAR1"
 _BLOCK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+_NEWLINE, _RETURN, _SPACE, _TAB = 10, 13, 32, 9
 
 
 def is_line_based(fmt: str, head: bytes) -> bool:
@@ -41,6 +49,67 @@ def is_line_based(fmt: str, head: bytes) -> bool:
     return False
 
 
+class LineMap:
+    """The physical line numbers of a file whose reader skips blank lines without counting them.
+
+    The CSV parsers (pandas, pyarrow) drop empty and whitespace-only lines, so the k-th row they
+    return is not on line k + 1. The limiter, which sees every line on the way, records each
+    run of blank lines here (lines it blanked out for being too long included), and
+    :meth:`physical` turns a position among the non-blank lines back into a line number.
+
+    Only runs are kept, and the reader calls :meth:`forget` as it moves on, so memory stays
+    bounded by what the parser reads ahead, however many blank lines the file has. A file
+    without blank lines records nothing, and a look-up is then one addition.
+    """
+
+    def __init__(self) -> None:
+        # Runs of blank lines not yet folded into _folded: first line number, length. Kept as
+        # the arrays each region added (ascending), concatenated only when looked up.
+        self._starts: list[npt.NDArray[np.int64]] = []
+        self._lengths: list[npt.NDArray[np.int64]] = []
+        self._folded = 0  # blank lines before every line still to be looked up
+
+    def add(self, numbers: npt.NDArray[np.int64]) -> None:
+        """Record blank lines (ascending line numbers, after every one recorded before)."""
+        if not len(numbers):
+            return
+        breaks = np.flatnonzero(np.diff(numbers) != 1) + 1
+        firsts = np.concatenate(([0], breaks))
+        self._starts.append(numbers[firsts])
+        self._lengths.append(np.diff(np.concatenate((firsts, [len(numbers)]))))
+
+    def physical(self, ordinal: int) -> int:
+        """The 1-based line number of the ``ordinal``-th (1-based) non-blank line."""
+        if not self._starts:
+            return ordinal + self._folded
+        _, _, ends, runs = self._runs_before(ordinal)
+        return ordinal + self._folded + (int(ends[runs - 1]) if runs else 0)
+
+    def forget(self, ordinal: int) -> None:
+        """The reader will look up no line before the ``ordinal``-th non-blank one: fold the
+        runs in front of it into a count."""
+        if not self._starts:
+            return
+        starts, lengths, ends, runs = self._runs_before(ordinal)
+        if runs:
+            self._folded += int(ends[runs - 1])
+            self._starts, self._lengths = [starts[runs:]], [lengths[runs:]]
+
+    def _runs_before(
+        self, ordinal: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], int]:
+        """The runs (starts, lengths), the unfolded blank lines up to the end of each run, and
+        how many runs come before the ``ordinal``-th non-blank line."""
+        starts = np.concatenate(self._starts) if len(self._starts) > 1 else self._starts[0]
+        lengths = np.concatenate(self._lengths) if len(self._lengths) > 1 else self._lengths[0]
+        self._starts, self._lengths = [starts], [lengths]
+        ends = np.cumsum(lengths)
+        # The non-blank lines in front of each run; a run is before the line we look for if
+        # fewer than ``ordinal`` of them are.
+        before = starts - 1 - self._folded - (ends - lengths)
+        return starts, lengths, ends, int(np.searchsorted(before, ordinal, side="left"))
+
+
 class LineLimiter(io.RawIOBase):
     """A raw stream that blanks out lines longer than ``limit`` bytes (see the module docstring).
 
@@ -54,6 +123,8 @@ class LineLimiter(io.RawIOBase):
             line number and the first bad byte of the first line that is not (it should
             raise). Lines are checked in blocks at C speed, so the reader's own decoding
             error, which knows no line, is never reached.
+        line_map: if given, every blank line passed on (empty, or only spaces, tabs and a
+            carriage return; a long line blanked out too) is recorded in it.
     """
 
     def __init__(
@@ -63,6 +134,7 @@ class LineLimiter(io.RawIOBase):
         on_long: Callable[[int], None],
         on_long_header: Callable[[], None] | None = None,
         on_bad_text: Callable[[int, int], None] | None = None,
+        line_map: LineMap | None = None,
     ) -> None:
         super().__init__()
         self._inner = inner
@@ -70,6 +142,7 @@ class LineLimiter(io.RawIOBase):
         self._on_long = on_long
         self._on_long_header = on_long_header
         self._on_bad_text = on_bad_text
+        self.line_map = line_map
         # _buf[:_ready] is checked and waits for the reader; the rest is not checked yet and
         # starts line number _line. One buffer, so that bytes are copied once on the way.
         self._buf = bytearray()
@@ -155,8 +228,41 @@ class LineLimiter(io.RawIOBase):
             except UnicodeDecodeError as error:
                 line = self._line + self._buf.count(b"\n", start, start + error.start)
                 self._on_bad_text(line, self._buf[start + error.start])
-        self._line += self._buf.count(b"\n", start, end)
+        if self.line_map is None:
+            self._line += self._buf.count(b"\n", start, end)
+        else:
+            self._line += self._record_blank_lines(self.line_map, start, end)
         self._ready = end
+
+    def _record_blank_lines(self, line_map: LineMap, start: int, end: int) -> int:
+        """Record the blank lines of ``_buf[start:end]`` (whole lines) and count its newlines.
+
+        One vectorised pass finds the newlines, which counting them would cost anyway; only
+        lines that start with a space, tab or carriage return take a second look.
+        """
+        data = np.frombuffer(self._buf, np.uint8, end - start, start)
+        try:
+            newlines = np.flatnonzero(data == _NEWLINE)
+            # Each line's first byte and its end: its newline, or the end of the file (a region
+            # ends inside a line only there).
+            stops = newlines if data[-1] == _NEWLINE else np.append(newlines, len(data))
+            firsts = np.concatenate(([0], newlines[: len(stops) - 1] + 1))
+            if self._line == 1 and len(firsts) and data[: len(_BOM)].tobytes() == _BOM:
+                firsts[0] = len(_BOM)  # both parsers drop the byte-order mark first
+            # An empty line's first byte is its newline (a lone byte-order mark has none).
+            lead = data[np.minimum(firsts, len(data) - 1)]
+            blank = firsts == stops
+            maybe = ~blank & ((lead == _RETURN) | (lead == _SPACE) | (lead == _TAB))
+            if maybe.any():
+                # Whitespace-only lines, which pandas skips as well (pyarrow rejects them).
+                ink = np.concatenate(
+                    ([0], np.cumsum(~np.isin(data, (_RETURN, _SPACE, _TAB, _NEWLINE))))
+                )
+                blank |= maybe & (ink[stops] == ink[firsts])
+            line_map.add(self._line + np.flatnonzero(blank).astype(np.int64))
+            return len(newlines)
+        finally:
+            del data  # a live view would keep _buf from being resized
 
 
 def has_long_line(data: bytes, limit: int) -> bool:
@@ -180,7 +286,9 @@ def limit_lines(
 ) -> BinaryIO:
     """Wrap ``stream`` so that lines over ``report.max_line_bytes`` are skipped and counted.
 
-    ``header``: line 1 is a header the reader needs (CSV), so a long line 1 is an error.
+    ``header``: line 1 is a header the reader needs (CSV), so a long line 1 is an error, and
+    the text must be UTF-8. The reader parses rows, not lines, so the blank lines are recorded
+    for it in a :class:`LineMap` (see :func:`line_map`).
     """
     limit = report.max_line_bytes
     reason = f"line is longer than {limit} bytes (--max-line-bytes)"
@@ -211,5 +319,12 @@ def limit_lines(
         stream, limit, on_long,
         on_long_header if header else None,
         on_bad_text if header else None,
+        LineMap() if header else None,
     )  # fmt: skip
     return io.BufferedReader(limiter, buffer_size=_BLOCK)
+
+
+def line_map(stream: BinaryIO) -> LineMap | None:
+    """The :class:`LineMap` of a stream from ``limit_lines(..., header=True)``, else None."""
+    raw = getattr(stream, "raw", None)
+    return raw.line_map if isinstance(raw, LineLimiter) else None

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import tracemalloc
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
 from netpolgen.errors import InventoryError
-from netpolgen.ingest.inventory import load_inventory, parse_inventory
+from netpolgen.ingest import inventory as inventory_module
+from netpolgen.ingest.inventory import MAX_INVENTORY_BYTES, load_inventory, parse_inventory
 from tests.ingest import cluster
 from tests.ingest.helpers import SHARED_SAMPLES
 
@@ -150,3 +154,47 @@ def test_directory_of_gzipped_snapshots(tmp_path) -> None:  # type: ignore[no-un
     bad.write_bytes(gzip.compress(b"{}")[:-6])
     with pytest.raises(InventoryError, match="corrupt"):
         load_inventory(bad)
+
+
+# --- size cap: an inventory is parsed whole, so a gzip bomb must be refused, not decompressed ----
+
+
+def write_bomb(path: Path, size: int) -> None:
+    """A gzip file of ``size`` bytes of JSON (whitespace, then an empty List), a few KiB on disk."""
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        block = b" " * (1 << 20)
+        for _ in range(size >> 20):
+            out.write(block)
+        out.write(b'{"kind": "List", "items": []}')
+
+
+def test_gzip_bomb_is_refused_after_reading_at_most_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert MAX_INVENTORY_BYTES == 2 << 30  # the documented default
+    bomb = tmp_path / "inventory.json.gz"
+    write_bomb(bomb, 256 << 20)
+    assert bomb.stat().st_size < 2 << 20
+    monkeypatch.setattr(inventory_module, "MAX_INVENTORY_BYTES", 1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InventoryError) as error:
+            load_inventory(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert error.value.source == str(bomb)
+    limit = "inventory exceeds the size limit of 1 MiB (decompressed)"
+    assert str(error.value).startswith(f"{bomb}: {limit}")
+    assert peak < 6 << 20, peak  # 256 MiB inside; about the cap and a block are held
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gzip", "plain"])
+def test_an_inventory_of_exactly_the_cap_is_read(tmp_path: Path, compressed: bool) -> None:
+    data = json.dumps(cluster.inventory_document()).encode()
+    path = tmp_path / ("inventory.json.gz" if compressed else "inventory.json")
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    assert len(load_inventory(path, max_bytes=len(data)).pods)
+    with pytest.raises(InventoryError, match=f"size limit of {len(data) - 1} bytes") as error:
+        load_inventory(path, max_bytes=len(data) - 1)
+    assert error.value.source == str(path)

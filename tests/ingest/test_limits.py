@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import tracemalloc
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netpolgen.ingest import limits
-from netpolgen.ingest.limits import LineLimiter
+from netpolgen.ingest.limits import LineLimiter, LineMap
 
 
 def expected(data: bytes, limit: int) -> tuple[bytes, list[int]]:
@@ -43,6 +44,65 @@ def test_limiter_matches_the_reference(
     finally:
         limits._BLOCK = saved
     assert (out, long) == expected(data, limit)
+
+
+def non_blank_lines(data: bytes) -> list[int]:
+    """The reference: the numbers of the lines a CSV parser does not skip."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the end of the last line, not a line of its own
+    if lines:
+        lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is not content
+    return [number for number, line in enumerate(lines, 1) if line.strip(b" \t\r")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(
+            [b"a", b"bb", b"c" * 7, b"\n", b"\n\n", b"\r\n", b" ", b"\t", b"\xef\xbb\xbf"]
+        ),
+        max_size=40,
+    ),
+    limit=st.integers(1, 9),
+    block=st.integers(1, 11),
+    buffer=st.integers(1, 13),
+    forget=st.integers(1, 3),
+)
+def test_line_map_finds_every_blank_line(
+    pieces: list[bytes], limit: int, block: int, buffer: int, forget: int
+) -> None:
+    data = b"".join(pieces)
+    long: list[int] = []
+    line_map = LineMap()
+    saved = limits._BLOCK
+    limits._BLOCK = block
+    try:
+        inner = io.BufferedReader(io.BytesIO(data), buffer_size=buffer)
+        limiter = LineLimiter(inner, limit, long.append, line_map=line_map)
+        out = io.BufferedReader(limiter, buffer_size=buffer).read()
+    finally:
+        limits._BLOCK = saved
+    assert (out, long) == expected(data, limit)  # recording changes nothing that passes
+    # Looked up in order, forgetting behind every few look-ups, as the CSV reader does.
+    wanted = non_blank_lines(out)
+    for ordinal, line in enumerate(wanted, 1):
+        assert line_map.physical(ordinal) == line
+        if ordinal % forget == 0:
+            line_map.forget(ordinal + 1)
+    assert line_map.physical(len(wanted) + 1) > (wanted[-1] if wanted else 0)
+
+
+def test_line_map_keeps_runs_not_lines() -> None:
+    # A million blank lines are one run: memory does not grow with them.
+    line_map = LineMap()
+    line_map.add(np.arange(2, 1_000_002, dtype=np.int64))
+    line_map.add(np.array([1_000_003, 1_000_005], dtype=np.int64))
+    assert sum(len(a) for a in line_map._starts) == 3
+    assert [line_map.physical(k) for k in (1, 2, 3, 4)] == [1, 1_000_002, 1_000_004, 1_000_006]
+    line_map.forget(3)
+    assert sum(len(a) for a in line_map._starts) == 1
+    assert [line_map.physical(k) for k in (3, 4)] == [1_000_004, 1_000_006]
 
 
 def test_memory_stays_bounded_on_a_huge_line() -> None:
