@@ -91,8 +91,9 @@ def iter_json_lines(
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, value)`` for each non-blank JSON line of ``stream``.
 
-    ``fast``, when given, is tried first on each plain line (not a CRI piece) with its number: a
-    reader's specialised decoder, whose non-None answer is yielded instead of the parsed JSON.
+    ``fast``, when given, is tried first on each line that starts with ``{`` (so not a CRI
+    piece), with its number and its line end: a reader's specialised decoder, whose non-None
+    answer is yielded instead of the parsed JSON.
     ``chunk_bytes``, when given, cuts the input into byte chunks that end at line ends:
     ``(line_number, CUT)`` follows the line holding byte ``start + chunk_bytes`` of each chunk
     (blank lines included), which is where :mod:`netpolgen.ingest.parallel` cuts a file into
@@ -118,14 +119,14 @@ def iter_json_lines(
             consumed += len(raw)
             if consumed > boundary:
                 boundary, cut_due = consumed + chunk_bytes, True
-        line = raw.strip()
-        if not line:
-            continue
-        if fast is not None and line[:1] == b"{":  # a CRI prefix starts with a digit
-            value = fast(line, number)
+        if fast is not None and raw.startswith(b"{"):  # (a CRI prefix starts with a digit)
+            value = fast(raw, number)
             if value is not None:
                 yield number, value
                 continue
+        line = raw.strip()
+        if not line:
+            continue
         match = _CRI_PREFIX.match(line)
         if match:
             payload = line[match.end() :]
