@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from netpolgen.errors import SchemaError
@@ -90,13 +91,18 @@ def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+_FIXED_CATEGORIES: Mapping[str, tuple[str, ...]] = {
+    "src_kind": ENDPOINT_KINDS,
+    "dst_kind": ENDPOINT_KINDS,
+    "verdict": VERDICTS,
+}
+
+
 def _as_dtype(column: pd.Series, name: str, dtype: str) -> pd.Series:
+    if _conformed(column, name, dtype):
+        return column  # readers conform each chunk once, and later steps call this again
     if dtype == "category":
-        categories: tuple[str, ...] | None = {
-            "src_kind": ENDPOINT_KINDS,
-            "dst_kind": ENDPOINT_KINDS,
-            "verdict": VERDICTS,
-        }.get(name)
+        categories = _FIXED_CATEGORIES.get(name)
         if categories is None:  # protocol: open set (IANA numbers as text)
             return column.astype("string").astype("category")
         return pd.Series(
@@ -104,10 +110,27 @@ def _as_dtype(column: pd.Series, name: str, dtype: str) -> pd.Series:
             index=column.index,
         )
     if dtype.startswith("datetime64"):
-        if str(column.dtype) == dtype:
-            return column
         return pd.to_datetime(column, utc=True).astype(pd.api.types.pandas_dtype(dtype))
     return column.astype(pd.api.types.pandas_dtype(dtype))
+
+
+def _conformed(column: pd.Series, name: str, dtype: str) -> bool:
+    """Whether converting ``column`` would give an equal column (the conversion is skipped)."""
+    if dtype != "category":
+        return bool(column.dtype == pd.api.types.pandas_dtype(dtype))
+    if not isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.ordered:
+        return False
+    categories = column.dtype.categories
+    fixed = _FIXED_CATEGORIES.get(name)
+    if fixed is not None:
+        return str(categories.dtype) == "str" and tuple(categories) == fixed
+    # An open set is the sorted values present, as text: no unused category may remain.
+    if str(categories.dtype) != "string" or not categories.is_monotonic_increasing:
+        return False
+    codes = column.cat.codes.to_numpy()
+    used = np.zeros(len(categories), dtype=bool)
+    used[codes[codes >= 0]] = True
+    return bool(used.all())
 
 
 def validate_flows(frame: pd.DataFrame) -> pd.DataFrame:
