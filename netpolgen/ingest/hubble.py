@@ -121,7 +121,7 @@ def _is_hubble(value: dict[str, Any]) -> bool:
 # Chunks end at least every this many bytes (at a line end), whatever their row count: the parts
 # that worker processes parse are these byte chunks (netpolgen.ingest.parallel), so observations
 # are merged within the same chunks in one process or in several.
-CHUNK_BYTES = 128 << 20
+CHUNK_BYTES = 64 << 20
 
 
 def read(
