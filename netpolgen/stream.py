@@ -53,6 +53,10 @@ from netpolgen.ingest.report import IngestReport
 _NAT = np.iinfo(np.int64).min  # NaT as int64: sorts first, like na_position="first"
 _MAX_IDS = 1 << 24  # endpoint identities per run (packed in 24 bits of a tuple key)
 _NA_PROTOCOL = "\x00"
+_TUPLE_COLUMNS = [
+    "src_ip", "src_pod", "src_namespace", "src_labels", "dst_ip", "dst_pod", "dst_namespace",
+    "dst_labels", "protocol", "src_port", "dst_port", "time",
+]  # fmt: skip
 
 
 class InputOutOfOrder(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -119,12 +123,12 @@ class ReplyTracker:
         return len(self._earliest) + len(self._undecided)
 
     def _keys(self, flows: pd.DataFrame, rows: np.ndarray, offset: int) -> _Keys:
-        part = flows.iloc[rows]
+        part = flows[_TUPLE_COLUMNS]  # taken, when some rows are left out, column by column
+        if len(rows) < len(flows):
+            part = part.iloc[rows]
         a = self._endpoints.ids(tuple_identity(part, "src").to_numpy(dtype=object))
         b = self._endpoints.ids(tuple_identity(part, "dst").to_numpy(dtype=object))
-        protocol = self._protocols.ids(
-            part["protocol"].astype("string").fillna(_NA_PROTOCOL).to_numpy(dtype=object)
-        )
+        protocol = self._protocol_ids(part["protocol"])
         a_u, b_u, p_u = (x.astype(np.uint64) for x in (a, b, protocol))
         forward = self._pairs.ids((a_u << np.uint64(40)) | (b_u << np.uint64(16)) | p_u)
         backward = self._pairs.ids((b_u << np.uint64(40)) | (a_u << np.uint64(16)) | p_u)
@@ -135,6 +139,15 @@ class ReplyTracker:
         reverse = (backward.astype(np.uint64) << thirty_two) | (b_port << sixteen) | a_port
         time = part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
         return _Keys(key, reverse, time, rows.astype(np.int64) + offset)
+
+    def _protocol_ids(self, protocol: pd.Series) -> np.ndarray:
+        """Registry ids of a protocol column, through its categories (no text per row)."""
+        if not isinstance(protocol.dtype, pd.CategoricalDtype):
+            text = protocol.astype("string").fillna(_NA_PROTOCOL).to_numpy(dtype=object)
+            return self._protocols.ids(text)
+        names = np.array([*map(str, protocol.cat.categories), _NA_PROTOCOL], dtype=object)
+        ids = self._protocols.ids(names)
+        return ids[protocol.cat.codes.to_numpy()]  # code -1 (missing) takes the last id
 
     def mark(
         self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
