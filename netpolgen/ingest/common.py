@@ -410,11 +410,17 @@ class SeenConnections:
         self.bucket = bucket
         self._previous: pd.Index = pd.Index([], dtype="uint64")
 
-    def __call__(self, frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
-        """Filter the rows of ``frame`` already seen in the previous chunk; remember the rest."""
+    def __call__(
+        self, frame: pd.DataFrame, report: IngestReport, keys: pd.Series | None = None
+    ) -> pd.DataFrame:
+        """Filter the rows of ``frame`` already seen in the previous chunk; remember the rest.
+
+        ``keys``: the rows' :func:`connection_keys`, when a worker process computed them.
+        """
         if not len(frame):
             return frame
-        keys = connection_keys(frame, self.bucket)
+        if keys is None:
+            keys = connection_keys(frame, self.bucket)
         repeated = keys.isin(self._previous)
         recent = self._previous.append(pd.Index(keys[~repeated].unique()))
         self._previous = recent[-REMEMBERED:]

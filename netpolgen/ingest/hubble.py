@@ -58,7 +58,7 @@ from netpolgen.ingest.sanitize import INVALID_LABELS
 from netpolgen.labels import canonical_labels, is_valid_label_key, is_valid_label_value
 
 # Observations of one connection at several points lie within microseconds; a minute is ample.
-_BUCKET = "60s"
+BUCKET = "60s"
 NON_FLOW_EVENTS = ("node_status", "lost_events", "agent_event", "debug_event", "rate_limit_info")
 _FLOW_KEYS = frozenset({"verdict", "IP", "l4", "source", "destination", "Type", "event_type"})
 
@@ -128,7 +128,7 @@ def read(
     stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
 ) -> Iterator[pd.DataFrame]:
     """Read Hubble JSON lines into flow-table chunks (see the module docstring)."""
-    seen = SeenConnections(_BUCKET)
+    seen = SeenConnections(BUCKET)
     for frame in merged_chunks(stream, source, report, chunk_size, CHUNK_BYTES):
         yield seen(frame, report)
 
@@ -145,7 +145,7 @@ def merged_chunks(
     them against the previous chunk. Worker processes run this on their part of a file."""
     for rows in row_batches(stream, source, report, chunk_size, chunk_bytes, lines):
         frame = build(rows, source, report)
-        yield collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)
+        yield collapse_observations(frame.reset_index(drop=True), report, bucket=BUCKET)
 
 
 def row_batches(

@@ -37,7 +37,7 @@ from netpolgen.ingest import (
     iter_flows,
     read_checked,
 )
-from netpolgen.ingest.common import LineCount
+from netpolgen.ingest.common import LineCount, connection_keys
 from netpolgen.ingest.limits import has_long_line, limit_lines
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
@@ -298,11 +298,12 @@ def _parse_parallel(
 def _hubble_range(
     path: str, start: int, end: int, chunk_size: int,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> tuple[list[pd.DataFrame], IngestReport, int, int]:  # fmt: skip
+) -> tuple[list[tuple[pd.DataFrame, pd.Series]], IngestReport, int, int]:  # fmt: skip
     """Worker: bytes ``[start, end)`` (one byte chunk of the Hubble reader) read into chunks
     with their repeated observations merged.
 
-    Returns the chunks, the part's report, its newline count and its lost-event count.
+    Returns the chunks with their connection keys, the part's report, its line count and its
+    lost-event count.
     """
     from netpolgen.ingest import hubble
 
@@ -315,7 +316,10 @@ def _hubble_range(
         stream = limit_lines(io.BufferedReader(io.BytesIO(data)), path, report)
     # The part is one byte chunk already: only row counts cut it further.
     lines = LineCount()
-    chunks = list(hubble.merged_chunks(stream, path, report, chunk_size, None, lines))
+    chunks = [
+        (chunk, connection_keys(chunk, hubble.BUCKET))  # hashed here, to spare the parent
+        for chunk in hubble.merged_chunks(stream, path, report, chunk_size, None, lines)
+    ]
     lost = 0
     kept = []
     for message in report.messages:
@@ -343,7 +347,7 @@ def _parse_parallel_hubble(
     name = str(plan.path)
     report.files.append(name)
     report.formats[name] = plan.format
-    seen = SeenConnections(hubble._BUCKET)  # noqa: SLF001 - the reader's own setting
+    seen = SeenConnections(hubble.BUCKET)
     lines_before = 0
     lost = 0
     part = (plan.path, chunk_size, report.max_line_bytes)
@@ -368,8 +372,8 @@ def _parse_parallel_hubble(
             report.merge(part_report, line_offset=lines_before, source=name)
             lines_before += lines
             lost += part_lost
-            for chunk in chunks:
-                yield sanitize_flows(seen(chunk, report), name, report)
+            for chunk, keys in chunks:
+                yield sanitize_flows(seen(chunk, report, keys), name, report)
     if lost:
         hubble.report_lost(report, name, lost)
 
