@@ -23,7 +23,13 @@ Field semantics (cilium ``api/v1/flow/flow.proto``, encoded with protojson and p
   ``kube-apiserver`` -> the node kind it is paired with, else world (an ipBlock either way).
   ``health`` flows are Cilium's own probes and are filtered.
 * **Duplicates**: one connection is traced at several observation points (and as policy-verdict
-  and L7 events); records with the same oriented 5-tuple within a minute are merged.
+  and L7 events); records with the same oriented 5-tuple within a minute are merged, within a
+  chunk (64 MB of input, or the chunk size in records, whichever ends first) and against the
+  connections of the previous chunk. Chunks are cut the same way whether one process reads the
+  file or worker processes read its parts (:mod:`netpolgen.ingest.parallel`).
+
+Speed: plain flow lines take a typed msgspec fast path (:mod:`netpolgen.ingest.hubble_fast`)
+that answers exactly as the general path below or declines the line.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ JSON decoding and text parsing are CPU-bound in Python, so one process uses one 
 with the file's header line in front where the format has one, is parsed by a worker with the
 format's ordinary reader, and the chunks come back *in input order*, so the result is the same as
 reading the file in one process. Line numbers in messages are shifted to the whole file's.
+Hubble's ranges are its reader's byte chunks, so workers also merge the repeated observations
+within their range; only the merging across ranges is left to the parent.
 
 Compressed files, standard input and formats that are not line-based (Parquet, Azure blobs) are
 read in the parent process as before. ``workers=1`` turns parallel parsing off.
