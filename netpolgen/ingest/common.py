@@ -361,20 +361,31 @@ def collapse_observations(
     ``sum`` when records are deltas (Azure's continue/end tuples). Merged records are counted as
     filtered ("duplicate observation of a connection").
 
-    ``frame`` must be conformed; the result is conformed too.
+    ``frame`` must be conformed; the result is conformed too, with the merged rows in order of
+    their connection's first record, then stably sorted by time.
+
+    Vectorised on integer codes: each key column is factorised (missing values form their own
+    group, as ``groupby(dropna=False)`` does), the numbers are reduced by a groupby on one integer
+    column, and the "first known" columns are taken at each group's first row holding a value.
     """
     if len(frame) < 2:
         return frame
-    keyed = frame.copy()
-    keyed["_bucket"] = keyed["time"].dt.floor(bucket)
-    keyed["_rank"] = keyed["verdict"].astype("string").map(_VERDICT_RANK).astype("Int64")
-    for side in ("src_kind", "dst_kind"):
-        # "unknown" is a placeholder: prefer what another observation point knew.
-        keyed[side] = keyed[side].astype("string").mask(keyed[side] == "unknown")
-    groups = keyed.groupby(_KEY + ["_bucket"], dropna=False, sort=False, observed=True)
-    if groups.ngroups == len(frame):
+    group = _connection_groups(frame, bucket)
+    groups = int(group.max()) + 1
+    if groups == len(frame):
         return frame
-    merged = groups.agg(
+
+    rank = frame["verdict"].astype("string").map(_VERDICT_RANK).astype("Int64")
+    numbers = pd.DataFrame(
+        {
+            "time": frame["time"].array,
+            "_rank": rank.array,
+            "count": frame["count"].array,
+            "bytes": frame["bytes"].array,
+            "packets": frame["packets"].array,
+        }
+    )
+    reduced = numbers.groupby(group, sort=True).agg(
         time=("time", "min"),
         _rank=("_rank", "max"),
         count=("count", "max"),
@@ -382,16 +393,54 @@ def collapse_observations(
         packets=("packets", counters),
         _bytes_known=("bytes", "count"),
         _packets_known=("packets", "count"),
-        **{name: (name, "first") for name in _FIRST},
-    ).reset_index()
+    )
+    # The key columns hold one value per group: the group's first row has it.
+    first_row = _first_positions(group, np.ones(len(frame), dtype=bool), groups)
+    merged: dict[str, Any] = {name: frame[name].array.take(first_row) for name in _KEY}
+    merged["time"] = reduced["time"].array
     for counter in ("bytes", "packets"):
-        merged[counter] = merged[counter].mask(merged[f"_{counter}_known"] == 0)
-    merged["verdict"] = merged["_rank"].map(_RANK_VERDICT).fillna("unknown")
-    for side in ("src_kind", "dst_kind"):
-        merged[side] = merged[side].fillna("unknown")
-    report.filter("duplicate observation of a connection", len(frame) - len(merged))
-    merged = merged.drop(columns=["_bucket", "_rank", "_bytes_known", "_packets_known"])
-    return conform_flows(merged).sort_values("time", kind="stable").reset_index(drop=True)
+        values = reduced[counter].array.copy()
+        values[reduced[f"_{counter}_known"].to_numpy() == 0] = pd.NA  # a sum of nothing is 0
+        merged[counter] = values
+    merged["count"] = reduced["count"].array
+    verdicts = reduced["_rank"].map(_RANK_VERDICT).fillna("unknown")
+    merged["verdict"] = verdicts.to_numpy(dtype=object)
+    for name in _FIRST:
+        column = frame[name]
+        known = column.notna().to_numpy(dtype=bool, copy=True)
+        if name in ("src_kind", "dst_kind"):
+            # "unknown" is a placeholder: prefer what another observation point knew.
+            known &= (column != "unknown").fillna(False).to_numpy(dtype=bool)
+        taken = column.array.take(_first_positions(group, known, groups), allow_fill=True)
+        if name in ("src_kind", "dst_kind"):
+            taken = pd.Series(taken).fillna("unknown").array
+        merged[name] = taken
+    report.filter("duplicate observation of a connection", len(frame) - groups)
+    result = conform_flows(pd.DataFrame(merged))
+    return result.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _connection_groups(frame: pd.DataFrame, bucket: str) -> np.ndarray:
+    """Per row, its connection's number (5-tuple and time bucket), in order of first appearance.
+
+    Exact: columns are factorised and their codes combined, with no hashing of whole rows.
+    """
+    columns = [frame[name] for name in _KEY] + [frame["time"].dt.floor(bucket)]
+    group = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        combined = group * (len(uniques) + 1) + codes.astype(np.int64)
+        group = pd.factorize(combined)[0].astype(np.int64)  # below len(frame): no overflow
+    return group
+
+
+def _first_positions(group: np.ndarray, usable: np.ndarray, groups: int) -> np.ndarray:
+    """Per group, the position of its first row where ``usable`` holds (-1 where none does)."""
+    positions = np.flatnonzero(usable)
+    found, first = np.unique(group[positions], return_index=True)
+    result = np.full(groups, -1, dtype=np.int64)
+    result[found] = positions[first]
+    return result
 
 
 # Connection keys (64-bit hashes) remembered across chunks.
