@@ -240,7 +240,7 @@ def _default_deny_for(
 
 # Records per chunk when streaming: large enough for vectorised steps to pay off, small enough
 # that a chunk's intermediate columns stay a few hundred MB at most.
-STREAM_CHUNK_SIZE = 50_000
+STREAM_CHUNK_SIZE = 100_000
 
 
 def generate_from_files(
