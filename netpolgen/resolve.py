@@ -88,6 +88,10 @@ class Resolver:
         self.by_name = _pods_by_name(inventory)
         self.service_ips = set(self.services["ip"].dropna().astype(str))
         self.bounds = _time_bounds(self.owners)
+        # Answers of earlier chunks, by distinct input (see _resolve_distinct): they depend on
+        # the inventory only, so they hold for every later chunk and a second pass.
+        self._answers: pd.DataFrame | None = None
+        self._answer_rows: dict[tuple[Any, ...], int] = {}
         self.clear()
 
     def clear(self) -> None:
@@ -143,13 +147,17 @@ class Resolver:
                     "protocol": out.loc[need, "protocol"].astype("string"),
                 }
             )
-            resolved = self._resolve_distinct(part)
-            out.loc[need, f"{side}_port"] = resolved["port"].astype("UInt16")
+            resolved = self._resolve_distinct(part).reindex(out.index)
+            # Whole-column selects (Arrow's if_else) instead of masked assignment, which pandas
+            # does value by value on Arrow-backed text.
+            out[f"{side}_port"] = out[f"{side}_port"].mask(need, resolved["port"].astype("UInt16"))
             for column in ("namespace", "pod", "labels"):
-                out.loc[need, f"{side}_{column}"] = resolved[column].astype("string")
-            out[f"{side}_kind"] = out[f"{side}_kind"].astype("string")
-            out.loc[need, f"{side}_kind"] = resolved["kind"].astype("string")
-            self.unmatched |= set(resolved.loc[resolved["_unmatched"], "ip"].dropna())
+                out[f"{side}_{column}"] = out[f"{side}_{column}"].mask(
+                    need, resolved[column].astype("string")
+                )
+            out[f"{side}_kind"] = kind.mask(need, resolved["kind"].astype("string"))
+            unmatched = resolved["_unmatched"].fillna(False).astype(bool)
+            self.unmatched |= set(resolved.loc[unmatched, "ip"].dropna())
             self.untranslated += int(resolved["_untranslated"].sum())
         return conform_flows(out)
 
@@ -179,21 +187,51 @@ class Resolver:
             ]
         )
         distinct, first = np.unique(group, return_index=True)
-        if len(distinct) == len(part):
-            return _resolve(
-                part, self.owners, self.services, self.ports, self.node_ips, self.cidrs,
-                self.by_name,
-            )  # fmt: skip
         sample = part.iloc[first].reset_index(drop=True)
-        answers = _resolve(
-            sample, self.owners, self.services, self.ports, self.node_ips, self.cidrs,
-            self.by_name,
-        )  # fmt: skip
+        service_port = part["port"].where(at_service)
+        keys = list(
+            zip(
+                segment[first].tolist(),
+                *(sample[name].tolist() for name in _INPUTS),
+                service_port.iloc[first].tolist(),
+                strict=True,
+            )
+        )
+        answers = self._answers_for(sample, keys)
         # np.unique sorts the group ids: position of each row's group among ``distinct``
         resolved = answers.iloc[np.searchsorted(distinct, group)].set_axis(part.index)
         resolved["port"] = resolved["port"].where(at_service, part["port"])
         resolved["time"] = part["time"]
         return resolved
+
+    def _answers_for(self, sample: pd.DataFrame, keys: list[tuple[Any, ...]]) -> pd.DataFrame:
+        """:func:`_resolve` of each row of ``sample`` (whose inputs are ``keys``), from the answers
+        of earlier chunks where there are some; only the new inputs are resolved."""
+        rows = np.fromiter((self._answer_rows.get(key, -1) for key in keys), np.int64, len(keys))
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            if len(self._answer_rows) + len(missing) > _MAX_ANSWERS:
+                self._answers, self._answer_rows = None, {}  # a bound, not an LRU
+                rows[:] = -1
+                missing = np.arange(len(keys))
+            new = _resolve(
+                sample.iloc[missing].reset_index(drop=True), self.owners, self.services,
+                self.ports, self.node_ips, self.cidrs, self.by_name,
+            )  # fmt: skip
+            start = 0 if self._answers is None else len(self._answers)
+            self._answers = (
+                new if self._answers is None else pd.concat([self._answers, new], ignore_index=True)
+            )
+            for offset, position in enumerate(missing.tolist()):
+                self._answer_rows[keys[position]] = start + offset
+            rows[missing] = np.arange(start, start + len(missing))
+        assert self._answers is not None
+        return self._answers.iloc[rows].reset_index(drop=True)
+
+
+# What a side's answer depends on besides its time segment and (at a Service) its port.
+_INPUTS = ("ip", "namespace", "pod", "labels", "kind", "protocol")
+_MAX_ANSWERS = 1_000_000
 
 
 def _time_bounds(owners: pd.DataFrame) -> np.ndarray:
