@@ -229,3 +229,27 @@ def test_missing_columns_name_the_header_line_after_blank_lines(
     with pytest.raises(InputError, match="missing CSV columns") as error:
         load("\n\nsrc_ip,dst_ip,port\n10.0.0.1,10.0.0.2,80\n", tmp_path, format="csv")
     assert error.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "before",
+    ["\n", "\n\n", "  \n", "\t\n\n", " \r\n"],
+    ids=["blank", "two-blank", "spaces", "tab-then-blank", "space-crlf"],
+)
+def test_blank_lines_before_the_header_are_sniffed_and_read(tmp_path: Path, before: str) -> None:
+    """Without ``-f csv``: the sniffer skips blank lines as the reader does, and lines of only
+    spaces (which pyarrow would read as a one-cell row) send the file to the pandas reader."""
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    path = tmp_path / "flows.csv"
+    path.write_text(
+        before + "src_namespace,src_labels,dst_namespace,dst_labels,dst_port\n"
+        "shop,app=web,shop,app=db,5432\n"
+    )
+    flows = load_flows(path)
+    assert len(flows) == 1 and flows["dst_port"].iloc[0] == 5432
+    result = CliRunner().invoke(cli, ["from-flows", str(path), "--no-egress"])
+    assert result.exit_code == 0, result.output
+    assert "name: db-access-ingress" in result.output

@@ -62,8 +62,10 @@ MAX_CSV_CHUNK = 50_000
 
 
 def sniff(head: bytes) -> bool:
-    """A CSV flow file starts with a header line naming some of our columns."""
-    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
+    """A CSV flow file starts with a header line naming some of our columns (blank lines before
+    it are skipped, as the reader skips them)."""
+    lines = head.lstrip(b"\xef\xbb\xbf").split(b"\n")
+    first = next((line for line in lines if line.strip()), b"").decode("utf-8", "replace")
     names = {c.strip().strip('"').lower() for c in first.split(",")}
     return len(names) > 1 and bool(names & HEADER_HINT_COLUMNS)
 
@@ -96,10 +98,17 @@ def _arrow_friendly(stream: BinaryIO) -> bool:
     """Whether pyarrow parses this file as pandas would.
 
     pandas is told to skip spaces after a delimiter, so ``a, "b,c"`` is two cells there; pyarrow
-    has no such option. Files with a space before a quote keep the pandas reader.
+    has no such option. Files with a space before a quote keep the pandas reader. So do files
+    whose first lines include one of only spaces or tabs: pandas skips it, pyarrow reads it as a
+    row of one cell (an error at the header).
     """
     head = stream.peek(1 << 16)  # type: ignore[attr-defined]
+    if _WHITESPACE_LINE.search(head):
+        return False
     return b', "' not in head and b',\t"' not in head
+
+
+_WHITESPACE_LINE = re.compile(rb"(?:^|\n)[ \t]+\r?(?:\n|$)")
 
 
 def _read_arrow(
