@@ -183,22 +183,22 @@ class ReplyTracker:
 
     def _update(self, keys: _Keys) -> None:
         """Merge the chunk's earliest row per tuple; check past decisions still hold."""
-        chunk = (
-            pd.DataFrame({"k": keys.key, "r": keys.reverse, "t": keys.time, "o": keys.order})
-            .sort_values(["t", "o"], kind="stable")
-            .drop_duplicates("k")
-        )
-        key = chunk["k"].to_numpy()
-        new_t, new_o = chunk["t"].to_numpy(), chunk["o"].to_numpy()
+        # The earliest row per tuple key, by (time, input position), in that order; positions
+        # are unique, so the order has no ties. NaT (int64 min) sorts first.
+        by_time = np.lexsort((keys.order, keys.time))
+        _, first = np.unique(keys.key[by_time], return_index=True)
+        earliest = by_time[np.sort(first)]
+        key, reverse = keys.key[earliest], keys.reverse[earliest]
+        new_t, new_o = keys.time[earliest], keys.order[earliest]
         position = self._earliest.find(key)
         is_new = position < 0
-        earlier = np.zeros(len(chunk), dtype=bool)
+        earlier = np.zeros(len(key), dtype=bool)
         old = ~is_new
         # Equal times keep the old row: its input position is smaller.
         earlier[old] = new_t[old] < self._earliest.columns["t"].take(position[old])
         changed = is_new | earlier
         if self.mode == "stream" and changed.any() and len(self._undecided):
-            self._check(chunk["r"].to_numpy()[changed], new_t[changed], is_new[changed])
+            self._check(reverse[changed], new_t[changed], is_new[changed])
         self._earliest.columns["t"].put(position[earlier], new_t[earlier])
         self._earliest.columns["o"].put(position[earlier], new_o[earlier])
         self._earliest.append(key[is_new], t=new_t[is_new], o=new_o[is_new])
@@ -242,14 +242,15 @@ class ReplyTracker:
         return result
 
     def _remember_undecided(self, key: np.ndarray, time: np.ndarray) -> None:
-        nat = time == _NAT
-        chunk = (
-            pd.DataFrame({"k": key, "t": time, "nat": nat})
-            .groupby("k", sort=False)
-            .agg(t=("t", "max"), nat=("nat", "any"))
-        )
-        key = chunk.index.to_numpy(dtype=np.uint64)
-        t, nat = chunk["t"].to_numpy(dtype=np.int64), chunk["nat"].to_numpy(dtype=bool)
+        if not len(key):
+            return
+        # Per distinct key: the latest time and whether any time is NaT (sorted, then reduced).
+        by_key = np.argsort(key, kind="stable")
+        sorted_keys, sorted_times = key[by_key], time[by_key]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        t = np.maximum.reduceat(sorted_times, starts)
+        nat = np.logical_or.reduceat(sorted_times == _NAT, starts)
+        key = sorted_keys[starts]
         position = self._undecided.find(key)
         old = position >= 0
         columns = self._undecided.columns

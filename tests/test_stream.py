@@ -170,6 +170,29 @@ def test_a_late_earlier_request_is_detected() -> None:
         tracker.mark(conform_flows(request.reset_index(drop=True)), 1)
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_the_latest_undecided_row_of_a_tuple_is_what_a_late_request_is_checked_against(
+    flip: bool,
+) -> None:
+    """Two rows of one tuple wait undecided (t=10 s and t=30 s); a later chunk brings the
+    reversed tuple at t=20 s, so the t=30 s row should have been a reply: that must be noticed
+    whichever of the two rows came first in the chunk."""
+    flows = random_flows(1, 2, sorted_times=True, with_nat=False)
+    base = flows.iloc[[0]].assign(
+        src_ip="10.0.0.2", dst_ip="10.0.0.1", src_port=80, dst_port=40000, is_reply=pd.NA
+    )
+    start = pd.Timestamp("2026-01-01T00:00:00Z")
+    waiting = pd.concat([base, base], ignore_index=True)
+    waiting["time"] = [start + pd.Timedelta(seconds=s) for s in ((30, 10) if flip else (10, 30))]
+    request = base.assign(src_ip="10.0.0.1", dst_ip="10.0.0.2", src_port=40000, dst_port=80)
+    request["time"] = [start + pd.Timedelta(seconds=20)]
+    tracker = ReplyTracker()
+    replies = tracker.mark(conform_flows(waiting), 0)
+    assert not replies.any()
+    with pytest.raises(InputOutOfOrder):
+        tracker.mark(conform_flows(request.reset_index(drop=True)), 2)
+
+
 def test_standard_input_is_spooled_and_named(tmp_path: Path) -> None:
     sample = SAMPLES[0]
     result = generate_from_files([io.BytesIO(sample.read_bytes())], chunk_size=2)
