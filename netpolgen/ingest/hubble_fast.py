@@ -73,21 +73,3 @@ else:  # pragma: no cover
     DECODE = None
     ERRORS = ()
     UNSET = None
-
-
-def decode(line: bytes) -> Any | None:
-    """The envelope of a plain Hubble flow line, or None to take the general path.
-
-    (The reader inlines these steps in its hot loop; this is the readable version, for tests.)
-    """
-    # Non-ASCII text could hold invalid UTF-8 in a field msgspec skips without checking, which
-    # the general parser rejects: such lines (rare in Hubble output) take the general path.
-    if DECODE is None or not line.isascii():
-        return None
-    try:
-        envelope = DECODE(line)
-    except ERRORS:
-        return None
-    if envelope.flow is None or envelope.log is not UNSET or envelope.stream is not UNSET:
-        return None
-    return envelope
