@@ -352,12 +352,12 @@ def _parse_parallel_hubble(
     seen = SeenConnections(hubble.BUCKET)
     lines_before = 0
     lost = 0
-    part = (plan.path, chunk_size, report.max_line_bytes)
+    options = (chunk_size, report.max_line_bytes)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         futures: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
         for start, end in ranges:
-            futures.append(pool.submit(_hubble_range, plan.path, start, end, *part[1:]))
+            futures.append(pool.submit(_hubble_range, plan.path, start, end, *options))
             if len(futures) >= workers + 1:
                 break
         while futures:
@@ -369,7 +369,7 @@ def _parse_parallel_hubble(
                 raise
             nxt = next(ranges, None)
             if nxt is not None:
-                futures.append(pool.submit(_hubble_range, plan.path, *nxt, *part[1:]))
+                futures.append(pool.submit(_hubble_range, plan.path, *nxt, *options))
             _check_strict(part_report, report, name, lines_before)
             report.merge(part_report, line_offset=lines_before, source=name)
             lines_before += lines
