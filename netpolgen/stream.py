@@ -43,20 +43,15 @@ from netpolgen.aggregate import (
     finish_edges,
     finish_endpoints,
     partial_edges,
-    tuple_identity,
 )
 from netpolgen.errors import NetpolgenError
 from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.identity import finish_pod_endpoints, raw_pod_endpoints
 from netpolgen.ingest.report import IngestReport
+from netpolgen.summary import ChunkSummary, TupleCodes, tuple_codes
 
 _NAT = np.iinfo(np.int64).min  # NaT as int64: sorts first, like na_position="first"
 _MAX_IDS = 1 << 24  # endpoint identities per run (packed in 24 bits of a tuple key)
-_NA_PROTOCOL = "\x00"
-_TUPLE_COLUMNS = [
-    "src_ip", "src_pod", "src_namespace", "src_labels", "dst_ip", "dst_pod", "dst_namespace",
-    "dst_labels", "protocol", "src_port", "dst_port", "time",
-]  # fmt: skip
 
 
 class InputOutOfOrder(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -122,32 +117,18 @@ class ReplyTracker:
         """Tuples held (for tests and the benchmark)."""
         return len(self._earliest) + len(self._undecided)
 
-    def _keys(self, flows: pd.DataFrame, rows: np.ndarray, offset: int) -> _Keys:
-        part = flows[_TUPLE_COLUMNS]  # taken, when some rows are left out, column by column
-        if len(rows) < len(flows):
-            part = part.iloc[rows]
-        a = self._endpoints.ids(tuple_identity(part, "src").to_numpy(dtype=object))
-        b = self._endpoints.ids(tuple_identity(part, "dst").to_numpy(dtype=object))
-        protocol = self._protocol_ids(part["protocol"])
+    def _keys(self, tuples: TupleCodes, offset: int) -> _Keys:
+        ids = self._endpoints.ids(tuples.identities)
+        a, b = ids[tuples.src], ids[tuples.dst]
+        protocol = self._protocols.ids(tuples.protocols)[tuples.protocol]
         a_u, b_u, p_u = (x.astype(np.uint64) for x in (a, b, protocol))
         forward = self._pairs.ids((a_u << np.uint64(40)) | (b_u << np.uint64(16)) | p_u)
         backward = self._pairs.ids((b_u << np.uint64(40)) | (a_u << np.uint64(16)) | p_u)
-        a_port = part["src_port"].to_numpy(dtype=np.uint64)
-        b_port = part["dst_port"].to_numpy(dtype=np.uint64)
+        a_port, b_port = tuples.src_port, tuples.dst_port
         thirty_two, sixteen = np.uint64(32), np.uint64(16)
         key = (forward.astype(np.uint64) << thirty_two) | (a_port << sixteen) | b_port
         reverse = (backward.astype(np.uint64) << thirty_two) | (b_port << sixteen) | a_port
-        time = part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-        return _Keys(key, reverse, time, rows.astype(np.int64) + offset)
-
-    def _protocol_ids(self, protocol: pd.Series) -> np.ndarray:
-        """Registry ids of a protocol column, through its categories (no text per row)."""
-        if not isinstance(protocol.dtype, pd.CategoricalDtype):
-            text = protocol.astype("string").fillna(_NA_PROTOCOL).to_numpy(dtype=object)
-            return self._protocols.ids(text)
-        names = np.array([*map(str, protocol.cat.categories), _NA_PROTOCOL], dtype=object)
-        ids = self._protocols.ids(names)
-        return ids[protocol.cat.codes.to_numpy()]  # code -1 (missing) takes the last id
+        return _Keys(key, reverse, tuples.time, tuples.rows + offset)
 
     def mark(
         self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
@@ -158,19 +139,38 @@ class ReplyTracker:
         others may come back False. Rows with a given ``is_reply`` keep it.
         """
         given = flows["is_reply"]
-        replies = given.fillna(False).astype(bool).to_numpy().copy()
-        ported = (flows["src_port"].notna() & flows["dst_port"].notna()).to_numpy()
-        rows = np.flatnonzero(ported)
+        given_codes = np.where(
+            given.isna().to_numpy(), -1, given.fillna(False).to_numpy(dtype=bool)
+        ).astype(np.int8)
+        replies = self.mark_codes(
+            tuple_codes(flows),
+            given_codes,
+            offset,
+            None if relevant is None else relevant.to_numpy(dtype=bool),
+        )
+        return pd.Series(replies, index=flows.index)
+
+    def mark_codes(
+        self,
+        tuples: TupleCodes,
+        given: np.ndarray,
+        offset: int,
+        relevant: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`mark` on a chunk's integer form (:mod:`netpolgen.summary`): ``given`` is
+        ``is_reply`` as 1, 0 or -1 (not said) per row; returns a bool per row."""
+        replies: np.ndarray = np.equal(given, 1)
+        rows = tuples.rows
         if len(rows) == 0:
-            return pd.Series(replies, index=flows.index)
-        keys = self._keys(flows, rows, offset)
+            return replies
+        keys = self._keys(tuples, offset)
         if self.mode != "decide":
             self._update(keys)
         if self.mode == "collect":
-            return pd.Series(replies, index=flows.index)
-        unknown = given.isna().to_numpy()[rows]
+            return replies
+        unknown = given[rows] == -1
         if relevant is not None:
-            unknown &= relevant.to_numpy(dtype=bool)[rows]
+            unknown &= relevant[rows]
         if unknown.any():
             picked = np.flatnonzero(unknown)
             inferred = self._earlier_reverse(
@@ -179,7 +179,7 @@ class ReplyTracker:
             replies[rows[picked[inferred]]] = True
             if self.mode == "stream":
                 self._remember_undecided(keys.key[picked], keys.time[picked])
-        return pd.Series(replies, index=flows.index)
+        return replies
 
     def _update(self, keys: _Keys) -> None:
         """Merge the chunk's earliest row per tuple; check past decisions still hold."""
@@ -404,6 +404,43 @@ def _distinct(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True).drop_duplicates()
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _summed_edges(chunk: ChunkSummary, rows: np.ndarray, edge: np.ndarray) -> pd.DataFrame:
+    """:func:`netpolgen.aggregate.partial_edges` of the chunk's ``rows`` (whose edge codes are
+    ``edge``), by sorting the codes and reducing each run: same values, same dtypes."""
+    by_edge = np.argsort(edge, kind="stable")
+    codes = edge[by_edge]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
+    time = chunk.time[rows][by_edge]
+    table = chunk.edge_table.iloc[codes[starts]].reset_index(drop=True)
+    if len(codes):
+        count = np.add.reduceat(chunk.count[rows][by_edge], starts)
+        # min/max skip NaT, as groupby does: NaT is int64 min, so it loses every max, and it is
+        # made int64 max to lose every min; a group of NaT only stays NaT.
+        first = np.minimum.reduceat(np.where(time == _NAT, _INT64_MAX, time), starts)
+        first[first == _INT64_MAX] = _NAT
+        last = np.maximum.reduceat(time, starts)
+    else:
+        count = first = last = np.array([], dtype=np.int64)
+    table["count"] = pd.array(count, dtype="Int64")
+    table["records"] = np.diff(np.r_[starts, len(codes)]).astype(np.int64)
+    for name, values in (("first_seen", first), ("last_seen", last)):
+        table[name] = pd.Series(values.view("datetime64[ns]")).dt.tz_localize("UTC")
+    return table
+
+
+def _first_per_endpoint(
+    table: pd.DataFrame, endpoint_of: np.ndarray, codes: np.ndarray
+) -> pd.DataFrame:
+    """:func:`netpolgen.aggregate.endpoint_firsts` for one side: the ``table`` row of the first
+    of ``codes`` (wanted rows, in input order) naming each endpoint key."""
+    codes = codes[codes >= 0]
+    _, first = np.unique(endpoint_of[codes], return_index=True)
+    return table.iloc[codes[np.sort(first)]].reset_index(drop=True)
+
+
 class FlowReducer:
     """Reduce flow-table chunks, in input order, to a :class:`Reduction`.
 
@@ -430,8 +467,12 @@ class FlowReducer:
         self._inside: set[str] = set()
         self._chunks = 0
 
-    def add(self, flows: pd.DataFrame) -> None:
-        """Reduce one chunk (a flow table) into the running state."""
+    def add(self, flows: pd.DataFrame | ChunkSummary) -> None:
+        """Reduce one chunk (a flow table, or its :class:`~netpolgen.summary.ChunkSummary`)
+        into the running state."""
+        if isinstance(flows, ChunkSummary):
+            self._add_summary(flows)
+            return
         validate_flows(flows)
         offset = self._offset
         self._offset += len(flows)
@@ -454,6 +495,37 @@ class FlowReducer:
         self._dst_first.add(dst_part)
         self._pods.add(raw_pod_endpoints(flows))
         self._inside |= cluster_addresses(flows)
+
+    def _add_summary(self, chunk: ChunkSummary) -> None:
+        """:meth:`add` on a chunk's integer form: the same steps, on codes instead of rows."""
+        offset = self._offset
+        self._offset += chunk.rows
+        self._chunks += 1
+        if self.replies.mode == "collect":
+            self.replies.mark_codes(chunk.tuples, chunk.given, offset)
+            return
+        denied = chunk.denied & (not self.options.include_denied)
+        if not self.options.include_denied:
+            self.report.filter("denied verdict", int(denied.sum()))
+        keep = ~denied
+        replies = self.replies.mark_codes(chunk.tuples, chunk.given, offset, keep) & keep
+        self.report.filter("reply traffic", int(replies.sum()))
+        wanted = np.flatnonzero(keep & ~replies)
+        edge = chunk.edge[wanted]
+        identified = edge >= 0
+        self.report.filter(
+            "endpoint without namespace/labels or IP", int(len(wanted) - identified.sum())
+        )
+        rows = wanted[identified]
+        self._edges.add(_summed_edges(chunk, rows, edge[identified]))
+        self._src_first.add(
+            _first_per_endpoint(chunk.src_table, chunk.endpoint_of_src, chunk.src_endpoint[wanted])
+        )
+        self._dst_first.add(
+            _first_per_endpoint(chunk.dst_table, chunk.endpoint_of_dst, chunk.dst_endpoint[wanted])
+        )
+        self._pods.add(chunk.pods)
+        self._inside |= chunk.inside
 
     def partial(self) -> Partial:
         """The state so far, to combine with other reducers' (in input order)."""
