@@ -292,7 +292,7 @@ def generate_from_files(
     with spooled(list(sources)) as paths:
         read = chunk_reader(
             paths, format, chunk_size=chunk_size, workers=workers, resolver=resolver,
-            on_chunk=on_chunk,
+            on_chunk=on_chunk, summarize=True,
         )  # fmt: skip
         reduction = reduce_chunks(read, options.edge_options(), report)
     if resolver is not None:

@@ -94,12 +94,34 @@ class Resolver:
         self._answer_rows: dict[tuple[Any, ...], int] = {}
         self.clear()
 
+    def __copy__(self) -> Resolver:
+        # The tables are shared; the answer cache is not: a copy that extends its answers must
+        # not leave the original's row numbers pointing past the original's table.
+        twin = object.__new__(Resolver)
+        twin.__dict__.update(self.__dict__)
+        twin._answer_rows = dict(self._answer_rows)
+        return twin
+
     def clear(self) -> None:
         """Forget what earlier chunks noted (a new pass over the input)."""
         self.unmatched: set[str] = set()
         self.untranslated = 0
         self.first: pd.Timestamp | None = None
         self.last: pd.Timestamp | None = None
+
+    def notes(self) -> tuple[set[str], int, pd.Timestamp | None, pd.Timestamp | None]:
+        """What the chunks resolved so far noted, for :meth:`absorb` in another process."""
+        return self.unmatched, self.untranslated, self.first, self.last
+
+    def absorb(self, notes: tuple[set[str], int, pd.Timestamp | None, pd.Timestamp | None]) -> None:
+        """Add the :meth:`notes` of a copy that resolved other chunks (a worker process)."""
+        unmatched, untranslated, first, last = notes
+        self.unmatched |= unmatched
+        self.untranslated += untranslated
+        if first is not None:
+            self.first = first if self.first is None else min(self.first, first)
+        if last is not None:
+            self.last = last if self.last is None else max(self.last, last)
 
     def report_to(self, report: IngestReport) -> None:
         """Add the notes (addresses matched nothing, snapshots far from the flows) to ``report``."""

@@ -548,7 +548,7 @@ class FlowReducer:
 
 
 def reduce_chunks(
-    read: Callable[[IngestReport], Iterator[pd.DataFrame]],
+    read: Callable[[IngestReport], Iterator[pd.DataFrame | ChunkSummary]],
     options: EdgeOptions,
     report: IngestReport,
 ) -> Reduction:

@@ -37,6 +37,8 @@ except ImportError:  # pragma: no cover - exercised only without pyarrow
     _pa = None
     _arrow_csv = None
 
+HAS_ARROW = _arrow_csv is not None  # the Arrow reader can be used
+
 SIDES = ("src", "dst")
 KNOWN_COLUMNS = (
     "time", "src_ip", "dst_ip", "src_port", "dst_port", "protocol", "src_namespace",
@@ -71,12 +73,19 @@ def sniff(head: bytes) -> bool:
 
 
 def read(
-    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
+    stream: BinaryIO,
+    source: str,
+    report: IngestReport,
+    chunk_size: int = 250_000,
+    *,
+    arrow: bool | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Read a CSV flow file into flow-table chunks.
 
     pyarrow's streaming CSV reader (multi-threaded, straight into Arrow-backed strings) is used
     when it is installed; pandas' reader otherwise. Both feed the same vectorised checks.
+    ``arrow`` overrides the choice (:func:`arrow_friendly` decides it from the file's head; a
+    part of a file parsed on its own must take the whole file's choice).
     """
     # CSV rows are wide (labels on both sides): a chunk's Arrow and pandas columns cost ~1 KB a
     # row while it is checked, so chunks are capped here whatever the caller asks (with 100,000
@@ -88,21 +97,22 @@ def read(
         stream = limit_lines(stream, source, report, header=True)
         lines = line_map(stream)
         assert lines is not None
-    if _arrow_csv is not None and _arrow_friendly(stream):
+    if arrow is None:
+        arrow = arrow_friendly(stream.peek(1 << 16))  # type: ignore[attr-defined]
+    if _arrow_csv is not None and arrow:
         yield from _read_arrow(stream, source, report, chunk_size, lines)
         return
     yield from _read_pandas(stream, source, report, chunk_size, lines)
 
 
-def _arrow_friendly(stream: BinaryIO) -> bool:
-    """Whether pyarrow parses this file as pandas would.
+def arrow_friendly(head: bytes) -> bool:
+    """Whether pyarrow parses this file (whose first 64 KiB are ``head``) as pandas would.
 
     pandas is told to skip spaces after a delimiter, so ``a, "b,c"`` is two cells there; pyarrow
     has no such option. Files with a space before a quote keep the pandas reader. So do files
     whose first lines include one of only spaces or tabs: pandas skips it, pyarrow reads it as a
     row of one cell (an error at the header).
     """
-    head = stream.peek(1 << 16)  # type: ignore[attr-defined]
     if _WHITESPACE_LINE.search(head):
         return False
     return b', "' not in head and b',\t"' not in head

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from netpolgen.errors import InputError, NetpolgenError
@@ -43,6 +44,7 @@ from netpolgen.ingest.common import LineCount, connection_keys
 from netpolgen.ingest.limits import has_long_line, limit_lines
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
+from netpolgen.summary import ChunkSummary, summarize_chunk
 
 if TYPE_CHECKING:
     from netpolgen.resolve import Resolver
@@ -55,6 +57,11 @@ _CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) [PF] ")
 # between processes cost more than it saved (1M rows: 16 s in parallel, 11 s in one process).
 # Hubble's per-line JSON decoding is pure Python work, the case worker processes are for.
 LINE_FORMATS: dict[str, bool] = {"hubble": False}
+# Formats whose parts workers also summarise (netpolgen.summary) for from-flows, and whether a
+# header line must lead every part. Their parsed chunks are too wide to send between processes
+# (see LINE_FORMATS), but a chunk's summary is a few integers a row, and the main process is left
+# with only the reply inference and the reduction on integers.
+SUMMARY_FORMATS: dict[str, bool] = {"csv": True}
 # Parts of about this size: large enough to amortise a task, small enough that a worker's
 # parsed chunks (a few times the text) stay well under the memory target.
 RANGE_BYTES = 32 << 20
@@ -138,18 +145,45 @@ def iter_flows_parallel(
     Chunks come in input order; the report is the same as a sequential read's, except that the
     first few messages per skip reason may name other lines.
     """
+    for item in _iter_items(sources, format, report, chunk_size, workers, None, False):
+        assert isinstance(item, pd.DataFrame)
+        yield item
+
+
+def _iter_items(
+    sources: Iterable[Readable],
+    format: str,
+    report: IngestReport,
+    chunk_size: int,
+    workers: int | None,
+    resolver: Resolver | None,
+    summarize: bool,
+) -> Iterator[pd.DataFrame | ChunkSummary]:
+    """Chunks of ``sources``, resolved through ``resolver``; with ``summarize``, the formats
+    that have a summarising worker (:data:`SUMMARY_FORMATS`) give :class:`ChunkSummary` items
+    built in worker processes, which only :class:`netpolgen.stream.FlowReducer` consumes."""
     workers = os.cpu_count() or 1 if workers is None else workers
     for source in sources:
-        plan = _plan(source, format, workers)
+        plan = _plan(source, format, workers, summarize)
         if isinstance(source, Spooled):
             with source.open() as handle:
-                yield from iter_flows([handle], format, report=report, chunk_size=chunk_size)
+                chunks = iter_flows([handle], format, report=report, chunk_size=chunk_size)
+                yield from _resolved(chunks, resolver)
         elif plan is None:
-            yield from iter_flows([source], format, report=report, chunk_size=chunk_size)
+            chunks = iter_flows([source], format, report=report, chunk_size=chunk_size)
+            yield from _resolved(chunks, resolver)
         elif plan.format == "hubble":
-            yield from _parse_parallel_hubble(plan, report, chunk_size, workers)
+            chunks = _parse_parallel_hubble(plan, report, chunk_size, workers)
+            yield from _resolved(chunks, resolver)
+        elif summarize and plan.format in SUMMARY_FORMATS:
+            yield from _parse_parallel_summaries(plan, report, chunk_size, workers, resolver)
         else:
-            yield from _parse_parallel(plan, report, chunk_size, workers)
+            yield from _resolved(_parse_parallel(plan, report, chunk_size, workers), resolver)
+
+
+def _resolved(chunks: Iterable[pd.DataFrame], resolver: Resolver | None) -> Iterator[pd.DataFrame]:
+    for chunk in chunks:
+        yield resolver(chunk) if resolver is not None and len(chunk) else chunk
 
 
 def chunk_reader(
@@ -160,23 +194,28 @@ def chunk_reader(
     workers: int | None,
     resolver: Resolver | None = None,
     on_chunk: Callable[[str, int], None] | None = None,
-) -> Callable[[IngestReport], Iterator[pd.DataFrame]]:
+    summarize: bool = False,
+) -> Callable[[IngestReport], Iterator[Any]]:
     """``read(report)`` for the streaming consumers (``from-flows``, ``verify``): a fresh pass
     over ``paths`` each call (reply inference may need two), resolved through the inventory's
-    ``resolver`` when there is one, with ``on_chunk(file, rows)`` for the progress display."""
+    ``resolver`` when there is one, with ``on_chunk(file, rows)`` for the progress display.
 
-    def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+    With ``summarize`` (``from-flows``), chunks parsed in worker processes come as
+    :class:`~netpolgen.summary.ChunkSummary` items, the rest as flow tables.
+    """
+
+    def read(attempt: IngestReport) -> Iterator[Any]:
         if resolver is not None:
             resolver.clear()  # a second pass starts over
         # Per source, so that the progress display can name the file being read.
         for path in paths:
             name = str(getattr(path, "name", path))
-            for chunk in iter_flows_parallel(
-                [path], format, report=attempt, chunk_size=chunk_size, workers=workers
+            for item in _iter_items(
+                [path], format, attempt, chunk_size, workers, resolver, summarize
             ):
                 if on_chunk is not None:
-                    on_chunk(name, len(chunk))
-                yield resolver(chunk) if resolver is not None and len(chunk) else chunk
+                    on_chunk(name, item.rows if isinstance(item, ChunkSummary) else len(item))
+                yield item
 
     return read
 
@@ -189,7 +228,7 @@ class _Plan:
     ranges: list[tuple[int, int]]
 
 
-def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
+def _plan(source: Readable, format: str, workers: int, summarize: bool = False) -> _Plan | None:
     if workers <= 1 or isinstance(source, Spooled) or not isinstance(source, str | Path):
         return None
     path = Path(source)
@@ -204,13 +243,15 @@ def _plan(source: Readable, format: str, workers: int) -> _Plan | None:
         if head[:2] == GZIP_MAGIC:
             return None
         fmt = format if format != "auto" else detect_format(head, name)
-    if fmt not in LINE_FORMATS:
+    if fmt not in LINE_FORMATS and not (summarize and fmt in SUMMARY_FORMATS):
+        return None
+    if fmt == "csv" and not _csv_parts_possible(head):
         return None
     if fmt == "hubble" and _CRI_LINE.match(head):
         return None  # a CRI partial line may continue across a cut: read it in one piece
     header = b""
     with path.open("rb") as handle:
-        if LINE_FORMATS[fmt]:
+        if LINE_FORMATS.get(fmt, SUMMARY_FORMATS.get(fmt)):
             header = handle.readline()
         start = len(header)
         ranges = []
@@ -380,6 +421,210 @@ def _parse_parallel_hubble(
         hubble.report_lost(report, name, lost)
 
 
+def _csv_parts_possible(head: bytes) -> bool:
+    """A CSV file can be cut into parts when its header is its first line (no blank lines or
+    byte-order mark games before it) and the Arrow reader takes it (every part must be read by
+    the reader the whole file would get)."""
+    from netpolgen.ingest.csv import HAS_ARROW, arrow_friendly
+
+    first = head.split(b"\n", 1)[0]
+    return HAS_ARROW and bool(first.strip()) and arrow_friendly(head)
+
+
+_QUOTE = ord('"')
+_OPENS_AFTER = np.array([ord(","), ord("\n")], dtype=np.uint8)
+_CLOSES_BEFORE = np.array([ord(","), ord("\n"), ord("\r")], dtype=np.uint8)
+
+
+def plain_quotes(data: bytes) -> bool:
+    """Whether every double quote in ``data`` (CSV lines, from a line start outside any quoted
+    cell) opens a cell at its start or closes it before a delimiter or line end, in turn.
+
+    Then the quoted cells are exactly the pairs of quotes, so a part that starts outside a cell
+    and holds an even number of quotes ends outside one too: each cut between parts falls
+    between records. Doubled quotes inside a cell, or a quote in the middle of a value, make the
+    test fail, and the file is read in one process from that part on.
+    """
+    codes = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(codes == _QUOTE)
+    if len(quotes) % 2:
+        return False
+    if not len(quotes):
+        return True
+    opening, closing = quotes[0::2], quotes[1::2]
+    before = codes[np.maximum(opening - 1, 0)]
+    opens_ok = (opening == 0) | np.isin(before, _OPENS_AFTER)
+    after = codes[np.minimum(closing + 1, len(codes) - 1)]
+    closes_ok = (closing == len(codes) - 1) | np.isin(after, _CLOSES_BEFORE)
+    return bool(opens_ok.all() and closes_ok.all())
+
+
+@dataclass
+class _PartSummary:
+    """What a summarising worker hands back for one part."""
+
+    summaries: list[ChunkSummary]
+    report: IngestReport
+    lines: int  # newlines in the part
+    plain: bool  # plain_quotes held (CSV): the part was cut between records
+    error: NetpolgenError | None
+    notes: Any  # Resolver.notes() of the worker's copy
+
+
+_WORKER_RESOLVER: Resolver | None = None
+
+
+def _set_worker_resolver(resolver: Resolver | None) -> None:
+    """Pool initializer: the inventory's resolver, sent once per worker process."""
+    global _WORKER_RESOLVER
+    _WORKER_RESOLVER = resolver
+
+
+def _read_part_chunks(
+    stream: BinaryIO, path: str, format: str, report: IngestReport, chunk_size: int
+) -> Iterator[pd.DataFrame]:
+    """A part's chunks with the guards of ``read_checked`` (line limit, names and labels
+    checked), read by the reader the whole file takes."""
+    from netpolgen.ingest import csv
+    from netpolgen.ingest.sanitize import sanitize_flows
+
+    stream = limit_lines(stream, path, report, header=True)
+    for chunk in csv.read(stream, path, report, chunk_size, arrow=True):
+        yield sanitize_flows(chunk, path, report)
+
+
+def _summary_range(
+    path: str, format: str, header: bytes, start: int, end: int, chunk_size: int,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> _PartSummary:  # fmt: skip
+    """Worker: parse bytes ``[start, end)`` of ``path`` (``header`` in front), resolve and
+    summarise each chunk. Errors come back as values: the parent decides whether they count
+    (a part cut inside a quoted cell is read again in one piece)."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    plain = plain_quotes(data)
+    report = IngestReport(max_line_bytes=max_line_bytes)
+    resolver = _WORKER_RESOLVER
+    if resolver is not None:
+        # The worker's own copy, one task at a time: its notes restart with each part, its
+        # answer cache carries over (answers depend on the inventory only).
+        resolver.clear()
+    summaries: list[ChunkSummary] = []
+    error = None
+    if plain:
+        stream = io.BufferedReader(io.BytesIO(header + data))
+        try:
+            for chunk in _read_part_chunks(stream, path, format, report, chunk_size):
+                if resolver is not None and len(chunk):
+                    chunk = resolver(chunk)
+                summaries.append(summarize_chunk(chunk))
+        except NetpolgenError as caught:
+            error = caught
+    notes = resolver.notes() if resolver is not None else None
+    return _PartSummary(summaries, report, data.count(b"\n"), plain, error, notes)
+
+
+def _parse_parallel_summaries(
+    plan: _Plan, report: IngestReport, chunk_size: int, workers: int, resolver: Resolver | None
+) -> Iterator[pd.DataFrame | ChunkSummary]:
+    """Parts parsed, resolved and summarised in workers, in input order.
+
+    A part that is not cut cleanly between records (:func:`plain_quotes`) and every part after
+    it are read in this process instead, from the part's start: exact in every case.
+    """
+    name = str(plan.path)
+    report.files.append(name)
+    report.formats[name] = plan.format
+    read_before, skipped_before = report.records_read, report.records_skipped
+    lines_before = 0  # lines of the file before the current part, header included
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=_context(), initializer=_set_worker_resolver,
+        initargs=(resolver,),
+    ) as pool:  # fmt: skip
+        pending: deque[tuple[int, Future[Any]]] = deque()
+        ranges = iter(plan.ranges)
+        options = (plan.path, plan.format, plan.header)
+
+        def submit(start: int, end: int) -> None:
+            future = pool.submit(
+                _summary_range, *options, start, end, chunk_size, report.max_line_bytes
+            )
+            pending.append((start, future))
+
+        for start, end in ranges:
+            submit(start, end)
+            if len(pending) >= workers + 1:
+                break
+        if plan.header:
+            lines_before = 1
+        while pending:
+            start, future = pending.popleft()
+            part: _PartSummary = future.result()
+            if not part.plain:
+                for _, later in pending:
+                    later.cancel()
+                pending.clear()
+                yield from _read_rest(plan, start, lines_before, report, chunk_size, resolver)
+                break
+            if part.error is not None:
+                if part.error.source == name and part.error.line is not None:
+                    part.error.line += lines_before - 1  # the part's line 1 is the header
+                raise part.error
+            nxt = next(ranges, None)
+            if nxt is not None:
+                submit(*nxt)
+            _check_strict(part.report, report, name, lines_before - 1)
+            report.merge(part.report, line_offset=lines_before - 1, source=name)
+            if resolver is not None and part.notes is not None:
+                resolver.absorb(part.notes)
+            lines_before += part.lines
+            yield from part.summaries
+    read = report.records_read - read_before
+    if read and report.records_skipped - skipped_before == read:
+        report.messages.append(f"{name}: none of its {read} record(s) could be used")
+
+
+def _read_rest(
+    plan: _Plan, start: int, lines_before: int, report: IngestReport, chunk_size: int,
+    resolver: Resolver | None,
+) -> Iterator[pd.DataFrame]:  # fmt: skip
+    """The file from byte ``start`` on (a record start), read in this process with the header
+    in front; line numbers shifted to the whole file's."""
+    name = str(plan.path)
+    part = report.fresh()
+    with open(plan.path, "rb") as handle:
+        handle.seek(start)
+        stream = io.BufferedReader(_Prefixed(plan.header, handle), buffer_size=1 << 20)
+        try:
+            for chunk in _read_part_chunks(stream, name, plan.format, part, chunk_size):
+                yield resolver(chunk) if resolver is not None and len(chunk) else chunk
+        except NetpolgenError as error:
+            if error.source == name and error.line is not None:
+                error.line += lines_before - 1
+            raise
+    report.merge(part, line_offset=lines_before - 1, source=name)
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` followed by the rest of ``handle``, as one readable stream."""
+
+    def __init__(self, prefix: bytes, handle: BinaryIO) -> None:
+        self._prefix = prefix
+        self._handle = handle
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._prefix:
+            count = min(len(buffer), len(self._prefix))
+            buffer[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        return self._handle.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
+
+
 def _context() -> multiprocessing.context.BaseContext:
     # Not fork: the parent may already run Arrow's thread pool, and forking a threaded process
     # can deadlock (Python 3.12 warns, 3.14 no longer forks by default).
@@ -389,7 +634,9 @@ def _context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     # The server imports the readers (and pandas) once; workers forked from it start at once
     # instead of each importing them again (~0.4 s of CPU per worker).
-    context.set_forkserver_preload(["netpolgen.ingest.parallel", "netpolgen.ingest.hubble"])
+    context.set_forkserver_preload(
+        ["netpolgen.ingest.parallel", "netpolgen.ingest.hubble", "netpolgen.ingest.csv"]
+    )
     return context
 
 

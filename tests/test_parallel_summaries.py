@@ -1,0 +1,164 @@
+"""CSV parts parsed and summarised in worker processes give what one process gives."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import netpolgen.ingest.parallel as parallel
+from netpolgen.errors import InputError
+from netpolgen.ingest import hubble
+from netpolgen.ingest.parallel import plain_quotes
+from netpolgen.pipeline import GenerateOptions, generate_from_files
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import generate  # noqa: E402
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "RANGE_BYTES", 20_000)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(hubble, "CHUNK_BYTES", 20_000)
+
+
+def same_result(path: Path, *, chunk_size: int = 50, **kwargs: object) -> None:
+    one = generate_from_files([path], workers=1, chunk_size=chunk_size, **kwargs)  # type: ignore[arg-type]
+    two = generate_from_files([path], workers=2, chunk_size=chunk_size, **kwargs)  # type: ignore[arg-type]
+    assert two.to_yaml() == one.to_yaml()
+    assert two.report.to_dict() == one.report.to_dict()
+    assert two.edges.equals(one.edges) and two.endpoints.equals(one.endpoints)
+    assert two.warnings == one.warnings
+
+
+def test_benchmark_csv_in_parts_equals_one_process(tmp_path: Path, small_parts: None) -> None:
+    path = generate.write("csv", 3000, tmp_path / "flows.csv")
+    plan = parallel._plan(path, "auto", 2, summarize=True)
+    assert plan is not None and len(plan.ranges) > 20
+    assert parallel._plan(path, "auto", 2) is None  # verify reads CSV in one process
+    same_result(path)
+    same_result(path, options=GenerateOptions(include_denied=True, min_count=3))
+
+
+def test_bad_rows_are_counted_and_named_as_in_one_process(
+    tmp_path: Path, small_parts: None
+) -> None:
+    path = generate.write("csv", 2000, tmp_path / "flows.csv")
+    lines = path.read_text().splitlines(keepends=True)
+    for number in (40, 777, 1500):  # a port that is not one, deep inside different parts
+        fields = lines[number].split(",")
+        lines[number] = lines[number].replace(f",{fields[-6]},", ",eighty,", 1)
+    path.write_text("".join(lines))
+    one = generate_from_files([path], workers=1, chunk_size=50)
+    two = generate_from_files([path], workers=2, chunk_size=50)
+    assert two.report.to_dict() == one.report.to_dict()
+    assert sum(one.report.skipped.values()) == 3
+    assert two.report.messages == one.report.messages
+    assert any(":41: skipped" in message for message in two.report.messages)
+
+
+def test_strict_names_the_first_bad_line(tmp_path: Path, small_parts: None) -> None:
+    path = generate.write("csv", 2000, tmp_path / "flows.csv")
+    lines = path.read_text().splitlines(keepends=True)
+    protocol = lines[1234].split(",")[-5]
+    lines[1234] = lines[1234].replace(f",{protocol},", ",XTP,", 1)
+    path.write_text("".join(lines))
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(InputError) as caught:
+            generate_from_files([path], workers=workers, chunk_size=50, strict=True)
+        errors.append((caught.value.line, caught.value.message))
+    assert errors[0] == errors[1] and errors[0][0] == 1235
+
+
+def test_a_cut_inside_a_quoted_cell_falls_back_to_one_process(
+    tmp_path: Path, small_parts: None
+) -> None:
+    path = generate.write("csv", 3000, tmp_path / "flows.csv")
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    # Pod names that hold a newline or a doubled quote, in a quoted cell, in the middle.
+    for number in range(1000, 1400, 7):
+        name = lines[number].split(",")[2]
+        lines[number] = lines[number].replace(f",{name},", f',"{name}\nx""y",', 1)
+    path.write_text("".join(lines))
+    plan = parallel._plan(path, "auto", 2, summarize=True)
+    assert plan is not None
+    data = path.read_bytes()
+    assert not all(plain_quotes(data[a:b]) for a, b in plan.ranges)
+    same_result(path)
+
+
+def test_inventory_resolution_in_workers(tmp_path: Path, small_parts: None) -> None:
+    cluster = generate.make_cluster()
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps(generate.inventory(cluster)))
+    path = tmp_path / "ips.csv"
+    rows = ["time,src_ip,src_port,dst_ip,dst_port,protocol\n"]
+    for line in generate.aws_lines(cluster, 2500, 3):
+        fields = line.split()
+        if fields[0] == "version" or len(fields) < 11:
+            continue
+        rows.append(",".join([fields[10], fields[3], fields[5], fields[4], fields[6], fields[7]]))
+        rows[-1] += "\n"
+    path.write_text("".join(rows))
+    same_result(path, inventory=[inventory])
+    two = generate_from_files([path], workers=2, chunk_size=50, inventory=[inventory])
+    assert two.policies
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"a,b\n1,2\n", True),
+        (b'a,"x,y"\n"p",2\n', True),
+        (b'a,"x\ny"\n', True),  # a whole quoted cell with a newline: the pairs still match
+        (b'a,"x\n', False),  # cut inside a cell
+        (b'y",2\n', False),  # started inside a cell
+        (b'a,"say ""hi"""\n', False),  # doubled quotes: not followed
+        (b'a,x"y\n', False),  # a quote inside a value
+        (b"", True),
+    ],
+)
+def test_plain_quotes(data: bytes, plain: bool) -> None:
+    assert plain_quotes(data) is plain
+
+
+def test_a_copied_resolver_keeps_its_own_answer_cache() -> None:
+    import copy
+
+    import pandas as pd
+
+    from netpolgen.flows import conform_flows
+    from netpolgen.ingest.inventory import load_inventory
+    from netpolgen.resolve import Resolver
+
+    cluster = generate.make_cluster()
+    resolver = Resolver(load_inventory([_inventory_file(cluster)]))
+    ips = sorted({pod.ip for pods in cluster.pods.values() for pod in pods})[:6]
+    time = pd.Timestamp("2026-01-01T00:00:01", tz="UTC")
+
+    def flows(addresses: list[str]) -> pd.DataFrame:
+        return conform_flows(
+            pd.DataFrame({"src_ip": addresses, "dst_ip": addresses, "dst_port": 80, "time": time})
+        )
+
+    first = copy.copy(resolver)
+    first(flows(ips[:3]))  # grows the first copy's cache
+    second = copy.copy(resolver)
+    # It used to find the first copy's rows in the shared index, and look them up in a table
+    # it did not have.
+    out = second(flows(ips[1:]))
+    expected = Resolver(resolver.inventory)(flows(ips[1:]))
+    pd.testing.assert_frame_equal(out, expected)
+
+
+def _inventory_file(cluster: object) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "inventory.json"
+    path.write_text(json.dumps(generate.inventory(cluster)))  # type: ignore[arg-type]
+    return path
