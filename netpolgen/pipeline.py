@@ -271,7 +271,9 @@ def generate_from_files(
         inventory: ``kubectl get pods,services,namespaces,nodes -A -o json`` files, one per
             snapshot: they resolve addresses to pods, services and nodes at each flow's time.
         chunk_size: records per chunk.
-        workers: processes that parse in parallel (1: in this process; None: one per core).
+        workers: processes that parse in parallel (1: in this process; None: one per core,
+            for the formats whose workers are lean, Hubble JSON). A number also has a big CSV
+            file read in parts by that many processes, which then need ~300 MB each.
         max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
         on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress; a
             second pass, when reply inference needs one, is reported again).

@@ -162,3 +162,23 @@ def _inventory_file(cluster: object) -> Path:
     path = Path(tempfile.mkdtemp()) / "inventory.json"
     path.write_text(json.dumps(generate.inventory(cluster)))  # type: ignore[arg-type]
     return path
+
+
+def test_csv_parts_only_when_workers_are_asked_for(
+    tmp_path: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = generate.write("csv", 1000, tmp_path / "flows.csv")
+    planned: list[bool] = []
+    original = parallel._plan
+
+    def spy(*args: object, **kwargs: object) -> object:
+        plan = original(*args, **kwargs)  # type: ignore[arg-type]
+        planned.append(plan is not None)
+        return plan
+
+    monkeypatch.setattr(parallel, "_plan", spy)
+    default = generate_from_files([path], workers=None, chunk_size=50)
+    assert planned == [False]  # one per core: CSV stays in this process (memory)
+    asked = generate_from_files([path], workers=2, chunk_size=50)
+    assert planned == [False, True]
+    assert asked.to_yaml() == default.to_yaml()
