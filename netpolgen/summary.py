@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from netpolgen.aggregate import cluster_addresses, endpoint_keys, tuple_identity
+from netpolgen.aggregate import cluster_addresses, tuple_identity
 from netpolgen.flows import validate_flows
-from netpolgen.identity import raw_pod_endpoints
+from netpolgen.identity import stable_labels
 
 _NAT = np.iinfo(np.int64).min  # NaT as int64 (what datetime64 -> int64 gives)
 NA_PROTOCOL = "\x00"  # the protocol name of a row without one (reply inference keys)
@@ -116,46 +116,75 @@ def _protocol_codes(protocol: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, names
 
 
+class _Codes:
+    """Codes of one column of both sides (``src_x`` then ``dst_x``), factorised together so
+    that a value has one code on either side; missing values are -1."""
+
+    def __init__(self, flows: pd.DataFrame, name: str) -> None:
+        both = pd.concat([flows[f"src_{name}"], flows[f"dst_{name}"]], ignore_index=True)
+        codes, self.uniques = pd.factorize(both)
+        n = len(flows)
+        self.src, self.dst = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
+
+    def side(self, side: str) -> np.ndarray:
+        return self.src if side == "src" else self.dst
+
+
 def summarize_chunk(flows: pd.DataFrame) -> ChunkSummary:
-    """Reduce a flow chunk to a :class:`ChunkSummary` (vectorised; no reply decisions)."""
+    """Reduce a flow chunk to a :class:`ChunkSummary` (vectorised; no reply decisions).
+
+    Each text column is factorised once, both sides together, and every grouping after that
+    (endpoint keys, edges, first rows, pods) combines integer codes.
+    """
     validate_flows(flows)
+    n = len(flows)
     given = flows["is_reply"]
     given_codes = np.where(
         given.isna().to_numpy(), -1, given.fillna(False).to_numpy(dtype=bool)
     ).astype(np.int8)
     denied = (flows["verdict"] == "denied").fillna(False).to_numpy(dtype=bool)
-    src_key = endpoint_keys(flows, "src")
-    dst_key = endpoint_keys(flows, "dst")
-    keyed = (src_key.notna() & dst_key.notna()).to_numpy()
-    protocol = flows["protocol"].astype("string")
-    edge, edge_first = _row_groups([src_key, dst_key, protocol, flows["dst_port"]])
+    namespace, labels = _Codes(flows, "namespace"), _Codes(flows, "labels")
+    pod, ip = _Codes(flows, "pod"), _Codes(flows, "ip")
+    keys, key_names = _endpoint_key_codes(flows, namespace, labels, ip)
+    protocol = flows["protocol"]
+    protocol_codes = protocol.cat.codes.to_numpy().astype(np.int64)
+    port = flows["dst_port"]
+    port_codes = port.fillna(0).to_numpy(dtype=np.int64) + port.isna().to_numpy() * (1 << 16)
+    edge, edge_first = _combined(
+        [keys["src"], keys["dst"], protocol_codes, port_codes],
+        [len(key_names), len(key_names), len(protocol.cat.categories), (1 << 16) + 1],
+    )
+    key_table = pd.array(key_names, dtype="string")
     edge_table = pd.DataFrame(
         {
-            "src": src_key.array.take(edge_first),
-            "dst": dst_key.array.take(edge_first),
-            "protocol": protocol.array.take(edge_first),
-            "dst_port": flows["dst_port"].array.take(edge_first),
+            "src": key_table.take(keys["src"][edge_first], allow_fill=True),
+            "dst": key_table.take(keys["dst"][edge_first], allow_fill=True),
+            "protocol": protocol.iloc[edge_first].astype("string").array,
+            "dst_port": port.array.take(edge_first),
         }
     )
-    edge = np.where(keyed, edge, -1)
+    edge = np.where((keys["src"] >= 0) & (keys["dst"] >= 0), edge, -1)
     sides = {}
-    for side, keys in (("src", src_key), ("dst", dst_key)):
-        kind = flows[f"{side}_kind"].astype("string")
-        namespace, ip = flows[f"{side}_namespace"], flows[f"{side}_ip"]
-        code, first = _row_groups([keys, kind, namespace, ip])
+    for side in ("src", "dst"):
+        kind = flows[f"{side}_kind"]
+        kind_codes = kind.cat.codes.to_numpy().astype(np.int64)
+        code, first = _combined(
+            [keys[side], kind_codes, namespace.side(side), ip.side(side)],
+            [len(key_names), len(kind.cat.categories), len(namespace.uniques), len(ip.uniques)],
+        )
         table = pd.DataFrame(
             {
-                "endpoint": keys.array.take(first),
-                "kind": kind.array.take(first),
-                "namespace": namespace.array.take(first),
-                "ip": ip.array.take(first),
+                "endpoint": key_table.take(keys[side][first], allow_fill=True),
+                "kind": kind.iloc[first].astype("string").array,
+                "namespace": flows[f"{side}_namespace"].array.take(first),
+                "ip": flows[f"{side}_ip"].array.take(first),
             }
         )
-        key_number = pd.factorize(table["endpoint"], use_na_sentinel=True)[0].astype(np.int64)
-        sides[side] = (np.where(keys.notna().to_numpy(), code, -1), table, key_number)
+        keyed = keys[side] >= 0
+        sides[side] = (np.where(keyed, code, -1), table, keys[side][first])
     return ChunkSummary(
-        rows=len(flows),
-        tuples=tuple_codes(flows),
+        rows=n,
+        tuples=_tuple_codes(flows, pod, ip),
         given=given_codes,
         denied=denied,
         edge=edge,
@@ -168,19 +197,130 @@ def summarize_chunk(flows: pd.DataFrame) -> ChunkSummary:
         dst_table=sides["dst"][1],
         endpoint_of_src=sides["src"][2],
         endpoint_of_dst=sides["dst"][2],
-        pods=raw_pod_endpoints(flows),
+        pods=_raw_pods(flows, namespace, labels, pod),
         inside=frozenset(cluster_addresses(flows)),
     )
 
 
-def _row_groups(columns: Sequence[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the number of its distinct combination of ``columns`` (missing values are a
-    value of their own, as ``groupby(dropna=False)`` has it), numbered in order of first
-    appearance; and each combination's first row."""
-    group = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        combined = group * (len(uniques) + 1) + codes.astype(np.int64)
-        group = pd.factorize(combined)[0].astype(np.int64)  # below the row count: no overflow
-    _, first = np.unique(group, return_index=True)
-    return group, first.astype(np.int64)
+def _endpoint_key_codes(
+    flows: pd.DataFrame, namespace: _Codes, labels: _Codes, ip: _Codes
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per side, each row's endpoint key as a code into the returned names (-1: none), as
+    :func:`netpolgen.aggregate.endpoint_keys` names them: ``pod:<namespace>/<stable labels>``
+    for a pod side with a namespace, ``ip:<address>`` otherwise."""
+    # Stable labels once per distinct raw label text; a missing text is the empty one.
+    stable = [stable_labels(str(text)) for text in labels.uniques] + [stable_labels("")]
+    stable_codes, stable_names = pd.factorize(np.array(stable, dtype=object))
+    n_stable, n_ip = len(stable_names), len(ip.uniques)
+    raw: dict[str, np.ndarray] = {}
+    for side in ("src", "dst"):
+        is_pod = (flows[f"{side}_kind"] == "pod").fillna(False).to_numpy(dtype=bool)
+        is_pod = is_pod & (namespace.side(side) >= 0)
+        label = stable_codes[labels.side(side)]  # code -1 takes the last: the empty text
+        pod_key = n_ip + namespace.side(side) * n_stable + label
+        ip_key = np.where(ip.side(side) >= 0, ip.side(side), -1)
+        raw[side] = np.where(is_pod, pod_key, ip_key)
+    both = np.concatenate([raw["src"], raw["dst"]])
+    codes, distinct = pd.factorize(both, use_na_sentinel=False)
+    names: list[str | None] = []
+    for value in distinct.tolist():
+        if value < 0:
+            names.append(None)
+        elif value < n_ip:
+            names.append(f"ip:{ip.uniques[value]}")
+        else:
+            ns, label = divmod(value - n_ip, n_stable)
+            names.append(f"pod:{namespace.uniques[ns]}/{stable_names[label]}")
+    none = [i for i, name in enumerate(names) if name is None]
+    codes = codes.astype(np.int64)
+    if none:  # no key: -1, and the names stay dense
+        keep = np.array([name is not None for name in names])
+        remap = np.cumsum(keep) - 1
+        remap[~keep] = -1
+        codes = remap[codes]
+        names = [name for name in names if name is not None]
+    n = len(flows)
+    return {"src": codes[:n], "dst": codes[n:]}, [str(name) for name in names]
+
+
+def _combined(codes: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the number of its combination of ``codes`` (each in ``-1 .. size-1``),
+    numbered in order of first appearance; and each combination's first row."""
+    group = np.zeros(len(codes[0]), dtype=np.int64)
+    for column, size in zip(codes, sizes, strict=True):
+        group = pd.factorize(group * (size + 1) + (column + 1))[0].astype(np.int64)
+    return group, _first_rows(group)
+
+
+def _first_rows(group: np.ndarray) -> np.ndarray:
+    """Each group's first row, for groups numbered in order of first appearance (a factorise):
+    a row starts a group where its number passes every number before it. No sort needed."""
+    if not len(group):
+        return np.array([], dtype=np.int64)
+    seen = np.maximum.accumulate(group)
+    return np.flatnonzero(np.r_[True, group[1:] > seen[:-1]]).astype(np.int64)
+
+
+def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Codes) -> pd.DataFrame:
+    """:func:`netpolgen.identity.raw_pod_endpoints` on codes: the distinct (namespace, raw
+    labels, pod) of the pod sides, sources first, each in order of first appearance."""
+    parts = []
+    sizes = [len(namespace.uniques), len(labels.uniques), len(pod.uniques)]
+    for side in ("src", "dst"):
+        rows = np.flatnonzero((flows[f"{side}_kind"] == "pod").fillna(False).to_numpy(dtype=bool))
+        combo = [namespace.side(side)[rows], labels.side(side)[rows], pod.side(side)[rows]]
+        value = np.zeros(len(rows), dtype=np.int64)
+        for column, size in zip(combo, sizes, strict=True):
+            value = value * (size + 1) + (column + 1)
+        parts.append((side, rows, value))
+    values = np.concatenate([value for _, _, value in parts])
+    first = _first_rows(pd.factorize(values)[0].astype(np.int64))
+    src_rows, dst_rows = parts[0][1], parts[1][1]
+    from_src = first < len(src_rows)
+    src_take, dst_take = src_rows[first[from_src]], dst_rows[first[~from_src] - len(src_rows)]
+    out = {}
+    for field, title in (("namespace", "namespace"), ("labels", "raw_labels"), ("pod", "pod")):
+        out[title] = pd.concat(
+            [flows[f"src_{field}"].iloc[src_take], flows[f"dst_{field}"].iloc[dst_take]],
+            ignore_index=True,
+        ).array
+    return pd.DataFrame(out)
+
+
+def _tuple_codes(flows: pd.DataFrame, pod: _Codes, ip: _Codes) -> TupleCodes:
+    """:func:`tuple_codes` from the shared codes: an identity is the address, else the pod
+    name, else ``namespace/labels``, deduplicated as text."""
+    ported = (flows["src_port"].notna() & flows["dst_port"].notna()).to_numpy()
+    rows = np.flatnonzero(ported)
+    n_ip = len(ip.uniques)
+    candidates: list[object] = [*ip.uniques, *pod.uniques]
+    ids = {}
+    for side in ("src", "dst"):
+        a, b = ip.side(side)[rows], pod.side(side)[rows]
+        code = np.where(a >= 0, a, np.where(b >= 0, n_ip + b, -1))
+        missing = np.flatnonzero(code < 0)
+        if len(missing):
+            part = flows.iloc[rows[missing]]
+            text = (
+                part[f"{side}_namespace"].fillna("") + "/" + part[f"{side}_labels"].fillna("")
+            ).to_numpy(dtype=object)
+            code[missing] = len(candidates) + np.arange(len(missing))
+            candidates.extend(text)
+        ids[side] = code
+    # Only the candidates in use, deduplicated as text (an address and a pod name may agree).
+    used, inverse = np.unique(np.concatenate([ids["src"], ids["dst"]]), return_inverse=True)
+    remap, identities = pd.factorize(np.array(candidates, dtype=object)[used])
+    codes = remap[inverse].astype(np.int64)
+    part = flows if len(rows) == len(flows) else flows.iloc[rows]
+    protocol_codes, protocols = _protocol_codes(part["protocol"])
+    return TupleCodes(
+        rows=rows.astype(np.int64),
+        identities=np.asarray(identities, dtype=object),
+        src=codes[: len(rows)],
+        dst=codes[len(rows) :],
+        protocols=protocols,
+        protocol=protocol_codes,
+        src_port=part["src_port"].to_numpy(dtype=np.uint64),
+        dst_port=part["dst_port"].to_numpy(dtype=np.uint64),
+        time=times_ns(part),
+    )
