@@ -48,7 +48,7 @@ from netpolgen.errors import NetpolgenError
 from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.identity import finish_pod_endpoints, raw_pod_endpoints
 from netpolgen.ingest.report import IngestReport
-from netpolgen.summary import ChunkSummary, TupleCodes, tuple_codes
+from netpolgen.summary import ChunkSummary, TupleCodes, summarize_chunk, tuple_codes
 
 _NAT = np.iinfo(np.int64).min  # NaT as int64: sorts first, like na_position="first"
 _MAX_IDS = 1 << 24  # endpoint identities per run (packed in 24 bits of a tuple key)
@@ -472,6 +472,9 @@ class FlowReducer:
         into the running state."""
         if isinstance(flows, ChunkSummary):
             self._add_summary(flows)
+            return
+        if isinstance(self.replies, ReplyTracker):
+            self._add_summary(summarize_chunk(flows))
             return
         validate_flows(flows)
         offset = self._offset

@@ -1,4 +1,5 @@
-"""A chunk's integer summary reduces exactly as its rows do (what worker processes rely on)."""
+"""A chunk's integer summary reduces exactly as the whole table does (what the stream and the
+worker processes rely on)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netpolgen.aggregate import EdgeOptions
+from netpolgen.aggregate import EdgeOptions, aggregate_edges, cluster_addresses
 from netpolgen.flows import conform_flows
+from netpolgen.identity import finish_pod_endpoints, raw_pod_endpoints
 from netpolgen.ingest.report import IngestReport
 from netpolgen.stream import Reduction, reduce_chunks
-from netpolgen.summary import ChunkSummary, summarize_chunk
+from netpolgen.summary import summarize_chunk, tuple_codes
 from tests.test_stream import chunks_of, random_flows
 
 
@@ -34,15 +36,17 @@ def awkward(flows: pd.DataFrame, seed: int) -> pd.DataFrame:
     return conform_flows(flows)
 
 
-def reduce(
-    parts: list[pd.DataFrame] | list[ChunkSummary], options: EdgeOptions
-) -> tuple[Reduction, dict[str, int]]:
+def streamed(chunks: list[pd.DataFrame], options: EdgeOptions) -> tuple[Reduction, dict[str, int]]:
     report = IngestReport()
 
     def read(_: IngestReport) -> Iterator[pd.DataFrame]:
-        return iter(parts)  # type: ignore[arg-type]
+        return iter(chunks)
 
     return reduce_chunks(read, options, report), dict(report.filtered)
+
+
+def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -55,20 +59,39 @@ def reduce(
     include_denied=st.booleans(),
     min_count=st.sampled_from([1, 3]),
 )
-def test_summaries_reduce_like_their_rows(
+def test_summaries_reduce_like_the_whole_table(
     seed: int, rows: int, size: int, sorted_times: bool, with_nat: bool, include_denied: bool,
     min_count: int,
 ) -> None:  # fmt: skip
+    """The stream reduces each chunk through its summary; the reference is the in-memory
+    aggregation of the whole table (aggregate_edges, mark_replies), a separate implementation."""
     flows = awkward(random_flows(seed, rows, sorted_times=sorted_times, with_nat=with_nat), seed)
     options = EdgeOptions(include_denied=include_denied, min_count=min_count)
-    chunks = chunks_of(flows, size)
-    expected, expected_filtered = reduce(chunks, options)
-    got, filtered = reduce([summarize_chunk(c) for c in chunks], options)
-    assert filtered == expected_filtered
-    pd.testing.assert_frame_equal(got.edges, expected.edges)
-    pd.testing.assert_frame_equal(got.endpoints, expected.endpoints)
-    pd.testing.assert_frame_equal(got.pods, expected.pods)
-    assert got.inside == expected.inside
+    report = IngestReport()
+    edges, endpoints = aggregate_edges(flows, options, report)
+    got, filtered = streamed(chunks_of(flows, size), options)
+    assert filtered == dict(report.filtered)
+    pd.testing.assert_frame_equal(got.edges, edges)
+    pd.testing.assert_frame_equal(got.endpoints, endpoints)
+    # Pods are a set; their order follows the chunks (sources then destinations per chunk).
+    pods = finish_pod_endpoints(raw_pod_endpoints(flows))
+    pd.testing.assert_frame_equal(ordered(got.pods), ordered(pods))
+    assert got.inside == cluster_addresses(flows)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rows=st.integers(0, 80), with_nat=st.booleans())
+def test_a_summary_has_the_rows_pods_and_tuples(seed: int, rows: int, with_nat: bool) -> None:
+    flows = awkward(random_flows(seed, rows, sorted_times=False, with_nat=with_nat), seed)
+    summary = summarize_chunk(flows)
+    pd.testing.assert_frame_equal(summary.pods, raw_pod_endpoints(flows).reset_index(drop=True))
+    reference = tuple_codes(flows)  # the per-row text formulation
+    np.testing.assert_array_equal(summary.tuples.rows, reference.rows)
+    for side in ("src", "dst"):
+        np.testing.assert_array_equal(
+            summary.tuples.identities[getattr(summary.tuples, side)],
+            reference.identities[getattr(reference, side)],
+        )
 
 
 def test_a_summary_is_integers_and_small_tables() -> None:
