@@ -357,6 +357,11 @@ def _by_value(values: pd.Series, function: Any, dtype: str = "object") -> pd.Ser
     """
     codes, uniques = pd.factorize(values)
     mapped = [function(v) for v in uniques]
+    if dtype == "object" and all(v is None or isinstance(v, str) for v in mapped):
+        # Text out: taken from a small string array (Arrow's take), already the flow table's
+        # dtype, so that no Python string per row is made and conform_flows has nothing to do.
+        strings = pd.array([*mapped, None], dtype="string")
+        return pd.Series(strings.take(codes, allow_fill=True), index=values.index)
     if dtype == "object":
         table = np.empty(len(mapped) + 1, dtype=object)
         table[:-1] = mapped
