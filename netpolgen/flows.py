@@ -85,12 +85,15 @@ def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
             column = pd.Series(["unknown"] * n, index=frame.index)
         elif name == "protocol":
             column = pd.Series(["TCP"] * n, index=frame.index)
+        elif dtype in _NULLABLE:  # all missing, made in its dtype (no value to convert)
+            column = pd.Series(pd.NA, index=frame.index, dtype=dtype)
         else:
             column = pd.Series([pd.NA] * n, index=frame.index, dtype="object")
         out[name] = _as_dtype(column, name, dtype)
     return pd.DataFrame(out, index=frame.index)
 
 
+_NULLABLE = frozenset({"string", "UInt16", "Int64", "boolean"})
 _FIXED_CATEGORIES: Mapping[str, tuple[str, ...]] = {
     "src_kind": ENDPOINT_KINDS,
     "dst_kind": ENDPOINT_KINDS,

@@ -16,7 +16,7 @@ import io
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.errors import InputError
-from netpolgen.flows import PROTOCOL_NUMBERS, PROTOCOLS, conform_flows
+from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
 from netpolgen.ingest.limits import LineMap, limit_lines, line_map
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS
@@ -58,6 +58,7 @@ _VERDICTS = {
 _BOOLEANS = {"": pd.NA, "true": True, "false": False, "1": True, "0": False, "yes": True,
              "no": False}  # fmt: skip
 _PROTOCOL_NAMES = {p.upper(): p for p in PROTOCOLS}
+_POD_KIND, _UNKNOWN_KIND = ENDPOINT_KINDS.index("pod"), ENDPOINT_KINDS.index("unknown")
 
 
 MAX_CSV_CHUNK = 50_000
@@ -302,7 +303,9 @@ def _parse_chunk(
         reject(invalid, "time is neither RFC 3339 nor Unix seconds")
 
     if "verdict" in cells:
-        out["verdict"] = _by_value(cells["verdict"], lambda v: _VERDICTS.get(v.lower()))
+        out["verdict"] = _by_category(
+            cells["verdict"], lambda v: _VERDICTS.get(v.lower()), VERDICTS
+        )
         reject(out["verdict"].isna(), "unknown verdict")
     if "is_reply" in cells:
         out["is_reply"] = _by_value(
@@ -335,11 +338,16 @@ def _parse_chunk(
         reject(~has_pod_identity & ~has_ip, f"{side} endpoint has neither namespace+labels nor IP")
         # A side named by namespace and labels is a pod; an address alone is resolved later (the
         # inventory), or treated as an outside peer.
-        kind = pd.Series("unknown", index=chunk.index).mask(has_pod_identity, "pod")
         if f"{side}_kind" in cells:
+            kind = pd.Series("unknown", index=chunk.index).mask(has_pod_identity, "pod")
             given = cells[f"{side}_kind"].str.lower()
-            kind = given.where(given != "", kind)
-        out[f"{side}_kind"] = kind
+            out[f"{side}_kind"] = given.where(given != "", kind)
+        else:  # the flow table's categorical, built from codes
+            codes = np.where(has_pod_identity.to_numpy(), _POD_KIND, _UNKNOWN_KIND)
+            kinds = pd.Categorical.from_codes(
+                codes, dtype=pd.CategoricalDtype(list(ENDPOINT_KINDS))
+            )
+            out[f"{side}_kind"] = pd.Series(kinds, index=chunk.index)
 
     frame = pd.DataFrame(out, index=chunk.index)[~bad]
     report.records_used += len(frame)
@@ -369,6 +377,18 @@ def _by_value(values: pd.Series, function: Any, dtype: str = "object") -> pd.Ser
         return pd.Series(table[codes], index=values.index)
     array = pd.array([*mapped, pd.NA if dtype == "boolean" else False], dtype=dtype)  # type: ignore[call-overload]
     return pd.Series(array.take(codes), index=values.index)
+
+
+def _by_category(values: pd.Series, function: Any, categories: Sequence[str]) -> pd.Series:
+    """:func:`_by_value` into a categorical of ``categories`` (None: missing)."""
+    codes, uniques = pd.factorize(values)
+    table = np.array(
+        [*(-1 if (v := function(u)) is None else categories.index(v) for u in uniques), -1]
+    )
+    return pd.Series(
+        pd.Categorical.from_codes(table[codes], dtype=pd.CategoricalDtype(list(categories))),
+        index=values.index,
+    )
 
 
 def _present(column: pd.Series | None, index: pd.Index) -> pd.Series:
