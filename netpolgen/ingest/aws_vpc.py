@@ -35,10 +35,12 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.errors import InputError
-from netpolgen.flows import conform_flows
+from netpolgen.flows import ENDPOINT_KINDS, VERDICTS, conform_flows
 from netpolgen.ingest.common import (
     COUNTER_MAX,
     SeenConnections,
+    by_category,
+    by_value,
     collapse_observations,
     drop_noise,
     epoch_to_time,
@@ -69,6 +71,7 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _ADDRESS_FIELDS = ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr")
 _NULLS = ("-", "None", "")
 _ACTIONS = {"ACCEPT": "allowed", "REJECT": "denied"}
+_WORLD_KIND, _UNKNOWN_KIND = ENDPOINT_KINDS.index("world"), ENDPOINT_KINDS.index("unknown")
 PARQUET_MAGIC = b"PAR1"
 # Records of one connection by several ENIs fall within the longest aggregation interval.
 _BUCKET = "600s"
@@ -348,16 +351,13 @@ def _convert(
                 given = frame[name].astype("string")
                 address = given.where(~_null(frame[name]), address)
         reject(address.isna(), f"{side} address is '-'", valid=True)
-        unique = address.dropna().unique()
-        normalized = address.map({a: normalize_ip(str(a)) for a in unique})
+        normalized = by_value(address, lambda a: normalize_ip(str(a)))
         reject(normalized.isna() & address.notna(), f"{side} address is not an IP address")
-        out[f"{side}_ip"] = normalized.astype("string")
+        out[f"{side}_ip"] = normalized
 
     if "protocol" in frame.columns:
         raw = frame["protocol"]
-        text = raw.astype("string")
-        names = {p: protocol_name(str(p)) for p in text.dropna().unique()}
-        protocol = text.map(names).astype(object).astype("string")
+        protocol = by_value(raw.astype("string"), lambda p: protocol_name(str(p)))
         reject(protocol.isna() & ~_null(raw), "protocol is not an IANA number 0-255")
         out["protocol"] = protocol
     icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
@@ -383,7 +383,9 @@ def _convert(
             out["time"] = out["time"].fillna(time) if "time" in out else time
 
     if "action" in frame.columns:
-        out["verdict"] = frame["action"].astype("string").map(_ACTIONS).fillna("unknown")
+        out["verdict"] = by_category(
+            frame["action"].astype("string"), lambda a: _ACTIONS.get(a, "unknown"), VERDICTS
+        ).fillna("unknown")
     if "tcp-flags" in frame.columns:
         flags, invalid = _numbers(frame["tcp-flags"], 0, 255)
         reject(invalid, "tcp-flags is not an integer")
@@ -395,10 +397,12 @@ def _convert(
         out["is_reply"] = is_reply
     for side, name in (("src", "pkt-src-aws-service"), ("dst", "pkt-dst-aws-service")):
         # An AWS service (S3, DynamoDB...) is outside the cluster, whatever the inventory says.
-        kind = pd.Series("unknown", index=frame.index, dtype="string")
+        world = np.zeros(len(frame), dtype=bool)
         if name in frame.columns:
-            kind = kind.mask(~_null(frame[name]), "world")
-        out[f"{side}_kind"] = kind
+            world = ~_null(frame[name]).to_numpy(dtype=bool)
+        codes = np.where(world, _WORLD_KIND, _UNKNOWN_KIND)
+        kinds = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(ENDPOINT_KINDS)))
+        out[f"{side}_kind"] = pd.Series(kinds, index=frame.index)
 
     result = pd.DataFrame(out, index=frame.index)[~bad]
     report.records_used += len(result)

@@ -338,6 +338,41 @@ def drop_noise(frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
     return frame
 
 
+def by_value(values: pd.Series, function: Any, dtype: str = "object") -> pd.Series:
+    """``values.map(function)``, computed once per distinct value.
+
+    Flow columns repeat a few values (addresses, labels, namespaces) over millions of rows:
+    factorising (a hash pass, in Arrow for Arrow strings) and taking is far cheaper than mapping
+    every row through a dictionary.
+    """
+    codes, uniques = pd.factorize(values)
+    mapped = [function(v) for v in uniques]
+    if dtype == "object" and all(v is None or isinstance(v, str) for v in mapped):
+        # Text out: taken from a small string array (Arrow's take), already the flow table's
+        # dtype, so that no Python string per row is made and conform_flows has nothing to do.
+        strings = pd.array([*mapped, None], dtype="string")
+        return pd.Series(strings.take(codes, allow_fill=True), index=values.index)
+    if dtype == "object":
+        table = np.empty(len(mapped) + 1, dtype=object)
+        table[:-1] = mapped
+        table[-1] = None  # code -1: a missing cell
+        return pd.Series(table[codes], index=values.index)
+    array = pd.array([*mapped, pd.NA if dtype == "boolean" else False], dtype=dtype)  # type: ignore[call-overload]
+    return pd.Series(array.take(codes), index=values.index)
+
+
+def by_category(values: pd.Series, function: Any, categories: Sequence[str]) -> pd.Series:
+    """:func:`by_value` into a categorical of ``categories`` (None: missing)."""
+    codes, uniques = pd.factorize(values)
+    table = np.array(
+        [*(-1 if (v := function(u)) is None else categories.index(v) for u in uniques), -1]
+    )
+    return pd.Series(
+        pd.Categorical.from_codes(table[codes], dtype=pd.CategoricalDtype(list(categories))),
+        index=values.index,
+    )
+
+
 _VERDICT_RANK = {"unknown": 0, "allowed": 1, "denied": 2}
 _RANK_VERDICT = {rank: verdict for verdict, rank in _VERDICT_RANK.items()}
 _KEY = ["src_ip", "dst_ip", "src_port", "dst_port", "protocol"]

@@ -16,7 +16,7 @@ import io
 import ipaddress
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -25,6 +25,7 @@ import pandas as pd
 
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
+from netpolgen.ingest.common import by_category, by_value
 from netpolgen.ingest.limits import LineMap, limit_lines, line_map
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS
@@ -287,7 +288,7 @@ def _parse_chunk(
             out[column] = value
 
     protocol = cells.get("protocol", pd.Series("", index=chunk.index))
-    out["protocol"] = _by_value(protocol, _protocol)
+    out["protocol"] = by_value(protocol, _protocol)
     reject(out["protocol"].isna(), "unknown protocol")
 
     for column in ("count", "bytes", "packets"):
@@ -303,12 +304,10 @@ def _parse_chunk(
         reject(invalid, "time is neither RFC 3339 nor Unix seconds")
 
     if "verdict" in cells:
-        out["verdict"] = _by_category(
-            cells["verdict"], lambda v: _VERDICTS.get(v.lower()), VERDICTS
-        )
+        out["verdict"] = by_category(cells["verdict"], lambda v: _VERDICTS.get(v.lower()), VERDICTS)
         reject(out["verdict"].isna(), "unknown verdict")
     if "is_reply" in cells:
-        out["is_reply"] = _by_value(
+        out["is_reply"] = by_value(
             cells["is_reply"], lambda v: _BOOLEANS.get(v.lower(), None), "boolean"
         )
         reject(out["is_reply"].isna() & (cells["is_reply"] != ""), "is_reply is not a boolean")
@@ -316,19 +315,19 @@ def _parse_chunk(
     for side in SIDES:
         ip = cells.get(f"{side}_ip")
         if ip is not None:
-            normalized = _by_value(ip, _ip)
+            normalized = by_value(ip, _ip)
             reject(normalized.isna() & (ip != ""), f"{side}_ip is not an IP address")
             out[f"{side}_ip"] = normalized.mask(ip == "")
         namespace = cells.get(f"{side}_namespace")
         if namespace is not None:
-            valid = _by_value(namespace, lambda v: bool(_NAMESPACE_RE.match(v)), "bool")
+            valid = by_value(namespace, lambda v: bool(_NAMESPACE_RE.match(v)), "bool")
             reject(~valid & (namespace != ""), f"{side}_namespace is not a valid namespace name")
             out[f"{side}_namespace"] = namespace.mask(namespace == "")
         if f"{side}_pod" in cells:
             out[f"{side}_pod"] = cells[f"{side}_pod"].mask(cells[f"{side}_pod"] == "")
         labels = cells.get(f"{side}_labels")
         if labels is not None:
-            canonical = _by_value(labels, lambda v: _canonical(v, report, source))
+            canonical = by_value(labels, lambda v: _canonical(v, report, source))
             reject(canonical.isna(), f"{side}_labels are neither k=v,... nor a JSON object")
             out[f"{side}_labels"] = canonical.mask(labels == "")
         has_pod_identity = _present(out.get(f"{side}_namespace"), chunk.index) & _present(
@@ -354,41 +353,6 @@ def _parse_chunk(
     if len(chunk):
         lines.forget(int(chunk.index[-1]) + 2)  # later chunks report later rows only
     return conform_flows(frame).reset_index(drop=True)
-
-
-def _by_value(values: pd.Series, function: Any, dtype: str = "object") -> pd.Series:
-    """``values.map(function)``, computed once per distinct value.
-
-    Flow columns repeat a few values (addresses, labels, namespaces) over millions of rows:
-    factorising (a hash pass, in Arrow for Arrow strings) and taking is far cheaper than mapping
-    every row through a dictionary.
-    """
-    codes, uniques = pd.factorize(values)
-    mapped = [function(v) for v in uniques]
-    if dtype == "object" and all(v is None or isinstance(v, str) for v in mapped):
-        # Text out: taken from a small string array (Arrow's take), already the flow table's
-        # dtype, so that no Python string per row is made and conform_flows has nothing to do.
-        strings = pd.array([*mapped, None], dtype="string")
-        return pd.Series(strings.take(codes, allow_fill=True), index=values.index)
-    if dtype == "object":
-        table = np.empty(len(mapped) + 1, dtype=object)
-        table[:-1] = mapped
-        table[-1] = None  # code -1: a missing cell
-        return pd.Series(table[codes], index=values.index)
-    array = pd.array([*mapped, pd.NA if dtype == "boolean" else False], dtype=dtype)  # type: ignore[call-overload]
-    return pd.Series(array.take(codes), index=values.index)
-
-
-def _by_category(values: pd.Series, function: Any, categories: Sequence[str]) -> pd.Series:
-    """:func:`_by_value` into a categorical of ``categories`` (None: missing)."""
-    codes, uniques = pd.factorize(values)
-    table = np.array(
-        [*(-1 if (v := function(u)) is None else categories.index(v) for u in uniques), -1]
-    )
-    return pd.Series(
-        pd.Categorical.from_codes(table[codes], dtype=pd.CategoricalDtype(list(categories))),
-        index=values.index,
-    )
 
 
 def _present(column: pd.Series | None, index: pd.Index) -> pd.Series:
