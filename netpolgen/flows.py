@@ -80,11 +80,13 @@ def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
         if name in frame.columns:
             column = frame[name]
         elif name == "count":
-            column = pd.Series([1] * n, index=frame.index)
+            column = pd.Series(np.ones(n, dtype=np.int64), index=frame.index, dtype="Int64")
         elif name == "verdict":
-            column = pd.Series(["unknown"] * n, index=frame.index)
+            unknown = np.full(n, VERDICTS.index("unknown"))
+            verdicts = pd.Categorical.from_codes(unknown, dtype=pd.CategoricalDtype(list(VERDICTS)))
+            column = pd.Series(verdicts, index=frame.index)
         elif name == "protocol":
-            column = pd.Series(["TCP"] * n, index=frame.index)
+            column = pd.Series("TCP", index=frame.index, dtype="string")
         elif dtype in _NULLABLE:  # all missing, made in its dtype (no value to convert)
             column = pd.Series(pd.NA, index=frame.index, dtype=dtype)
         else:

@@ -122,12 +122,12 @@ def _read_text(
         # Chunks of exactly ``batch`` records, wherever the pieces were cut.
         while count >= batch:
             frame, lines = _concat(pieces)
-            yield seen(_convert(frame.iloc[:batch], list(lines[:batch]), source, report), report)
+            yield seen(_convert(frame.iloc[:batch], lines[:batch], source, report), report)
             pieces = [(frame.iloc[batch:], lines[batch:])] if len(frame) > batch else []
             count -= batch
     if count:
         frame, lines = _concat(pieces)
-        yield seen(_convert(frame, list(lines), source, report), report)
+        yield seen(_convert(frame, lines, source, report), report)
 
 
 def _concat(pieces: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -315,7 +315,7 @@ def _null(column: pd.Series) -> pd.Series:
 
 
 def _convert(
-    frame: pd.DataFrame, lines: list[int], source: str, report: IngestReport
+    frame: pd.DataFrame, lines: np.ndarray | list[int], source: str, report: IngestReport
 ) -> pd.DataFrame:
     """Vectorised: one chunk of raw fields (text or Parquet-typed) -> flow-table rows."""
     frame.index = pd.RangeIndex(len(frame))

@@ -326,12 +326,10 @@ def text_to_time(values: pd.Series) -> pd.Series:
 
 def drop_noise(frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
     """Filter flows from or to the addresses of :func:`is_noise_address`."""
-    noise = pd.Series(False, index=frame.index)
+    noise = np.zeros(len(frame), dtype=bool)
     for side in ("src_ip", "dst_ip"):
-        ips = frame[side]
-        unique = ips.dropna().unique()
-        flags = {ip: is_noise_address(str(ip)) for ip in unique}
-        noise |= ips.map(flags).fillna(False).astype(bool)
+        flags = by_value(frame[side], lambda ip: is_noise_address(str(ip)), "bool")
+        noise |= flags.to_numpy(dtype=bool)
     if noise.any():
         report.filter("IPv6 link-local, multicast or broadcast address", int(noise.sum()))
         frame = frame[~noise]
@@ -410,7 +408,10 @@ def collapse_observations(
     if groups == len(frame):
         return frame
 
-    rank = frame["verdict"].astype("string").map(_VERDICT_RANK).astype("Int64")
+    # By the categorical's codes (the verdicts are three): no text per row.
+    ranks = np.array([*(_VERDICT_RANK[v] for v in frame["verdict"].cat.categories), -1])
+    rank_codes = ranks[frame["verdict"].cat.codes.to_numpy()]
+    rank = pd.Series(pd.array(rank_codes, dtype="Int64")).mask(rank_codes < 0)
     numbers = pd.DataFrame(
         {
             "time": frame["time"].array,
