@@ -12,6 +12,7 @@ import netpolgen.ingest.parallel as parallel
 from netpolgen.errors import InputError
 from netpolgen.ingest import hubble
 from netpolgen.ingest.parallel import plain_quotes
+from netpolgen.ingest.report import IngestReport
 from netpolgen.pipeline import GenerateOptions, generate_from_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -182,3 +183,38 @@ def test_csv_parts_only_when_workers_are_asked_for(
     asked = generate_from_files([path], workers=2, chunk_size=50)
     assert planned == [False, True]
     assert asked.to_yaml() == default.to_yaml()
+
+
+@pytest.mark.parametrize("irregular_quotes_first", [False, True])
+def test_an_error_deep_in_a_part_names_the_line_of_the_whole_file(
+    tmp_path: Path, small_parts: None, irregular_quotes_first: bool
+) -> None:
+    path = generate.write("csv", 2000, tmp_path / "flows.csv")
+    lines = path.read_bytes().splitlines(keepends=True)
+    if irregular_quotes_first:  # the parts from here on are read in the main process
+        lines[300] = lines[300].replace(b",", b',"x""y",', 1)
+    lines[1500] = lines[1500].replace(b"shop", b"sh\xffop", 1)  # not UTF-8
+    path.write_bytes(b"".join(lines))
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(InputError) as caught:
+            generate_from_files([path], workers=workers, chunk_size=50)
+        errors.append((caught.value.line, caught.value.message))
+    assert errors[1] == errors[0]
+    assert errors[0][1].startswith("not UTF-8")
+
+
+def test_a_file_of_unusable_records_says_so_as_in_one_process(
+    tmp_path: Path, small_parts: None
+) -> None:
+    path = generate.write("csv", 600, tmp_path / "flows.csv")
+    text = path.read_text().replace(",TCP,", ",XTP,").replace(",UDP,", ",XTP,")
+    path.write_text(text)
+    reports = []
+    for workers in (1, 2):
+        report = IngestReport()
+        read = parallel.chunk_reader([path], "auto", chunk_size=50, workers=workers, summarize=True)
+        list(read(report))
+        reports.append(report)
+    assert reports[1].to_dict() == reports[0].to_dict()
+    assert any("none of its" in message for message in reports[1].messages)
