@@ -169,22 +169,36 @@ class Resolver:
                     "protocol": out.loc[need, "protocol"].astype("string"),
                 }
             )
-            resolved = self._resolve_distinct(part).reindex(out.index)
-            # Whole-column selects (Arrow's if_else) instead of masked assignment, which pandas
-            # does value by value on Arrow-backed text.
-            out[f"{side}_port"] = out[f"{side}_port"].mask(need, resolved["port"].astype("UInt16"))
+            rows, at_service = self._resolve_distinct(part)
+            # Each row's answer, taken once per column from the small answer table (-1: the row
+            # keeps its own values); whole-column selects (Arrow's if_else), not masked
+            # assignment, which pandas does value by value on Arrow-backed text.
+            need_np = need.to_numpy(dtype=bool)
+            answer = np.full(len(out), -1, dtype=np.int64)
+            answer[need_np] = rows
+            table = self._answers
+            assert table is not None
+
+            def taken(column: str) -> pd.Series:
+                values = table[column].array.take(answer, allow_fill=True)  # noqa: B023
+                return pd.Series(values, index=out.index)
+
+            service = np.zeros(len(out), dtype=bool)
+            service[need_np] = at_service
+            port = taken("port").where(service, out[f"{side}_port"].astype("Int64"))
+            out[f"{side}_port"] = out[f"{side}_port"].mask(need, port.astype("UInt16"))
             for column in ("namespace", "pod", "labels"):
-                out[f"{side}_{column}"] = out[f"{side}_{column}"].mask(
-                    need, resolved[column].astype("string")
-                )
-            out[f"{side}_kind"] = kind.mask(need, resolved["kind"].astype("string"))
-            unmatched = resolved["_unmatched"].fillna(False).astype(bool)
-            self.unmatched |= set(resolved.loc[unmatched, "ip"].dropna())
-            self.untranslated += int(resolved["_untranslated"].sum())
+                out[f"{side}_{column}"] = out[f"{side}_{column}"].mask(need, taken(column))
+            out[f"{side}_kind"] = kind.mask(need, taken("kind"))
+            unmatched = table["_unmatched"].to_numpy(dtype=bool)[rows]
+            if unmatched.any():
+                self.unmatched |= set(part["ip"][unmatched].dropna().unique())
+            self.untranslated += int(table["_untranslated"].to_numpy(dtype=bool)[rows].sum())
         return conform_flows(out)
 
-    def _resolve_distinct(self, part: pd.DataFrame) -> pd.DataFrame:
-        """:func:`_resolve` once per distinct input instead of once per row.
+    def _resolve_distinct(self, part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_resolve` once per distinct input instead of once per row: per row of
+        ``part``, its row in the answer table, and whether its address is a Service's.
 
         A row's answer depends on its address, the source's names, kind and protocol, its port
         only at a Service address (translation), and its time only through which pod-address
@@ -221,14 +235,12 @@ class Resolver:
         )
         answers = self._answers_for(sample, keys)
         # np.unique sorts the group ids: position of each row's group among ``distinct``
-        resolved = answers.iloc[np.searchsorted(distinct, group)].set_axis(part.index)
-        resolved["port"] = resolved["port"].where(at_service, part["port"])
-        resolved["time"] = part["time"]
-        return resolved
+        return answers[np.searchsorted(distinct, group)], at_service
 
-    def _answers_for(self, sample: pd.DataFrame, keys: list[tuple[Any, ...]]) -> pd.DataFrame:
-        """:func:`_resolve` of each row of ``sample`` (whose inputs are ``keys``), from the answers
-        of earlier chunks where there are some; only the new inputs are resolved."""
+    def _answers_for(self, sample: pd.DataFrame, keys: list[tuple[Any, ...]]) -> np.ndarray:
+        """The rows of the answer table that hold :func:`_resolve` of each row of ``sample``
+        (whose inputs are ``keys``): earlier chunks' answers where there are some; only the new
+        inputs are resolved and added."""
         rows = np.fromiter((self._answer_rows.get(key, -1) for key in keys), np.int64, len(keys))
         missing = np.flatnonzero(rows < 0)
         if len(missing):
@@ -247,8 +259,7 @@ class Resolver:
             for offset, position in enumerate(missing.tolist()):
                 self._answer_rows[keys[position]] = start + offset
             rows[missing] = np.arange(start, start + len(missing))
-        assert self._answers is not None
-        return self._answers.iloc[rows].reset_index(drop=True)
+        return rows
 
 
 # What a side's answer depends on besides its time segment and (at a Service) its port.
