@@ -48,7 +48,13 @@ from netpolgen.errors import NetpolgenError
 from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.identity import finish_pod_endpoints, raw_pod_endpoints
 from netpolgen.ingest.report import IngestReport
-from netpolgen.summary import ChunkSummary, TupleCodes, summarize_chunk, tuple_codes
+from netpolgen.summary import (
+    ChunkSummary,
+    TupleCodes,
+    given_replies,
+    summarize_chunk,
+    tuple_codes,
+)
 
 _NAT = np.iinfo(np.int64).min  # NaT as int64: sorts first, like na_position="first"
 _MAX_IDS = 1 << 24  # endpoint identities per run (packed in 24 bits of a tuple key)
@@ -138,13 +144,9 @@ class ReplyTracker:
         ``relevant`` restricts the inference to rows whose answer is used (not denied): the
         others may come back False. Rows with a given ``is_reply`` keep it.
         """
-        given = flows["is_reply"]
-        given_codes = np.where(
-            given.isna().to_numpy(), -1, given.fillna(False).to_numpy(dtype=bool)
-        ).astype(np.int8)
         replies = self.mark_codes(
             tuple_codes(flows),
-            given_codes,
+            given_replies(flows),
             offset,
             None if relevant is None else relevant.to_numpy(dtype=bool),
         )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from netpolgen.aggregate import cluster_addresses, tuple_identity
+from netpolgen.aggregate import cluster_addresses
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
 
@@ -83,25 +83,14 @@ def times_ns(flows: pd.DataFrame) -> np.ndarray:
 
 def tuple_codes(flows: pd.DataFrame) -> TupleCodes:
     """The 5-tuples of the rows of ``flows`` that have both ports (see :class:`TupleCodes`)."""
-    ported = (flows["src_port"].notna() & flows["dst_port"].notna()).to_numpy()
-    rows = np.flatnonzero(ported)
-    part = flows if len(rows) == len(flows) else flows.iloc[rows]
-    src = tuple_identity(part, "src").to_numpy(dtype=object)
-    dst = tuple_identity(part, "dst").to_numpy(dtype=object)
-    # Both sides in one factorisation: one identity table, shared codes.
-    codes, identities = pd.factorize(np.concatenate([src, dst]))
-    protocol_codes, protocols = _protocol_codes(part["protocol"])
-    return TupleCodes(
-        rows=rows.astype(np.int64),
-        identities=np.asarray(identities, dtype=object),
-        src=codes[: len(rows)].astype(np.int64),
-        dst=codes[len(rows) :].astype(np.int64),
-        protocols=protocols,
-        protocol=protocol_codes,
-        src_port=part["src_port"].to_numpy(dtype=np.uint64),
-        dst_port=part["dst_port"].to_numpy(dtype=np.uint64),
-        time=times_ns(part),
-    )
+    return _tuple_codes(flows, _Codes(flows, "pod"), _Codes(flows, "ip"))
+
+
+def given_replies(flows: pd.DataFrame) -> np.ndarray:
+    """``is_reply`` per row as 1, 0, or -1 where the record does not say (int8)."""
+    given = flows["is_reply"]
+    said = given.fillna(False).to_numpy(dtype=bool)
+    return np.where(given.isna().to_numpy(), -1, said).astype(np.int8)
 
 
 def _protocol_codes(protocol: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -138,10 +127,6 @@ def summarize_chunk(flows: pd.DataFrame) -> ChunkSummary:
     """
     validate_flows(flows)
     n = len(flows)
-    given = flows["is_reply"]
-    given_codes = np.where(
-        given.isna().to_numpy(), -1, given.fillna(False).to_numpy(dtype=bool)
-    ).astype(np.int8)
     denied = (flows["verdict"] == "denied").fillna(False).to_numpy(dtype=bool)
     namespace, labels = _Codes(flows, "namespace"), _Codes(flows, "labels")
     pod, ip = _Codes(flows, "pod"), _Codes(flows, "ip")
@@ -185,7 +170,7 @@ def summarize_chunk(flows: pd.DataFrame) -> ChunkSummary:
     return ChunkSummary(
         rows=n,
         tuples=_tuple_codes(flows, pod, ip),
-        given=given_codes,
+        given=given_replies(flows),
         denied=denied,
         edge=edge,
         count=flows["count"].fillna(1).to_numpy(dtype=np.int64),
@@ -288,8 +273,9 @@ def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Code
 
 
 def _tuple_codes(flows: pd.DataFrame, pod: _Codes, ip: _Codes) -> TupleCodes:
-    """:func:`tuple_codes` from the shared codes: an identity is the address, else the pod
-    name, else ``namespace/labels``, deduplicated as text."""
+    """:func:`tuple_codes` from the columns' codes: an identity is the address, else the pod
+    name, else ``namespace/labels`` (:func:`netpolgen.aggregate.tuple_identity`), deduplicated
+    as text."""
     ported = (flows["src_port"].notna() & flows["dst_port"].notna()).to_numpy()
     rows = np.flatnonzero(ported)
     n_ip = len(ip.uniques)
