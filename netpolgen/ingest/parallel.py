@@ -1,15 +1,19 @@
 """Parallel parsing: large line-based files are cut at newlines and parsed by worker processes.
 
 JSON decoding and text parsing are CPU-bound in Python, so one process uses one core. A plain
-(uncompressed) file in a line format is split into byte ranges that end at newlines; each range,
-with the file's header line in front where the format has one, is parsed by a worker with the
-format's ordinary reader, and the chunks come back *in input order*, so the result is the same as
-reading the file in one process. Line numbers in messages are shifted to the whole file's.
-Hubble's ranges are its reader's byte chunks, so workers also merge the repeated observations
-within their range; only the merging across ranges is left to the parent.
+(uncompressed) file in a line format is split into byte ranges that end at newlines, parsed by
+workers, and the results come back *in input order*, so the result is the same as reading the
+file in one process. Line numbers in messages are shifted to the whole file's.
 
-Compressed files, standard input and formats that are not line-based (Parquet, Azure blobs) are
-read in the parent process as before. ``workers=1`` turns parallel parsing off.
+* Hubble (by default): the ranges are its reader's byte chunks; workers read them and merge the
+  repeated observations within a range, and only the merging across ranges is left to the parent.
+* CSV (``from-flows`` with a number of workers given): each range, with the header line in front,
+  is parsed, resolved through the inventory and reduced to a :class:`ChunkSummary` per chunk
+  (:mod:`netpolgen.summary`), and a range that was not cut between records is read again in the
+  parent (:func:`plain_quotes`).
+
+Compressed files, standard input and other formats are read in the parent process.
+``workers=1`` turns parallel parsing off.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ from netpolgen.ingest import (
     Source,
     detect_format,
     iter_flows,
-    read_checked,
 )
 from netpolgen.ingest.common import LineCount, connection_keys
 from netpolgen.ingest.limits import has_long_line, limit_lines
@@ -52,15 +55,13 @@ if TYPE_CHECKING:
 # A container runtime's log prefix (see netpolgen.ingest.common).
 _CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) [PF] ")
 
-# Formats whose records are single lines, and whether a header line must lead every part.
-# CSV is not listed: Arrow's reader already decodes on every core, and shipping parsed chunks
-# between processes cost more than it saved (1M rows: 16 s in parallel, 11 s in one process).
-# Hubble's per-line JSON decoding is pure Python work, the case worker processes are for.
-LINE_FORMATS: dict[str, bool] = {"hubble": False}
-# Formats whose parts workers also summarise (netpolgen.summary) for from-flows, and whether a
-# header line must lead every part. Their parsed chunks are too wide to send between processes
-# (see LINE_FORMATS), but a chunk's summary is a few integers a row, and the main process is left
-# with only the reply inference and the reduction on integers.
+# Formats whose parsed chunks workers send back as they are. Hubble's per-line JSON decoding is
+# pure Python work, the case worker processes are for. CSV is not listed: shipping its parsed
+# chunks between processes cost more than it saved (1M rows: 16 s in parallel, 11 s in one).
+LINE_FORMATS = frozenset({"hubble"})
+# Formats whose parts workers parse and summarise (netpolgen.summary) for from-flows, and
+# whether a header line must lead every part: a chunk's summary is a few integers a row, and
+# the main process is left with only the reply inference and the reduction on integers.
 SUMMARY_FORMATS: dict[str, bool] = {"csv": True}
 # Parts of about this size: large enough to amortise a task, small enough that a worker's
 # parsed chunks (a few times the text) stay well under the memory target.
@@ -179,10 +180,8 @@ def _iter_items(
         elif plan.format == "hubble":
             chunks = _parse_parallel_hubble(plan, report, chunk_size, workers)
             yield from _resolved(chunks, resolver)
-        elif summarize and plan.format in SUMMARY_FORMATS:
+        else:  # a summary format (_plan gives no other)
             yield from _parse_parallel_summaries(plan, report, chunk_size, workers, resolver)
-        else:
-            yield from _resolved(_parse_parallel(plan, report, chunk_size, workers), resolver)
 
 
 def _resolved(chunks: Iterable[pd.DataFrame], resolver: Resolver | None) -> Iterator[pd.DataFrame]:
@@ -255,7 +254,7 @@ def _plan(source: Readable, format: str, workers: int, summarize: bool = False) 
         return None  # a CRI partial line may continue across a cut: read it in one piece
     header = b""
     with path.open("rb") as handle:
-        if LINE_FORMATS.get(fmt, SUMMARY_FORMATS.get(fmt)):
+        if SUMMARY_FORMATS.get(fmt, False):
             header = handle.readline()
         start = len(header)
         ranges = []
@@ -287,59 +286,6 @@ def _skip_line(handle: BinaryIO) -> None:
         if newline >= 0:
             handle.seek(newline + 1 - len(block), os.SEEK_CUR)
             return
-
-
-def _parse_range(
-    path: str, format: str, header: bytes, start: int, end: int, chunk_size: int,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> tuple[list[pd.DataFrame], IngestReport, int]:  # fmt: skip
-    """Worker: parse bytes ``[start, end)`` of ``path`` (with ``header`` in front)."""
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(end - start)
-    report = IngestReport(max_line_bytes=max_line_bytes)
-    stream = io.BufferedReader(io.BytesIO(header + data))
-    # The same guards as a sequential read (line limit, names and labels checked).
-    chunks = list(read_checked(stream, path, format, stream.peek(65536), report, chunk_size, False))
-    return chunks, report, data.count(b"\n")
-
-
-def _parse_parallel(
-    plan: _Plan, report: IngestReport, chunk_size: int, workers: int
-) -> Iterator[pd.DataFrame]:
-    # A part with a header in front counts the header as its line 1.
-    lines_before = 1 if plan.header else 0
-    shift = -1 if plan.header else 0
-    name = str(plan.path)
-    report.files.append(name)
-    report.formats[name] = plan.format
-    part = (plan.path, plan.format, plan.header)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-        pending: deque[Future[Any]] = deque()
-        ranges = iter(plan.ranges)
-        # One part per worker in flight, plus one ready: bounded memory, busy workers.
-        for start, end in ranges:
-            pending.append(
-                pool.submit(_parse_range, *part, start, end, chunk_size, report.max_line_bytes)
-            )
-            if len(pending) >= workers + 1:
-                break
-        while pending:
-            try:
-                chunks, part_report, lines = pending.popleft().result()
-            except NetpolgenError as error:
-                if error.source == name and error.line is not None:
-                    error.line += lines_before + shift
-                raise
-            nxt = next(ranges, None)
-            if nxt is not None:
-                pending.append(
-                    pool.submit(_parse_range, *part, *nxt, chunk_size, report.max_line_bytes)
-                )
-            _check_strict(part_report, report, name, lines_before + shift)
-            report.merge(part_report, line_offset=lines_before + shift, source=name)
-            lines_before += lines
-            yield from chunks
 
 
 def _hubble_range(
