@@ -218,3 +218,36 @@ def test_a_file_of_unusable_records_says_so_as_in_one_process(
         reports.append(report)
     assert reports[1].to_dict() == reports[0].to_dict()
     assert any("none of its" in message for message in reports[1].messages)
+
+
+@pytest.mark.parametrize(
+    "variant", ["crlf", "bom", "no-final-newline", "quoted-header", "blank-lines", "long-line"]
+)
+def test_odd_csv_files_in_parts_equal_one_process(
+    tmp_path: Path, small_parts: None, variant: str
+) -> None:
+    path = generate.write("csv", 1500, tmp_path / "flows.csv")
+    data = path.read_bytes()
+    if variant == "crlf":
+        data = data.replace(b"\n", b"\r\n")
+    elif variant == "bom":
+        data = b"\xef\xbb\xbf" + data
+    elif variant == "no-final-newline":
+        data = data.rstrip(b"\n")
+    elif variant == "quoted-header":
+        header, rest = data.split(b"\n", 1)
+        data = b",".join(b'"' + name + b'"' for name in header.split(b",")) + b"\n" + rest
+    elif variant == "blank-lines":
+        lines = data.split(b"\n")
+        data = b"\n".join(line + (b"\n" if i % 97 == 3 else b"") for i, line in enumerate(lines))
+    elif variant == "long-line":
+        lines = data.split(b"\n")
+        lines[700] = lines[700] + b"," + b"x" * 3000
+        data = b"\n".join(lines)
+    path.write_bytes(data)
+    assert parallel._plan(path, "auto", 2, summarize=True) is not None  # cut into parts
+    one = generate_from_files([path], workers=1, chunk_size=50, max_line_bytes=2048)
+    two = generate_from_files([path], workers=2, chunk_size=50, max_line_bytes=2048)
+    assert two.to_yaml() == one.to_yaml()
+    assert two.report.to_dict() == one.report.to_dict()
+    assert two.report.messages == one.report.messages
