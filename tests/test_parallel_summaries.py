@@ -251,3 +251,19 @@ def test_odd_csv_files_in_parts_equal_one_process(
     assert two.to_yaml() == one.to_yaml()
     assert two.report.to_dict() == one.report.to_dict()
     assert two.report.messages == one.report.messages
+
+
+def test_a_worker_that_dies_is_a_clear_error() -> None:
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from netpolgen.errors import NetpolgenError
+
+    future: Future[object] = Future()
+    future.set_exception(BrokenProcessPool("A child process terminated abruptly"))
+    with pytest.raises(NetpolgenError) as caught:
+        parallel._outcome(future, "flows.csv")
+    assert "flows.csv" in caught.value.message and "--workers 1" in str(caught.value.hint)
+    done: Future[object] = Future()
+    done.set_result(42)
+    assert parallel._outcome(done, "flows.csv") == 42

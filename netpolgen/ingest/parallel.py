@@ -28,6 +28,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,7 +354,7 @@ def _parse_parallel_hubble(
                 break
         while futures:
             try:
-                chunks, part_report, lines, part_lost = futures.popleft().result()
+                chunks, part_report, lines, part_lost = _outcome(futures.popleft(), name)
             except NetpolgenError as error:
                 if error.source == name and error.line is not None:
                     error.line += lines_before
@@ -545,7 +546,7 @@ def _parse_parallel_summaries(
             lines_before = 1
         while pending:
             start, future = pending.popleft()
-            part: _PartSummary = future.result()
+            part: _PartSummary = _outcome(future, name)
             if not part.plain:
                 for _, later in pending:
                     later.cancel()
@@ -614,6 +615,18 @@ class _Prefixed(io.RawIOBase):
         count: int = self._handle.readinto(memoryview(buffer)[: self._left])  # type: ignore[attr-defined]
         self._left -= count
         return count
+
+
+def _outcome(future: Future[Any], name: str) -> Any:
+    """A worker's result; a worker that died (killed for memory, most likely) is an error that
+    says so, not an internal error."""
+    try:
+        return future.result()
+    except BrokenProcessPool as error:
+        raise NetpolgenError(
+            f"a worker process parsing {name} stopped unexpectedly ({error})",
+            hint="the machine may be out of memory: rerun with --workers 1",
+        ) from error
 
 
 def _context() -> multiprocessing.context.BaseContext:
