@@ -113,13 +113,6 @@ def tuple_identity(flows: pd.DataFrame, side: str) -> pd.Series:
     return identity
 
 
-def denied_mask(flows: pd.DataFrame, options: EdgeOptions) -> pd.Series:
-    """Rows left out for their verdict (none with ``include_denied``)."""
-    if options.include_denied:
-        return pd.Series(False, index=flows.index)
-    return (flows["verdict"] == "denied").fillna(False).astype(bool)
-
-
 def wanted_flows(
     flows: pd.DataFrame, options: EdgeOptions, report: IngestReport | None = None
 ) -> pd.DataFrame:

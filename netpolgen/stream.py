@@ -35,18 +35,13 @@ import pandas as pd
 
 from netpolgen.aggregate import (
     EdgeOptions,
-    cluster_addresses,
     combine_edges,
-    denied_mask,
-    edge_rows,
-    endpoint_firsts,
     finish_edges,
     finish_endpoints,
-    partial_edges,
 )
 from netpolgen.errors import NetpolgenError
-from netpolgen.flows import empty_flows, validate_flows
-from netpolgen.identity import finish_pod_endpoints, raw_pod_endpoints
+from netpolgen.flows import empty_flows
+from netpolgen.identity import finish_pod_endpoints
 from netpolgen.ingest.report import IngestReport
 from netpolgen.summary import (
     ChunkSummary,
@@ -471,35 +466,8 @@ class FlowReducer:
 
     def add(self, flows: pd.DataFrame | ChunkSummary) -> None:
         """Reduce one chunk (a flow table, or its :class:`~netpolgen.summary.ChunkSummary`)
-        into the running state."""
-        if isinstance(flows, ChunkSummary):
-            self._add_summary(flows)
-            return
-        if isinstance(self.replies, ReplyTracker):
-            self._add_summary(summarize_chunk(flows))
-            return
-        validate_flows(flows)
-        offset = self._offset
-        self._offset += len(flows)
-        self._chunks += 1
-        if self.replies.mode == "collect":
-            self.replies.mark(flows, offset)
-            return
-
-        denied = denied_mask(flows, self.options)
-        if not self.options.include_denied:
-            self.report.filter("denied verdict", int(denied.sum()))
-        keep = ~denied
-        replies = self.replies.mark(flows, offset, relevant=keep) & keep
-        self.report.filter("reply traffic", int(replies.sum()))
-        wanted = flows[keep & ~replies]
-        rows, src, dst = edge_rows(wanted, self.report)
-        self._edges.add(partial_edges(rows))
-        src_part, dst_part = endpoint_firsts(wanted, src, dst)
-        self._src_first.add(src_part)
-        self._dst_first.add(dst_part)
-        self._pods.add(raw_pod_endpoints(flows))
-        self._inside |= cluster_addresses(flows)
+        into the running state. The reply tracker only needs ``mode`` and ``mark_codes``."""
+        self._add_summary(flows if isinstance(flows, ChunkSummary) else summarize_chunk(flows))
 
     def _add_summary(self, chunk: ChunkSummary) -> None:
         """:meth:`add` on a chunk's integer form: the same steps, on codes instead of rows."""

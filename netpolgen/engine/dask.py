@@ -42,6 +42,7 @@ from netpolgen.ingest.inventory import load_inventory
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.resolve import Resolver
 from netpolgen.stream import FlowReducer
+from netpolgen.summary import TupleCodes
 
 _NAT = np.iinfo(np.int64).min
 _TUPLE = ["a", "a_port", "b", "b_port", "protocol"]
@@ -105,38 +106,35 @@ class _GlobalReplies:
                      "o": "o_e"}
         )  # fmt: skip
 
-    def mark(
-        self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
-    ) -> pd.Series:
-        given = flows["is_reply"]
-        replies = given.fillna(False).astype(bool).to_numpy().copy()
-        unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
+    def mark_codes(
+        self, tuples: TupleCodes, given: np.ndarray, offset: int, relevant: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:meth:`netpolgen.stream.ReplyTracker.mark_codes` against the earliest 5-tuples."""
+        replies: np.ndarray = np.equal(given, 1)
+        unknown = given[tuples.rows] == -1
         if relevant is not None:
-            unknown &= relevant
+            unknown &= relevant[tuples.rows]
         if unknown.any():
-            rows = _tuples_all(flows[unknown], np.flatnonzero(unknown.to_numpy()) + offset)
-            rows["row"] = np.flatnonzero(unknown.to_numpy())
+            picked = np.flatnonzero(unknown)
+            rows = pd.DataFrame(
+                {
+                    "a": tuples.identities[tuples.src[picked]],
+                    "a_port": tuples.src_port[picked].astype(np.int64),
+                    "b": tuples.identities[tuples.dst[picked]],
+                    "b_port": tuples.dst_port[picked].astype(np.int64),
+                    "protocol": tuples.protocols[tuples.protocol[picked]],
+                    "t": tuples.time[picked],
+                    "o": tuples.rows[picked] + offset,
+                    "row": tuples.rows[picked],
+                }
+            )
             joined = rows.merge(self._earliest, on=_TUPLE)
             t, o = joined["t"].to_numpy(), joined["o"].to_numpy()
             t_e, o_e = joined["t_e"].to_numpy(), joined["o_e"].to_numpy()
             both = (t_e != _NAT) & (t != _NAT)
             earlier = np.where(both, (t_e < t) | ((t_e == t) & (o_e < o)), o_e < o)
             replies[joined["row"].to_numpy()[earlier]] = True
-        return pd.Series(replies, index=flows.index)
-
-
-def _tuples_all(part: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "a": tuple_identity(part, "src").astype(object).to_numpy(),
-            "a_port": part["src_port"].astype("int64").to_numpy(),
-            "b": tuple_identity(part, "dst").astype(object).to_numpy(),
-            "b_port": part["dst_port"].astype("int64").to_numpy(),
-            "protocol": part["protocol"].astype("string").fillna("\x00").astype(object).to_numpy(),
-            "t": part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64),
-            "o": order,
-        }
-    )
+        return replies
 
 
 class _LocalOnly:
@@ -147,15 +145,15 @@ class _LocalOnly:
     def __init__(self) -> None:
         self.unknown = False
 
-    def mark(
-        self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
-    ) -> pd.Series:
-        given = flows["is_reply"]
-        unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
+    def mark_codes(
+        self, tuples: TupleCodes, given: np.ndarray, offset: int, relevant: np.ndarray | None = None
+    ) -> np.ndarray:
+        unknown = given[tuples.rows] == -1
         if relevant is not None:
-            unknown &= relevant
+            unknown &= relevant[tuples.rows]
         self.unknown = self.unknown or bool(unknown.any())
-        return given.fillna(False).astype(bool)
+        replies: np.ndarray = np.equal(given, 1)
+        return replies
 
 
 @dataclass
