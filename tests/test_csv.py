@@ -223,6 +223,24 @@ def test_a_line_cut_by_max_line_bytes_still_counts(tmp_path: Path, csv_reader: s
     ]
 
 
+def test_long_lines_are_reported_with_the_chunk_they_precede(tmp_path: Path) -> None:
+    # pyarrow parses on a thread of its own, ahead of the checks: a long line near the end must
+    # still be reported after the bad row at the start, and the same way on every run.
+    pytest.importorskip("pyarrow")
+    rows = [GOOD] * 12_000  # about 230 KB: several 64 KiB parse blocks at this chunk size
+    rows[0] = BAD
+    rows[-2] = "a,app=" + "x" * 300 + ",a,app=y,80"
+    text = "\n".join([HEADER, *rows]) + "\n"
+    runs = [load(text, tmp_path, max_line_bytes=100, chunk_size=1000)[1] for _ in range(3)]
+    name = tmp_path / "f.csv"
+    for report in runs:
+        assert report.messages == [
+            f"{name}:2: skipped: {PORT}",
+            f"{name}:{len(rows)}: skipped: line is longer than 100 bytes (--max-line-bytes)",
+        ]
+        assert report.records_read == len(rows) and report.records_used == len(rows) - 2
+
+
 def test_missing_columns_name_the_header_line_after_blank_lines(
     tmp_path: Path, csv_reader: str
 ) -> None:

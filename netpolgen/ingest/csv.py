@@ -26,7 +26,8 @@ import pandas as pd
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
 from netpolgen.ingest.common import by_category, by_value
-from netpolgen.ingest.limits import LineMap, limit_lines, line_map
+from netpolgen.ingest.limits import LineMap, limit_lines, line_limiter
+from netpolgen.ingest.read_ahead import read_ahead
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS
 from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
@@ -93,18 +94,29 @@ def read(
     # row while it is checked, so chunks are capped here whatever the caller asks (with 100,000
     # the 10M-row benchmark passed 1 GB; with 50,000 it stays near 930 MB).
     chunk_size = max(1, min(chunk_size, MAX_CSV_CHUNK))
-    lines = line_map(stream)
-    if lines is None:
+    limiter = line_limiter(stream)
+    if limiter is None:
         # Not opened by read_checked, which puts the line limiter (and its LineMap) in front.
         stream = limit_lines(stream, source, report, header=True)
-        lines = line_map(stream)
-        assert lines is not None
+        limiter = line_limiter(stream)
+        assert limiter is not None
+    assert limiter.line_map is not None
+    # Both parsers read ahead of the rows being checked (pyarrow on a thread of its own): long
+    # lines are held and reported before the chunk they precede, in file order, whatever the
+    # parser has read by then (even this peek reads a whole block).
+    limiter.hold_long_lines()
     if arrow is None:
         arrow = arrow_friendly(stream.peek(1 << 16))  # type: ignore[attr-defined]
     if _arrow_csv is not None and arrow:
-        yield from _read_arrow(stream, source, report, chunk_size, lines)
-        return
-    yield from _read_pandas(stream, source, report, chunk_size, lines)
+        chunks = _read_arrow(stream, source, chunk_size)
+    else:
+        chunks = _read_pandas(stream, source, chunk_size)
+    for chunk in chunks:
+        if len(chunk):
+            # chunk.index numbers rows from 0 at the file's first; the header is line 1.
+            limiter.release_long_lines(before=limiter.line_map.physical(int(chunk.index[-1]) + 3))
+        yield _parse_chunk(chunk, source, report, limiter.line_map)
+    limiter.release_long_lines()
 
 
 def arrow_friendly(head: bytes) -> bool:
@@ -123,9 +135,8 @@ def arrow_friendly(head: bytes) -> bool:
 _WHITESPACE_LINE = re.compile(rb"(?:^|\n)[ \t]+\r?(?:\n|$)")
 
 
-def _read_arrow(
-    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int, lines: LineMap
-) -> Iterator[pd.DataFrame]:
+def _read_arrow(stream: BinaryIO, source: str, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Chunks of text cells, parsed by pyarrow on a thread of its own (see read_ahead)."""
     assert _arrow_csv is not None and _pa is not None
     try:
         reader = _arrow_csv.open_csv(
@@ -141,6 +152,19 @@ def _read_arrow(
         raise _arrow_error(error, source) from error
     names = list(reader.schema.names)
     row = 0
+    try:
+        for batches in read_ahead(_gathered(reader, chunk_size)):
+            frame = _frame(batches, names, row, source)
+            if len(frame) or not row:  # a file of only a header still makes one chunk
+                row += len(frame)
+                yield frame
+    except _pa.ArrowInvalid as error:
+        raise _arrow_error(error, source) from error
+
+
+def _gathered(reader: Any, chunk_size: int) -> Iterator[list[Any]]:
+    """The reader's record batches, gathered into lists of at least ``chunk_size`` rows; the
+    last list may be shorter, or empty (a file of only a header still makes one chunk)."""
     pending: list[Any] = []
     pending_rows = 0
     while True:
@@ -148,19 +172,12 @@ def _read_arrow(
             batch = reader.read_next_batch()
         except StopIteration:
             break
-        except _pa.ArrowInvalid as error:
-            raise _arrow_error(error, source) from error
         pending.append(batch)
         pending_rows += batch.num_rows
         if pending_rows >= chunk_size:
-            frame = _frame(pending, names, row, source)
-            row += len(frame)
+            yield pending
             pending, pending_rows = [], 0
-            yield _parse_chunk(frame, source, report, lines)
-    if pending or row == 0:
-        frame = _frame(pending, names, row, source)
-        if len(frame) or row == 0:
-            yield _parse_chunk(frame, source, report, lines)
+    yield pending
 
 
 def _block_size(chunk_size: int) -> int:
@@ -210,16 +227,14 @@ def _arrow_error(error: Exception, source: str) -> InputError:
     return InputError(f"malformed CSV ({text})", source=source)
 
 
-def _read_pandas(
-    stream: BinaryIO, source: str, report: IngestReport, chunk_size: int, lines: LineMap
-) -> Iterator[pd.DataFrame]:
+def _read_pandas(stream: BinaryIO, source: str, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Chunks of text cells, parsed by pandas (without pyarrow, or for files it would misread)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
     try:
         reader = pd.read_csv(
             text, dtype=str, keep_default_na=False, chunksize=chunk_size, skipinitialspace=True
         )
-        for chunk in reader:
-            yield _parse_chunk(chunk, source, report, lines)
+        yield from reader
     except pd.errors.EmptyDataError as error:
         raise InputError("empty file: no CSV header", source=source) from error
     except pd.errors.ParserError as error:

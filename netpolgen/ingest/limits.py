@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -60,9 +61,13 @@ class LineMap:
     Only runs are kept, and the reader calls :meth:`forget` as it moves on, so memory stays
     bounded by what the parser reads ahead, however many blank lines the file has. A file
     without blank lines records nothing, and a look-up is then one addition.
+
+    The CSV reader parses on a thread of its own while rows are checked, so the limiter adds
+    runs on one thread while the rows' lines are looked up on another: a lock keeps them apart.
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         # Runs of blank lines not yet folded into _folded: first line number, length. Kept as
         # the arrays each region added (ascending), concatenated only when looked up.
         self._starts: list[npt.NDArray[np.int64]] = []
@@ -75,31 +80,34 @@ class LineMap:
             return
         breaks = np.flatnonzero(np.diff(numbers) != 1) + 1
         firsts = np.concatenate(([0], breaks))
-        self._starts.append(numbers[firsts])
-        self._lengths.append(np.diff(np.concatenate((firsts, [len(numbers)]))))
+        with self._lock:
+            self._starts.append(numbers[firsts])
+            self._lengths.append(np.diff(np.concatenate((firsts, [len(numbers)]))))
 
     def physical(self, ordinal: int) -> int:
         """The 1-based line number of the ``ordinal``-th (1-based) non-blank line."""
-        if not self._starts:
-            return ordinal + self._folded
-        _, _, ends, runs = self._runs_before(ordinal)
-        return ordinal + self._folded + (int(ends[runs - 1]) if runs else 0)
+        with self._lock:
+            if not self._starts:
+                return ordinal + self._folded
+            _, _, ends, runs = self._runs_before(ordinal)
+            return ordinal + self._folded + (int(ends[runs - 1]) if runs else 0)
 
     def forget(self, ordinal: int) -> None:
         """The reader will look up no line before the ``ordinal``-th non-blank one: fold the
         runs in front of it into a count."""
-        if not self._starts:
-            return
-        starts, lengths, ends, runs = self._runs_before(ordinal)
-        if runs:
-            self._folded += int(ends[runs - 1])
-            self._starts, self._lengths = [starts[runs:]], [lengths[runs:]]
+        with self._lock:
+            if not self._starts:
+                return
+            starts, lengths, ends, runs = self._runs_before(ordinal)
+            if runs:
+                self._folded += int(ends[runs - 1])
+                self._starts, self._lengths = [starts[runs:]], [lengths[runs:]]
 
     def _runs_before(
         self, ordinal: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], int]:
         """The runs (starts, lengths), the unfolded blank lines up to the end of each run, and
-        how many runs come before the ``ordinal``-th non-blank line."""
+        how many runs come before the ``ordinal``-th non-blank line (call with the lock held)."""
         starts = np.concatenate(self._starts) if len(self._starts) > 1 else self._starts[0]
         lengths = np.concatenate(self._lengths) if len(self._lengths) > 1 else self._lengths[0]
         self._starts, self._lengths = [starts], [lengths]
@@ -150,6 +158,28 @@ class LineLimiter(io.RawIOBase):
         self._line = 1
         self._discarding = False  # inside a long line, looking for its newline
         self._eof = False
+        self._held: list[int] | None = None  # long lines held back (see hold_long_lines)
+        self._held_lock = threading.Lock()
+
+    def hold_long_lines(self) -> None:
+        """From now on, hold long lines back until :meth:`release_long_lines` instead of
+        calling ``on_long`` as they are found (a long header line still raises at once).
+
+        For a reader that parses on another thread, ahead of the rows being checked: ``on_long``
+        then runs on the checking thread, in file order with the rows' own messages (chunk by
+        chunk), however far the parsing thread has got.
+        """
+        self._held = []
+
+    def release_long_lines(self, before: int | None = None) -> None:
+        """Call ``on_long`` for the held long lines numbered below ``before`` (all if None)."""
+        with self._held_lock:
+            if not self._held:
+                return
+            cut = len(self._held) if before is None else int(np.searchsorted(self._held, before))
+            released, self._held = self._held[:cut], self._held[cut:]
+        for line in released:
+            self._on_long(line)
 
     def readable(self) -> bool:
         return True
@@ -166,6 +196,10 @@ class LineLimiter(io.RawIOBase):
     def _long(self, line: int) -> None:
         if line == 1 and self._on_long_header is not None:
             self._on_long_header()
+        if self._held is not None:
+            with self._held_lock:
+                self._held.append(line)  # found in file order: the list stays sorted
+            return
         self._on_long(line)
 
     def _fill(self) -> None:
@@ -326,5 +360,11 @@ def limit_lines(
 
 def line_map(stream: BinaryIO) -> LineMap | None:
     """The :class:`LineMap` of a stream from ``limit_lines(..., header=True)``, else None."""
+    limiter = line_limiter(stream)
+    return limiter.line_map if limiter is not None else None
+
+
+def line_limiter(stream: BinaryIO) -> LineLimiter | None:
+    """The :class:`LineLimiter` behind a stream from :func:`limit_lines`, else None."""
     raw = getattr(stream, "raw", None)
-    return raw.line_map if isinstance(raw, LineLimiter) else None
+    return raw if isinstance(raw, LineLimiter) else None

@@ -6,6 +6,7 @@ import io
 import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,3 +149,31 @@ def test_endless_cri_partial_pieces_are_one_skipped_record() -> None:
     values = list(iter_json_lines(io.BytesIO(data)))
     assert [type(v) for _, v in values] == [JSONLineError, dict]
     assert values[0][0] == 1 and values[1] == (count + 2, {"a": 1})
+
+
+def test_held_long_lines_wait_for_their_release_in_order() -> None:
+    # A reader on another thread finds long lines ahead of the rows being checked: held back,
+    # they are reported when the checking thread releases them, up to a line, in file order.
+    data = b"ok\n" + b"x" * 20 + b"\nok\n" + b"y" * 20 + b"\nok\n" + b"z" * 20 + b"\n"
+    long: list[int] = []
+    limiter = LineLimiter(io.BufferedReader(io.BytesIO(data)), 5, long.append)
+    limiter.hold_long_lines()
+    out = io.BufferedReader(limiter).read()
+    assert out == b"ok\n\nok\n\nok\n\n" and long == []
+    limiter.release_long_lines(before=4)
+    assert long == [2]
+    limiter.release_long_lines(before=4)
+    assert long == [2]
+    limiter.release_long_lines()
+    assert long == [2, 4, 6]
+
+
+def test_a_long_header_still_raises_while_lines_are_held() -> None:
+    def header_too_long() -> None:
+        raise ValueError("header")
+
+    limiter = LineLimiter(io.BufferedReader(io.BytesIO(b"h" * 20 + b"\nok\n")), 5, print,
+                          header_too_long)  # fmt: skip
+    limiter.hold_long_lines()
+    with pytest.raises(ValueError, match="header"):
+        io.BufferedReader(limiter).read()
