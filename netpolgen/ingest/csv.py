@@ -16,7 +16,7 @@ import io
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -25,11 +25,10 @@ import pandas as pd
 
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
-from netpolgen.ingest.common import by_category, by_value
 from netpolgen.ingest.limits import LineMap, limit_lines, line_limiter
 from netpolgen.ingest.read_ahead import read_ahead
 from netpolgen.ingest.report import IngestReport
-from netpolgen.ingest.sanitize import INVALID_LABELS
+from netpolgen.ingest.sanitize import INVALID_LABELS, INVALID_POD_NAME, is_pod_name
 from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
 
 try:  # the ``fast`` extra
@@ -276,108 +275,223 @@ def _require_columns(columns: set[str], source: str, lines: LineMap) -> None:
 def _parse_chunk(
     chunk: pd.DataFrame, source: str, report: IngestReport, lines: LineMap
 ) -> pd.DataFrame:
-    """Check and convert one chunk; ``chunk.index`` numbers the rows from 0 at the file's first."""
+    """Check and convert one chunk; ``chunk.index`` numbers the rows from 0 at the file's first.
+
+    Text columns repeat a few values over many rows, so each is factorised once, as read, and
+    every check (trimming, validity, canonical form) runs on its distinct values; the rows take
+    the answers by code. Numbers are parsed by Arrow's cast, trimmed only when that fails.
+
+    Names and labels are checked here as :mod:`netpolgen.ingest.sanitize` would (invalid
+    namespaces skip the row, invalid pod names are dropped, invalid labels left out), with line
+    numbers; so CSV chunks skip that backstop (``FlowFormat.checks_names``).
+    """
     chunk.columns = [str(c).strip().lower() for c in chunk.columns]
     chunk = chunk.loc[:, ~chunk.columns.duplicated()]
     _require_columns(set(chunk.columns), source, lines)
     report.records_read += len(chunk)
-    cells = {c: chunk[c].str.strip() for c in KNOWN_COLUMNS if c in chunk.columns}
-    bad = pd.Series(False, index=chunk.index)
+    raw = {c: chunk[c] for c in KNOWN_COLUMNS if c in chunk.columns}
+    index = chunk.index
+    bad = np.zeros(len(chunk), dtype=bool)
     out: dict[str, pd.Series] = {}
 
-    def reject(mask: pd.Series, reason: str) -> None:
+    def reject(mask: np.ndarray | pd.Series, reason: str) -> None:
         nonlocal bad
         # Nullable (Arrow) comparisons give NA for empty cells (NA > 65535 is NA); NA must not
         # reach ``bad``, or the row is dropped below without being counted anywhere.
-        mask = mask.fillna(False).astype(bool) & ~bad
+        if isinstance(mask, pd.Series):
+            mask = mask.fillna(False).to_numpy(dtype=bool)
+        mask = mask & ~bad
         if mask.any():
             # Row r is the (r + 2)-th non-blank line: the header is the first.
-            line = lines.physical(int(chunk.index[int(np.argmax(mask.to_numpy()))]) + 2)
+            line = lines.physical(int(index[int(np.argmax(mask))]) + 2)
             report.skip(reason, source=source, line=line, count=int(mask.sum()))
             bad = bad | mask
 
     for column in ("src_port", "dst_port"):
-        if column in cells:
-            value, invalid = _integers(cells[column], 0, 65535)
+        if column in raw:
+            value, invalid = _integers(raw[column], 0, 65535)
             reject(invalid, f"{column} is not an integer 0-65535")
             out[column] = value
 
-    protocol = cells.get("protocol", pd.Series("", index=chunk.index))
-    out["protocol"] = by_value(protocol, _protocol)
-    reject(out["protocol"].isna(), "unknown protocol")
+    if "protocol" in raw:
+        protocol = _Distinct(raw["protocol"]).map(lambda v: None if v is None else _protocol(v))
+        reject(protocol.missing(), "unknown protocol")
+        out["protocol"] = protocol.strings()
+    else:
+        out["protocol"] = _constant("TCP", index)
 
     for column in ("count", "bytes", "packets"):
-        if column in cells:
-            value, invalid = _integers(cells[column], 0, None)
+        if column in raw:
+            value, invalid = _integers(raw[column], 0, None)
             reject(invalid, f"{column} is not a non-negative integer")
             out[column] = value
     if "count" in out:
         out["count"] = out["count"].fillna(1)
 
-    if "time" in cells:
-        out["time"], invalid = _times(cells["time"])
+    if "time" in raw:
+        out["time"], invalid = _times(raw["time"])
         reject(invalid, "time is neither RFC 3339 nor Unix seconds")
 
-    if "verdict" in cells:
-        out["verdict"] = by_category(cells["verdict"], lambda v: _VERDICTS.get(v.lower()), VERDICTS)
-        reject(out["verdict"].isna(), "unknown verdict")
-    if "is_reply" in cells:
-        out["is_reply"] = by_value(
-            cells["is_reply"], lambda v: _BOOLEANS.get(v.lower(), None), "boolean"
+    if "verdict" in raw:
+        verdict = _Distinct(raw["verdict"]).map(
+            lambda v: None if v is None else _VERDICTS.get(v.lower())
         )
-        reject(out["is_reply"].isna() & (cells["is_reply"] != ""), "is_reply is not a boolean")
+        reject(verdict.missing(), "unknown verdict")
+        out["verdict"] = verdict.categorical(VERDICTS)
+    if "is_reply" in raw:
+        is_reply = _Distinct(raw["is_reply"])
+        reject(
+            is_reply.flags(lambda v: v is not None and v.lower() not in _BOOLEANS),
+            "is_reply is not a boolean",
+        )
+        out["is_reply"] = is_reply.booleans(
+            lambda v: pd.NA if v is None else _BOOLEANS.get(v.lower(), pd.NA)
+        )
 
+    pod_names: dict[str, _Answers] = {}
     for side in SIDES:
-        ip = cells.get(f"{side}_ip")
-        if ip is not None:
-            normalized = by_value(ip, _ip)
-            reject(normalized.isna() & (ip != ""), f"{side}_ip is not an IP address")
-            out[f"{side}_ip"] = normalized.mask(ip == "")
-        namespace = cells.get(f"{side}_namespace")
-        if namespace is not None:
-            valid = by_value(namespace, lambda v: bool(_NAMESPACE_RE.match(v)), "bool")
-            reject(~valid & (namespace != ""), f"{side}_namespace is not a valid namespace name")
-            out[f"{side}_namespace"] = namespace.mask(namespace == "")
-        if f"{side}_pod" in cells:
-            out[f"{side}_pod"] = cells[f"{side}_pod"].mask(cells[f"{side}_pod"] == "")
-        labels = cells.get(f"{side}_labels")
-        if labels is not None:
-            canonical = by_value(labels, lambda v: _canonical(v, report, source))
-            reject(canonical.isna(), f"{side}_labels are neither k=v,... nor a JSON object")
-            out[f"{side}_labels"] = canonical.mask(labels == "")
-        has_pod_identity = _present(out.get(f"{side}_namespace"), chunk.index) & _present(
-            out.get(f"{side}_labels"), chunk.index
-        )
-        has_ip = _present(out.get(f"{side}_ip"), chunk.index)
+        has_ip = np.zeros(len(chunk), dtype=bool)
+        if f"{side}_ip" in raw:
+            ip = _Distinct(raw[f"{side}_ip"])
+            address = ip.map(lambda v: _ip(v) if v else None)
+            reject(address.missing() & ip.flags(bool), f"{side}_ip is not an IP address")
+            out[f"{side}_ip"] = address.strings()
+            has_ip = ~address.missing()
+        has_namespace = np.zeros(len(chunk), dtype=bool)
+        if f"{side}_namespace" in raw:
+            namespace = _Distinct(raw[f"{side}_namespace"])
+            reject(
+                namespace.flags(lambda v: bool(v) and not _NAMESPACE_RE.match(v)),
+                f"{side}_namespace is not a valid namespace name",
+            )
+            named = namespace.map(lambda v: v or None)
+            out[f"{side}_namespace"] = named.strings()
+            has_namespace = ~named.missing()
+        if f"{side}_pod" in raw:
+            pod_names[side] = _Distinct(raw[f"{side}_pod"]).map(lambda v: v or None)
+            out[f"{side}_pod"] = pod_names[side].strings()
+        has_labels = np.zeros(len(chunk), dtype=bool)
+        if f"{side}_labels" in raw:
+            labels = _Distinct(raw[f"{side}_labels"])
+            canonical = labels.map(lambda v: None if v is None else _canonical(v, report, source))
+            reject(canonical.missing(), f"{side}_labels are neither k=v,... nor a JSON object")
+            # An empty cell is no labels (NA); all labels invalid is an empty set ("").
+            shown = canonical.unless(lambda v: not v)
+            out[f"{side}_labels"] = shown.strings()
+            has_labels = shown.flags(bool)
+        has_pod_identity = has_namespace & has_labels
         reject(~has_pod_identity & ~has_ip, f"{side} endpoint has neither namespace+labels nor IP")
         # A side named by namespace and labels is a pod; an address alone is resolved later (the
         # inventory), or treated as an outside peer.
-        if f"{side}_kind" in cells:
-            kind = pd.Series("unknown", index=chunk.index).mask(has_pod_identity, "pod")
-            given = cells[f"{side}_kind"].str.lower()
+        if f"{side}_kind" in raw:
+            kind = pd.Series("unknown", index=index).mask(has_pod_identity, "pod")
+            given = raw[f"{side}_kind"].str.strip().str.lower()
             out[f"{side}_kind"] = given.where(given != "", kind)
         else:  # the flow table's categorical, built from codes
-            codes = np.where(has_pod_identity.to_numpy(), _POD_KIND, _UNKNOWN_KIND)
+            codes = np.where(has_pod_identity, _POD_KIND, _UNKNOWN_KIND)
             kinds = pd.Categorical.from_codes(
                 codes, dtype=pd.CategoricalDtype(list(ENDPOINT_KINDS))
             )
-            out[f"{side}_kind"] = pd.Series(kinds, index=chunk.index)
+            out[f"{side}_kind"] = pd.Series(kinds, index=index)
 
-    frame = pd.DataFrame(out, index=chunk.index)[~bad]
+    # Pod names only name workloads and match inventory pods: an invalid one is dropped, the row
+    # stays (as sanitize does, after the rows skipped above).
+    for side, pods in pod_names.items():
+        dropped = pods.flags(lambda v: v is not None and not is_pod_name(v)) & ~bad
+        if dropped.any():
+            example = pods.answer_at(int(np.argmax(dropped)))
+            report.note(
+                INVALID_POD_NAME,
+                f"{source}: {side}_pod is not a valid pod name, dropped: {example[:80]!r}",
+                int(dropped.sum()),
+            )
+            out[f"{side}_pod"] = out[f"{side}_pod"].mask(dropped)
+
+    frame = pd.DataFrame(out, index=index)[~bad]
     report.records_used += len(frame)
     if len(chunk):
-        lines.forget(int(chunk.index[-1]) + 2)  # later chunks report later rows only
+        lines.forget(int(index[-1]) + 2)  # later chunks report later rows only
     return conform_flows(frame).reset_index(drop=True)
 
 
-def _present(column: pd.Series | None, index: pd.Index) -> pd.Series:
-    if column is None:
-        return pd.Series(False, index=index)
-    return (column.notna() & (column != "")).fillna(False).astype(bool)
+class _Distinct:
+    """One text column, factorised once: its distinct values trimmed (None: a missing cell, as a
+    short row gives in pandas), and per row the code of its value."""
+
+    def __init__(self, column: pd.Series) -> None:
+        codes, uniques = pd.factorize(column)
+        self.index = column.index
+        self.codes = np.where(codes < 0, len(uniques), codes) if (codes < 0).any() else codes
+        self.values: list[str | None] = [str(u).strip() for u in uniques] + [None]
+
+    def map(self, function: Any) -> _Answers:
+        """``function`` of each distinct trimmed value (once per text after trimming)."""
+        memo: dict[str | None, Any] = {}
+        answers = []
+        for value in self.values:
+            if value not in memo:
+                memo[value] = function(value)
+            answers.append(memo[value])
+        return _Answers(self, answers)
+
+    def flags(self, predicate: Any) -> np.ndarray:
+        """``predicate`` of each row's trimmed value, as a bool array."""
+        return np.array([bool(predicate(v)) for v in self.values], dtype=bool)[self.codes]
+
+    def booleans(self, function: Any) -> pd.Series:
+        array = pd.array([function(v) for v in self.values], dtype="boolean")
+        return pd.Series(array.take(self.codes), index=self.index)
+
+
+class _Answers:
+    """A function's answers for the distinct values of a :class:`_Distinct`."""
+
+    def __init__(self, distinct: _Distinct, answers: list[Any]) -> None:
+        self._distinct, self._answers = distinct, answers
+
+    def unless(self, predicate: Any) -> _Answers:
+        """These answers, but None for the distinct values where ``predicate`` holds."""
+        values = self._distinct.values
+        answers = [None if predicate(v) else a for v, a in zip(values, self._answers, strict=True)]
+        return _Answers(self._distinct, answers)
+
+    def answer_at(self, row: int) -> Any:
+        return self._answers[self._distinct.codes[row]]
+
+    def missing(self) -> np.ndarray:
+        return self.flags(lambda answer: answer is None)
+
+    def flags(self, predicate: Any) -> np.ndarray:
+        return np.array([bool(predicate(a)) for a in self._answers], dtype=bool)[
+            self._distinct.codes
+        ]
+
+    def strings(self) -> pd.Series:
+        """The answers (text or None) per row, as the flow table's string dtype: taken from a
+        small array, so that no Python string per row is made."""
+        array = pd.array(self._answers, dtype="string")
+        return pd.Series(array.take(self._distinct.codes), index=self._distinct.index)
+
+    def categorical(self, categories: Sequence[str]) -> pd.Series:
+        table = np.array([-1 if a is None else categories.index(a) for a in self._answers])
+        return pd.Series(
+            pd.Categorical.from_codes(
+                table[self._distinct.codes], dtype=pd.CategoricalDtype(list(categories))
+            ),
+            index=self._distinct.index,
+        )
+
+
+def _constant(value: str, index: pd.Index) -> pd.Series:
+    array = pd.array([value], dtype="string")
+    return pd.Series(array.take(np.zeros(len(index), dtype=np.intp)), index=index)
 
 
 def _integers(text: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:
     fast = _arrow_numbers(text, "int64")
+    if fast is None:  # spaces around a number, or not a plain integer: trimmed, then again
+        text = text.str.strip()
+        fast = _arrow_numbers(text, "int64")
     if fast is not None:
         in_range = fast.isna() | ((fast >= low) & (fast <= (high if high is not None else _EXACT)))
         if bool(in_range.all()):
@@ -416,6 +530,9 @@ def _arrow_numbers(text: pd.Series, kind: str) -> pd.Series | None:
 
 def _times(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     fast = _arrow_numbers(text, "float64")
+    if fast is None:  # as in _integers
+        text = text.str.strip()
+        fast = _arrow_numbers(text, "float64")
     if fast is not None:
         value = pd.to_datetime(fast.astype("float64"), unit="s", utc=True, errors="coerce")
         return value, (text != "") & value.isna()

@@ -434,14 +434,12 @@ def _set_worker_resolver(resolver: Resolver | None) -> None:
 def _read_part_chunks(
     stream: BinaryIO, path: str, format: str, report: IngestReport, chunk_size: int
 ) -> Iterator[pd.DataFrame]:
-    """A part's chunks with the guards of ``read_checked`` (line limit, names and labels
-    checked), read by the reader the whole file takes."""
+    """A part's chunks with the guards of ``read_checked`` (line limit; names and labels are
+    checked by the reader itself), read by the reader the whole file takes."""
     from netpolgen.ingest import csv
-    from netpolgen.ingest.sanitize import sanitize_flows
 
     stream = limit_lines(stream, path, report, header=True)
-    for chunk in csv.read(stream, path, report, chunk_size, arrow=True):
-        yield sanitize_flows(chunk, path, report)
+    yield from csv.read(stream, path, report, chunk_size, arrow=True)
 
 
 def _summary_range(
