@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -48,6 +48,8 @@ from netpolgen.ingest.common import (
     protocol_name,
     skip_valid,
 )
+from netpolgen.ingest.limits import LineLimiter, line_limiter
+from netpolgen.ingest.read_ahead import read_ahead
 from netpolgen.ingest.report import IngestReport
 
 DEFAULT_FIELDS = (
@@ -102,19 +104,36 @@ def read(
     stream: BinaryIO, source: str, report: IngestReport, chunk_size: int = 250_000
 ) -> Iterator[pd.DataFrame]:
     """Read AWS VPC flow-log text or Parquet into flow-table chunks."""
+    limiter = line_limiter(stream)  # text only: Parquet is not read by lines
+    if limiter is not None:
+        # Text blocks are read ahead of the conversion (even this peek reads a whole block):
+        # long lines are held, and released in file order as the blocks are taken (_read_text).
+        limiter.hold_long_lines()
     if stream.peek(4)[:4] == PARQUET_MAGIC:  # type: ignore[attr-defined]
         yield from _read_parquet(stream, source, report, chunk_size)
         return
-    yield from _read_text(stream, source, report, min(chunk_size, TEXT_BATCH))
+    yield from _read_text(stream, source, report, min(chunk_size, TEXT_BATCH), limiter)
 
 
 def _read_text(
-    stream: BinaryIO, source: str, report: IngestReport, batch: int
+    stream: BinaryIO,
+    source: str,
+    report: IngestReport,
+    batch: int,
+    limiter: LineLimiter | None = None,
 ) -> Iterator[pd.DataFrame]:
     seen = SeenConnections(_BUCKET)
     pieces: list[tuple[pd.DataFrame, np.ndarray]] = []
     count = 0
-    for frame, lines in _text_pieces(stream, source, report):
+    # Blocks are read and split on a thread of their own (read_ahead), ahead of the conversion.
+    # That thread touches no shared state: each piece counts into a report of its own, merged
+    # here in file order, and the limiter's long lines (held) are released here too.
+    for frame, lines, piece_report, next_line in read_ahead(
+        _text_pieces(stream, source, report.fresh)
+    ):
+        if limiter is not None:
+            limiter.release_long_lines(before=next_line)
+        report.merge(piece_report)
         if not len(frame):
             continue
         pieces.append((frame, lines))
@@ -125,6 +144,8 @@ def _read_text(
             yield seen(_convert(frame.iloc[:batch], lines[:batch], source, report), report)
             pieces = [(frame.iloc[batch:], lines[batch:])] if len(frame) > batch else []
             count -= batch
+    if limiter is not None:
+        limiter.release_long_lines()
     if count:
         frame, lines = _concat(pieces)
         yield seen(_convert(frame, lines, source, report), report)
@@ -162,34 +183,37 @@ def _regular(block: bytes) -> bool:
 
 
 def _text_pieces(
-    stream: BinaryIO, source: str, report: IngestReport
-) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Records of a text flow log as ``(raw fields, line numbers)`` pieces, in file order."""
+    stream: BinaryIO, source: str, new_report: Callable[[], IngestReport]
+) -> Iterator[tuple[pd.DataFrame, np.ndarray, IngestReport, int]]:
+    """Records of a text flow log as pieces in file order: raw fields, their line numbers, the
+    piece's own accounting (a report from ``new_report``) and the number of the next line."""
     fields: tuple[str, ...] | None = None
     first_line = 1  # number of the block's first line
     while fields is None:  # up to the first line with fields: a header, or the first record
         line = stream.readline()
         if not line:
             return
+        report = new_report()
         frame, lines, fields = _slow_block(line, fields, first_line, source, report)
-        yield frame, lines
         first_line += line.count(b"\n")
+        yield frame, lines, report, first_line
     while True:
         block = stream.read(_BLOCK)
         if not block:
             return
         if not block.endswith(b"\n"):
             block += stream.readline()  # whole lines only
+        report = new_report()
         fast = None
         if fields is not None and _regular(block):
             fast = _arrow_block(block, fields, first_line)
         if fast is not None:
             report.records_read += len(fast[0])
-            yield fast
+            frame, lines = fast
         else:
             frame, lines, fields = _slow_block(block, fields, first_line, source, report)
-            yield frame, lines
         first_line += block.count(b"\n")
+        yield frame, lines, report, first_line
 
 
 def _arrow_block(

@@ -52,3 +52,28 @@ def test_fast_and_line_paths_agree(
         pd.testing.assert_frame_equal(fast, slow)
         assert fast_report.to_dict() == slow_report.to_dict()
         assert fast_report.messages == slow_report.messages
+
+
+def test_messages_keep_file_order_while_blocks_are_read_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Blocks are split on a thread of their own, ahead of the conversion: bad lines it finds
+    # (and long lines the limiter finds) must still be reported in file order, every time.
+    path = generate.write("aws-vpc", 600, tmp_path / "flows.log")
+    lines = path.read_bytes().split(b"\n")
+    lines[30] = b"2 123 eni-1 10.0.0.1 10.0.0.2 1 2 6"  # too few fields
+    lines[300] = b"x" * 500  # over --max-line-bytes below
+    lines[550] = b"\xff\xfe not utf-8"
+    data = b"\n".join(lines)
+    expected = [
+        "<stream>:31: skipped: expected 14 fields, found 8",
+        "<stream>:301: skipped: line is longer than 200 bytes (--max-line-bytes)",
+        "<stream>:551: skipped: line is not UTF-8 text",
+    ]
+    for _ in range(3):
+        with monkeypatch.context() as patch:
+            patch.setattr(aws_vpc, "_BLOCK", 2000)
+            report = IngestReport()
+            load_flows(io.BytesIO(data), "aws-vpc", report=report, max_line_bytes=200)
+        assert [m for m in report.messages if "skipped" in m] == expected
+        assert report.records_read == 600 and sum(report.skipped.values()) == 3
