@@ -152,7 +152,7 @@ class Resolver:
         for side in ("src", "dst"):
             namespace = out[f"{side}_namespace"]
             labels = out[f"{side}_labels"]
-            kind = out[f"{side}_kind"].astype("string")
+            kind = out[f"{side}_kind"]  # categorical: text only for the distinct inputs
             known = namespace.notna() & labels.notna()
             need = (~known & ~kind.isin(["host", "node"])).fillna(False).astype(bool)
             if not need.any():
@@ -166,7 +166,7 @@ class Resolver:
                     "labels": labels[need],
                     "kind": kind[need],
                     "port": out.loc[need, f"{side}_port"].astype("Int64"),
-                    "protocol": out.loc[need, "protocol"].astype("string"),
+                    "protocol": out.loc[need, "protocol"],
                 }
             )
             rows, at_service = self._resolve_distinct(part)
@@ -188,8 +188,8 @@ class Resolver:
             port = taken("port").where(service, out[f"{side}_port"].astype("Int64"))
             out[f"{side}_port"] = out[f"{side}_port"].mask(need, port.astype("UInt16"))
             for column in ("namespace", "pod", "labels"):
-                out[f"{side}_{column}"] = out[f"{side}_{column}"].mask(need, taken(column))
-            out[f"{side}_kind"] = kind.mask(need, taken("kind"))
+                out[f"{side}_{column}"] = _select(need_np, taken(column), out[f"{side}_{column}"])
+            out[f"{side}_kind"] = _kinds(need_np, table["kind"], answer, kind)
             unmatched = table["_unmatched"].to_numpy(dtype=bool)[rows]
             if unmatched.any():
                 self.unmatched |= set(part["ip"][unmatched].dropna().unique())
@@ -224,6 +224,8 @@ class Resolver:
         )
         distinct, first = np.unique(group, return_index=True)
         sample = part.iloc[first].reset_index(drop=True)
+        for name in ("kind", "protocol"):  # categorical per row, text for the resolution
+            sample[name] = sample[name].astype("string")
         service_port = part["port"].where(at_service)
         keys = list(
             zip(
@@ -274,6 +276,36 @@ def _time_bounds(owners: pd.DataFrame) -> np.ndarray:
     values = pd.concat([owners["start"], owners["end"]]).dropna()
     stamps = pd.to_datetime(values, utc=True).to_numpy(dtype="datetime64[ns]").view(np.int64)
     return np.unique(stamps)
+
+
+def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Series) -> pd.Series:
+    """The kind column: the answer table's kind (text) at ``rows`` where ``where``, else the
+    row's own (categorical); built from codes, since text per row would only be converted back.
+    """
+    used, position = np.unique(rows[where], return_inverse=True)
+    categories = own.cat.categories
+    answer_codes = pd.Categorical(answers.iloc[used].astype("string"), categories=categories).codes
+    codes = own.cat.codes.to_numpy().copy()
+    codes[where] = answer_codes[position]
+    dtype = pd.CategoricalDtype(categories)
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=own.index)
+
+
+def _select(where: np.ndarray, chosen: pd.Series, own: pd.Series) -> pd.Series:
+    """``own.mask(where, chosen)``; on Arrow-backed text by Arrow's ``if_else``, which measured
+    five times faster than pandas' masked select (3.1 against 0.6 ms for 57,000 labels)."""
+    if isinstance(own.array, pd.arrays.ArrowStringArray) and isinstance(
+        chosen.array, pd.arrays.ArrowStringArray
+    ):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            selected = pc.if_else(pa.array(where), pa.array(chosen.array), pa.array(own.array))
+            return pd.Series(pd.arrays.ArrowStringArray(selected), index=own.index)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):  # pragma: no cover
+            pass  # Arrow types that do not match: pandas' select below
+    return own.mask(pd.Series(where, index=own.index), chosen)
 
 
 def _group_ids(columns: list[Any]) -> np.ndarray:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -275,3 +276,25 @@ def test_unknown_service_port_is_kept_and_reported() -> None:
     )
     assert resolved["dst_port"].iloc[0] == 81 and resolved["dst_labels"].iloc[0]
     assert any("1 flow(s) to a Service port" in m for m in report.messages)
+
+
+def test_select_and_kinds_take_answers_only_where_asked() -> None:
+    # The two fast selects of Resolver.__call__, against pandas' own masked select.
+    from netpolgen.flows import ENDPOINT_KINDS
+    from netpolgen.resolve import _kinds, _select
+
+    where = np.array([True, False, True, False, True])
+    own = pd.Series(["a", None, "c", "d", None], dtype="string")
+    chosen = pd.Series(["x", "y", None, "w", "v"], dtype="string")
+    expected = own.mask(pd.Series(where), chosen)
+    pd.testing.assert_series_equal(_select(where, chosen, own), expected)
+
+    kinds = pd.Series(pd.Categorical(["world", "pod", "unknown", "host", "world"],
+                                     categories=list(ENDPOINT_KINDS)))  # fmt: skip
+    answers = pd.Series(["pod", "service", None], dtype="string")  # the answer table's kinds
+    rows = np.array([1, -1, 2, -1, 0])
+    out = _kinds(where, answers, rows, kinds)
+    assert out.dtype == kinds.dtype
+    assert out.astype(object).where(out.notna(), None).tolist() == [
+        "service", "pod", None, "host", "pod",
+    ]  # fmt: skip
