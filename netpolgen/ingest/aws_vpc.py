@@ -40,13 +40,13 @@ from netpolgen.ingest.common import (
     COUNTER_MAX,
     SeenConnections,
     by_category,
-    by_value,
     collapse_observations,
     drop_noise,
     epoch_to_time,
     normalize_ip,
     protocol_name,
     skip_valid,
+    whole_epoch_seconds,
 )
 from netpolgen.ingest.limits import LineLimiter, line_limiter
 from netpolgen.ingest.read_ahead import read_ahead
@@ -338,6 +338,21 @@ def _null(column: pd.Series) -> pd.Series:
     return column.isna() | column.astype("string").isin(_NULLS).fillna(False).astype(bool)
 
 
+def _by_distinct(column: pd.Series, function: Any) -> tuple[np.ndarray, pd.Series]:
+    """Per row, whether the field has no value (:func:`_null`), and ``function`` of its text
+    (None: not valid; NA where there is no value). Both worked out once per distinct value."""
+    codes, uniques = pd.factorize(column)  # a Parquet null is code -1: no value
+    texts = [str(value) for value in uniques]
+    null = np.array([text in _NULLS for text in texts] + [True])
+    answers = [None if text in _NULLS else function(text) for text in texts] + [None]
+    codes = np.where(codes < 0, len(uniques), codes)
+    return null[codes], pd.Series(pd.array(answers, dtype="string").take(codes), column.index)
+
+
+def _select(where: np.ndarray, chosen: pd.Series, own: pd.Series) -> pd.Series:
+    return own.mask(pd.Series(where, index=own.index), chosen)
+
+
 def _convert(
     frame: pd.DataFrame, lines: np.ndarray | list[int], source: str, report: IngestReport
 ) -> pd.DataFrame:
@@ -369,20 +384,20 @@ def _convert(
         reject(skipdata, "SKIPDATA record (records lost during the interval)", valid=True)
 
     for side, pkt, eni in (("src", "pkt-srcaddr", "srcaddr"), ("dst", "pkt-dstaddr", "dstaddr")):
-        address = pd.Series(pd.NA, index=frame.index, dtype="string")
+        missing = np.ones(len(frame), dtype=bool)
+        normalized = pd.Series(pd.NA, index=frame.index, dtype="string")
         for name in (eni, pkt):  # later wins: the packet address beats the ENI's
             if name in frame.columns:
-                given = frame[name].astype("string")
-                address = given.where(~_null(frame[name]), address)
-        reject(address.isna(), f"{side} address is '-'", valid=True)
-        normalized = by_value(address, lambda a: normalize_ip(str(a)))
-        reject(normalized.isna() & address.notna(), f"{side} address is not an IP address")
+                null, ip = _by_distinct(frame[name], normalize_ip)
+                normalized = ip if missing.all() else _select(~null, ip, normalized)
+                missing &= null
+        reject(pd.Series(missing), f"{side} address is '-'", valid=True)
+        reject(normalized.isna(), f"{side} address is not an IP address")
         out[f"{side}_ip"] = normalized
 
     if "protocol" in frame.columns:
-        raw = frame["protocol"]
-        protocol = by_value(raw.astype("string"), lambda p: protocol_name(str(p)))
-        reject(protocol.isna() & ~_null(raw), "protocol is not an IANA number 0-255")
+        null, protocol = _by_distinct(frame["protocol"], protocol_name)
+        reject(protocol.isna() & ~null, "protocol is not an IANA number 0-255")
         out["protocol"] = protocol
     icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
 
@@ -402,8 +417,11 @@ def _convert(
 
     for name in ("start", "end"):
         if name in frame.columns:
-            time = epoch_to_time(frame[name].where(~_null(frame[name])))
-            reject(time.isna() & ~_null(frame[name]), f"{name} is not a Unix time")
+            time = whole_epoch_seconds(frame[name])  # the common case, without a null pass
+            if time is None:
+                absent = _null(frame[name])
+                time = epoch_to_time(frame[name].where(~absent))
+                reject(time.isna() & ~absent, f"{name} is not a Unix time")
             out["time"] = out["time"].fillna(time) if "time" in out else time
 
     if "action" in frame.columns:
@@ -434,8 +452,11 @@ def _convert(
     return collapse_observations(result.reset_index(drop=True), report, bucket=_BUCKET)
 
 
-def _arrow_integers(column: pd.Series, null: pd.Series) -> pd.Series | None:
-    """Arrow's string -> int64 cast of the non-null cells, or None if any cell does not parse.
+def _arrow_integers(
+    column: pd.Series, null: pd.Series | None, low: int, high: int
+) -> pd.Series | None:
+    """Arrow's string -> int64 cast of the non-null cells (``null``: None for every cell), or
+    None if any cell does not parse or falls outside ``low .. high``.
 
     Only a fast path: anything Arrow rejects ("1e3", "5.0", "+5") goes the pandas way below.
     """
@@ -445,22 +466,29 @@ def _arrow_integers(column: pd.Series, null: pd.Series) -> pd.Series | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = pa.array(column.where(~null))
+    array = pa.array(column if null is None else column.where(~null))
     try:
         parsed = pc.cast(array, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    smallest, largest = pc.min_max(parsed).values()
+    if smallest.is_valid and not (smallest.as_py() >= low and largest.as_py() <= high):
         return None
     values = parsed.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
     return pd.Series(values, index=column.index)
 
 
 def _numbers(column: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:
-    null = _null(column)
-    fast = _arrow_integers(column, null)
+    top = high if high is not None else COUNTER_MAX
+    # Most chunks have a number in every field: cast straight away (no pass looking for "-");
+    # a field without a value fails the cast, and the general way below decides the chunk.
+    fast = _arrow_integers(column, None, low, top)
     if fast is not None:
-        top = high if high is not None else COUNTER_MAX
-        if bool((fast.isna() | ((fast >= low) & (fast <= top))).all()):
-            return fast, pd.Series(False, index=column.index)
+        return fast, pd.Series(False, index=column.index)
+    null = _null(column)
+    fast = _arrow_integers(column, null, low, top)
+    if fast is not None:
+        return fast, pd.Series(False, index=column.index)
     number = pd.to_numeric(column.where(~null), errors="coerce")
     invalid = ~null & (number.isna() | (number % 1 != 0) | (number < low))
     invalid |= number > (high if high is not None else COUNTER_MAX)

@@ -293,6 +293,13 @@ def epoch_to_time(values: pd.Series) -> pd.Series:
     return from_s.where(~milliseconds, from_ms).astype("datetime64[ns, UTC]")
 
 
+def whole_epoch_seconds(values: pd.Series) -> pd.Series | None:
+    """:func:`epoch_to_time` of Arrow-backed text of whole seconds in range (nulls allowed), or
+    None when the text is anything else (a value like ``-`` included): a fast path, which a
+    caller can try before looking for cells without a value."""
+    return _arrow_epoch_seconds(values)
+
+
 def _arrow_epoch_seconds(values: pd.Series) -> pd.Series | None:
     """The common case of :func:`epoch_to_time`, by Arrow: Arrow-backed text of whole seconds
     in range (or null). None for anything else (the general path decides it)."""
