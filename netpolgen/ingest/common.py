@@ -405,8 +405,8 @@ def collapse_observations(
     their connection's first record, then stably sorted by time.
 
     Vectorised on integer codes: each key column is factorised (missing values form their own
-    group, as ``groupby(dropna=False)`` does), the numbers are reduced by a groupby on one integer
-    column, and the "first known" columns are taken at each group's first row holding a value.
+    group, as ``groupby(dropna=False)`` does), the numbers are reduced per group by ufuncs on
+    integers, and the "first known" columns are taken at each group's first row holding a value.
     """
     if len(frame) < 2:
         return frame
@@ -415,39 +415,27 @@ def collapse_observations(
     if groups == len(frame):
         return frame
 
-    # By the categorical's codes (the verdicts are three): no text per row.
-    ranks = np.array([*(_VERDICT_RANK[v] for v in frame["verdict"].cat.categories), -1])
-    rank_codes = ranks[frame["verdict"].cat.codes.to_numpy()]
-    rank = pd.Series(pd.array(rank_codes, dtype="Int64")).mask(rank_codes < 0)
-    numbers = pd.DataFrame(
-        {
-            "time": frame["time"].array,
-            "_rank": rank.array,
-            "count": frame["count"].array,
-            "bytes": frame["bytes"].array,
-            "packets": frame["packets"].array,
-        }
-    )
-    reduced = numbers.groupby(group, sort=True).agg(
-        time=("time", "min"),
-        _rank=("_rank", "max"),
-        count=("count", "max"),
-        bytes=("bytes", counters),
-        packets=("packets", counters),
-        _bytes_known=("bytes", "count"),
-        _packets_known=("packets", "count"),
-    )
-    # The key columns hold one value per group: the group's first row has it.
+    # The first row of each group holds its key; the numbers are reduced per group by
+    # unbuffered ufuncs on integers (missing values as sentinels that never win), which
+    # measured several times faster than a groupby of nullable columns.
     first_row = _first_positions(group, np.ones(len(frame), dtype=bool), groups)
     merged: dict[str, Any] = {name: frame[name].array.take(first_row) for name in _KEY}
-    merged["time"] = reduced["time"].array
-    for counter in ("bytes", "packets"):
-        values = reduced[counter].array.copy()
-        values[reduced[f"_{counter}_known"].to_numpy() == 0] = pd.NA  # a sum of nothing is 0
-        merged[counter] = values
-    merged["count"] = reduced["count"].array
-    verdicts = reduced["_rank"].map(_RANK_VERDICT).fillna("unknown")
-    merged["verdict"] = verdicts.to_numpy(dtype=object)
+    merged["time"] = _earliest_times(frame["time"], group, groups)
+    for counter in ("count", "bytes", "packets"):
+        how = "max" if counter == "count" else counters
+        merged[counter] = _merged_counter(frame[counter], group, groups, how)
+    # Verdicts by the categorical's codes (three), ranked: no text per row.
+    verdict = frame["verdict"]
+    names = list(verdict.cat.categories)
+    ranks = np.array([*(_VERDICT_RANK[v] for v in names), -1])
+    strongest = np.full(groups, -1, dtype=np.int64)
+    np.maximum.at(strongest, group, ranks[verdict.cat.codes.to_numpy()])
+    # Rank -1: no verdict at all in the group, which is unknown too.
+    by_rank = np.array(
+        [*(names.index(_RANK_VERDICT[r]) for r in (0, 1, 2)), names.index("unknown")]
+    )
+    dtype = pd.CategoricalDtype(verdict.cat.categories)
+    merged["verdict"] = pd.Categorical.from_codes(by_rank[strongest], dtype=dtype)
     for name in _FIRST:
         column = frame[name]
         known = column.notna().to_numpy(dtype=bool, copy=True)
@@ -461,6 +449,40 @@ def collapse_observations(
     report.filter("duplicate observation of a connection", len(frame) - groups)
     result = conform_flows(pd.DataFrame(merged))
     return result.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _earliest_times(time: pd.Series, group: np.ndarray, groups: int) -> Any:
+    """Per group, the earliest time (NaT only where every time is)."""
+    nanos = time.to_numpy(dtype="datetime64[ns]").view(np.int64)  # NaT: the smallest int64
+    latest = np.iinfo(np.int64).max
+    earliest = np.full(groups, latest, dtype=np.int64)
+    np.minimum.at(earliest, group, np.where(nanos == _NAT, latest, nanos))
+    earliest[earliest == latest] = _NAT
+    return pd.DatetimeIndex(earliest.view("datetime64[ns]")).tz_localize("UTC").array
+
+
+def _merged_counter(values: pd.Series, group: np.ndarray, groups: int, how: str) -> Any:
+    """Per group, the largest or the sum of a counter (non-negative; NA where none is known)."""
+    known = values.notna().to_numpy(dtype=bool)
+    numbers = values.to_numpy(dtype=np.int64, na_value=0)
+    if how == "sum":
+        out = np.zeros(groups, dtype=np.int64)
+        np.add.at(out, group, numbers)
+    else:
+        out = np.full(groups, -1, dtype=np.int64)
+        np.maximum.at(out, group, np.where(known, numbers, -1))
+    seen = np.zeros(groups, dtype=np.int64)
+    np.add.at(seen, group, known.astype(np.int64))
+    return pd.array(out, dtype="Int64") if seen.all() else _with_missing(out, seen == 0)
+
+
+def _with_missing(values: np.ndarray, missing: np.ndarray) -> Any:
+    array = pd.array(values, dtype="Int64")
+    array[missing] = pd.NA  # a sum of nothing is 0: none known is missing
+    return array
+
+
+_NAT = np.iinfo(np.int64).min
 
 
 def _connection_groups(frame: pd.DataFrame, bucket: str) -> np.ndarray:
