@@ -25,6 +25,7 @@ bytes, packets      Int64                   when known
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,8 @@ def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
             column = pd.Series(verdicts, index=frame.index)
         elif name == "protocol":
             column = pd.Series("TCP", index=frame.index, dtype="string")
+        elif dtype == "string":  # all missing
+            column = pd.Series(_missing_strings(n), index=frame.index)
         elif dtype in _NULLABLE:  # all missing, made in its dtype (no value to convert)
             column = pd.Series(pd.NA, index=frame.index, dtype=dtype)
         else:
@@ -96,6 +99,19 @@ def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 _NULLABLE = frozenset({"string", "UInt16", "Int64", "boolean"})
+
+
+def _missing_strings(n: int) -> Any:
+    """``n`` missing values of the "string" dtype. With Arrow storage, an Arrow array of nulls
+    is made at once (pandas fills a missing value per row: 1.2 ms for 100,000 against 0.05)."""
+    empty = pd.array([], dtype="string")
+    if isinstance(empty, pd.arrays.ArrowStringArray):
+        import pyarrow as pa
+
+        return pd.arrays.ArrowStringArray(pa.nulls(n, pa.array(empty).type))
+    return pd.array([pd.NA] * n, dtype="string")
+
+
 _FIXED_CATEGORIES: Mapping[str, tuple[str, ...]] = {
     "src_kind": ENDPOINT_KINDS,
     "dst_kind": ENDPOINT_KINDS,
