@@ -545,9 +545,32 @@ class SeenConnections:
 
 
 def connection_keys(frame: pd.DataFrame, bucket: str) -> pd.Series:
-    """One 64-bit hash per row of its oriented 5-tuple and time bucket (vectorised)."""
-    keys = frame[_KEY].astype("string").assign(_bucket=frame["time"].dt.floor(bucket))
-    return pd.util.hash_pandas_object(keys, index=False)
+    """One 64-bit hash per row of its oriented 5-tuple and time bucket (vectorised).
+
+    Text (addresses, the protocol) is hashed once per distinct value and taken by code, numbers
+    are hashed as integers, and the per-column hashes are mixed: no text per row is made.
+    """
+    mixed = np.zeros(len(frame), dtype=np.uint64)
+    for name in _KEY:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype) or not pd.api.types.is_integer_dtype(
+            column.dtype
+        ):
+            codes, uniques = pd.factorize(column, use_na_sentinel=False)
+            texts = np.array([None if pd.isna(v) else str(v) for v in uniques], dtype=object)
+            hashed = pd.util.hash_array(texts)[codes]
+        else:  # ports: missing as -1
+            hashed = pd.util.hash_array(column.to_numpy(dtype=np.int64, na_value=-1))
+        mixed = _mix(mixed, hashed)
+    buckets = frame["time"].dt.floor(bucket).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    mixed = _mix(mixed, pd.util.hash_array(buckets))
+    return pd.Series(mixed, index=frame.index)
+
+
+def _mix(seed: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Fold a column's hashes into the running ones (order matters: src and dst differ)."""
+    with np.errstate(over="ignore"):
+        return (seed * np.uint64(0x100000001B3)) ^ value.astype(np.uint64)
 
 
 def frame_with_times(
