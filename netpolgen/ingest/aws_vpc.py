@@ -43,6 +43,7 @@ from netpolgen.ingest.common import (
     collapse_observations,
     drop_noise,
     epoch_to_time,
+    is_noise_address,
     normalize_ip,
     protocol_name,
     skip_valid,
@@ -338,15 +339,20 @@ def _null(column: pd.Series) -> pd.Series:
     return column.isna() | column.astype("string").isin(_NULLS).fillna(False).astype(bool)
 
 
-def _by_distinct(column: pd.Series, function: Any) -> tuple[np.ndarray, pd.Series]:
-    """Per row, whether the field has no value (:func:`_null`), and ``function`` of its text
-    (None: not valid; NA where there is no value). Both worked out once per distinct value."""
+def _by_distinct(
+    column: pd.Series, function: Any, flag: Any = None
+) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    """Per row, whether the field has no value (:func:`_null`), ``function`` of its text (None:
+    not valid; NA where there is no value), and ``flag`` of that answer (False for None). All
+    worked out once per distinct value."""
     codes, uniques = pd.factorize(column)  # a Parquet null is code -1: no value
     texts = [str(value) for value in uniques]
     null = np.array([text in _NULLS for text in texts] + [True])
     answers = [None if text in _NULLS else function(text) for text in texts] + [None]
+    flags = np.array([a is not None and flag is not None and bool(flag(a)) for a in answers])
     codes = np.where(codes < 0, len(uniques), codes)
-    return null[codes], pd.Series(pd.array(answers, dtype="string").take(codes), column.index)
+    strings = pd.Series(pd.array(answers, dtype="string").take(codes), column.index)
+    return null[codes], strings, flags[codes]
 
 
 def _select(where: np.ndarray, chosen: pd.Series, own: pd.Series) -> pd.Series:
@@ -383,20 +389,24 @@ def _convert(
             )
         reject(skipdata, "SKIPDATA record (records lost during the interval)", valid=True)
 
+    noise = np.zeros(len(frame), dtype=bool)  # see drop_noise: worked out per distinct address
     for side, pkt, eni in (("src", "pkt-srcaddr", "srcaddr"), ("dst", "pkt-dstaddr", "dstaddr")):
         missing = np.ones(len(frame), dtype=bool)
         normalized = pd.Series(pd.NA, index=frame.index, dtype="string")
+        side_noise = np.zeros(len(frame), dtype=bool)
         for name in (eni, pkt):  # later wins: the packet address beats the ENI's
             if name in frame.columns:
-                null, ip = _by_distinct(frame[name], normalize_ip)
+                null, ip, flagged = _by_distinct(frame[name], normalize_ip, is_noise_address)
                 normalized = ip if missing.all() else _select(~null, ip, normalized)
+                side_noise = np.where(null, side_noise, flagged)
                 missing &= null
+        noise |= side_noise
         reject(pd.Series(missing), f"{side} address is '-'", valid=True)
         reject(normalized.isna(), f"{side} address is not an IP address")
         out[f"{side}_ip"] = normalized
 
     if "protocol" in frame.columns:
-        null, protocol = _by_distinct(frame["protocol"], protocol_name)
+        null, protocol, _ = _by_distinct(frame["protocol"], protocol_name)
         reject(protocol.isna() & ~null, "protocol is not an IANA number 0-255")
         out["protocol"] = protocol
     icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
@@ -446,9 +456,10 @@ def _convert(
         kinds = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(ENDPOINT_KINDS)))
         out[f"{side}_kind"] = pd.Series(kinds, index=frame.index)
 
-    result = pd.DataFrame(out, index=frame.index)[~bad]
+    keep = ~bad.to_numpy(dtype=bool)
+    result = pd.DataFrame(out, index=frame.index)[keep]
     report.records_used += len(result)
-    result = drop_noise(conform_flows(result.reset_index(drop=True)), report)
+    result = drop_noise(conform_flows(result.reset_index(drop=True)), report, noise[keep])
     return collapse_observations(result.reset_index(drop=True), report, bucket=_BUCKET)
 
 

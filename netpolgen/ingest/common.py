@@ -331,12 +331,18 @@ def text_to_time(values: pd.Series) -> pd.Series:
     return parsed.where(in_range).astype("datetime64[ns, UTC]")
 
 
-def drop_noise(frame: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
-    """Filter flows from or to the addresses of :func:`is_noise_address`."""
-    noise = np.zeros(len(frame), dtype=bool)
-    for side in ("src_ip", "dst_ip"):
-        flags = by_value(frame[side], lambda ip: is_noise_address(str(ip)), "bool")
-        noise |= flags.to_numpy(dtype=bool)
+def drop_noise(
+    frame: pd.DataFrame, report: IngestReport, noise: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Filter flows from or to the addresses of :func:`is_noise_address`.
+
+    ``noise``: those rows as flags, when the reader has already looked at each distinct address.
+    """
+    if noise is None:
+        noise = np.zeros(len(frame), dtype=bool)
+        for side in ("src_ip", "dst_ip"):
+            flags = by_value(frame[side], lambda ip: is_noise_address(str(ip)), "bool")
+            noise |= flags.to_numpy(dtype=bool)
     if noise.any():
         report.filter("IPv6 link-local, multicast or broadcast address", int(noise.sum()))
         frame = frame[~noise]
@@ -488,15 +494,34 @@ _NAT = np.iinfo(np.int64).min
 def _connection_groups(frame: pd.DataFrame, bucket: str) -> np.ndarray:
     """Per row, its connection's number (5-tuple and time bucket), in order of first appearance.
 
-    Exact: columns are factorised and their codes combined, with no hashing of whole rows.
+    Exact: columns are factorised and their codes combined, with no hashing of whole rows. The
+    codes are packed into one integer while it cannot overflow (a chunk is far smaller), so that
+    few factorising passes are made; each pass numbers the combinations seen so far densely.
     """
-    columns = [frame[name] for name in _KEY] + [frame["time"].dt.floor(bucket)]
-    group = np.zeros(len(frame), dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        combined = group * (len(uniques) + 1) + codes.astype(np.int64)
-        group = pd.factorize(combined)[0].astype(np.int64)  # below len(frame): no overflow
-    return group
+    n = len(frame)
+    if n >= 1 << 28:  # pragma: no cover - packed codes could overflow: one column at a time
+        columns = [frame[name] for name in _KEY] + [frame["time"].dt.floor(bucket)]
+        group = np.zeros(n, dtype=np.int64)
+        for column in columns:
+            codes, uniques = pd.factorize(column, use_na_sentinel=False)
+            group = _dense(group * (len(uniques) + 1) + codes.astype(np.int64))
+        return group
+    src, _ = pd.factorize(frame["src_ip"], use_na_sentinel=False)
+    dst, dst_values = pd.factorize(frame["dst_ip"], use_na_sentinel=False)
+    group = _dense(src.astype(np.int64) * (len(dst_values) + 1) + dst)
+    # Ports: 0-65535, or missing (-1), shifted to 17 bits each; the group (< 2**28) above them.
+    ports = [frame[p].to_numpy(dtype=np.int64, na_value=-1) + 1 for p in ("src_port", "dst_port")]
+    group = _dense((group << 34) | (ports[0] << 17) | ports[1])
+    protocol = frame["protocol"]
+    protocols = len(protocol.cat.categories) + 1
+    group = _dense(group * protocols + protocol.cat.codes.to_numpy().astype(np.int64) + 1)
+    buckets, bucket_values = pd.factorize(frame["time"].dt.floor(bucket), use_na_sentinel=False)
+    return _dense(group * (len(bucket_values) + 1) + buckets)
+
+
+def _dense(keys: np.ndarray) -> np.ndarray:
+    """Numbers of the distinct ``keys``, in order of first appearance (below len(keys))."""
+    return np.asarray(pd.factorize(keys)[0], dtype=np.int64)
 
 
 def _first_positions(group: np.ndarray, usable: np.ndarray, groups: int) -> np.ndarray:
