@@ -230,7 +230,8 @@ def _arrow_block(
     try:
         table = csv.read_csv(
             io.BytesIO(block),
-            read_options=csv.ReadOptions(column_names=list(fields), use_threads=False),
+            # Threads: the block is parsed by both cores while the conversion waits for it.
+            read_options=csv.ReadOptions(column_names=list(fields), use_threads=True),
             parse_options=csv.ParseOptions(delimiter=" ", quote_char=False),
             convert_options=csv.ConvertOptions(
                 column_types={name: pa.string() for name in fields},
