@@ -109,7 +109,8 @@ class ReplyTracker:
         self._protocols = _Registry(1 << 16)
         self._pairs = _Registry(1 << 32)
         # earliest (time, order) per tuple key
-        self._earliest = _Table(t=np.int64, o=np.int64)
+        # Input positions fit 32 bits below 2**31 records (4 bytes a tuple saved, widened past)
+        self._earliest = _Table(t=np.int64, o=np.int64, narrow=("o",))
         # rows without a direction already decided, per tuple key: max time, any NaT time
         self._undecided = _Table(t=np.int64, nat=bool)
 
@@ -262,10 +263,20 @@ class _Column:
 
     BITS = 20  # 1M values a block
 
-    def __init__(self, dtype: type) -> None:
-        self.dtype = np.dtype(dtype)
+    def __init__(self, dtype: type, narrow: bool = False) -> None:
+        """``narrow``: hold integers as int32 until a value needs ``dtype`` (then widen all)."""
+        self._wide = np.dtype(dtype)
+        self.dtype = np.dtype(np.int32) if narrow else self._wide
         self.blocks: list[np.ndarray] = []
         self.size = 0
+
+    def _fit(self, values: np.ndarray) -> None:
+        if self.dtype == self._wide or not len(values):
+            return
+        limits = np.iinfo(np.int32)  # the only narrow type
+        if values.max() > limits.max or values.min() < limits.min:
+            self.blocks = [block.astype(self._wide) for block in self.blocks]
+            self.dtype = self._wide
 
     def take(self, positions: np.ndarray) -> np.ndarray:
         out = np.empty(len(positions), dtype=self.dtype)
@@ -276,12 +287,14 @@ class _Column:
         return out
 
     def put(self, positions: np.ndarray, values: np.ndarray) -> None:
+        self._fit(values)
         block_of = positions >> self.BITS
         for block in np.unique(block_of):
             where = block_of == block
             self.blocks[block][positions[where] & ((1 << self.BITS) - 1)] = values[where]
 
     def extend(self, values: np.ndarray) -> None:
+        self._fit(values)
         start = 0
         while start < len(values):
             offset = self.size & ((1 << self.BITS) - 1)
@@ -301,10 +314,10 @@ class _Table:
     after every append would make a long input quadratic. About 45 bytes per key in all.
     """
 
-    def __init__(self, **dtypes: type) -> None:
+    def __init__(self, narrow: tuple[str, ...] = (), **dtypes: type) -> None:
         self._map: Any = _new_hashtable()
         self._size = 0
-        self.columns = {name: _Column(dtype) for name, dtype in dtypes.items()}
+        self.columns = {name: _Column(dtype, name in narrow) for name, dtype in dtypes.items()}
 
     def __len__(self) -> int:
         return self._size

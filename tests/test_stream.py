@@ -266,3 +266,21 @@ def test_blocked_columns_across_block_boundaries(monkeypatch: pytest.MonkeyPatch
     assert table.columns["t"].take(positions[:3]).tolist() == [1490, 1000, 1230]
     table.columns["t"].put(positions[:3], np.array([1, 2, 3]))
     assert table.columns["t"].take(positions[:3]).tolist() == [1, 2, 3]
+
+
+def test_a_narrow_column_widens_when_a_value_needs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Input positions are held in 32 bits until one passes 2**31: then every block widens.
+    from netpolgen.stream import _Column, _Table
+
+    monkeypatch.setattr(_Column, "BITS", 3)
+    table = _Table(t=np.int64, o=np.int64, narrow=("o",))
+    keys = np.arange(20, dtype=np.uint64)
+    table.append(keys, t=np.zeros(20, np.int64), o=np.arange(20, dtype=np.int64))
+    column = table.columns["o"]
+    assert column.dtype == np.int32
+    big = np.array([1 << 40], dtype=np.int64)
+    column.put(np.array([5]), big)
+    assert column.dtype == np.int64
+    assert column.take(np.array([4, 5, 19])).tolist() == [4, 1 << 40, 19]
+    table.append(np.array([99], dtype=np.uint64), t=np.zeros(1, np.int64), o=big + 1)
+    assert column.take(np.array([20])).tolist() == [(1 << 40) + 1]
