@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import conform_flows, validate_flows
+from netpolgen.ingest.common import select_text
 from netpolgen.ingest.inventory import Inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, labels_from_canonical
@@ -188,7 +189,9 @@ class Resolver:
             port = taken("port").where(service, out[f"{side}_port"].astype("Int64"))
             out[f"{side}_port"] = out[f"{side}_port"].mask(need, port.astype("UInt16"))
             for column in ("namespace", "pod", "labels"):
-                out[f"{side}_{column}"] = _select(need_np, taken(column), out[f"{side}_{column}"])
+                out[f"{side}_{column}"] = select_text(
+                    need_np, taken(column), out[f"{side}_{column}"]
+                )
             out[f"{side}_kind"] = _kinds(need_np, table["kind"], answer, kind)
             unmatched = table["_unmatched"].to_numpy(dtype=bool)[rows]
             if unmatched.any():
@@ -289,23 +292,6 @@ def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Seri
     codes[where] = answer_codes[position]
     dtype = pd.CategoricalDtype(categories)
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=own.index)
-
-
-def _select(where: np.ndarray, chosen: pd.Series, own: pd.Series) -> pd.Series:
-    """``own.mask(where, chosen)``; on Arrow-backed text by Arrow's ``if_else``, which measured
-    five times faster than pandas' masked select (3.1 against 0.6 ms for 57,000 labels)."""
-    if isinstance(own.array, pd.arrays.ArrowStringArray) and isinstance(
-        chosen.array, pd.arrays.ArrowStringArray
-    ):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        try:
-            selected = pc.if_else(pa.array(where), pa.array(chosen.array), pa.array(own.array))
-            return pd.Series(pd.arrays.ArrowStringArray(selected), index=own.index)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):  # pragma: no cover
-            pass  # Arrow types that do not match: pandas' select below
-    return own.mask(pd.Series(where, index=own.index), chosen)
 
 
 def _group_ids(columns: list[Any]) -> np.ndarray:

@@ -38,6 +38,8 @@ from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, VERDICTS, conform_flows
 from netpolgen.ingest.common import (
     COUNTER_MAX,
+    Answers,
+    Distinct,
     SeenConnections,
     by_category,
     collapse_observations,
@@ -46,6 +48,7 @@ from netpolgen.ingest.common import (
     is_noise_address,
     normalize_ip,
     protocol_name,
+    select_text,
     skip_valid,
     whole_epoch_seconds,
 )
@@ -340,24 +343,12 @@ def _null(column: pd.Series) -> pd.Series:
     return column.isna() | column.astype("string").isin(_NULLS).fillna(False).astype(bool)
 
 
-def _by_distinct(
-    column: pd.Series, function: Any, flag: Any = None
-) -> tuple[np.ndarray, pd.Series, np.ndarray]:
-    """Per row, whether the field has no value (:func:`_null`), ``function`` of its text (None:
-    not valid; NA where there is no value), and ``flag`` of that answer (False for None). All
-    worked out once per distinct value."""
-    codes, uniques = pd.factorize(column)  # a Parquet null is code -1: no value
-    texts = [str(value) for value in uniques]
-    null = np.array([text in _NULLS for text in texts] + [True])
-    answers = [None if text in _NULLS else function(text) for text in texts] + [None]
-    flags = np.array([a is not None and flag is not None and bool(flag(a)) for a in answers])
-    codes = np.where(codes < 0, len(uniques), codes)
-    strings = pd.Series(pd.array(answers, dtype="string").take(codes), column.index)
-    return null[codes], strings, flags[codes]
-
-
-def _select(where: np.ndarray, chosen: pd.Series, own: pd.Series) -> pd.Series:
-    return own.mask(pd.Series(where, index=own.index), chosen)
+def _distinct(column: pd.Series, function: Any) -> tuple[np.ndarray, Answers]:
+    """Per row, whether the field has no value (:func:`_null`); and ``function`` of the text of
+    each distinct value that has one (None: not valid, or no value)."""
+    distinct = Distinct(column, trim=False)  # fields are split on whitespace: nothing to trim
+    null = distinct.flags(lambda v: v is None or v in _NULLS)
+    return null, distinct.map(lambda v: None if v is None or v in _NULLS else function(v))
 
 
 def _convert(
@@ -369,8 +360,10 @@ def _convert(
     bad = pd.Series(False, index=frame.index)
     out: dict[str, pd.Series] = {}
 
-    def reject(mask: pd.Series, reason: str, *, valid: bool = False) -> None:
+    def reject(mask: pd.Series | np.ndarray, reason: str, *, valid: bool = False) -> None:
         nonlocal bad
+        if isinstance(mask, np.ndarray):
+            mask = pd.Series(mask, index=frame.index)
         mask = mask.fillna(False).astype(bool) & ~bad
         if mask.any():
             first, count = int(line[mask].iloc[0]), int(mask.sum())
@@ -397,19 +390,21 @@ def _convert(
         side_noise = np.zeros(len(frame), dtype=bool)
         for name in (eni, pkt):  # later wins: the packet address beats the ENI's
             if name in frame.columns:
-                null, ip, flagged = _by_distinct(frame[name], normalize_ip, is_noise_address)
-                normalized = ip if missing.all() else _select(~null, ip, normalized)
+                null, answers = _distinct(frame[name], normalize_ip)
+                ip = answers.strings()
+                normalized = ip if missing.all() else select_text(~null, ip, normalized)
+                flagged = answers.flags(lambda a: a is not None and is_noise_address(a))
                 side_noise = np.where(null, side_noise, flagged)
                 missing &= null
         noise |= side_noise
-        reject(pd.Series(missing), f"{side} address is '-'", valid=True)
+        reject(missing, f"{side} address is '-'", valid=True)
         reject(normalized.isna(), f"{side} address is not an IP address")
         out[f"{side}_ip"] = normalized
 
     if "protocol" in frame.columns:
-        null, protocol, _ = _by_distinct(frame["protocol"], protocol_name)
-        reject(protocol.isna() & ~null, "protocol is not an IANA number 0-255")
-        out["protocol"] = protocol
+        null, answers = _distinct(frame["protocol"], protocol_name)
+        reject(answers.missing() & ~null, "protocol is not an IANA number 0-255")
+        out["protocol"] = answers.strings()
     icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
 
     for column, name in (("src_port", "srcport"), ("dst_port", "dstport")):

@@ -16,7 +16,7 @@ import io
 import ipaddress
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -25,6 +25,7 @@ import pandas as pd
 
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
+from netpolgen.ingest.common import Answers, Distinct
 from netpolgen.ingest.limits import LineMap, limit_lines, line_limiter
 from netpolgen.ingest.read_ahead import read_ahead
 from netpolgen.ingest.report import IngestReport
@@ -314,7 +315,7 @@ def _parse_chunk(
             out[column] = value
 
     if "protocol" in raw:
-        protocol = _Distinct(raw["protocol"]).map(lambda v: None if v is None else _protocol(v))
+        protocol = Distinct(raw["protocol"]).map(lambda v: None if v is None else _protocol(v))
         reject(protocol.missing(), "unknown protocol")
         out["protocol"] = protocol.strings()
     else:
@@ -333,13 +334,13 @@ def _parse_chunk(
         reject(invalid, "time is neither RFC 3339 nor Unix seconds")
 
     if "verdict" in raw:
-        verdict = _Distinct(raw["verdict"]).map(
+        verdict = Distinct(raw["verdict"]).map(
             lambda v: None if v is None else _VERDICTS.get(v.lower())
         )
         reject(verdict.missing(), "unknown verdict")
         out["verdict"] = verdict.categorical(VERDICTS)
     if "is_reply" in raw:
-        is_reply = _Distinct(raw["is_reply"])
+        is_reply = Distinct(raw["is_reply"])
         reject(
             is_reply.flags(lambda v: v is not None and v.lower() not in _BOOLEANS),
             "is_reply is not a boolean",
@@ -348,18 +349,18 @@ def _parse_chunk(
             lambda v: pd.NA if v is None else _BOOLEANS.get(v.lower(), pd.NA)
         )
 
-    pod_names: dict[str, _Answers] = {}
+    pod_names: dict[str, Answers] = {}
     for side in SIDES:
         has_ip = np.zeros(len(chunk), dtype=bool)
         if f"{side}_ip" in raw:
-            ip = _Distinct(raw[f"{side}_ip"])
+            ip = Distinct(raw[f"{side}_ip"])
             address = ip.map(lambda v: _ip(v) if v else None)
             reject(address.missing() & ip.flags(bool), f"{side}_ip is not an IP address")
             out[f"{side}_ip"] = address.strings()
             has_ip = ~address.missing()
         has_namespace = np.zeros(len(chunk), dtype=bool)
         if f"{side}_namespace" in raw:
-            namespace = _Distinct(raw[f"{side}_namespace"])
+            namespace = Distinct(raw[f"{side}_namespace"])
             reject(
                 namespace.flags(lambda v: bool(v) and not _NAMESPACE_RE.match(v)),
                 f"{side}_namespace is not a valid namespace name",
@@ -368,11 +369,11 @@ def _parse_chunk(
             out[f"{side}_namespace"] = named.strings()
             has_namespace = ~named.missing()
         if f"{side}_pod" in raw:
-            pod_names[side] = _Distinct(raw[f"{side}_pod"]).map(lambda v: v or None)
+            pod_names[side] = Distinct(raw[f"{side}_pod"]).map(lambda v: v or None)
             out[f"{side}_pod"] = pod_names[side].strings()
         has_labels = np.zeros(len(chunk), dtype=bool)
         if f"{side}_labels" in raw:
-            labels = _Distinct(raw[f"{side}_labels"])
+            labels = Distinct(raw[f"{side}_labels"])
             canonical = labels.map(lambda v: None if v is None else _canonical(v, report, source))
             reject(canonical.missing(), f"{side}_labels are neither k=v,... nor a JSON object")
             # An empty cell is no labels (NA); all labels invalid is an empty set ("").
@@ -412,74 +413,6 @@ def _parse_chunk(
     if len(chunk):
         lines.forget(int(index[-1]) + 2)  # later chunks report later rows only
     return conform_flows(frame).reset_index(drop=True)
-
-
-class _Distinct:
-    """One text column, factorised once: its distinct values trimmed (None: a missing cell, as a
-    short row gives in pandas), and per row the code of its value."""
-
-    def __init__(self, column: pd.Series) -> None:
-        codes, uniques = pd.factorize(column)
-        self.index = column.index
-        self.codes = np.where(codes < 0, len(uniques), codes) if (codes < 0).any() else codes
-        self.values: list[str | None] = [str(u).strip() for u in uniques] + [None]
-
-    def map(self, function: Any) -> _Answers:
-        """``function`` of each distinct trimmed value (once per text after trimming)."""
-        memo: dict[str | None, Any] = {}
-        answers = []
-        for value in self.values:
-            if value not in memo:
-                memo[value] = function(value)
-            answers.append(memo[value])
-        return _Answers(self, answers)
-
-    def flags(self, predicate: Any) -> np.ndarray:
-        """``predicate`` of each row's trimmed value, as a bool array."""
-        return np.array([bool(predicate(v)) for v in self.values], dtype=bool)[self.codes]
-
-    def booleans(self, function: Any) -> pd.Series:
-        array = pd.array([function(v) for v in self.values], dtype="boolean")
-        return pd.Series(array.take(self.codes), index=self.index)
-
-
-class _Answers:
-    """A function's answers for the distinct values of a :class:`_Distinct`."""
-
-    def __init__(self, distinct: _Distinct, answers: list[Any]) -> None:
-        self._distinct, self._answers = distinct, answers
-
-    def unless(self, predicate: Any) -> _Answers:
-        """These answers, but None for the distinct values where ``predicate`` holds."""
-        values = self._distinct.values
-        answers = [None if predicate(v) else a for v, a in zip(values, self._answers, strict=True)]
-        return _Answers(self._distinct, answers)
-
-    def answer_at(self, row: int) -> Any:
-        return self._answers[self._distinct.codes[row]]
-
-    def missing(self) -> np.ndarray:
-        return self.flags(lambda answer: answer is None)
-
-    def flags(self, predicate: Any) -> np.ndarray:
-        return np.array([bool(predicate(a)) for a in self._answers], dtype=bool)[
-            self._distinct.codes
-        ]
-
-    def strings(self) -> pd.Series:
-        """The answers (text or None) per row, as the flow table's string dtype: taken from a
-        small array, so that no Python string per row is made."""
-        array = pd.array(self._answers, dtype="string")
-        return pd.Series(array.take(self._distinct.codes), index=self._distinct.index)
-
-    def categorical(self, categories: Sequence[str]) -> pd.Series:
-        table = np.array([-1 if a is None else categories.index(a) for a in self._answers])
-        return pd.Series(
-            pd.Categorical.from_codes(
-                table[self._distinct.codes], dtype=pd.CategoricalDtype(list(categories))
-            ),
-            index=self._distinct.index,
-        )
 
 
 def _constant(value: str, index: pd.Index) -> pd.Series:

@@ -281,13 +281,14 @@ def test_unknown_service_port_is_kept_and_reported() -> None:
 def test_select_and_kinds_take_answers_only_where_asked() -> None:
     # The two fast selects of Resolver.__call__, against pandas' own masked select.
     from netpolgen.flows import ENDPOINT_KINDS
-    from netpolgen.resolve import _kinds, _select
+    from netpolgen.ingest.common import select_text
+    from netpolgen.resolve import _kinds
 
     where = np.array([True, False, True, False, True])
     own = pd.Series(["a", None, "c", "d", None], dtype="string")
     chosen = pd.Series(["x", "y", None, "w", "v"], dtype="string")
     expected = own.mask(pd.Series(where), chosen)
-    pd.testing.assert_series_equal(_select(where, chosen, own), expected)
+    pd.testing.assert_series_equal(select_text(where, chosen, own), expected)
 
     kinds = pd.Series(pd.Categorical(["world", "pod", "unknown", "host", "world"],
                                      categories=list(ENDPOINT_KINDS)))  # fmt: skip
