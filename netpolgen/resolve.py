@@ -225,7 +225,7 @@ class Resolver:
                 part["port"].where(at_service),
             ]
         )
-        distinct, first = np.unique(group, return_index=True)
+        first = _first_rows(group)
         sample = part.iloc[first].reset_index(drop=True)
         for name in ("kind", "protocol"):  # categorical per row, text for the resolution
             sample[name] = sample[name].astype("string")
@@ -239,8 +239,7 @@ class Resolver:
             )
         )
         answers = self._answers_for(sample, keys)
-        # np.unique sorts the group ids: position of each row's group among ``distinct``
-        return answers[np.searchsorted(distinct, group)], at_service
+        return answers[group], at_service
 
     def _answers_for(self, sample: pd.DataFrame, keys: list[tuple[Any, ...]]) -> np.ndarray:
         """The rows of the answer table that hold :func:`_resolve` of each row of ``sample``
@@ -285,7 +284,7 @@ def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Seri
     """The kind column: the answer table's kind (text) at ``rows`` where ``where``, else the
     row's own (categorical); built from codes, since text per row would only be converted back.
     """
-    used, position = np.unique(rows[where], return_inverse=True)
+    position, used = pd.factorize(rows[where])
     categories = own.cat.categories
     answer_codes = pd.Categorical(answers.iloc[used].astype("string"), categories=categories).codes
     codes = own.cat.codes.to_numpy().copy()
@@ -294,10 +293,23 @@ def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Seri
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=own.index)
 
 
+def _first_rows(group: np.ndarray) -> np.ndarray:
+    """The first row of each group, for ids numbered in order of first appearance (as
+    :func:`_group_ids` numbers them): a row is its group's first when its id passes every
+    id before it."""
+    if not len(group):
+        return np.zeros(0, dtype=np.int64)
+    running = np.maximum.accumulate(group)
+    return np.flatnonzero(np.r_[True, running[1:] > running[:-1]])
+
+
 def _group_ids(columns: list[Any]) -> np.ndarray:
-    """Dense ids of the distinct combinations of ``columns`` (NA is a value of its own)."""
+    """Dense ids of the distinct combinations of ``columns`` (NA is a value of its own), in
+    order of first appearance."""
     ids: np.ndarray | None = None
     for column in columns:
+        if isinstance(column, pd.Series) and column.isna().all():
+            continue  # one value (NA) throughout: it splits no group (addresses-only logs)
         codes, uniques = pd.factorize(column, use_na_sentinel=False)
         codes = np.asarray(codes, dtype=np.int64)
         if ids is None:
@@ -305,7 +317,8 @@ def _group_ids(columns: list[Any]) -> np.ndarray:
         else:
             ids, _ = pd.factorize(ids * (len(uniques) + 1) + codes)
             ids = np.asarray(ids, dtype=np.int64)
-    assert ids is not None
+    if ids is None:
+        return np.zeros(len(columns[0]), dtype=np.int64)
     return ids
 
 
