@@ -285,12 +285,15 @@ def cluster_addresses(flows: pd.DataFrame) -> set[str]:
     """
     inside = []
     for side in ("src", "dst"):
-        # On the categorical's codes (the kinds are few): no text per row.
-        kinds = flows[f"{side}_kind"]
-        if isinstance(kinds.dtype, pd.CategoricalDtype):
-            wanted = kinds.cat.categories.get_indexer(pd.Index(_INSIDE_KINDS))
-            known = np.isin(kinds.cat.codes.to_numpy(), wanted[wanted >= 0])
-        else:
-            known = kinds.astype("string").isin(_INSIDE_KINDS).fillna(False).to_numpy(dtype=bool)
+        known = inside_kinds(flows[f"{side}_kind"])
         inside.append(flows[f"{side}_ip"][known].dropna().unique())
     return {str(address) for part in inside for address in part}
+
+
+def inside_kinds(kinds: pd.Series) -> np.ndarray:
+    """Per row, whether the endpoint kind is one inside the cluster (pod, node, service...)."""
+    if isinstance(kinds.dtype, pd.CategoricalDtype):
+        # On the categorical's codes (the kinds are few): no text per row.
+        wanted = kinds.cat.categories.get_indexer(pd.Index(_INSIDE_KINDS))
+        return np.isin(kinds.cat.codes.to_numpy(), wanted[wanted >= 0])
+    return kinds.astype("string").isin(_INSIDE_KINDS).fillna(False).to_numpy(dtype=bool)

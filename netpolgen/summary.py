@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from netpolgen.aggregate import cluster_addresses
+from netpolgen.aggregate import inside_kinds
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
 
@@ -179,7 +179,7 @@ def summarize_chunk(flows: pd.DataFrame) -> ChunkSummary:
         endpoint_of_src=sides["src"][2],
         endpoint_of_dst=sides["dst"][2],
         pods=_raw_pods(flows, namespace, labels, pod),
-        inside=frozenset(cluster_addresses(flows)),
+        inside=_inside_addresses(flows, ip),
     )
 
 
@@ -242,6 +242,14 @@ def _first_rows(group: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, group[1:] > seen[:-1]]).astype(np.int64)
 
 
+def _inside_addresses(flows: pd.DataFrame, ip: _Codes) -> frozenset[str]:
+    """:func:`netpolgen.aggregate.cluster_addresses` on codes: the addresses of the sides of an
+    inside kind, each distinct one taken once."""
+    codes = [ip.side(side)[inside_kinds(flows[f"{side}_kind"])] for side in ("src", "dst")]
+    used = np.unique(np.concatenate(codes))
+    return frozenset(str(ip.uniques[code]) for code in used[used >= 0])
+
+
 def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Codes) -> pd.DataFrame:
     """:func:`netpolgen.identity.raw_pod_endpoints` on codes: the distinct (namespace, raw
     labels, pod) of the pod sides, sources first, each in order of first appearance."""
@@ -260,11 +268,10 @@ def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Code
     from_src = first < len(src_rows)
     src_take, dst_take = src_rows[first[from_src]], dst_rows[first[~from_src] - len(src_rows)]
     out = {}
-    for field, title in (("namespace", "namespace"), ("labels", "raw_labels"), ("pod", "pod")):
-        out[title] = pd.concat(
-            [flows[f"src_{field}"].iloc[src_take], flows[f"dst_{field}"].iloc[dst_take]],
-            ignore_index=True,
-        ).array
+    for codes, title in ((namespace, "namespace"), (labels, "raw_labels"), (pod, "pod")):
+        # Taken from the distinct values by code (-1: missing), in the columns' own dtype.
+        taken = np.concatenate([codes.src[src_take], codes.dst[dst_take]])
+        out[title] = codes.uniques.take(taken, allow_fill=True)
     return pd.DataFrame(out)
 
 
@@ -290,7 +297,7 @@ def _tuple_codes(flows: pd.DataFrame, pod: _Codes, ip: _Codes) -> TupleCodes:
             candidates.extend(text)
         ids[side] = code
     # Only the candidates in use, deduplicated as text (an address and a pod name may agree).
-    used, inverse = np.unique(np.concatenate([ids["src"], ids["dst"]]), return_inverse=True)
+    inverse, used = pd.factorize(np.concatenate([ids["src"], ids["dst"]]))
     remap, identities = pd.factorize(np.array(candidates, dtype=object)[used])
     codes = remap[inverse].astype(np.int64)
     part = flows if len(rows) == len(flows) else flows.iloc[rows]
