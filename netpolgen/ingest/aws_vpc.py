@@ -46,6 +46,7 @@ from netpolgen.ingest.common import (
     drop_noise,
     epoch_to_time,
     is_noise_address,
+    is_whole_epoch_seconds,
     normalize_ip,
     protocol_name,
     select_text,
@@ -374,10 +375,11 @@ def _convert(
             bad = bad | mask
 
     if "log-status" in frame.columns:
-        status = frame["log-status"].astype("string")
-        reject(status == "NODATA", "NODATA record (no traffic in the interval)", valid=True)
-        skipdata = status == "SKIPDATA"
-        if skipdata.fillna(False).any():
+        status = Distinct(frame["log-status"], trim=False)
+        reject(status.flags(lambda s: s == "NODATA"), "NODATA record (no traffic in the interval)",
+               valid=True)  # fmt: skip
+        skipdata = status.flags(lambda s: s == "SKIPDATA")
+        if skipdata.any():
             report.messages.append(
                 f"{source}: SKIPDATA records: AWS lost flow records, the data is incomplete"
             )
@@ -404,7 +406,7 @@ def _convert(
     if "protocol" in frame.columns:
         null, answers = _distinct(frame["protocol"], protocol_name)
         reject(answers.missing() & ~null, "protocol is not an IANA number 0-255")
-        out["protocol"] = answers.strings()
+        out["protocol"] = answers.open_categorical()
     icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
 
     for column, name in (("src_port", "srcport"), ("dst_port", "dstport")):
@@ -423,6 +425,9 @@ def _convert(
 
     for name in ("start", "end"):
         if name in frame.columns:
+            if "time" in out and not out["time"].isna().any():
+                if is_whole_epoch_seconds(frame[name]):
+                    continue  # "end" is only checked: every record has its start
             time = whole_epoch_seconds(frame[name])  # the common case, without a null pass
             if time is None:
                 absent = _null(frame[name])

@@ -300,9 +300,14 @@ def whole_epoch_seconds(values: pd.Series) -> pd.Series | None:
     return _arrow_epoch_seconds(values)
 
 
-def _arrow_epoch_seconds(values: pd.Series) -> pd.Series | None:
-    """The common case of :func:`epoch_to_time`, by Arrow: Arrow-backed text of whole seconds
-    in range (or null). None for anything else (the general path decides it)."""
+def is_whole_epoch_seconds(values: pd.Series) -> bool:
+    """Whether :func:`whole_epoch_seconds` would take ``values`` (without building the times:
+    for a field that only needs checking)."""
+    return _parsed_epoch_seconds(values) is not None
+
+
+def _parsed_epoch_seconds(values: pd.Series) -> Any:
+    """Arrow-backed text of whole seconds in range (or null), cast to Arrow int64; else None."""
     dtype = values.dtype
     if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
         return None
@@ -315,6 +320,15 @@ def _arrow_epoch_seconds(values: pd.Series) -> pd.Series | None:
         return None
     low, high = pc.min_max(parsed).values()
     if low.is_valid and not (low.as_py() >= 0 and high.as_py() * 1000 < _MAX_EPOCH_MS):
+        return None
+    return parsed
+
+
+def _arrow_epoch_seconds(values: pd.Series) -> pd.Series | None:
+    """The common case of :func:`epoch_to_time`, by Arrow: Arrow-backed text of whole seconds
+    in range (or null). None for anything else (the general path decides it)."""
+    parsed = _parsed_epoch_seconds(values)
+    if parsed is None:
         return None
     null = parsed.is_null().to_numpy(zero_copy_only=False)
     nanos = parsed.fill_null(0).to_numpy() * 1_000_000_000
@@ -410,6 +424,15 @@ class Answers:
         small array, so that no Python string per row is made."""
         array = pd.array(self._answers, dtype="string")
         return pd.Series(array.take(self._distinct.codes), index=self._distinct.index)
+
+    def open_categorical(self) -> pd.Series:
+        """The answers (text or None) as a categorical of the sorted distinct answers, as
+        :func:`netpolgen.flows.conform_flows` makes an open set (the protocol): no text per row."""
+        names = sorted({a for a in self._answers if a is not None})
+        table = np.array([-1 if a is None else names.index(a) for a in self._answers])
+        dtype = pd.CategoricalDtype(pd.Index(names, dtype="string"))
+        codes = table[self._distinct.codes]
+        return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=self._distinct.index)
 
     def categorical(self, categories: Sequence[str]) -> pd.Series:
         table = np.array([-1 if a is None else categories.index(a) for a in self._answers])

@@ -148,3 +148,22 @@ def test_sniff() -> None:
     assert aws_vpc.sniff(b"PAR1\x00\x00")
     assert not aws_vpc.sniff(b"src_ip,dst_ip,dst_port\n1,2,3\n")
     assert not aws_vpc.sniff(b"hello world\n")
+
+
+def test_a_bad_start_or_end_time_skips_the_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # "end" is only checked when every record has its start: it must still be checked.
+    good = (
+        "2 123456789012 eni-1 10.1.0.10 10.1.0.20 40000 8080 6 10 840 1714557600 1714557660 "
+        "ACCEPT OK"
+    )
+    bad_end, bad_start = good.replace("1714557660", "soon"), good.replace("1714557600", "x1")
+    for lines, skipped in (
+        ([good, bad_end], {"end is not a Unix time": 1}),
+        ([good, bad_end, bad_start], {"end is not a Unix time": 1, "start is not a Unix time": 1}),
+    ):
+        path = tmp_path / "times.log"
+        path.write_text("\n".join(lines) + "\n")
+        flows, report = read(path)
+        assert report.skipped == skipped
+        assert len(flows) == 1 and balanced(report)
+        assert f"{path}:2: skipped: end is not a Unix time" in report.messages
