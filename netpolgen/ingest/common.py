@@ -639,9 +639,10 @@ def _dense(keys: np.ndarray) -> np.ndarray:
 def _first_positions(group: np.ndarray, usable: np.ndarray, groups: int) -> np.ndarray:
     """Per group, the position of its first row where ``usable`` holds (-1 where none does)."""
     positions = np.flatnonzero(usable)
-    found, first = np.unique(group[positions], return_index=True)
-    result = np.full(groups, -1, dtype=np.int64)
-    result[found] = positions[first]
+    none = np.iinfo(np.int64).max
+    result = np.full(groups, none, dtype=np.int64)
+    np.minimum.at(result, group[positions], positions)  # no sort: one pass
+    result[result == none] = -1
     return result
 
 
