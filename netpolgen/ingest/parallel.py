@@ -11,6 +11,10 @@ file in one process. Line numbers in messages are shifted to the whole file's.
   is parsed, resolved through the inventory and reduced to a :class:`ChunkSummary` per chunk
   (:mod:`netpolgen.summary`), and a range that was not cut between records is read again in the
   parent (:func:`plain_quotes`).
+* AWS VPC (by default): not cut at all, since the merging of records that two ENIs logged
+  depends on where chunks end. One worker process reads the whole file exactly as the parent
+  would, and hands over its chunks in order while the parent resolves and reduces the previous
+  ones: a pipeline of two stages, with the same chunks and report as one process.
 
 Compressed files, standard input and other formats are read in the parent process.
 ``workers=1`` turns parallel parsing off.
@@ -69,6 +73,10 @@ SUMMARY_FORMATS: dict[str, bool] = {"csv": True}
 RANGE_BYTES = 32 << 20
 # Below this a file is parsed in the parent: starting workers costs more than it saves.
 MIN_PARALLEL_BYTES = 512 << 20
+# Formats read whole by one worker process, a pipeline stage ahead of the parent (see above).
+PIPELINE_FORMATS = frozenset({"aws-vpc"})
+# Chunks waiting between the two stages: enough to absorb uneven chunks, few for memory.
+_PIPELINE_DEPTH = 2
 
 
 class _NamedReader(io.RawIOBase):
@@ -170,6 +178,11 @@ def _iter_items(
     summarize = summarize and workers is not None
     workers = os.cpu_count() or 1 if workers is None else workers
     for source in sources:
+        if _pipelined(source, format, workers):
+            assert isinstance(source, str | Path)
+            chunks = _read_in_worker(str(source), format, report, chunk_size)
+            yield from _resolved(chunks, resolver)
+            continue
         plan = _plan(source, format, workers, summarize)
         if isinstance(source, Spooled):
             with source.open() as handle:
@@ -222,6 +235,91 @@ def chunk_reader(
                 yield item
 
     return read
+
+
+def _pipelined(source: Readable, format: str, workers: int) -> bool:
+    """Whether ``source`` is a big file (compressed or not) of a :data:`PIPELINE_FORMATS`
+    format: the worker reads it with the very code this process would."""
+    if workers <= 1 or isinstance(source, Spooled) or not isinstance(source, str | Path):
+        return False
+    path = Path(source)
+    try:
+        if not path.is_file() or path.stat().st_size < MIN_PARALLEL_BYTES:
+            return False
+    except OSError:
+        return False  # the sequential reader reports the error
+    if format != "auto":
+        return format in PIPELINE_FORMATS
+    with open_source(path) as (stream, name):
+        return detect_format(peek(stream), name) in PIPELINE_FORMATS
+
+
+def _read_in_worker(
+    path: str, format: str, report: IngestReport, chunk_size: int
+) -> Iterator[pd.DataFrame]:
+    """The chunks of ``path``, read by one worker process as :func:`iter_flows` reads them in
+    this one (same chunks, same report), while the caller works on the chunks before."""
+    context: Any = _context()  # a start method's context: it has Process and Queue
+    handover: Any = context.Queue(maxsize=_PIPELINE_DEPTH)
+    worker = context.Process(
+        target=_read_whole_file,
+        args=(path, format, chunk_size, report.strict, report.max_line_bytes, handover),
+        name="netpolgen-reader",
+        daemon=True,
+    )
+    worker.start()
+    try:
+        while True:
+            kind, payload = _next_handover(handover, worker, path)
+            if kind == "chunk":
+                yield payload
+                continue
+            if kind == "crash":  # a bug in the worker: its trace, for the crash report
+                raise RuntimeError(f"the reader process failed:\n{payload}")
+            error, worker_report = payload if kind == "error" else (None, payload)
+            report.merge(worker_report)
+            if error is not None:
+                raise error
+            return
+    finally:
+        if worker.is_alive():
+            worker.terminate()  # the caller stopped early: nothing more is wanted
+        worker.join()
+        handover.close()
+
+
+def _next_handover(handover: Any, worker: Any, path: str) -> tuple[str, Any]:
+    import queue
+
+    while True:
+        try:
+            item: tuple[str, Any] = handover.get(timeout=0.5)
+            return item
+        except queue.Empty:
+            if not worker.is_alive():
+                raise NetpolgenError(
+                    f"the worker process reading {path} stopped unexpectedly "
+                    f"(exit code {worker.exitcode})",
+                    hint="the machine may be out of memory: rerun with --workers 1",
+                ) from None
+
+
+def _read_whole_file(
+    path: str, format: str, chunk_size: int, strict: bool, max_line_bytes: int, handover: Any
+) -> None:
+    """Worker process: read ``path`` as the parent would and hand over its chunks in order,
+    then the report (or the error that stopped the read, with the report so far)."""
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    try:
+        for chunk in iter_flows([path], format, report=report, chunk_size=chunk_size):
+            handover.put(("chunk", chunk))
+        handover.put(("done", report))
+    except NetpolgenError as error:
+        handover.put(("error", (error, report)))
+    except BaseException:  # noqa: BLE001 - a bug: the parent turns the trace into a crash report
+        import traceback
+
+        handover.put(("crash", traceback.format_exc()))
 
 
 @dataclass(frozen=True)
@@ -637,8 +735,11 @@ def _context() -> multiprocessing.context.BaseContext:
     # The server imports the readers (and pandas) once; workers forked from it start at once
     # instead of each importing them again (~0.4 s of CPU per worker).
     context.set_forkserver_preload(
-        ["netpolgen.ingest.parallel", "netpolgen.ingest.hubble", "netpolgen.ingest.csv"]
-    )
+        [
+            "netpolgen.ingest.parallel", "netpolgen.ingest.hubble", "netpolgen.ingest.csv",
+            "netpolgen.ingest.aws_vpc",
+        ]
+    )  # fmt: skip
     return context
 
 
