@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import conform_flows, validate_flows
-from netpolgen.ingest.common import select_text
+from netpolgen.ingest.common import first_of_groups, select_text
 from netpolgen.ingest.inventory import Inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, labels_from_canonical
@@ -225,7 +225,7 @@ class Resolver:
                 part["port"].where(at_service),
             ]
         )
-        first = _first_rows(group)
+        first = first_of_groups(group)
         sample = part.iloc[first].reset_index(drop=True)
         for name in ("kind", "protocol"):  # categorical per row, text for the resolution
             sample[name] = sample[name].astype("string")
@@ -291,16 +291,6 @@ def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Seri
     codes[where] = answer_codes[position]
     dtype = pd.CategoricalDtype(categories)
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=own.index)
-
-
-def _first_rows(group: np.ndarray) -> np.ndarray:
-    """The first row of each group, for ids numbered in order of first appearance (as
-    :func:`_group_ids` numbers them): a row is its group's first when its id passes every
-    id before it."""
-    if not len(group):
-        return np.zeros(0, dtype=np.int64)
-    running = np.maximum.accumulate(group)
-    return np.flatnonzero(np.r_[True, running[1:] > running[:-1]])
 
 
 def _group_ids(columns: list[Any]) -> np.ndarray:

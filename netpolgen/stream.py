@@ -42,6 +42,7 @@ from netpolgen.aggregate import (
 from netpolgen.errors import NetpolgenError
 from netpolgen.flows import empty_flows
 from netpolgen.identity import finish_pod_endpoints
+from netpolgen.ingest.common import first_of_groups
 from netpolgen.ingest.report import IngestReport
 from netpolgen.summary import (
     ChunkSummary,
@@ -182,10 +183,10 @@ class ReplyTracker:
     def _update(self, keys: _Keys) -> None:
         """Merge the chunk's earliest row per tuple; check past decisions still hold."""
         # The earliest row per tuple key, by (time, input position), in that order; positions
-        # are unique, so the order has no ties. NaT (int64 min) sorts first.
-        by_time = np.lexsort((keys.order, keys.time))
-        _, first = np.unique(keys.key[by_time], return_index=True)
-        earliest = by_time[np.sort(first)]
+        # are unique and increase along the chunk, so a stable sort by time is that order. NaT
+        # (int64 min) sorts first. Each key's first row in it: by first appearance, no sort.
+        by_time = np.argsort(keys.time, kind="stable")
+        earliest = by_time[first_of_groups(pd.factorize(keys.key[by_time])[0])]
         key, reverse = keys.key[earliest], keys.reverse[earliest]
         new_t, new_o = keys.time[earliest], keys.order[earliest]
         position = self._earliest.find(key)

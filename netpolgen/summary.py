@@ -23,6 +23,7 @@ import pandas as pd
 from netpolgen.aggregate import inside_kinds
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
+from netpolgen.ingest.common import first_of_groups
 
 NA_PROTOCOL = "\x00"  # the protocol name of a row without one (reply inference keys)
 
@@ -230,16 +231,7 @@ def _combined(codes: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.nda
     group = np.zeros(len(codes[0]), dtype=np.int64)
     for column, size in zip(codes, sizes, strict=True):
         group = pd.factorize(group * (size + 1) + (column + 1))[0].astype(np.int64)
-    return group, _first_rows(group)
-
-
-def _first_rows(group: np.ndarray) -> np.ndarray:
-    """Each group's first row, for groups numbered in order of first appearance (a factorise):
-    a row starts a group where its number passes every number before it. No sort needed."""
-    if not len(group):
-        return np.array([], dtype=np.int64)
-    seen = np.maximum.accumulate(group)
-    return np.flatnonzero(np.r_[True, group[1:] > seen[:-1]]).astype(np.int64)
+    return group, first_of_groups(group)
 
 
 def _inside_addresses(flows: pd.DataFrame, ip: _Codes) -> frozenset[str]:
@@ -263,7 +255,7 @@ def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Code
             value = value * (size + 1) + (column + 1)
         parts.append((side, rows, value))
     values = np.concatenate([value for _, _, value in parts])
-    first = _first_rows(pd.factorize(values)[0].astype(np.int64))
+    first = first_of_groups(pd.factorize(values)[0].astype(np.int64))
     src_rows, dst_rows = parts[0][1], parts[1][1]
     from_src = first < len(src_rows)
     src_take, dst_take = src_rows[first[from_src]], dst_rows[first[~from_src] - len(src_rows)]

@@ -631,6 +631,16 @@ def _connection_groups(frame: pd.DataFrame, bucket: str) -> np.ndarray:
     return _dense(group * (len(bucket_values) + 1) + buckets)
 
 
+def first_of_groups(group: np.ndarray) -> np.ndarray:
+    """Each group's first row, for groups numbered in order of first appearance (as
+    ``pd.factorize`` numbers them): a row starts a group where its number passes every number
+    before it. One pass, no sort."""
+    if not len(group):
+        return np.array([], dtype=np.int64)
+    seen = np.maximum.accumulate(group)
+    return np.flatnonzero(np.r_[True, group[1:] > seen[:-1]]).astype(np.int64)
+
+
 def _dense(keys: np.ndarray) -> np.ndarray:
     """Numbers of the distinct ``keys``, in order of first appearance (below len(keys))."""
     return np.asarray(pd.factorize(keys)[0], dtype=np.int64)
