@@ -259,7 +259,9 @@ def _read_in_worker(
 ) -> Iterator[pd.DataFrame]:
     """The chunks of ``path``, read by one worker process as :func:`iter_flows` reads them in
     this one (same chunks, same report), while the caller works on the chunks before."""
-    context: Any = _context()  # a start method's context: it has Process and Queue
+    # Spawned, not from the fork server: one process, whose start costs what starting the
+    # server would (importing pandas), and no server process left holding memory beside it.
+    context: Any = multiprocessing.get_context("spawn")
     handover: Any = context.Queue(maxsize=_PIPELINE_DEPTH)
     worker = context.Process(
         target=_read_whole_file,
