@@ -96,10 +96,11 @@ def engine_options(command: F) -> F:
     """
     command = click.option(
         "--workers", type=click.IntRange(min=0), default=0, show_default="0: one per core",
-        help="Processes that parse big plain-text flow files in parallel (1: off). By default "
-        "only Hubble JSON is; from-flows also splits a big CSV file when N is given (~300 MB "
-        "more memory per process; on 2 cores the default, which parses CSV on a second thread, "
-        "is faster).",
+        help="Processes that parse big flow files in parallel (1: off). By default big Hubble "
+        "JSON files are cut into parts for N processes, and a big AWS VPC file is read by one "
+        "process while this one works on its chunks; from-flows also splits a big CSV file "
+        "when N is given (~300 MB more memory per process; on 2 cores the default, which "
+        "parses CSV on a second thread, is faster).",
     )(command)  # fmt: skip
     command = click.option(
         "--scheduler", metavar="ADDRESS", default=None,
@@ -361,7 +362,8 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option(
     "--workers", type=click.IntRange(min=0), default=0, show_default="0: one per core",
-    help="Processes that parse big plain-text flow files in parallel (1: off).",
+    help="Processes that parse big flow files in parallel (1: off): Hubble JSON in parts, "
+    "AWS VPC in one process beside this one.",
 )  # fmt: skip
 @verbosity_options
 @input_limit_options
