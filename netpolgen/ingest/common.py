@@ -276,7 +276,7 @@ _MAX_EPOCH_MS = (TIME_MAX - TIME_MIN) // pd.Timedelta(milliseconds=1)
 
 def epoch_to_time(values: pd.Series) -> pd.Series:
     """Unix epochs (seconds, or milliseconds when too large for seconds) -> UTC datetimes."""
-    fast = _arrow_epoch_seconds(values)
+    fast = whole_epoch_seconds(values)
     if fast is not None:
         return fast
     number = pd.to_numeric(values, errors="coerce")
@@ -291,13 +291,6 @@ def epoch_to_time(values: pd.Series) -> pd.Series:
     )
     from_s = pd.to_datetime(number.where(~milliseconds), unit="s", utc=True, errors="coerce")
     return from_s.where(~milliseconds, from_ms).astype("datetime64[ns, UTC]")
-
-
-def whole_epoch_seconds(values: pd.Series) -> pd.Series | None:
-    """:func:`epoch_to_time` of Arrow-backed text of whole seconds in range (nulls allowed), or
-    None when the text is anything else (a value like ``-`` included): a fast path, which a
-    caller can try before looking for cells without a value."""
-    return _arrow_epoch_seconds(values)
 
 
 def is_whole_epoch_seconds(values: pd.Series) -> bool:
@@ -324,9 +317,10 @@ def _parsed_epoch_seconds(values: pd.Series) -> Any:
     return parsed
 
 
-def _arrow_epoch_seconds(values: pd.Series) -> pd.Series | None:
+def whole_epoch_seconds(values: pd.Series) -> pd.Series | None:
     """The common case of :func:`epoch_to_time`, by Arrow: Arrow-backed text of whole seconds
-    in range (or null). None for anything else (the general path decides it)."""
+    in range (or null). None for anything else, a value like ``-`` included (the general path
+    decides it): a fast path, which a caller can try before looking for cells without a value."""
     parsed = _parsed_epoch_seconds(values)
     if parsed is None:
         return None
