@@ -1,8 +1,10 @@
 """The plain CSV flow format of DESIGN.md ("The CSV format (contract)").
 
 A header row names the columns, in any order; unknown columns are ignored. Each row is one flow,
-or ``count`` flows. Parsing is vectorised per chunk: every check below is a pandas expression over
-the whole chunk, and rows that fail one are skipped and counted with their line number.
+or ``count`` flows. Parsing is vectorised per chunk: pyarrow parses on a thread of its own, a
+chunk ahead (:mod:`netpolgen.ingest.read_ahead`); each text column is factorised once and checked
+per distinct value, numbers are cast by Arrow; rows that fail a check are skipped and counted
+with their line number.
 
 Both parsers skip blank lines without counting them, so a row's number is not its line: the line
 limiter in front of the reader records the blank lines (:class:`~netpolgen.ingest.limits.LineMap`),

@@ -358,12 +358,6 @@ def limit_lines(
     return io.BufferedReader(limiter, buffer_size=_BLOCK)
 
 
-def line_map(stream: BinaryIO) -> LineMap | None:
-    """The :class:`LineMap` of a stream from ``limit_lines(..., header=True)``, else None."""
-    limiter = line_limiter(stream)
-    return limiter.line_map if limiter is not None else None
-
-
 def line_limiter(stream: BinaryIO) -> LineLimiter | None:
     """The :class:`LineLimiter` behind a stream from :func:`limit_lines`, else None."""
     raw = getattr(stream, "raw", None)
