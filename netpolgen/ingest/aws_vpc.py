@@ -170,7 +170,7 @@ def _concat(pieces: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame
 _BLOCK = 4 << 20
 # Whitespace other than single spaces and newlines (what str.split() also splits on, in ASCII).
 _OTHER_SPACE = (b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
-_SPACE, _NEWLINE = ord(" "), ord("\n")
+_SPACE = ord(" ")
 
 
 def _regular(block: bytes) -> bool:
@@ -181,9 +181,10 @@ def _regular(block: bytes) -> bool:
     if any(byte in block for byte in _OTHER_SPACE):  # one-byte searches: memchr speed
         return False
     # Two separators in a row ("  ", blank line, a space at either end of a line): one
-    # vectorised pass instead of four two-byte substring searches.
+    # vectorised pass instead of four two-byte substring searches. Any byte up to the space
+    # counts (the others left are control bytes, which then go the line-by-line way too).
     codes = np.frombuffer(block, dtype=np.uint8)
-    separator = (codes == _SPACE) | (codes == _NEWLINE)
+    separator = codes <= _SPACE
     return not bool((separator[1:] & separator[:-1]).any())
 
 
@@ -215,9 +216,11 @@ def _text_pieces(
         if fast is not None:
             report.records_read += len(fast[0])
             frame, lines = fast
+            # A regular block has one record a line: its lines need no counting.
+            first_line += len(frame) - (0 if block.endswith(b"\n") else 1)
         else:
             frame, lines, fields = _slow_block(block, fields, first_line, source, report)
-        first_line += block.count(b"\n")
+            first_line += block.count(b"\n")
         yield frame, lines, report, first_line
 
 
@@ -241,13 +244,27 @@ def _arrow_block(
                 column_types={name: pa.string() for name in fields},
                 strings_can_be_null=False,
                 null_values=[],
+                # Every field is still split (and counted), but only the used ones are built.
+                include_columns=_used(fields),
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
-    frame.columns = list(fields)  # duplicate names stay as given
+    frame.columns = _used(fields)
     return frame, np.arange(first_line, first_line + len(frame))
+
+
+# The fields _convert reads; the others (account, ENI, VPC ids...) are not kept past splitting.
+_USED_FIELDS = frozenset({
+    "srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr", "srcport", "dstport", "protocol",
+    "packets", "bytes", "start", "end", "action", "log-status", "tcp-flags",
+    "pkt-src-aws-service", "pkt-dst-aws-service",
+})  # fmt: skip
+
+
+def _used(fields: tuple[str, ...]) -> list[str]:
+    return [name for name in fields if name in _USED_FIELDS]
 
 
 def _slow_block(
@@ -283,7 +300,8 @@ def _slow_block(
             continue
         rows.append(tokens)
         lines.append(number)
-    frame = pd.DataFrame(rows, columns=list(fields or DEFAULT_FIELDS))
+    names = list(fields or DEFAULT_FIELDS)
+    frame = pd.DataFrame(rows, columns=names)[_used(tuple(names))]
     return frame, np.asarray(lines, dtype=np.int64), fields
 
 
