@@ -375,17 +375,17 @@ def _convert(
 ) -> pd.DataFrame:
     """Vectorised: one chunk of raw fields (text or Parquet-typed) -> flow-table rows."""
     frame.index = pd.RangeIndex(len(frame))
-    line = pd.Series(lines, index=frame.index)
-    bad = pd.Series(False, index=frame.index)
+    line = np.asarray(lines)
+    bad = np.zeros(len(frame), dtype=bool)  # numpy: a dozen checks a chunk, each a pass
     out: dict[str, pd.Series] = {}
 
     def reject(mask: pd.Series | np.ndarray, reason: str, *, valid: bool = False) -> None:
         nonlocal bad
-        if isinstance(mask, np.ndarray):
-            mask = pd.Series(mask, index=frame.index)
-        mask = mask.fillna(False).astype(bool) & ~bad
+        if isinstance(mask, pd.Series):
+            mask = mask.fillna(False).to_numpy(dtype=bool)  # NA (no value) is no reason
+        mask = mask & ~bad
         if mask.any():
-            first, count = int(line[mask].iloc[0]), int(mask.sum())
+            first, count = int(line[int(np.argmax(mask))]), int(mask.sum())
             if valid:
                 skip_valid(report, reason, source=source, line=first, count=count)
             else:
@@ -425,16 +425,20 @@ def _convert(
         null, answers = _distinct(frame["protocol"], protocol_name)
         reject(answers.missing() & ~null, "protocol is not an IANA number 0-255")
         out["protocol"] = answers.open_categorical()
-    icmp = out["protocol"].isin(["ICMP", "ICMPv6"]) if "protocol" in out else None
+    icmp = np.zeros(len(frame), dtype=bool)
+    if "protocol" in out:
+        icmp = out["protocol"].isin(["ICMP", "ICMPv6"]).fillna(False).to_numpy(dtype=bool)
 
     for column, name in (("src_port", "srcport"), ("dst_port", "dstport")):
         if name in frame.columns:
             value, invalid = _numbers(frame[name], 0, 65535)
             reject(invalid, f"{name} is not an integer 0-65535")
-            value = value.mask(value == 0)  # the log writes 0 for ICMP and portless protocols
-            if icmp is not None:
-                value = value.mask(icmp.fillna(False).astype(bool))
-            out[column] = value
+            # The log writes 0 for ICMP and portless protocols: no port. One select, on numpy.
+            numbers = value.to_numpy(dtype=np.int64, na_value=0)
+            missing = value.isna().to_numpy(dtype=bool) | (numbers == 0) | icmp
+            out[column] = pd.Series(
+                pd.arrays.IntegerArray(numbers, missing), index=frame.index
+            ).astype("Int64")
     for column in ("packets", "bytes"):
         if column in frame.columns:
             value, invalid = _numbers(frame[column], 0, None)
@@ -475,7 +479,7 @@ def _convert(
         kinds = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(ENDPOINT_KINDS)))
         out[f"{side}_kind"] = pd.Series(kinds, index=frame.index)
 
-    keep = ~bad.to_numpy(dtype=bool)
+    keep = ~bad
     result = pd.DataFrame(out, index=frame.index)[keep]
     report.records_used += len(result)
     result = drop_noise(conform_flows(result.reset_index(drop=True)), report, noise[keep])
