@@ -441,6 +441,8 @@ class Answers:
 def select_text(where: np.ndarray, chosen: pd.Series, own: pd.Series) -> pd.Series:
     """``own.mask(where, chosen)``; on Arrow-backed text by Arrow's ``if_else``, which measured
     five times faster than pandas' masked select (3.1 against 0.6 ms for 57,000 labels)."""
+    if where.all() and chosen.dtype == own.dtype:
+        return chosen  # every row takes the other value (addresses-only logs): nothing to select
     if isinstance(own.array, pd.arrays.ArrowStringArray) and isinstance(
         chosen.array, pd.arrays.ArrowStringArray
     ):

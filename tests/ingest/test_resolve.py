@@ -289,6 +289,10 @@ def test_select_and_kinds_take_answers_only_where_asked() -> None:
     chosen = pd.Series(["x", "y", None, "w", "v"], dtype="string")
     expected = own.mask(pd.Series(where), chosen)
     pd.testing.assert_series_equal(select_text(where, chosen, own), expected)
+    everywhere = np.ones(5, dtype=bool)
+    pd.testing.assert_series_equal(
+        select_text(everywhere, chosen, own), own.mask(pd.Series(everywhere), chosen)
+    )
 
     kinds = pd.Series(pd.Categorical(["world", "pod", "unknown", "host", "world"],
                                      categories=list(ENDPOINT_KINDS)))  # fmt: skip
