@@ -41,7 +41,6 @@ from netpolgen.ingest.common import (
     Answers,
     Distinct,
     SeenConnections,
-    by_category,
     collapse_observations,
     drop_noise,
     epoch_to_time,
@@ -436,9 +435,7 @@ def _convert(
             # The log writes 0 for ICMP and portless protocols: no port. One select, on numpy.
             numbers = value.to_numpy(dtype=np.int64, na_value=0)
             missing = value.isna().to_numpy(dtype=bool) | (numbers == 0) | icmp
-            out[column] = pd.Series(
-                pd.arrays.IntegerArray(numbers, missing), index=frame.index
-            ).astype("Int64")
+            out[column] = pd.Series(pd.arrays.IntegerArray(numbers, missing), index=frame.index)
     for column in ("packets", "bytes"):
         if column in frame.columns:
             value, invalid = _numbers(frame[column], 0, None)
@@ -458,9 +455,9 @@ def _convert(
             out["time"] = out["time"].fillna(time) if "time" in out else time
 
     if "action" in frame.columns:
-        out["verdict"] = by_category(
-            frame["action"].astype("string"), lambda a: _ACTIONS.get(a, "unknown"), VERDICTS
-        ).fillna("unknown")
+        action = Distinct(frame["action"], trim=False)
+        verdict = action.map(lambda a: "unknown" if a is None else _ACTIONS.get(a, "unknown"))
+        out["verdict"] = verdict.categorical(VERDICTS)
     if "tcp-flags" in frame.columns:
         flags, invalid = _numbers(frame["tcp-flags"], 0, 255)
         reject(invalid, "tcp-flags is not an integer")

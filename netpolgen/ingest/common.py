@@ -349,8 +349,8 @@ def drop_noise(
     if noise is None:
         noise = np.zeros(len(frame), dtype=bool)
         for side in ("src_ip", "dst_ip"):
-            flags = by_value(frame[side], lambda ip: is_noise_address(str(ip)), "bool")
-            noise |= flags.to_numpy(dtype=bool)
+            addresses = Distinct(frame[side], trim=False)
+            noise |= addresses.flags(lambda ip: ip is not None and is_noise_address(ip))
     if noise.any():
         report.filter("IPv6 link-local, multicast or broadcast address", int(noise.sum()))
         frame = frame[~noise]
@@ -455,41 +455,6 @@ def select_text(where: np.ndarray, chosen: pd.Series, own: pd.Series) -> pd.Seri
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):  # pragma: no cover
             pass  # Arrow types that do not match: pandas' select below
     return own.mask(pd.Series(where, index=own.index), chosen)
-
-
-def by_value(values: pd.Series, function: Any, dtype: str = "object") -> pd.Series:
-    """``values.map(function)``, computed once per distinct value.
-
-    Flow columns repeat a few values (addresses, labels, namespaces) over millions of rows:
-    factorising (a hash pass, in Arrow for Arrow strings) and taking is far cheaper than mapping
-    every row through a dictionary.
-    """
-    codes, uniques = pd.factorize(values)
-    mapped = [function(v) for v in uniques]
-    if dtype == "object" and all(v is None or isinstance(v, str) for v in mapped):
-        # Text out: taken from a small string array (Arrow's take), already the flow table's
-        # dtype, so that no Python string per row is made and conform_flows has nothing to do.
-        strings = pd.array([*mapped, None], dtype="string")
-        return pd.Series(strings.take(codes, allow_fill=True), index=values.index)
-    if dtype == "object":
-        table = np.empty(len(mapped) + 1, dtype=object)
-        table[:-1] = mapped
-        table[-1] = None  # code -1: a missing cell
-        return pd.Series(table[codes], index=values.index)
-    array = pd.array([*mapped, pd.NA if dtype == "boolean" else False], dtype=dtype)  # type: ignore[call-overload]
-    return pd.Series(array.take(codes), index=values.index)
-
-
-def by_category(values: pd.Series, function: Any, categories: Sequence[str]) -> pd.Series:
-    """:func:`by_value` into a categorical of ``categories`` (None: missing)."""
-    codes, uniques = pd.factorize(values)
-    table = np.array(
-        [*(-1 if (v := function(u)) is None else categories.index(v) for u in uniques), -1]
-    )
-    return pd.Series(
-        pd.Categorical.from_codes(table[codes], dtype=pd.CategoricalDtype(list(categories))),
-        index=values.index,
-    )
 
 
 _VERDICT_RANK = {"unknown": 0, "allowed": 1, "denied": 2}
