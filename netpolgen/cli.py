@@ -20,6 +20,7 @@ import click
 
 import netpolgen
 from netpolgen.accounting import require_usable_flows, summary_json
+from netpolgen.allocator import tune_allocator
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
 from netpolgen.progress import IngestProgress, show_progress, verbosity_options
 
@@ -512,6 +513,7 @@ def migrate_command(
 
 def main() -> None:
     """Console entry point: run the CLI; an unexpected error leaves a crash report, not a trace."""
+    tune_allocator()  # chunk after chunk of big arrays: see netpolgen.allocator
     try:
         cli.main(prog_name="netpolgen")
     except Exception:  # the one boundary for bugs: a short message plus a report for issues

@@ -158,8 +158,12 @@ def _read_text(
 def _concat(pieces: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:
     if len(pieces) == 1:
         return pieces[0]
-    frames = [f.astype(object) if len({str(p.dtypes.iloc[0]) for p, _ in pieces}) > 1 else f
-              for f, _ in pieces]  # fmt: skip
+    frames = [frame for frame, _ in pieces]
+    # Pieces split in different ways (Arrow text or integers, or line by line) differ in dtype;
+    # such a column is joined as Python objects, which the conversion's general way reads.
+    mixed = [name for name in frames[0].columns if len({str(f[name].dtype) for f in frames}) > 1]
+    if mixed:
+        frames = [f.astype(dict.fromkeys(mixed, object)) for f in frames]
     return pd.concat(frames, ignore_index=True), np.concatenate([lines for _, lines in pieces])
 
 
@@ -233,25 +237,35 @@ def _arrow_block(
         import pyarrow.csv as csv
     except ImportError:  # pragma: no cover - the fast extra is not installed
         return None
-    try:
-        table = csv.read_csv(
-            io.BytesIO(block),
-            # Threads: the block is parsed by both cores while the conversion waits for it.
-            read_options=csv.ReadOptions(column_names=list(fields), use_threads=True),
-            parse_options=csv.ParseOptions(delimiter=" ", quote_char=False),
-            convert_options=csv.ConvertOptions(
-                column_types={name: pa.string() for name in fields},
-                strings_can_be_null=False,
-                null_values=[],
-                # Every field is still split (and counted), but only the used ones are built.
-                include_columns=_used(fields),
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
-    frame.columns = _used(fields)
-    return frame, np.arange(first_line, first_line + len(frame))
+    # Integer fields are parsed as integers right away, on Arrow's threads, with "-" (no value)
+    # as null: the conversion then only checks their ranges. A block where such a field holds
+    # anything else ("1e3", "None", a typo) is split again as text, and the conversion decides
+    # and reports each of its cells as it would have.
+    for typed in (True, False):
+        try:
+            table = csv.read_csv(
+                io.BytesIO(block),
+                # Threads: the block is parsed by both cores while the conversion waits for it.
+                read_options=csv.ReadOptions(column_names=list(fields), use_threads=True),
+                parse_options=csv.ParseOptions(delimiter=" ", quote_char=False),
+                convert_options=csv.ConvertOptions(
+                    column_types={
+                        name: pa.int64() if typed and name in _INTEGER_FIELDS else pa.string()
+                        for name in fields
+                    },
+                    strings_can_be_null=False,  # text keeps its "-": the conversion reads it
+                    null_values=["-"] if typed else [],
+                    # Every field is still split (and counted), but only the used ones are built.
+                    include_columns=_used(fields),
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        types = {pa.string(): pd.StringDtype("pyarrow"), pa.int64(): pd.Int64Dtype()}
+        frame = table.to_pandas(types_mapper=types.get)
+        frame.columns = _used(fields)
+        return frame, np.arange(first_line, first_line + len(frame))
+    return None
 
 
 # The fields _convert reads; the others (account, ENI, VPC ids...) are not kept past splitting.
@@ -260,6 +274,11 @@ _USED_FIELDS = frozenset({
     "packets", "bytes", "start", "end", "action", "log-status", "tcp-flags",
     "pkt-src-aws-service", "pkt-dst-aws-service",
 })  # fmt: skip
+
+
+# The used fields that hold whole numbers (the protocol, a number too, is read as text: its
+# distinct values are named one by one).
+_INTEGER_FIELDS = frozenset({"srcport", "dstport", "packets", "bytes", "start", "end", "tcp-flags"})
 
 
 def _used(fields: tuple[str, ...]) -> list[str]:
@@ -511,6 +530,10 @@ def _arrow_integers(
 
 def _numbers(column: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:
     top = high if high is not None else COUNTER_MAX
+    if pd.api.types.is_integer_dtype(column.dtype):  # parsed by Arrow (or Parquet): ranges only
+        value = column.astype("Int64")
+        invalid = ((value < low) | (value > top)).fillna(False).astype(bool)
+        return (value.where(~invalid) if invalid.any() else value), invalid
     # Most chunks have a number in every field: cast straight away (no pass looking for "-");
     # a field without a value fails the cast, and the general way below decides the chunk.
     fast = _arrow_integers(column, None, low, top)

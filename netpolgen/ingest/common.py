@@ -300,9 +300,11 @@ def is_whole_epoch_seconds(values: pd.Series) -> bool:
 
 
 def _parsed_epoch_seconds(values: pd.Series) -> Any:
-    """Arrow-backed text of whole seconds in range (or null), cast to Arrow int64; else None."""
+    """Arrow-backed text, or integers, of whole seconds in range (or null), as Arrow int64;
+    else None."""
     dtype = values.dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+    text = isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+    if not (text or pd.api.types.is_integer_dtype(dtype)):
         return None
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -318,9 +320,10 @@ def _parsed_epoch_seconds(values: pd.Series) -> Any:
 
 
 def whole_epoch_seconds(values: pd.Series) -> pd.Series | None:
-    """The common case of :func:`epoch_to_time`, by Arrow: Arrow-backed text of whole seconds
-    in range (or null). None for anything else, a value like ``-`` included (the general path
-    decides it): a fast path, which a caller can try before looking for cells without a value."""
+    """The common case of :func:`epoch_to_time`, by Arrow: Arrow-backed text (or integers) of
+    whole seconds in range (or null). None for anything else, a value like ``-`` included (the
+    general path decides it): a fast path, which a caller can try before looking for cells
+    without a value."""
     parsed = _parsed_epoch_seconds(values)
     if parsed is None:
         return None

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from netpolgen.allocator import tune_allocator
 from netpolgen.errors import InputError, NetpolgenError
 from netpolgen.ingest import (
     DEFAULT_CHUNK_SIZE,
@@ -311,6 +312,7 @@ def _read_whole_file(
 ) -> None:
     """Worker process: read ``path`` as the parent would and hand over its chunks in order,
     then the report (or the error that stopped the read, with the report so far)."""
+    tune_allocator()
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     try:
         for chunk in iter_flows([path], format, report=report, chunk_size=chunk_size):
@@ -528,6 +530,7 @@ _WORKER_RESOLVER: Resolver | None = None
 def _set_worker_resolver(resolver: Resolver | None) -> None:
     """Pool initializer: the inventory's resolver, sent once per worker process."""
     global _WORKER_RESOLVER
+    tune_allocator()
     _WORKER_RESOLVER = resolver
 
 
