@@ -42,10 +42,10 @@ from netpolgen.ingest.common import (
     Distinct,
     SeenConnections,
     collapse_observations,
-    drop_noise,
     epoch_to_time,
     is_noise_address,
     is_whole_epoch_seconds,
+    noise_filtered,
     normalize_ip,
     protocol_name,
     select_text,
@@ -495,11 +495,16 @@ def _convert(
         kinds = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(ENDPOINT_KINDS)))
         out[f"{side}_kind"] = pd.Series(kinds, index=frame.index)
 
-    keep = ~bad
-    result = pd.DataFrame(out, index=frame.index)[keep]
-    report.records_used += len(result)
-    result = drop_noise(conform_flows(result.reset_index(drop=True)), report, noise[keep])
-    return collapse_observations(result.reset_index(drop=True), report, bucket=_BUCKET)
+    report.records_used += int(len(frame) - bad.sum())
+    # Bad records and noise go in one selection of every column (None: all rows stay).
+    keep = ~bad & ~noise_filtered(noise & ~bad, report)
+    rows = None if keep.all() else np.flatnonzero(keep)
+    result = pd.DataFrame(
+        {name: column.array if rows is None else column.array.take(rows)
+         for name, column in out.items()},
+        copy=False,
+    )  # fmt: skip
+    return collapse_observations(conform_flows(result), report, bucket=_BUCKET)
 
 
 def _arrow_integers(

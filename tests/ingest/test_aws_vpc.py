@@ -167,3 +167,21 @@ def test_a_bad_start_or_end_time_skips_the_record(tmp_path) -> None:  # type: ig
         assert report.skipped == skipped
         assert len(flows) == 1 and balanced(report)
         assert f"{path}:2: skipped: end is not a Unix time" in report.messages
+
+
+def test_noise_addresses_are_filtered_and_counted_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A record to a multicast group, another from an IPv6 link-local address (NDP), a bad one
+    # to a multicast group (skipped, not filtered: it is counted once), and two real ones.
+    path = tmp_path / "noise.log"
+    path.write_text(
+        "2 123 eni-1 10.0.0.1 10.0.0.2 40000 80 6 5 500 1714557600 1714557660 ACCEPT OK\n"
+        "2 123 eni-1 10.0.0.1 224.0.0.251 5353 5353 17 1 90 1714557600 1714557660 ACCEPT OK\n"
+        "2 123 eni-1 fe80::1 fd00::2 0 0 58 1 90 1714557600 1714557660 ACCEPT OK\n"
+        "2 123 eni-1 10.0.0.1 224.0.0.251 x 5353 17 1 90 1714557600 1714557660 ACCEPT OK\n"
+        "2 123 eni-1 10.0.0.3 10.0.0.2 40001 80 6 5 500 1714557600 1714557660 ACCEPT OK\n"
+    )
+    flows, report = read(path)
+    assert sorted(flows["src_ip"]) == ["10.0.0.1", "10.0.0.3"]
+    assert report.records_read == 5 and report.records_used == 2 and balanced(report)
+    assert report.filtered == {"IPv6 link-local, multicast or broadcast address": 2}
+    assert report.skipped == {"srcport is not an integer 0-65535": 1}
