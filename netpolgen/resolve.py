@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import conform_flows, validate_flows
-from netpolgen.ingest.common import first_of_groups, select_text
+from netpolgen.flows import COPY_ON_WRITE, conform_flows, validate_flows
+from netpolgen.ingest.common import combined_codes, first_of_groups, select_text
 from netpolgen.ingest.inventory import Inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, labels_from_canonical
@@ -158,17 +158,20 @@ class Resolver:
             need = (~known & ~kind.isin(["host", "node"])).fillna(False).astype(bool)
             if not need.any():
                 continue
+            # Every row (an addresses-only log): the columns as they are, no selection.
+            rows_needed = slice(None) if need.all() else need
             part = pd.DataFrame(
                 {
-                    "time": out.loc[need, "time"],
-                    "ip": out.loc[need, f"{side}_ip"],
-                    "namespace": namespace[need],
-                    "pod": out.loc[need, f"{side}_pod"],
-                    "labels": labels[need],
-                    "kind": kind[need],
-                    "port": out.loc[need, f"{side}_port"].astype("Int64"),
-                    "protocol": out.loc[need, "protocol"],
-                }
+                    "time": out.loc[rows_needed, "time"],
+                    "ip": out.loc[rows_needed, f"{side}_ip"],
+                    "namespace": namespace[rows_needed],
+                    "pod": out.loc[rows_needed, f"{side}_pod"],
+                    "labels": labels[rows_needed],
+                    "kind": kind[rows_needed],
+                    "port": out.loc[rows_needed, f"{side}_port"].astype("Int64"),
+                    "protocol": out.loc[rows_needed, "protocol"],
+                },
+                copy=not COPY_ON_WRITE,
             )
             rows, at_service = self._resolve_distinct(part)
             # Each row's answer, taken once per column from the small answer table (-1: the row
@@ -193,9 +196,10 @@ class Resolver:
                     need_np, taken(column), out[f"{side}_{column}"]
                 )
             out[f"{side}_kind"] = _kinds(need_np, table["kind"], answer, kind)
-            unmatched = table["_unmatched"].to_numpy(dtype=bool)[rows]
-            if unmatched.any():
-                self.unmatched |= set(part["ip"][unmatched].dropna().unique())
+            unmatched = np.flatnonzero(table["_unmatched"].to_numpy(dtype=bool)[rows])
+            if len(unmatched):  # the address of one row per answer: an answer has one address
+                _, first = np.unique(rows[unmatched], return_index=True)
+                self.unmatched |= set(part["ip"].iloc[unmatched[first]].dropna())
             self.untranslated += int(table["_untranslated"].to_numpy(dtype=bool)[rows].sum())
         return conform_flows(out)
 
@@ -286,7 +290,8 @@ def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Seri
     """
     position, used = pd.factorize(rows[where])
     categories = own.cat.categories
-    answer_codes = pd.Categorical(answers.iloc[used].astype("string"), categories=categories).codes
+    code_of = {name: code for code, name in enumerate(categories)}  # a handful of kinds
+    answer_codes = np.array([code_of.get(k, -1) for k in answers.iloc[used].tolist()], np.int64)
     codes = own.cat.codes.to_numpy().copy()
     codes[where] = answer_codes[position]
     dtype = pd.CategoricalDtype(categories)
@@ -296,20 +301,15 @@ def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Seri
 def _group_ids(columns: list[Any]) -> np.ndarray:
     """Dense ids of the distinct combinations of ``columns`` (NA is a value of its own), in
     order of first appearance."""
-    ids: np.ndarray | None = None
+    fields = []
     for column in columns:
         if isinstance(column, pd.Series) and column.isna().all():
             continue  # one value (NA) throughout: it splits no group (addresses-only logs)
         codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        codes = np.asarray(codes, dtype=np.int64)
-        if ids is None:
-            ids = codes
-        else:
-            ids, _ = pd.factorize(ids * (len(uniques) + 1) + codes)
-            ids = np.asarray(ids, dtype=np.int64)
-    if ids is None:
+        fields.append((np.asarray(codes), len(uniques)))
+    if not fields:
         return np.zeros(len(columns[0]), dtype=np.int64)
-    return ids
+    return combined_codes(fields)
 
 
 # Snapshots farther than this from every flow say little about who held an address then.

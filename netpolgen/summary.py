@@ -23,7 +23,7 @@ import pandas as pd
 from netpolgen.aggregate import inside_kinds
 from netpolgen.flows import validate_flows
 from netpolgen.identity import stable_labels
-from netpolgen.ingest.common import first_of_groups
+from netpolgen.ingest.common import combined_codes, first_of_groups
 
 NA_PROTOCOL = "\x00"  # the protocol name of a row without one (reply inference keys)
 
@@ -228,9 +228,9 @@ def _endpoint_key_codes(
 def _combined(codes: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the number of its combination of ``codes`` (each in ``-1 .. size-1``),
     numbered in order of first appearance; and each combination's first row."""
-    group = np.zeros(len(codes[0]), dtype=np.int64)
-    for column, size in zip(codes, sizes, strict=True):
-        group = pd.factorize(group * (size + 1) + (column + 1))[0].astype(np.int64)
+    group = combined_codes(
+        [(column + 1, size + 1) for column, size in zip(codes, sizes, strict=True)]
+    )
     return group, first_of_groups(group)
 
 

@@ -424,18 +424,19 @@ def _convert(
     noise = np.zeros(len(frame), dtype=bool)  # see drop_noise: worked out per distinct address
     for side, pkt, eni in (("src", "pkt-srcaddr", "srcaddr"), ("dst", "pkt-dstaddr", "dstaddr")):
         missing = np.ones(len(frame), dtype=bool)
-        normalized = pd.Series(pd.NA, index=frame.index, dtype="string")
+        normalized: pd.Series | None = None
         side_noise = np.zeros(len(frame), dtype=bool)
         for name in (eni, pkt):  # later wins: the packet address beats the ENI's
             if name in frame.columns:
                 null, answers = _distinct(frame[name], normalize_ip)
                 ip = answers.strings()
-                normalized = ip if missing.all() else select_text(~null, ip, normalized)
+                normalized = ip if normalized is None else select_text(~null, ip, normalized)
                 flagged = answers.flags(lambda a: a is not None and is_noise_address(a))
                 side_noise = np.where(null, side_noise, flagged)
                 missing &= null
         noise |= side_noise
         reject(missing, f"{side} address is '-'", valid=True)
+        assert normalized is not None  # _check_fields: each side has an address field
         reject(normalized.isna(), f"{side} address is not an IP address")
         out[f"{side}_ip"] = normalized
 
@@ -444,8 +445,10 @@ def _convert(
         reject(answers.missing() & ~null, "protocol is not an IANA number 0-255")
         out["protocol"] = answers.open_categorical()
     icmp = np.zeros(len(frame), dtype=bool)
-    if "protocol" in out:
-        icmp = out["protocol"].isin(["ICMP", "ICMPv6"]).fillna(False).to_numpy(dtype=bool)
+    if "protocol" in out:  # by the categorical's codes: no text per row
+        protocol = out["protocol"].cat
+        icmp_codes = np.flatnonzero(protocol.categories.isin(["ICMP", "ICMPv6"]))
+        icmp = np.isin(protocol.codes.to_numpy(), icmp_codes)
 
     for column, name in (("src_port", "srcport"), ("dst_port", "dstport")):
         if name in frame.columns:

@@ -537,6 +537,8 @@ def collapse_observations(
         if name in ("src_kind", "dst_kind"):
             # "unknown" is a placeholder: prefer what another observation point knew.
             known &= (column != "unknown").fillna(False).to_numpy(dtype=bool)
+        elif not known.any():
+            continue  # missing throughout (names in an addresses-only log): conform_flows adds it
         taken = column.array.take(_first_positions(group, known, groups), allow_fill=True)
         if name in ("src_kind", "dst_kind"):
             taken = pd.Series(taken).fillna("unknown").array
@@ -582,31 +584,42 @@ _NAT = np.iinfo(np.int64).min
 def _connection_groups(frame: pd.DataFrame, bucket: str) -> np.ndarray:
     """Per row, its connection's number (5-tuple and time bucket), in order of first appearance.
 
-    Exact: columns are factorised and their codes combined, with no hashing of whole rows. The
-    codes are packed side by side into one integer, each in as many bits as its number of
-    values needs, and only numbered densely (one factorising pass) when the next would not fit:
-    a chunk's addresses, protocols and buckets are few, so one pass usually does it all.
+    Exact: columns are factorised and their codes combined (:func:`combined_codes`), with no
+    hashing of whole rows.
     """
     src, src_values = pd.factorize(frame["src_ip"], use_na_sentinel=False)
     dst, dst_values = pd.factorize(frame["dst_ip"], use_na_sentinel=False)
     protocol = frame["protocol"]
-    fields: list[tuple[np.ndarray, int]] = [
-        (src.astype(np.int64), len(src_values)),
-        (dst.astype(np.int64), len(dst_values)),
-        *(  # ports 0-65535, or missing (0 here)
-            (frame[p].to_numpy(dtype=np.int64, na_value=-1) + 1, 65537)
-            for p in ("src_port", "dst_port")
-        ),
-        (protocol.cat.codes.to_numpy().astype(np.int64) + 1, len(protocol.cat.categories) + 1),
-        _bucket_codes(frame["time"], bucket),
-    ]
-    group, bits = np.zeros(len(frame), dtype=np.int64), 0
-    for codes, values in fields:
-        width = max(values - 1, 1).bit_length()
+    return combined_codes(
+        [
+            (src, len(src_values)),
+            (dst, len(dst_values)),
+            *(  # ports 0-65535, or missing (0 here)
+                (frame[p].to_numpy(dtype=np.int64, na_value=-1) + 1, 65537)
+                for p in ("src_port", "dst_port")
+            ),
+            (protocol.cat.codes.to_numpy().astype(np.int64) + 1, len(protocol.cat.categories) + 1),
+            _bucket_codes(frame["time"], bucket),
+        ]
+    )
+
+
+def combined_codes(fields: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Per row, the number of its combination of codes (each field: codes in ``0 .. size-1``
+    and its size), numbered densely in order of first appearance.
+
+    The codes are packed side by side into one integer, each in as many bits as its size needs,
+    and only numbered (one factorising pass) when the next would not fit: the fields of a chunk
+    (addresses, protocols, kinds, time buckets) have few values, so one pass usually does it all.
+    """
+    rows = len(fields[0][0]) if fields else 0
+    group, bits = np.zeros(rows, dtype=np.int64), 0
+    for codes, size in fields:
+        width = max(size - 1, 1).bit_length()
         if bits + width > 62:
             group = _dense(group)
-            bits = max(len(frame) - 1, 1).bit_length()
-        group, bits = (group << width) | codes, bits + width
+            bits = max(rows - 1, 1).bit_length()
+        group, bits = (group << width) | codes.astype(np.int64, copy=False), bits + width
     return _dense(group)
 
 
