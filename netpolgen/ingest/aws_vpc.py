@@ -145,14 +145,14 @@ def _read_text(
         # Chunks of exactly ``batch`` records, wherever the pieces were cut.
         while count >= batch:
             frame, lines = _concat(pieces)
-            yield seen(_convert(frame.iloc[:batch], lines[:batch], source, report), report)
+            yield _convert(frame.iloc[:batch], lines[:batch], source, report, seen)
             pieces = [(frame.iloc[batch:], lines[batch:])] if len(frame) > batch else []
             count -= batch
     if limiter is not None:
         limiter.release_long_lines()
     if count:
         frame, lines = _concat(pieces)
-        yield seen(_convert(frame, lines, source, report), report)
+        yield _convert(frame, lines, source, report, seen)
 
 
 def _concat(pieces: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -370,7 +370,7 @@ def _read_parquet(
             report.records_read += len(frame)
             lines = list(range(first_row, first_row + len(frame)))
             first_row += len(frame)
-            yield seen(_convert(frame, lines, source, report), report)
+            yield _convert(frame, lines, source, report, seen)
     except (OSError, ValueError) as error:  # pyarrow.ArrowInvalid derives from ValueError
         raise InputError(f"cannot read Parquet ({error})", source=source) from error
 
@@ -389,9 +389,14 @@ def _distinct(column: pd.Series, function: Any) -> tuple[np.ndarray, Answers]:
 
 
 def _convert(
-    frame: pd.DataFrame, lines: np.ndarray | list[int], source: str, report: IngestReport
+    frame: pd.DataFrame,
+    lines: np.ndarray | list[int],
+    source: str,
+    report: IngestReport,
+    seen: SeenConnections,
 ) -> pd.DataFrame:
-    """Vectorised: one chunk of raw fields (text or Parquet-typed) -> flow-table rows."""
+    """Vectorised: one chunk of raw fields (text or Parquet-typed) -> flow-table rows, merged
+    per connection, without the connections ``seen`` in the chunk before."""
     frame.index = pd.RangeIndex(len(frame))
     line = np.asarray(lines)
     bad = np.zeros(len(frame), dtype=bool)  # numpy: a dozen checks a chunk, each a pass
@@ -507,7 +512,7 @@ def _convert(
          for name, column in out.items()},
         copy=False,
     )  # fmt: skip
-    return collapse_observations(conform_flows(result), report, bucket=_BUCKET)
+    return collapse_observations(conform_flows(result), report, bucket=_BUCKET, seen=seen)
 
 
 def _arrow_integers(

@@ -96,10 +96,10 @@ def read(
             ordinal += 1
             target.append((ordinal, text))
         if len(nsg) + len(vnet) >= chunk_size:
-            yield seen(_build(nsg, vnet, source, report), report)
+            yield _build(nsg, vnet, source, report, seen)
             nsg, vnet = [], []
     if nsg or vnet:
-        yield seen(_build(nsg, vnet, source, report), report)
+        yield _build(nsg, vnet, source, report, seen)
 
 
 def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int | None, Any]]:
@@ -184,7 +184,11 @@ def _list(value: Any) -> list[Any]:
 
 
 def _build(
-    nsg: list[tuple[int, str]], vnet: list[tuple[int, str]], source: str, report: IngestReport
+    nsg: list[tuple[int, str]],
+    vnet: list[tuple[int, str]],
+    source: str,
+    report: IngestReport,
+    seen: SeenConnections,
 ) -> pd.DataFrame:
     frames = [
         _parse(nsg, source, report, vnet=False),
@@ -193,7 +197,7 @@ def _build(
     frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     frame = drop_noise(conform_flows(frame), report)
     return collapse_observations(
-        frame.reset_index(drop=True), report, bucket=_BUCKET, counters="sum"
+        frame.reset_index(drop=True), report, bucket=_BUCKET, counters="sum", seen=seen
     )
 
 

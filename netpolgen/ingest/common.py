@@ -474,7 +474,11 @@ _FIRST = [
 
 
 def collapse_observations(
-    frame: pd.DataFrame, report: IngestReport, bucket: str = "60s", counters: str = "max"
+    frame: pd.DataFrame,
+    report: IngestReport,
+    bucket: str = "60s",
+    counters: str = "max",
+    seen: SeenConnections | None = None,
 ) -> pd.DataFrame:
     """Merge records of one connection seen several times into one row (``count`` 1 each).
 
@@ -490,16 +494,20 @@ def collapse_observations(
     ``frame`` must be conformed; the result is conformed too, with the merged rows in order of
     their connection's first record, then stably sorted by time.
 
+    ``seen``: the file's :class:`SeenConnections`, applied to the merged rows (as calling it on
+    the result would), but before their columns are gathered, and on the codes used here.
+
     Vectorised on integer codes: each key column is factorised (missing values form their own
     group, as ``groupby(dropna=False)`` does), the numbers are reduced per group by ufuncs on
     integers, and the "first known" columns are taken at each group's first row holding a value.
     """
     if len(frame) < 2:
-        return frame
-    group = _connection_groups(frame, bucket)
+        return frame if seen is None else seen(frame, report)
+    connections = _ConnectionCodes(frame, bucket)
+    group = connections.groups()
     groups = int(group.max()) + 1
     if groups == len(frame):
-        return frame
+        return frame if seen is None else seen(frame, report, connections.keys())
 
     # The first row of each group holds its key; the numbers are reduced per group by
     # unbuffered ufuncs on integers (missing values as sentinels that never win), which
@@ -514,11 +522,23 @@ def collapse_observations(
         renumber[order] = np.arange(groups)
         group, earliest = renumber[group], earliest[order]
     first_row = _first_positions(group, np.ones(len(frame), dtype=bool), groups)
-    merged: dict[str, Any] = {name: frame[name].array.take(first_row) for name in _KEY}
-    merged["time"] = pd.DatetimeIndex(earliest.view("datetime64[ns]")).tz_localize("UTC").array
+    report.filter("duplicate observation of a connection", len(frame) - groups)
+    # The groups to keep: all, or those not seen in the chunk before (None: all).
+    kept = None
+    if seen is not None:
+        repeated = seen.repeated(connections.keys(first_row), report)
+        kept = np.flatnonzero(~repeated) if repeated.any() else None
+
+    def pick(per_group: np.ndarray) -> np.ndarray:
+        return per_group if kept is None else per_group[kept]
+
+    merged: dict[str, Any] = {name: frame[name].array.take(pick(first_row)) for name in _KEY}
+    merged["time"] = (
+        pd.DatetimeIndex(pick(earliest).view("datetime64[ns]")).tz_localize("UTC").array
+    )
     for counter in ("count", "bytes", "packets"):
         how = "max" if counter == "count" else counters
-        merged[counter] = _merged_counter(frame[counter], group, groups, how)
+        merged[counter] = _merged_counter(frame[counter], group, groups, how, pick)
     # Verdicts by the categorical's codes (three), ranked: no text per row.
     verdict = frame["verdict"]
     names = list(verdict.cat.categories)
@@ -530,7 +550,7 @@ def collapse_observations(
         [*(names.index(_RANK_VERDICT[r]) for r in (0, 1, 2)), names.index("unknown")]
     )
     dtype = pd.CategoricalDtype(verdict.cat.categories)
-    merged["verdict"] = pd.Categorical.from_codes(by_rank[strongest], dtype=dtype)
+    merged["verdict"] = pd.Categorical.from_codes(by_rank[pick(strongest)], dtype=dtype)
     for name in _FIRST:
         column = frame[name]
         known = column.notna().to_numpy(dtype=bool, copy=True)
@@ -539,11 +559,10 @@ def collapse_observations(
             known &= (column != "unknown").fillna(False).to_numpy(dtype=bool)
         elif not known.any():
             continue  # missing throughout (names in an addresses-only log): conform_flows adds it
-        taken = column.array.take(_first_positions(group, known, groups), allow_fill=True)
+        taken = column.array.take(pick(_first_positions(group, known, groups)), allow_fill=True)
         if name in ("src_kind", "dst_kind"):
             taken = pd.Series(taken).fillna("unknown").array
         merged[name] = taken
-    report.filter("duplicate observation of a connection", len(frame) - groups)
     return conform_flows(pd.DataFrame(merged, copy=False))  # new arrays: nothing to protect
 
 
@@ -557,8 +576,15 @@ def _earliest_nanos(time: pd.Series, group: np.ndarray, groups: int) -> np.ndarr
     return earliest
 
 
-def _merged_counter(values: pd.Series, group: np.ndarray, groups: int, how: str) -> Any:
-    """Per group, the largest or the sum of a counter (non-negative; NA where none is known)."""
+def _merged_counter(
+    values: pd.Series,
+    group: np.ndarray,
+    groups: int,
+    how: str,
+    pick: Callable[[np.ndarray], np.ndarray],
+) -> Any:
+    """Per group (those ``pick`` keeps), the largest or the sum of a counter (non-negative; NA
+    where none is known)."""
     known = values.notna().to_numpy(dtype=bool)
     numbers = values.to_numpy(dtype=np.int64, na_value=0)
     if how == "sum":
@@ -569,6 +595,7 @@ def _merged_counter(values: pd.Series, group: np.ndarray, groups: int, how: str)
         np.maximum.at(out, group, np.where(known, numbers, -1))
     seen = np.zeros(groups, dtype=np.int64)
     np.add.at(seen, group, known.astype(np.int64))
+    out, seen = pick(out), pick(seen)
     return pd.array(out, dtype="Int64") if seen.all() else _with_missing(out, seen == 0)
 
 
@@ -581,27 +608,71 @@ def _with_missing(values: np.ndarray, missing: np.ndarray) -> Any:
 _NAT = np.iinfo(np.int64).min
 
 
-def _connection_groups(frame: pd.DataFrame, bucket: str) -> np.ndarray:
-    """Per row, its connection's number (5-tuple and time bucket), in order of first appearance.
+class _ConnectionCodes:
+    """A frame's connection columns (the oriented 5-tuple and the time bucket) as integer codes,
+    factorised once: for numbering its connections (:meth:`groups`) and for their 64-bit keys
+    (:meth:`keys`), which :class:`SeenConnections` remembers across chunks."""
 
-    Exact: columns are factorised and their codes combined (:func:`combined_codes`), with no
-    hashing of whole rows.
-    """
-    src, src_values = pd.factorize(frame["src_ip"], use_na_sentinel=False)
-    dst, dst_values = pd.factorize(frame["dst_ip"], use_na_sentinel=False)
-    protocol = frame["protocol"]
-    return combined_codes(
-        [
-            (src, len(src_values)),
-            (dst, len(dst_values)),
-            *(  # ports 0-65535, or missing (0 here)
-                (frame[p].to_numpy(dtype=np.int64, na_value=-1) + 1, 65537)
-                for p in ("src_port", "dst_port")
-            ),
-            (protocol.cat.codes.to_numpy().astype(np.int64) + 1, len(protocol.cat.categories) + 1),
-            _bucket_codes(frame["time"], bucket),
+    def __init__(self, frame: pd.DataFrame, bucket: str) -> None:
+        self.addresses = [
+            pd.factorize(frame[name], use_na_sentinel=False) for name in ("src_ip", "dst_ip")
         ]
-    )
+        # Ports: missing as -1.
+        self.ports = [
+            frame[p].to_numpy(dtype=np.int64, na_value=-1) for p in ("src_port", "dst_port")
+        ]
+        protocol = frame["protocol"]
+        self.protocol = protocol.cat.codes.to_numpy().astype(np.int64)  # -1: missing
+        self.protocols = [str(name) for name in protocol.cat.categories]
+        nanos = frame["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        self.nat = nanos == _NAT
+        self.step = pd.Timedelta(bucket).value
+        self.buckets = nanos // self.step  # floored, as Series.dt.floor
+
+    def groups(self) -> np.ndarray:
+        """Per row, its connection's number, in order of first appearance (exact: the codes are
+        combined by :func:`combined_codes`, whole rows are not hashed)."""
+        return combined_codes(
+            [
+                *((np.asarray(codes), len(values)) for codes, values in self.addresses),
+                *((port + 1, 65537) for port in self.ports),  # 0-65535, or missing
+                (self.protocol + 1, len(self.protocols) + 1),
+                self._bucket_codes(),
+            ]
+        )
+
+    def _bucket_codes(self) -> tuple[np.ndarray, int]:
+        """The buckets numbered from the chunk's first, NaT after the last; how many."""
+        if self.nat.all():
+            return np.zeros(len(self.nat), dtype=np.int64), 1
+        first, last = (int(f(self.buckets[~self.nat])) for f in (np.min, np.max))
+        codes = self.buckets - first
+        codes[self.nat] = last - first + 1
+        return codes, last - first + 2
+
+    def keys(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """One 64-bit hash per row (of ``rows``, or all) of its connection.
+
+        Text (addresses, the protocol) is hashed once per distinct value and taken by code,
+        numbers are hashed as integers, and the per-column hashes are mixed: no text per row.
+        """
+
+        def at(values: np.ndarray) -> np.ndarray:
+            return values if rows is None else values[rows]
+
+        mixed = np.zeros(len(self.nat) if rows is None else len(rows), dtype=np.uint64)
+        for codes, values in self.addresses:
+            mixed = _mix(mixed, _hashed_texts(list(values))[at(np.asarray(codes))])
+        for port in self.ports:
+            mixed = _mix(mixed, pd.util.hash_array(at(port)))
+        mixed = _mix(mixed, _hashed_texts([*self.protocols, None])[at(self.protocol)])
+        floored = np.where(at(self.nat), _NAT, at(self.buckets) * self.step)
+        return _mix(mixed, pd.util.hash_array(floored))
+
+
+def _hashed_texts(values: list[Any]) -> np.ndarray:
+    texts = np.array([None if pd.isna(v) else str(v) for v in values], dtype=object)
+    return np.asarray(pd.util.hash_array(texts))
 
 
 def combined_codes(fields: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
@@ -621,20 +692,6 @@ def combined_codes(fields: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
             bits = max(rows - 1, 1).bit_length()
         group, bits = (group << width) | codes.astype(np.int64, copy=False), bits + width
     return _dense(group)
-
-
-def _bucket_codes(time: pd.Series, bucket: str) -> tuple[np.ndarray, int]:
-    """Per row, the number of its time bucket counted from the chunk's first (floored, as
-    ``Series.dt.floor``), NaT after the last; and how many numbers there are."""
-    nanos = time.to_numpy(dtype="datetime64[ns]").view(np.int64)
-    nat = nanos == _NAT
-    if nat.all():
-        return np.zeros(len(nanos), dtype=np.int64), 1
-    floored = nanos // pd.Timedelta(bucket).value
-    first, last = int(floored[~nat].min()), int(floored[~nat].max())
-    codes = floored - first
-    codes[nat] = last - first + 1
-    return codes, last - first + 2
 
 
 def first_of_groups(group: np.ndarray) -> np.ndarray:
@@ -679,7 +736,10 @@ class SeenConnections:
         self._previous: pd.Index = pd.Index([], dtype="uint64")
 
     def __call__(
-        self, frame: pd.DataFrame, report: IngestReport, keys: pd.Series | None = None
+        self,
+        frame: pd.DataFrame,
+        report: IngestReport,
+        keys: pd.Series | np.ndarray | None = None,
     ) -> pd.DataFrame:
         """Filter the rows of ``frame`` already seen in the previous chunk; remember the rest.
 
@@ -689,36 +749,26 @@ class SeenConnections:
             return frame
         if keys is None:
             keys = connection_keys(frame, self.bucket)
-        repeated = keys.isin(self._previous)
-        recent = self._previous.append(pd.Index(keys[~repeated].unique()))
+        repeated = self.repeated(keys.to_numpy() if isinstance(keys, pd.Series) else keys, report)
+        if repeated.any():  # conformed again: a protocol whose rows all went is no category
+            frame = conform_flows(frame[~repeated].reset_index(drop=True))
+        return frame
+
+    def repeated(self, keys: np.ndarray, report: IngestReport) -> np.ndarray:
+        """Which of ``keys`` (a chunk's, in order) were seen in the chunk before; remember the
+        others, and count the repeated ones as filtered."""
+        repeated = np.asarray(pd.Index(keys).isin(self._previous))
+        recent = self._previous.append(pd.Index(pd.unique(keys[~repeated])))
         self._previous = recent[-REMEMBERED:]
         if repeated.any():
             report.filter("duplicate observation of a connection", int(repeated.sum()))
-            frame = frame[~repeated].reset_index(drop=True)
-        return frame
+        return repeated
 
 
 def connection_keys(frame: pd.DataFrame, bucket: str) -> pd.Series:
-    """One 64-bit hash per row of its oriented 5-tuple and time bucket (vectorised).
-
-    Text (addresses, the protocol) is hashed once per distinct value and taken by code, numbers
-    are hashed as integers, and the per-column hashes are mixed: no text per row is made.
-    """
-    mixed = np.zeros(len(frame), dtype=np.uint64)
-    for name in _KEY:
-        column = frame[name]
-        if isinstance(column.dtype, pd.CategoricalDtype) or not pd.api.types.is_integer_dtype(
-            column.dtype
-        ):
-            codes, uniques = pd.factorize(column, use_na_sentinel=False)
-            texts = np.array([None if pd.isna(v) else str(v) for v in uniques], dtype=object)
-            hashed = pd.util.hash_array(texts)[codes]
-        else:  # ports: missing as -1
-            hashed = pd.util.hash_array(column.to_numpy(dtype=np.int64, na_value=-1))
-        mixed = _mix(mixed, hashed)
-    buckets = frame["time"].dt.floor(bucket).to_numpy(dtype="datetime64[ns]").view(np.int64)
-    mixed = _mix(mixed, pd.util.hash_array(buckets))
-    return pd.Series(mixed, index=frame.index)
+    """One 64-bit hash per row of its oriented 5-tuple and time bucket (vectorised; see
+    :meth:`_ConnectionCodes.keys`)."""
+    return pd.Series(_ConnectionCodes(frame, bucket).keys(), index=frame.index)
 
 
 def _mix(seed: np.ndarray, value: np.ndarray) -> np.ndarray:

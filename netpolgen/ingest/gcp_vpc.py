@@ -97,10 +97,10 @@ def read(
             continue
         rows.append(row)
         if len(rows) >= chunk_size:
-            yield seen(_build(rows, source, report), report)
+            yield _build(rows, source, report, seen)
             rows = []
     if rows:
-        yield seen(_build(rows, source, report), report)
+        yield _build(rows, source, report, seen)
 
 
 def _entries(stream: BinaryIO, source: str) -> Iterator[tuple[int, Any]]:
@@ -203,7 +203,9 @@ def _endpoint(payload: dict[str, Any], side: str) -> tuple[str | None, str | Non
     return None, None, "unknown"
 
 
-def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd.DataFrame:
+def _build(
+    rows: list[tuple[Any, ...]], source: str, report: IngestReport, seen: SeenConnections
+) -> pd.DataFrame:
     frame = frame_with_times(rows, _COLUMNS, source, report)
     frame = frame.drop(columns=["line"])
     for column in ("src_port", "dst_port"):
@@ -211,4 +213,4 @@ def _build(rows: list[tuple[Any, ...]], source: str, report: IngestReport) -> pd
     for column in ("bytes", "packets", "count"):
         frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
     frame = drop_noise(conform_flows(frame.reset_index(drop=True)), report)
-    return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET)
+    return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET, seen=seen)
