@@ -171,23 +171,20 @@ def _concat(pieces: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[pd.DataFrame
 # blank lines) is split by Arrow's CSV reader; any other block line by line, as AWS documents
 # ("runs of whitespace"), so both give the same fields.
 _BLOCK = 4 << 20
-# Whitespace other than single spaces and newlines (what str.split() also splits on, in ASCII).
-_OTHER_SPACE = (b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
-_SPACE = ord(" ")
+_SPACE, _NEWLINE = ord(" "), ord("\n")
 
 
 def _regular(block: bytes) -> bool:
-    """ASCII records separated by single spaces, no blank lines (byte tests at memory speed; a
-    regular expression over megabytes would not be)."""
+    """ASCII records separated by single spaces, no blank lines, no other whitespace or control
+    byte (numpy passes, which leave the interpreter lock to the conversion thread; a regular
+    expression over megabytes would be slow)."""
     if not block.isascii() or block.startswith((b" ", b"\n")):
         return False
-    if any(byte in block for byte in _OTHER_SPACE):  # one-byte searches: memchr speed
-        return False
-    # Two separators in a row ("  ", blank line, a space at either end of a line): one
-    # vectorised pass instead of four two-byte substring searches. Any byte up to the space
-    # counts (the others left are control bytes, which then go the line-by-line way too).
     codes = np.frombuffer(block, dtype=np.uint8)
-    separator = codes <= _SPACE
+    separator = codes <= _SPACE  # spaces, newlines, and every other control byte
+    if (separator & (codes != _SPACE) & (codes != _NEWLINE)).any():
+        return False  # a tab, a carriage return... (str.split splits on some): line by line
+    # Two separators in a row: "  ", a blank line, a space at either end of a line.
     return not bool((separator[1:] & separator[:-1]).any())
 
 
