@@ -358,7 +358,7 @@ def drop_noise(
 
 
 def noise_filtered(noise: np.ndarray, report: IngestReport) -> np.ndarray:
-    """Count the rows flagged in ``noise`` as filtered (see :func:`drop_noise`); ``noise``."""
+    """Count the rows flagged in ``noise`` as filtered (see :func:`drop_noise`); return them."""
     if noise.any():
         report.filter("IPv6 link-local, multicast or broadcast address", int(noise.sum()))
     return noise
