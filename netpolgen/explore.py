@@ -79,7 +79,8 @@ def endpoint_names(endpoints: pd.DataFrame, workloads: Workloads) -> pd.Series:
     is_pod = keys.str.startswith("pod:")
     workload_ids = keys.str.slice(4)
     names = workloads.table["name"].astype("string")
-    pod_names = workload_ids.map(names).fillna(workload_ids)
+    # As text even when no key maps (no workloads at all: an addresses-only log).
+    pod_names = workload_ids.map(names).astype("string").fillna(workload_ids)
     namespace = endpoints["namespace"].astype("string")
     readable = (namespace + "/" + pod_names).where(is_pod, keys.str.slice(3))
     return readable.astype("string")

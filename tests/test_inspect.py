@@ -201,3 +201,16 @@ def test_inspect_skips_and_counts_overlong_lines(tmp_path) -> None:  # type: ign
 
     report = json.loads(result.stdout)["report"]
     assert report["records_used"] == 1 and report["records_skipped"] == 1
+
+
+def test_inspect_an_addresses_only_log_without_inventory() -> None:
+    # No workload at all (every endpoint an address): the names fall back to the addresses.
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    log = Path(__file__).parent / "data" / "ingest" / "aws-v2-default.log"
+    result = CliRunner().invoke(cli, ["inspect", str(log), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    edges = json.loads(result.stdout)["edges"]
+    assert edges and all(edge["src"] and edge["dst"] for edge in edges)
