@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -93,7 +93,7 @@ F = Any  # a click-decorated function
 def engine_options(command: F) -> F:
     """``--engine``, ``--scheduler`` and ``--workers``: how the flows are read and reduced.
 
-    Shared by the commands that read flows, so they all scale the same way.
+    Shared by the commands that stream flows, so they all scale the same way.
     """
     command = click.option(
         "--workers", type=click.IntRange(min=0), default=0, show_default="0: one per core",
@@ -103,15 +103,30 @@ def engine_options(command: F) -> F:
         "when N is given (~300 MB more memory per process; on 2 cores the default, which "
         "parses CSV on a second thread, is faster).",
     )(command)  # fmt: skip
+    return dask_options(command)
+
+
+def dask_options(command: F) -> F:
+    """``--engine`` and ``--scheduler``: read the flows in this process or on Dask."""
     command = click.option(
         "--scheduler", metavar="ADDRESS", default=None,
         help="With --engine dask: a Dask scheduler (tcp://host:8786); default a local cluster.",
     )(command)  # fmt: skip
     return click.option(
         "--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
-        help="pandas: stream the files in this process; dask: read and reduce them as Dask "
-             "dataframes (many files, globs, fsspec URLs; pip install 'netpolgen[dask]').",
+        help="pandas: stream the files in this process; dask: read them on a Dask cluster, "
+             "one task per file (many files, globs, fsspec URLs; from-flows also reduces them "
+             "there; pip install 'netpolgen[dask]').",
     )(command)  # fmt: skip
+
+
+def _progress_names(inputs: Sequence[str], engine: str) -> list[str]:
+    """The files a progress bar counts: the inputs, or with Dask what their globs expand to."""
+    if engine != "dask":
+        return list(inputs)
+    from netpolgen.engine.dask import named_inputs
+
+    return [name for name, _ in named_inputs(inputs)]
 
 
 # Shared options. from-flows keeps -f/--format from the contract; the commands that also print a
@@ -231,10 +246,12 @@ def from_flows(
     if engine == "dask":
         from netpolgen.engine.dask import generate_dask
 
-        result = generate_dask(
-            flows, options, format=flow_format, strict=strict, scheduler=scheduler,
-            inventory=inventories, max_line_bytes=max_line_bytes,
-        )  # fmt: skip
+        progress = IngestProgress(_progress_names(flows, engine), enabled=show_progress(quiet))
+        with progress as on_chunk:
+            result = generate_dask(
+                flows, options, format=flow_format, strict=strict, scheduler=scheduler,
+                inventory=inventories, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
+            )  # fmt: skip
     else:
         with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
             result = netpolgen.generate_from_files(
@@ -295,6 +312,7 @@ def _summary_on_error(
     show_default=True,
     help="Skip (and count) longer lines of line-based formats without reading them whole.",
 )  # fmt: skip
+@dask_options
 @verbosity_options
 def inspect(
     flows: tuple[str, ...],
@@ -306,6 +324,8 @@ def inspect(
     include_denied: bool,
     strict: bool,
     max_line_bytes: int,
+    engine: str,
+    scheduler: str | None,
     quiet: bool,
     verbose: int,
 ) -> None:
@@ -323,11 +343,12 @@ def inspect(
         netpolgen inspect hubble.jsonl --format json > summary.json
         netpolgen inspect sample_flows/online-shop.csv --graph shop.svg -q
     """
-    with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
+    progress = IngestProgress(_progress_names(flows, engine), enabled=show_progress(quiet))
+    with progress as on_chunk:
         summary = netpolgen.inspect_flows(
             flows, flow_format, inventory=inventories, strict=strict,
             include_denied=include_denied, top=top, on_chunk=on_chunk,
-            max_line_bytes=max_line_bytes,
+            max_line_bytes=max_line_bytes, engine=engine, scheduler=scheduler,
         )  # fmt: skip
     width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
     click.echo(netpolgen.format_summary(summary, output_format, width=width), nl=False)
@@ -361,11 +382,7 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
               help="Also list allowed connections between known workloads that no flow "
                    "used.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
-@click.option(
-    "--workers", type=click.IntRange(min=0), default=0, show_default="0: one per core",
-    help="Processes that parse big flow files in parallel (1: off): Hubble JSON in parts, "
-    "AWS VPC in one process beside this one.",
-)  # fmt: skip
+@engine_options
 @verbosity_options
 @input_limit_options
 def verify_command(
@@ -377,6 +394,8 @@ def verify_command(
     report_format: str,
     over_permissive: bool,
     strict: bool,
+    engine: str,
+    scheduler: str | None,
     workers: int,
     quiet: bool,
     verbose: int,
@@ -397,11 +416,12 @@ def verify_command(
     sources = [*flows, *more_flows]
     if not sources:
         raise click.UsageError("give at least one flow file with --flows")
-    with IngestProgress(sources, enabled=show_progress(quiet)) as on_chunk:
+    progress = IngestProgress(_progress_names(sources, engine), enabled=show_progress(quiet))
+    with progress as on_chunk:
         report = netpolgen.verify_files(
             sources, policies, inventories, format=flow_format, strict=strict,
             over_permissive=over_permissive, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
-            workers=workers or None,
+            workers=workers or None, engine=engine, scheduler=scheduler,
         )  # fmt: skip
     if report.ingest is not None:
         # Verifying nothing would pass vacuously: no usable flow is an error here too.

@@ -49,6 +49,7 @@ import pandas as pd
 from netpolgen.accounting import summary_dict
 from netpolgen.aggregate import SELECTABLE_KINDS, mark_replies
 from netpolgen.cluster_view import ClusterView, InventoryLike, NamedPorts
+from netpolgen.errors import NetpolgenError
 from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.identity import stable_labels
 from netpolgen.ingest import Source, load_flows
@@ -939,6 +940,8 @@ def verify_files(
     on_chunk: Callable[[str, int], None] | None = None,
     flow_allowed: bool = False,
     workers: int | None = None,
+    engine: str = "pandas",
+    scheduler: str | None = None,
 ) -> VerificationReport:
     """Read flow files, policies and inventories, then :func:`verify` (``netpolgen verify``).
 
@@ -964,6 +967,8 @@ def verify_files(
         flow_allowed: fill ``report.flow_allowed`` (loads every flow into memory).
         workers: processes that parse big files in parallel (None: one per core; see
             ``netpolgen.ingest.parallel``).
+        engine: ``pandas``, or ``dask``: the files (paths, globs, fsspec URLs) are read on a
+            Dask cluster, the scheduler at ``scheduler`` or a local one (same report).
 
     Examples:
         >>> report = verify_files(["flows.csv"], "policies/")  # doctest: +SKIP
@@ -972,6 +977,8 @@ def verify_files(
     notes: list[str] = []
     policies = load_policies(policy_path, notes=notes)
     ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    if flow_allowed and engine == "dask":
+        raise NetpolgenError("flow_allowed needs every flow in memory: use the pandas engine")
     if flow_allowed:
         flows = load_flows(list(flow_sources), format, report=ingest, on_chunk=on_chunk)
         inventory = load_inventory(list(inventories)) if inventories else None
@@ -984,7 +991,8 @@ def verify_files(
         inventory = load_inventory(list(inventories)) if inventories else None
         report = _verify_stream(
             list(flow_sources), policies, inventory, ingest, format=format,
-            over_permissive=over_permissive, workers=workers, on_chunk=on_chunk,
+            over_permissive=over_permissive, workers=workers, on_chunk=on_chunk, engine=engine,
+            scheduler=scheduler,
         )  # fmt: skip
     report.warnings[:0] = notes
     report.ingest = ingest
@@ -1001,19 +1009,36 @@ def _verify_stream(
     over_permissive: bool,
     workers: int | None,
     on_chunk: Callable[[str, int], None] | None = None,
+    engine: str = "pandas",
+    scheduler: str | None = None,
 ) -> VerificationReport:
-    """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`)."""
+    """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`),
+    read in this process (and its workers) or on a Dask cluster (``engine``)."""
     from netpolgen.ingest.parallel import chunk_reader, spooled
     from netpolgen.pipeline import STREAM_CHUNK_SIZE
     from netpolgen.resolve import Resolver
 
     resolver = Resolver(inventory) if inventory is not None else None
-    with spooled(sources) as paths:
-        chunks = chunk_reader(
-            paths, format, chunk_size=STREAM_CHUNK_SIZE, workers=workers, resolver=resolver,
-            on_chunk=on_chunk,
-        )  # fmt: skip
-        report = verify_chunks(chunks, policies, inventory, ingest, over_permissive=over_permissive)
+    if engine == "dask":
+        from netpolgen.engine.dask import dask_chunk_reader
+
+        names = [str(source) for source in sources]
+        with dask_chunk_reader(
+            names, format, resolver=resolver, on_chunk=on_chunk, scheduler=scheduler,
+            chunk_size=STREAM_CHUNK_SIZE,
+        ) as chunks:  # fmt: skip
+            report = verify_chunks(
+                chunks, policies, inventory, ingest, over_permissive=over_permissive
+            )
+    else:
+        with spooled(sources) as paths:
+            chunks = chunk_reader(
+                paths, format, chunk_size=STREAM_CHUNK_SIZE, workers=workers, resolver=resolver,
+                on_chunk=on_chunk,
+            )  # fmt: skip
+            report = verify_chunks(
+                chunks, policies, inventory, ingest, over_permissive=over_permissive
+            )
     if inventory is not None:
         ingest.messages.extend(inventory.warnings)  # after the reading's, as load_flows has it
     if resolver is not None:

@@ -20,7 +20,8 @@ are the optional ``dask`` extra; they are imported only when this engine is used
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,16 +62,132 @@ def _require_dask() -> tuple[Any, Any]:
     return distributed, fsspec
 
 
+@contextmanager
+def dask_client(scheduler: str | None = None, client: Any = None) -> Iterator[Any]:
+    """``client`` if given; else a client of the scheduler at ``scheduler``, or of a new
+    ``LocalCluster`` with one process per core, closed on the way out."""
+    distributed, _ = _require_dask()
+    if client is not None:
+        yield client
+        return
+    if scheduler:
+        own = distributed.Client(scheduler)
+    else:
+        own = distributed.Client(distributed.LocalCluster(processes=True, dashboard_address=None))
+    try:
+        yield own
+    finally:
+        cluster = getattr(own, "cluster", None)
+        own.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _in_order(
+    futures: list[Any], names: list[str], on_chunk: Callable[[str, int], None] | None
+) -> list[FilePartial]:
+    """The tasks' results in file order, each reported to ``on_chunk`` as it is taken."""
+    results = []
+    for name, future in zip(names, futures, strict=True):
+        partial: FilePartial = future.result()
+        if on_chunk is not None:
+            on_chunk(name, partial.rows)
+        results.append(partial)
+    return results
+
+
+def _read_file(
+    opened: Any, name: str, format: str, strict: bool, max_line_bytes: int, chunk_size: int
+) -> tuple[list[pd.DataFrame], IngestReport]:
+    """Worker task: one file's flow chunks, and its accounting."""
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    with opened as stream:
+        source = _named(stream, name)
+        chunks = list(iter_flows([source], format, report=report, chunk_size=chunk_size))
+    return chunks, report
+
+
+@contextmanager
+def dask_chunk_reader(
+    inputs: Iterable[str],
+    format: str = "auto",
+    *,
+    resolver: Resolver | None = None,
+    on_chunk: Callable[[str, int], None] | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Iterator[Callable[[IngestReport], Iterator[pd.DataFrame]]]:
+    """``read(report)`` as :func:`netpolgen.ingest.parallel.chunk_reader` gives it (a fresh
+    pass over the inputs each call, chunks resolved through ``resolver``, accounting into
+    ``report``), with the files read on a Dask cluster: one task per file, all submitted at
+    once, their chunks taken in file order (so the result is the pandas engine's) and let go
+    as they are used. ``verify`` and ``inspect`` read this way; ``from-flows`` reduces on the
+    workers too (:func:`generate_dask`).
+    """
+    files = named_inputs(inputs)
+    with dask_client(scheduler, client) as active:
+
+        def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+            if resolver is not None:
+                resolver.clear()  # a second pass starts over
+            futures = [
+                active.submit(_read_file, opened, name, format, attempt.strict,
+                              attempt.max_line_bytes, chunk_size, pure=False)
+                for name, opened in files
+            ]  # fmt: skip
+            try:
+                for (name, _), future in zip(files, futures, strict=True):
+                    chunks, report = future.result()
+                    future.release()
+                    attempt.merge(report)
+                    for chunk in chunks:
+                        if on_chunk is not None:
+                            on_chunk(name, len(chunk))
+                        yield resolver(chunk) if resolver is not None and len(chunk) else chunk
+            finally:
+                for future in futures:
+                    future.cancel()  # stopped early (an error, --strict): nothing more is wanted
+
+        yield read
+
+
 def expand_inputs(inputs: Iterable[str]) -> list[Any]:
     """fsspec ``OpenFile`` objects for paths, globs and URLs, in the order given (globs sorted)."""
+    return [opened for _, opened in named_inputs(inputs)]
+
+
+def named_inputs(inputs: Iterable[str]) -> list[tuple[str, Any]]:
+    """:func:`expand_inputs` with the name each file goes by in reports: the input as given
+    when it names one file (as the pandas engine names it), else the path a glob found."""
     _, fsspec = _require_dask()
-    files: list[Any] = []
+    files: list[tuple[str, Any]] = []
     for text in inputs:
         opened = fsspec.open_files(text, mode="rb")
         if not opened:
             raise NetpolgenError("no such file (or the glob matches nothing)", hint=text)
-        files.extend(sorted(opened, key=lambda f: f.path))
+        if len(opened) == 1 and not any(magic in text for magic in "*?["):
+            files.append((text, opened[0]))
+            continue
+        for found in sorted(opened, key=lambda f: f.path):
+            local = "file" in _protocols(found.fs)
+            files.append((found.path if local else found.full_name, found))
     return files
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _named(stream: Any, name: str | None) -> Any:
+    """``stream``, named ``name`` for the reader's reports where the file object allows it."""
+    if name is not None:
+        try:
+            stream.name = name
+        except AttributeError:  # pragma: no cover - a file system whose files have a fixed name
+            pass
+    return stream
 
 
 def _tuples(flows: pd.DataFrame, offset: int) -> pd.DataFrame:
@@ -182,6 +299,7 @@ def _reduce_file(
     earliest: pd.DataFrame | None,
     resolver: Any = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    name: str | None = None,
 ) -> FilePartial:
     """Worker task: stream one file and reduce it (round 1 if ``earliest`` is None, else 2)."""
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
@@ -193,7 +311,8 @@ def _reduce_file(
     tables: list[pd.DataFrame] = []
     rows = 0
     with opened as stream:
-        for read in iter_flows([stream], format, report=report, chunk_size=chunk_size):
+        source = _named(stream, name)
+        for read in iter_flows([source], format, report=report, chunk_size=chunk_size):
             chunk = resolver(read) if resolver is not None and len(read) else read
             if earliest is None:
                 tables.append(_tuples(chunk, rows))
@@ -229,6 +348,7 @@ def generate_dask(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     inventory: Sequence[str | Path] = (),
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> Any:
     """:func:`netpolgen.generate_from_files` on a Dask cluster (identical result).
 
@@ -239,30 +359,25 @@ def generate_dask(
         client: an existing ``distributed.Client`` (tests, notebooks); wins over ``scheduler``.
         inventory: inventory snapshots (read here, shipped to the workers once).
         max_line_bytes: longer lines are skipped and counted (line-based formats).
+        on_chunk: called as ``on_chunk(file, records)`` as each file's task is taken, in file
+            order (progress; a second round is reported again).
     """
     from netpolgen.pipeline import GenerateOptions, _synthesize
 
-    distributed, _ = _require_dask()
     options = options or GenerateOptions()
-    files = expand_inputs(inputs)
+    files = named_inputs(inputs)
     edge_options = options.edge_options()
     resolver = Resolver(load_inventory(inventory)) if inventory else None
-    own = None
-    if client is None:
-        if scheduler:
-            own = distributed.Client(scheduler)
-        else:
-            cluster = distributed.LocalCluster(processes=True, dashboard_address=None)
-            own = distributed.Client(cluster)
-        client = own
-    try:
+    with dask_client(scheduler, client) as client:
         shipped = client.scatter(resolver, broadcast=True) if resolver is not None else None
-        first = client.gather(
+        first = _in_order(
             [
                 client.submit(_reduce_file, f, format, edge_options, strict, chunk_size, 0, None,
-                              shipped, pure=False, max_line_bytes=max_line_bytes)
-                for f in files
-            ]
+                              shipped, pure=False, max_line_bytes=max_line_bytes, name=name)
+                for name, f in files
+            ],
+            [name for name, _ in files],
+            on_chunk,
         )  # fmt: skip
         partials = first
         if any(p.has_unknown for p in first):
@@ -273,20 +388,16 @@ def generate_dask(
                     tables.append(partial.tuples.assign(o=partial.tuples["o"] + offset))
             earliest = _earliest(pd.concat(tables, ignore_index=True)) if tables else None
             scattered = client.scatter(earliest, broadcast=True) if earliest is not None else None
-            partials = client.gather(
+            partials = _in_order(
                 [
                     client.submit(_reduce_file, f, format, edge_options, strict, chunk_size,
                                   offset, scattered, shipped, pure=False,
-                                  max_line_bytes=max_line_bytes)
-                    for f, offset in zip(files, offsets, strict=True)
-                ]
+                                  max_line_bytes=max_line_bytes, name=name)
+                    for (name, f), offset in zip(files, offsets, strict=True)
+                ],
+                [name for name, _ in files],
+                on_chunk,
             )  # fmt: skip
-    finally:
-        if own is not None:
-            cluster = getattr(own, "cluster", None)
-            own.close()
-            if cluster is not None:
-                cluster.close()
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     for partial in partials:
         report.merge(partial.report)

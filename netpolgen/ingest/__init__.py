@@ -235,9 +235,13 @@ def load_flows(
     report.strict = report.strict or strict
     if max_line_bytes is not None:
         report.max_line_bytes = max_line_bytes
-    chunks = list(
-        iter_flows(sources, format, report=report, chunk_size=chunk_size, on_chunk=on_chunk)
+    return combine_chunks(
+        list(iter_flows(sources, format, report=report, chunk_size=chunk_size, on_chunk=on_chunk))
     )
+
+
+def combine_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """The flow chunks of a read, in order, as one flow table."""
     if not chunks:
         return empty_flows()
     if len(chunks) == 1:
