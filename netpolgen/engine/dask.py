@@ -136,17 +136,19 @@ def dask_chunk_reader(
                               attempt.max_line_bytes, chunk_size, pure=False)
                 for name, opened in files
             ]  # fmt: skip
+            taken = 0
             try:
                 for (name, _), future in zip(files, futures, strict=True):
                     chunks, report = future.result()
                     future.release()
+                    taken += 1
                     attempt.merge(report)
                     for chunk in chunks:
                         if on_chunk is not None:
                             on_chunk(name, len(chunk))
                         yield resolver(chunk) if resolver is not None and len(chunk) else chunk
             finally:
-                for future in futures:
+                for future in futures[taken:]:
                     future.cancel()  # stopped early (an error, --strict): nothing more is wanted
 
         yield read
