@@ -96,7 +96,7 @@ def test_missing_dask_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(builtins, "__import__", fail)
     with pytest.raises(NetpolgenError, match=r"netpolgen\[dask\]"):
-        engine.expand_inputs(["x.csv"])
+        engine.named_inputs(["x.csv"])
 
 
 def aws_files(tmp_path: Path) -> tuple[list[str], Path]:

@@ -13,6 +13,10 @@ its reversed 5-tuple, *in the whole input*, came before it. So the run has up to
 The partial results (edges, first endpoints, pods, reports) are small (distinct keys) and are
 combined on the client in file order, exactly as chunks are combined in one process.
 
+``verify`` and ``inspect`` read through :func:`dask_chunk_reader` instead: the files are parsed
+on the cluster, a task each, and their chunks checked or summarised on the client in file order,
+by the same code as the pandas engine.
+
 Inputs are paths, globs or anything fsspec opens (``s3://bucket/logs/*.gz``). dask and distributed
 are the optional ``dask`` extra; they are imported only when this engine is used.
 """
@@ -154,14 +158,10 @@ def dask_chunk_reader(
         yield read
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Any]:
-    """fsspec ``OpenFile`` objects for paths, globs and URLs, in the order given (globs sorted)."""
-    return [opened for _, opened in named_inputs(inputs)]
-
-
 def named_inputs(inputs: Iterable[str]) -> list[tuple[str, Any]]:
-    """:func:`expand_inputs` with the name each file goes by in reports: the input as given
-    when it names one file (as the pandas engine names it), else the path a glob found."""
+    """fsspec ``OpenFile`` objects for paths, globs and URLs, in the order given (globs sorted),
+    each with the name it goes by in reports: the input as given when it names one file (as the
+    pandas engine names it), else the path a glob found."""
     _, fsspec = _require_dask()
     files: list[tuple[str, Any]] = []
     for text in inputs:
