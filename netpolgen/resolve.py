@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import COPY_ON_WRITE, conform_flows, validate_flows
-from netpolgen.ingest.common import combined_codes, first_of_groups, select_text
+from netpolgen.ingest.common import first_of_groups, group_ids, select_text
 from netpolgen.ingest.inventory import Inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, labels_from_canonical
@@ -217,7 +217,7 @@ class Resolver:
         nanos = part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
         segment = np.searchsorted(self.bounds, nanos, side="right").astype(np.int64)
         segment[part["time"].isna().to_numpy()] = -1
-        group = _group_ids(
+        group = group_ids(
             [
                 segment,
                 ip,
@@ -296,20 +296,6 @@ def _kinds(where: np.ndarray, answers: pd.Series, rows: np.ndarray, own: pd.Seri
     codes[where] = answer_codes[position]
     dtype = pd.CategoricalDtype(categories)
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=own.index)
-
-
-def _group_ids(columns: list[Any]) -> np.ndarray:
-    """Dense ids of the distinct combinations of ``columns`` (NA is a value of its own), in
-    order of first appearance."""
-    fields = []
-    for column in columns:
-        if isinstance(column, pd.Series) and column.isna().all():
-            continue  # one value (NA) throughout: it splits no group (addresses-only logs)
-        codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        fields.append((np.asarray(codes), len(uniques)))
-    if not fields:
-        return np.zeros(len(columns[0]), dtype=np.int64)
-    return combined_codes(fields)
 
 
 # Snapshots farther than this from every flow say little about who held an address then.

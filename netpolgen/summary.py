@@ -245,18 +245,20 @@ def _inside_addresses(flows: pd.DataFrame, ip: _Codes) -> frozenset[str]:
 def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Codes) -> pd.DataFrame:
     """:func:`netpolgen.identity.raw_pod_endpoints` on codes: the distinct (namespace, raw
     labels, pod) of the pod sides, sources first, each in order of first appearance."""
-    parts = []
-    sizes = [len(namespace.uniques), len(labels.uniques), len(pod.uniques)]
-    for side in ("src", "dst"):
-        rows = np.flatnonzero((flows[f"{side}_kind"] == "pod").fillna(False).to_numpy(dtype=bool))
-        combo = [namespace.side(side)[rows], labels.side(side)[rows], pod.side(side)[rows]]
-        value = np.zeros(len(rows), dtype=np.int64)
-        for column, size in zip(combo, sizes, strict=True):
-            value = value * (size + 1) + (column + 1)
-        parts.append((side, rows, value))
-    values = np.concatenate([value for _, _, value in parts])
-    first = first_of_groups(pd.factorize(values)[0].astype(np.int64))
-    src_rows, dst_rows = parts[0][1], parts[1][1]
+    src_rows, dst_rows = (
+        np.flatnonzero((flows[f"{side}_kind"] == "pod").fillna(False).to_numpy(dtype=bool))
+        for side in ("src", "dst")
+    )
+    # Sources first: each column's codes of the source rows, then of the destination rows.
+    first = first_of_groups(
+        combined_codes(
+            [
+                (np.concatenate([codes.src[src_rows], codes.dst[dst_rows]]) + 1,
+                 len(codes.uniques) + 1)
+                for codes in (namespace, labels, pod)
+            ]
+        )
+    )  # fmt: skip
     from_src = first < len(src_rows)
     src_take, dst_take = src_rows[first[from_src]], dst_rows[first[~from_src] - len(src_rows)]
     out = {}

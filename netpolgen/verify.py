@@ -53,6 +53,7 @@ from netpolgen.errors import NetpolgenError
 from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.identity import stable_labels
 from netpolgen.ingest import Source, load_flows
+from netpolgen.ingest.common import group_ids
 from netpolgen.ingest.inventory import Inventory, load_inventory
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.labels import labels_from_canonical
@@ -534,21 +535,6 @@ def _endpoint_columns(flows: pd.DataFrame, side: str) -> tuple[pd.Series, pd.Ser
     return ns, labels, ip
 
 
-def _group_codes(columns: Sequence[pd.Series]) -> np.ndarray:
-    """One integer per row, equal for rows equal in every column (NA equal to NA)."""
-    codes: np.ndarray | None = None
-    for column in columns:
-        c, uniques = pd.factorize(column, use_na_sentinel=False)
-        c = c.astype(np.int64)
-        if codes is None:
-            codes = c
-        else:
-            codes, _ = pd.factorize(codes * (len(uniques) + 1) + c)
-            codes = codes.astype(np.int64)
-    assert codes is not None
-    return codes
-
-
 def _key(namespace: Any, labels: Any, ip: Any) -> EndpointKey:
     if namespace is not None and not pd.isna(namespace):
         return (str(namespace), labels_from_canonical(str(labels or "")), None)
@@ -918,7 +904,7 @@ def _combine_edges(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not len(frame):
         return frame
     keys = [c for c in frame.columns if c not in ("flows", "records")]
-    codes = _group_codes([frame[c] for c in keys])
+    codes = group_ids([frame[c] for c in keys])
     n_edges = int(codes.max()) + 1
     _, first = np.unique(codes, return_index=True)
     out = frame.iloc[first].reset_index(drop=True)
@@ -1105,7 +1091,7 @@ def _reduce_to_edges(
     """
     sub = [c.iloc[rows].reset_index(drop=True) for c in key_columns]
     if len(rows):
-        codes = _group_codes(sub)
+        codes = group_ids(sub)
         n_edges = int(codes.max()) + 1
         _, first = np.unique(codes, return_index=True)
     else:

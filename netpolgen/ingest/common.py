@@ -694,6 +694,20 @@ def combined_codes(fields: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
     return _dense(group)
 
 
+def group_ids(columns: Sequence[Any]) -> np.ndarray:
+    """Dense ids of the distinct combinations of ``columns`` (NA is a value of its own), in
+    order of first appearance (:func:`combined_codes` of their codes)."""
+    fields = []
+    for column in columns:
+        if isinstance(column, pd.Series) and column.isna().all():
+            continue  # one value (NA) throughout: it splits no group (addresses-only logs)
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        fields.append((np.asarray(codes), len(uniques)))
+    if not fields:
+        return np.zeros(len(columns[0]), dtype=np.int64)
+    return combined_codes(fields)
+
+
 def first_of_groups(group: np.ndarray) -> np.ndarray:
     """Each group's first row, for groups numbered in order of first appearance (as
     ``pd.factorize`` numbers them): a row starts a group where its number passes every number
