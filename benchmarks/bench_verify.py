@@ -11,9 +11,10 @@ import time
 import numpy as np
 import pandas as pd
 
+from netpolgen.check.verify import verify
 from netpolgen.flows import conform_flows
-from netpolgen.policy.model import LabelSelector, Peer, Policy, PortSpec, Rule
-from netpolgen.verify import verify
+from netpolgen.policy.model import Peer, Policy, PortSpec, Rule
+from netpolgen.selectors import LabelSelector
 
 
 def synthetic(n_flows: int, n_workloads: int, seed: int = 0) -> tuple[pd.DataFrame, list[Policy]]:

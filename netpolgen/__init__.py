@@ -19,7 +19,7 @@ By step:
   :func:`resolve_flows` (addresses -> pods, services, nodes at each flow's time),
   :func:`load_policies`;
 * look: :func:`summarize`, :func:`edge_table`, :func:`port_matrix`, :func:`policy_effect`
-  (plots in :mod:`netpolgen.plots`, with the ``notebook`` extra);
+  (plots in :mod:`netpolgen.explore.plots`, with the ``notebook`` extra);
 * generate: :func:`generate` with :class:`GenerateOptions` (the steps inside:
   :func:`aggregate_edges`, :func:`identify_workloads`, :func:`synthesize`),
   :func:`render_yaml`, :func:`write_policy_dir`;
@@ -27,39 +27,36 @@ By step:
 * the ``*_files`` and ``format_*`` functions are what the commands run and print.
 """
 
-from netpolgen.aggregate import aggregate_edges
-from netpolgen.diff import PolicyDiff, diff_files, diff_policies, format_diff
-from netpolgen.errors import NetpolgenError
-from netpolgen.explore import (
-    Summary,
-    edge_table,
-    format_summary,
-    inspect_flows,
-    policy_effect,
-    port_matrix,
-    summarize,
-    write_graph,
-)
-from netpolgen.flows import FLOW_SCHEMA, validate_flows
-from netpolgen.identity import Workloads, identify_workloads
-from netpolgen.ingest import FORMATS, IngestReport, load_flows
-from netpolgen.ingest.inventory import Inventory, load_inventory
-from netpolgen.migrate import (
+from netpolgen.check.diff import PolicyDiff, diff_files, diff_policies, format_diff
+from netpolgen.check.effect import policy_effect
+from netpolgen.check.migrate import (
     MigrationOptions,
     MigrationPlan,
     plan_migration,
     plan_migration_from_files,
     write_plan,
 )
-from netpolgen.output import write_policy_dir
-from netpolgen.pipeline import GenerateOptions, GenerateResult, generate, generate_from_files
+from netpolgen.check.report import format_report
+from netpolgen.check.verify import VerificationReport, verify, verify_files
+from netpolgen.cluster.inventory import Inventory, load_inventory
+from netpolgen.errors import NetpolgenError
+from netpolgen.explore.graph import write_graph
+from netpolgen.explore.summary import Summary, format_summary, inspect_flows, summarize
+from netpolgen.explore.tables import edge_table, port_matrix
+from netpolgen.flows import FLOW_SCHEMA, validate_flows
+from netpolgen.generator import generate, generate_from_files
+from netpolgen.identity.workloads import Workloads, identify_workloads
+from netpolgen.ingest import FORMATS, load_flows
+from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.default_deny import default_deny_policies
+from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import synthesize
+from netpolgen.policy.write import write_policy_dir
+from netpolgen.reduce.edges import aggregate_edges
 from netpolgen.resolve import resolve_flows
-from netpolgen.verify import VerificationReport, format_report, verify, verify_files
 
 __version__ = "0.1.0"
 

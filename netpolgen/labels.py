@@ -96,3 +96,31 @@ def invalid_labels(labels: Mapping[str, str]) -> list[str]:
         for k, v in labels.items()
         if not is_valid_label_key(k) or not is_valid_label_value(v)
     ]
+
+
+# Labels that differ between replicas or revisions of one workload (set by the Deployment,
+# StatefulSet, DaemonSet and Job controllers); a selector that used them would pin one revision.
+VOLATILE_LABELS = frozenset(
+    {
+        "pod-template-hash",
+        "controller-revision-hash",
+        "pod-template-generation",
+        "statefulset.kubernetes.io/pod-name",
+        "apps.kubernetes.io/pod-index",
+        "job-name",
+        "controller-uid",
+    }
+)
+VOLATILE_PREFIXES = ("batch.kubernetes.io/",)
+
+
+def is_volatile(key: str) -> bool:
+    """Whether a label key is set per pod or per revision by a controller."""
+    return key in VOLATILE_LABELS or key.startswith(VOLATILE_PREFIXES)
+
+
+def stable_labels(canonical: str) -> str:
+    """Drop volatile labels from canonical label text (``k=v,...``)."""
+    return canonical_labels(
+        {k: v for k, v in labels_from_canonical(canonical) if not is_volatile(k)}
+    )

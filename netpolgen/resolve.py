@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from netpolgen._kernels import first_of_groups, group_ids, select_text
+from netpolgen.cluster.inventory import Inventory
 from netpolgen.flows import COPY_ON_WRITE, conform_flows, validate_flows
-from netpolgen.ingest.common import first_of_groups, group_ids, select_text
-from netpolgen.ingest.inventory import Inventory
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, labels_from_canonical
 

@@ -30,7 +30,7 @@ class SafeLoader(yaml.SafeLoader):
 
     def compose_document(self) -> Any:
         node = super().compose_document()
-        if node is not None and _expanded_size(node) > MAX_EXPANDED_NODES:
+        if node is not None and expanded_size(node) > MAX_EXPANDED_NODES:
             raise AliasBombError(
                 f"aliases expand to more than {MAX_EXPANDED_NODES} nodes (a 'billion laughs' "
                 "document?)"
@@ -38,7 +38,7 @@ class SafeLoader(yaml.SafeLoader):
         return node
 
 
-def _expanded_size(root: yaml.Node) -> int:
+def expanded_size(root: yaml.Node) -> int:
     """How many nodes walking ``root`` visits, counting an aliased node at every use.
 
     Memoised per node, iterative (no recursion limit), stopping as soon as the limit is passed.

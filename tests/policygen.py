@@ -98,7 +98,7 @@ def _rules(rng: random.Random, peers_key: str, nca_safe: bool) -> list[dict[str,
 
 def random_policies(seed: int, *, nca_safe: bool = True) -> list[dict[str, Any]]:
     """1-4 random NetworkPolicy manifests over :data:`NAMESPACES`; ``nca_safe`` avoids the two
-    cases network-config-analyzer gets wrong (see ``tests/test_nca_differential.py``)."""
+    cases network-config-analyzer gets wrong (see ``tests/check/test_nca_differential.py``)."""
     rng = random.Random(seed)
     manifests = []
     for index in range(rng.randint(1, 4)):

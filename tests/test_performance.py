@@ -16,7 +16,7 @@ import generate  # noqa: E402
 
 PEAK_CODE = """
 import resource, sys
-from netpolgen.pipeline import generate_from_files
+from netpolgen.generator import generate_from_files
 generate_from_files([sys.argv[1]], workers=1, chunk_size=5000)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

@@ -17,7 +17,7 @@ from netpolgen import GenerateOptions, generate, render_yaml
 from netpolgen.flows import conform_flows
 from netpolgen.labels import canonical_labels, labels_from_canonical
 from netpolgen.policy.model import Policy
-from netpolgen.verify import Endpoint, is_allowed
+from netpolgen.policy.semantics import Endpoint, is_allowed
 
 NAMESPACES = ("alpha", "beta")
 # Small pools, so that workloads share labels (app=shop on several roles, one label set a subset
@@ -235,7 +235,8 @@ Yaml11Loader.add_implicit_resolver(
 def test_odd_label_values_are_valid_kubernetes_and_read_back(
     labels: list[tuple[str, str]],
 ) -> None:
-    from netpolgen.ingest import IngestReport, load_flows
+    from netpolgen.ingest import load_flows
+    from netpolgen.ingest.report import IngestReport
     from netpolgen.labels import is_valid_label_key, is_valid_label_value
     from tests.k8s import assert_valid_policies
 
@@ -282,7 +283,7 @@ def _all_match_labels(node: object) -> list[dict[str, object]]:
 @st.composite
 def clusters(draw: st.DrawFn) -> tuple[list[object], pd.DataFrame]:
     """Random Deployments' pods (IPs in node-1's pod CIDR) and address-only flows between them."""
-    from tests.ingest.cluster import Pod
+    from tests.cluster.fixtures import Pod
 
     pods: list[Pod] = []
     for index in range(draw(st.integers(2, 6))):
@@ -314,10 +315,11 @@ def clusters(draw: st.DrawFn) -> tuple[list[object], pd.DataFrame]:
 def test_random_clusters_through_the_inventory_are_sound_and_tight(
     cluster_and_flows: tuple[list[object], pd.DataFrame],
 ) -> None:
-    from netpolgen.ingest import IngestReport, load_flows
-    from netpolgen.ingest.inventory import parse_inventory
+    from netpolgen.cluster.inventory import parse_inventory
+    from netpolgen.ingest import load_flows
+    from netpolgen.ingest.report import IngestReport
     from netpolgen.resolve import resolve_flows
-    from tests.ingest.cluster import Pod, inventory_document
+    from tests.cluster.fixtures import Pod, inventory_document
     from tests.k8s import assert_valid_policies
 
     pods, table = cluster_and_flows
@@ -364,10 +366,11 @@ def test_random_clusters_through_the_inventory_are_sound_and_tight(
 )
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=20)
 def test_shuffled_lines_of_a_flow_file_give_identical_output(fmt: str, random) -> None:  # type: ignore[no-untyped-def]
-    from netpolgen.ingest import IngestReport, load_flows
-    from netpolgen.ingest.inventory import parse_inventory
+    from netpolgen.cluster.inventory import parse_inventory
+    from netpolgen.ingest import load_flows
+    from netpolgen.ingest.report import IngestReport
     from netpolgen.resolve import resolve_flows
-    from tests.ingest.cluster import RENDERERS, inventory_document
+    from tests.cluster.fixtures import RENDERERS, inventory_document
 
     inventory = parse_inventory([inventory_document()])
     lines = RENDERERS[fmt]().splitlines(keepends=True)

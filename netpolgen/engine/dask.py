@@ -1,7 +1,7 @@
 """The Dask engine: read and reduce many flow files on a Dask cluster, same result as pandas.
 
 Each file is a task that streams its chunks (memory per worker stays bounded) and reduces them
-with the same functions as the pandas engine (:mod:`netpolgen.stream`). Only reply inference
+with the same functions as the pandas engine (:mod:`netpolgen.reduce.stream`). Only reply inference
 needs to see across files: a record without a direction is a reply when the earliest record with
 its reversed 5-tuple, *in the whole input*, came before it. So the run has up to two rounds:
 
@@ -33,23 +33,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netpolgen.aggregate import (
+from netpolgen._kernels import NAT
+from netpolgen.cluster.inventory import load_inventory
+from netpolgen.errors import NetpolgenError
+from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.reduce.edges import (
     EdgeOptions,
     combine_edges,
     finish_edges,
     finish_endpoints,
     tuple_identity,
 )
-from netpolgen.errors import NetpolgenError
-from netpolgen.identity import finish_pod_endpoints
-from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
-from netpolgen.ingest.inventory import load_inventory
-from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.reduce.pods import finish_pod_endpoints
+from netpolgen.reduce.stream import FlowReducer
+from netpolgen.reduce.summary import TupleCodes
 from netpolgen.resolve import Resolver
-from netpolgen.stream import FlowReducer
-from netpolgen.summary import TupleCodes
 
-_NAT = np.iinfo(np.int64).min
 _TUPLE = ["a", "a_port", "b", "b_port", "protocol"]
 
 
@@ -122,7 +122,7 @@ def dask_chunk_reader(
     client: Any = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Iterator[Callable[[IngestReport], Iterator[pd.DataFrame]]]:
-    """``read(report)`` as :func:`netpolgen.ingest.parallel.chunk_reader` gives it (a fresh
+    """``read(report)`` as :func:`netpolgen.engine.local.chunk_reader` gives it (a fresh
     pass over the inputs each call, chunks resolved through ``resolver``, accounting into
     ``report``), with the files read on a Dask cluster: one task per file, all submitted at
     once, their chunks taken in file order (so the result is the pandas engine's) and let go
@@ -228,7 +228,7 @@ class _GlobalReplies:
     def mark_codes(
         self, tuples: TupleCodes, given: np.ndarray, offset: int, relevant: np.ndarray | None = None
     ) -> np.ndarray:
-        """:meth:`netpolgen.stream.ReplyTracker.mark_codes` against the earliest 5-tuples."""
+        """:meth:`netpolgen.reduce.stream.ReplyTracker.mark_codes` against the earliest 5-tuples."""
         replies: np.ndarray = np.equal(given, 1)
         unknown = given[tuples.rows] == -1
         if relevant is not None:
@@ -250,7 +250,7 @@ class _GlobalReplies:
             joined = rows.merge(self._earliest, on=_TUPLE)
             t, o = joined["t"].to_numpy(), joined["o"].to_numpy()
             t_e, o_e = joined["t_e"].to_numpy(), joined["o_e"].to_numpy()
-            both = (t_e != _NAT) & (t != _NAT)
+            both = (t_e != NAT) & (t != NAT)
             earlier = np.where(both, (t_e < t) | ((t_e == t) & (o_e < o)), o_e < o)
             replies[joined["row"].to_numpy()[earlier]] = True
         return replies
@@ -364,7 +364,7 @@ def generate_dask(
         on_chunk: called as ``on_chunk(file, records)`` as each file's task is taken, in file
             order (progress; a second round is reported again).
     """
-    from netpolgen.pipeline import GenerateOptions, _synthesize
+    from netpolgen.policy.from_reduction import GenerateOptions, synthesize_reduction
 
     options = options or GenerateOptions()
     files = named_inputs(inputs)
@@ -419,7 +419,7 @@ def generate_dask(
     endpoints = finish_endpoints(src_first, dst_first)
     pods = finish_pod_endpoints(pd.concat([p.pods for p in partials], ignore_index=True))
     inside: set[str] = set().union(*(p.inside for p in partials)) if partials else set()
-    return _synthesize(
+    return synthesize_reduction(
         edges, endpoints, pods, inside, options, report,
         resolver.inventory if resolver is not None else None,
     )  # fmt: skip

@@ -18,7 +18,7 @@ import pandas as pd
 
 from netpolgen.errors import FormatDetectionError, InputError
 from netpolgen.flows import conform_flows, empty_flows
-from netpolgen.ingest.common import first_json_values
+from netpolgen.ingest.jsonlines import first_json_values
 from netpolgen.ingest.limits import is_line_based, limit_lines
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import sanitize_flows

@@ -34,21 +34,18 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from netpolgen._kernels import Answers, Distinct, select_text
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, VERDICTS, conform_flows
-from netpolgen.ingest.common import (
+from netpolgen.ingest.collapse import SeenConnections, collapse_observations
+from netpolgen.ingest.fields import (
     COUNTER_MAX,
-    Answers,
-    Distinct,
-    SeenConnections,
-    collapse_observations,
     epoch_to_time,
     is_noise_address,
     is_whole_epoch_seconds,
     noise_filtered,
     normalize_ip,
     protocol_name,
-    select_text,
     skip_valid,
     whole_epoch_seconds,
 )

@@ -26,19 +26,20 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from netpolgen.flows import conform_flows
-from netpolgen.ingest.common import (
+from netpolgen.ingest.collapse import SeenConnections, collapse_observations
+from netpolgen.ingest.fields import (
     COUNTER_MAX,
-    MAX_JSON_CHUNK,
-    JSONLineError,
-    SeenConnections,
-    collapse_observations,
     drop_noise,
     epoch_to_time,
+    normalize_ip,
+    protocol_name,
+)
+from netpolgen.ingest.jsonlines import (
+    MAX_JSON_CHUNK,
+    JSONLineError,
     first_json_values,
     iter_json_lines,
     loads,
-    normalize_ip,
-    protocol_name,
     read_json_document,
 )
 from netpolgen.ingest.report import IngestReport

@@ -25,9 +25,9 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from netpolgen._kernels import Answers, Distinct
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
-from netpolgen.ingest.common import Answers, Distinct
 from netpolgen.ingest.limits import LineMap, limit_lines, line_limiter
 from netpolgen.ingest.read_ahead import read_ahead
 from netpolgen.ingest.report import IngestReport

@@ -33,18 +33,19 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from netpolgen.flows import conform_flows
-from netpolgen.ingest.common import (
+from netpolgen.ingest.collapse import SeenConnections, collapse_observations
+from netpolgen.ingest.fields import (
     COUNTER_MAX,
-    MAX_JSON_CHUNK,
-    JSONLineError,
-    SeenConnections,
-    collapse_observations,
     drop_noise,
-    first_json_values,
     frame_with_times,
-    iter_json_lines,
     normalize_ip,
     protocol_name,
+)
+from netpolgen.ingest.jsonlines import (
+    MAX_JSON_CHUNK,
+    JSONLineError,
+    first_json_values,
+    iter_json_lines,
     read_json_document,
 )
 from netpolgen.ingest.report import IngestReport

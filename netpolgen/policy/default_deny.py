@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from netpolgen.policy.model import LabelSelector, Policy
+from netpolgen.policy.model import Policy
+from netpolgen.selectors import LabelSelector
 
 __all__ = [
     "DEFAULT_DENY_NAMES",

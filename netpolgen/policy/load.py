@@ -18,7 +18,7 @@ import yaml
 
 from netpolgen.errors import PolicyParseError
 from netpolgen.policy.model import API_VERSION, KIND, Policy
-from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, _expanded_size
+from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, expanded_size
 
 __all__ = ["POLICY_SUFFIXES", "load_policies"]
 
@@ -132,7 +132,7 @@ def _documents_libyaml(text: str) -> list[tuple[int, int, Any]] | None:
             node = loader.get_node()
             if node is None:  # an empty document
                 continue
-            if _expanded_size(node) > MAX_EXPANDED_NODES:
+            if expanded_size(node) > MAX_EXPANDED_NODES:
                 return None  # an alias bomb: SafeLoader refuses it and says why
             documents.append((index, node.start_mark.line + 1, loader.construct_document(node)))
             index += 1

@@ -20,17 +20,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from netpolgen.identity import Workloads, dns_name
-from netpolgen.peers import describe_address, merge_addresses
-from netpolgen.policy.model import (
-    NAMESPACE_NAME_LABEL,
-    IPBlock,
-    LabelSelector,
-    Peer,
-    Policy,
-    PortSpec,
-    Rule,
-)
+from netpolgen.identity.workloads import Workloads, dns_name
+from netpolgen.policy.model import IPBlock, Peer, Policy, PortSpec, Rule
+from netpolgen.policy.peers import describe_address, merge_addresses
+from netpolgen.selectors import NAMESPACE_NAME_LABEL, LabelSelector
 
 # NetworkPolicyPort.protocol accepts only these (core/v1 Protocol).
 POLICY_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
@@ -57,7 +50,7 @@ class SynthesisOptions:
     cidr_prefix_v6: int = 128
     protected_networks: tuple[str, ...] = ()  # never covered by a widened block
     port_range_min: int = 0  # collapse runs of this many consecutive ports into endPort (0: off)
-    ip_groups: tuple[tuple[str, str], ...] = ()  # address -> behaviour group (netpolgen.cluster)
+    ip_groups: tuple[tuple[str, str], ...] = ()  # address -> behaviour group (identity.ip_groups)
     dns_peer: Peer | None = None  # the resolver's peer, when the inventory knows its pods
     address_notes: tuple[tuple[str, str], ...] = ()  # address -> what it is (node, API server)
     named_ports: tuple[tuple[str, str, int, str], ...] = ()  # (workload, protocol, port, name)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from netpolgen.ingest import IngestReport, load_flows
+from netpolgen.ingest import load_flows
+from netpolgen.ingest.report import IngestReport
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"
 # ../shared/samples beside the checkout: real public samples, read in place, never copied.

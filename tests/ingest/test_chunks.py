@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from netpolgen.ingest import IngestReport, iter_flows
-from tests.ingest import cluster
+from netpolgen.ingest import iter_flows
+from netpolgen.ingest.report import IngestReport
+from tests.cluster import fixtures as cluster
 
 
 @pytest.mark.parametrize("fmt", ["hubble", "aws-vpc", "gcp-vpc", "azure"])

@@ -2,7 +2,7 @@
 
 ``reference`` below is the straightforward pandas formulation the reader used before (one
 groupby over the 5-tuple and time bucket with named aggregations); the implementation in
-``netpolgen.ingest.common`` works on integer codes instead, for speed, and must agree with it on
+``netpolgen.ingest.jsonlines`` works on integer codes instead, for speed, and must agree with it on
 any flow table: same rows, same order, same dtypes, same counts.
 """
 
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netpolgen.flows import conform_flows
-from netpolgen.ingest.common import (
+from netpolgen.ingest.collapse import (
     _FIRST,
     _KEY,
     _RANK_VERDICT,

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from netpolgen.ingest import IngestReport, load_flows
-from netpolgen.ingest.inventory import load_inventory
-from netpolgen.pipeline import generate
+from netpolgen.cluster.inventory import load_inventory
+from netpolgen.generator import generate
+from netpolgen.ingest import load_flows
+from netpolgen.ingest.report import IngestReport
 from netpolgen.resolve import resolve_flows
-from tests.ingest import cluster
+from tests.cluster import fixtures as cluster
 
 
 def policies(path: Path, inventory_path: Path) -> tuple[list[dict[str, Any]], IngestReport]:

@@ -128,7 +128,7 @@ def test_cri_partial_lines_are_joined(tmp_path) -> None:  # type: ignore[no-unty
 
 
 def test_chunks_stream(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from netpolgen.ingest import IngestReport
+    from netpolgen.ingest.report import IngestReport
     from netpolgen.ingest.sources import open_source
 
     report = IngestReport()

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netpolgen.ingest import hubble, hubble_fast
-from netpolgen.ingest.common import loads
+from netpolgen.ingest import hubble
+from netpolgen.ingest.hubble import fast as hubble_fast
+from netpolgen.ingest.jsonlines import loads
 from netpolgen.ingest.report import IngestReport
 
 pytestmark = pytest.mark.skipif(not hubble_fast.AVAILABLE, reason="msgspec is not installed")

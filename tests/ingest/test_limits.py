@@ -141,7 +141,7 @@ def test_memory_stays_bounded_on_a_huge_line() -> None:
 
 
 def test_endless_cri_partial_pieces_are_one_skipped_record() -> None:
-    from netpolgen.ingest.common import MAX_JOINED_BYTES, JSONLineError, iter_json_lines
+    from netpolgen.ingest.jsonlines import MAX_JOINED_BYTES, JSONLineError, iter_json_lines
 
     piece = b"2024-05-01T10:00:00.000000000Z stdout P " + b"x" * 16000 + b"\n"
     count = MAX_JOINED_BYTES // 16000 + 5

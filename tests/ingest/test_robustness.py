@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from netpolgen.errors import NetpolgenError
 from netpolgen.flows import validate_flows
-from netpolgen.ingest import FORMATS, IngestReport, load_flows
-from tests.ingest import cluster
+from netpolgen.ingest import FORMATS, load_flows
+from netpolgen.ingest.report import IngestReport
+from tests.cluster import fixtures as cluster
 from tests.ingest.helpers import DATA
 
 FIXTURES = sorted(p for p in DATA.iterdir() if p.is_file())
@@ -125,8 +126,8 @@ def test_fields_of_the_wrong_type(data: st.DataObject) -> None:
 def test_inventory_fields_of_the_wrong_type(data: st.DataObject) -> None:
     import json
 
+    from netpolgen.cluster.inventory import parse_inventory
     from netpolgen.errors import InventoryError
-    from netpolgen.ingest.inventory import parse_inventory
     from netpolgen.resolve import resolve_flows
 
     document = json.loads(json.dumps(cluster.inventory_document()))  # a private copy
@@ -221,8 +222,8 @@ def test_odd_csv_records(data: st.DataObject) -> None:
 def test_random_bytes_as_inventory(data: bytes) -> None:
     import tempfile
 
+    from netpolgen.cluster.inventory import load_inventory
     from netpolgen.errors import InventoryError
-    from netpolgen.ingest.inventory import load_inventory
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "pods.json"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netpolgen.accounting import is_balanced, require_usable_flows, summary_dict
 from netpolgen.errors import InputError, NoUsableFlowsError
 from netpolgen.flows import conform_flows
+from netpolgen.ingest.accounting import is_balanced, require_usable_flows, summary_dict
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import sanitize_flows, valid_labels
 

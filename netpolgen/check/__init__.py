@@ -1,0 +1,1 @@
+"""Checking policies against traffic and against each other: verify, diff, migrate, effect."""

@@ -1,0 +1,248 @@
+"""What the evaluator needs to know about a cluster: pods, their ports, and namespace labels.
+
+NetworkPolicy semantics depend on more than labels: ``namespaceSelector`` matches the labels of a
+namespace, and a named port (``port: http``) resolves to a number per destination pod, from its
+containers' ``ports``. :class:`ClusterView` holds exactly that, read from the JSON of
+``kubectl get pods,services,namespaces,nodes -A -o json`` (a ``List``; several snapshots merge,
+later ones winning), or built by hand in tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import pandas as pd
+
+from netpolgen.cluster.inventory import Inventory, load_inventory
+from netpolgen.errors import InventoryError
+from netpolgen.labels import canonical_labels, is_volatile, labels_from_canonical
+from netpolgen.selectors import NAMESPACE_NAME_LABEL
+
+NamedPorts = tuple[tuple[str, str, int], ...]
+"""A pod's named container ports as sorted ``(name, protocol, number)`` triples."""
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    """One pod: identity, addresses and declared container ports."""
+
+    namespace: str
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+    ips: tuple[str, ...] = ()
+    named_ports: NamedPorts = ()
+    container_ports: tuple[tuple[str, int], ...] = ()
+    host_network: bool = False
+
+    @property
+    def workload_labels(self) -> str:
+        """Canonical labels without the volatile ones: the pod's workload identity."""
+        return canonical_labels({k: v for k, v in self.labels if not is_volatile(k)})
+
+
+@dataclass
+class ClusterView:
+    """Pods and namespace labels, indexed for the evaluator."""
+
+    pods: list[PodRecord] = field(default_factory=list)
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_name: dict[tuple[str, str], PodRecord] = {}
+        self._by_ip: dict[str, PodRecord] = {}
+        for pod in self.pods:
+            self._index(pod)
+
+    def _index(self, pod: PodRecord) -> None:
+        self._by_name[(pod.namespace, pod.name)] = pod
+        if not pod.host_network:  # a hostNetwork pod's IP is its node's
+            for ip in pod.ips:
+                self._by_ip[ip] = pod
+
+    def add_pod(self, pod: PodRecord) -> None:
+        """Add (or replace, by namespace and name) a pod."""
+        old = self._by_name.get((pod.namespace, pod.name))
+        if old is not None:
+            self.pods.remove(old)
+        self.pods.append(pod)
+        self._index(pod)
+
+    def pod(self, namespace: str, name: str) -> PodRecord | None:
+        """The pod called ``name`` in ``namespace``, if known."""
+        return self._by_name.get((namespace, name))
+
+    def pod_by_ip(self, ip: str) -> PodRecord | None:
+        """The (last seen) pod holding ``ip``, if known."""
+        return self._by_ip.get(ip)
+
+    def labels_of_namespace(self, namespace: str) -> dict[str, str]:
+        """A namespace's labels; ``kubernetes.io/metadata.name`` is always set, as the API does."""
+        labels = dict(self.namespace_labels.get(namespace, {}))
+        labels.setdefault(NAMESPACE_NAME_LABEL, namespace)
+        return labels
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Every namespace known from namespace objects or pods, sorted."""
+        return sorted(set(self.namespace_labels) | {p.namespace for p in self.pods})
+
+    @property
+    def has_named_ports(self) -> bool:
+        return any(p.named_ports for p in self.pods)
+
+    @classmethod
+    def from_inventory(cls, inventory: InventoryLike) -> ClusterView:
+        """Build a view from an inventory (see :data:`InventoryLike`).
+
+        Raises:
+            InventoryError: when a file cannot be read or is not a Kubernetes object list.
+        """
+        if isinstance(inventory, ClusterView):
+            return inventory
+        view = cls()
+        if inventory is None:
+            return view
+        if _is_inventory_table(inventory):
+            view._merge_inventory(inventory)
+            return view
+        if isinstance(inventory, str | os.PathLike) or (
+            isinstance(inventory, list | tuple)
+            and inventory
+            and all(isinstance(i, str | os.PathLike) for i in inventory)
+        ):
+            # Files: read by the inventory ingester (JSON or YAML, several snapshots).
+            paths = [inventory] if isinstance(inventory, str | os.PathLike) else inventory
+            view._merge_inventory(load_inventory([Path(p) for p in paths]))
+            return view
+        for source, document in _documents(inventory):
+            view._merge(document, source)
+        return view
+
+    def _merge_inventory(self, inventory: Any) -> None:
+        """Take pods and namespaces from ``netpolgen.cluster.inventory.Inventory`` tables.
+
+        Its ``pods`` table has one row per pod and address per snapshot, with canonical
+        ``labels`` and named ``ports`` as ``name=port/PROTO,...``; the latest snapshot of each
+        pod wins.
+        """
+        self.namespace_labels.update(
+            {str(k): dict(v) for k, v in inventory.namespace_labels().items()}
+        )
+        pods = inventory.pods
+        if "snapshot" in pods:
+            pods = pods.sort_values("snapshot", kind="stable")
+        for (namespace, name), rows in pods.groupby(["namespace", "name"], sort=True):
+            last = rows.iloc[-1]
+            if "snapshot" in rows:
+                rows = rows[rows["snapshot"] == last["snapshot"]]
+            named = []
+            for item in _text(last.get("ports")).split(","):
+                port_name, _, rest = item.partition("=")
+                number, _, protocol = rest.partition("/")
+                if port_name and number.isdigit():
+                    named.append((port_name, protocol or "TCP", int(number)))
+            self.add_pod(
+                PodRecord(
+                    namespace=str(namespace),
+                    name=str(name),
+                    labels=labels_from_canonical(_text(last.get("labels"))),
+                    ips=tuple(str(ip) for ip in rows["ip"].dropna()),
+                    named_ports=tuple(sorted(set(named))),
+                    container_ports=tuple(sorted({(p, n) for _, p, n in named})),
+                    host_network=_text(last.get("host_network")) == "True",
+                )
+            )
+
+    def _merge(self, document: Mapping[str, Any], source: str) -> None:
+        items = document.get("items") if document.get("kind", "List").endswith("List") else None
+        objects = items if isinstance(items, list) else [document]
+        for index, item in enumerate(objects):
+            if not isinstance(item, Mapping):
+                raise InventoryError(f"item {index} is not an object", source=source)
+            kind = item.get("kind")
+            metadata = item.get("metadata") or {}
+            if kind == "Namespace":
+                name = str(metadata.get("name", ""))
+                if name:
+                    self.namespace_labels[name] = _str_map(metadata.get("labels"))
+            elif kind == "Pod":
+                self.add_pod(_pod(item, source, index))
+
+
+InventoryLike = Union[
+    None, str, "os.PathLike[str]", Mapping[str, Any], ClusterView, Inventory, Iterable[Any]
+]
+"""An inventory: a path to ``kubectl ... -o json`` output, its parsed JSON, a
+:class:`ClusterView`, a ``netpolgen.cluster.inventory.Inventory``, or a list of paths or parsed
+JSON documents (snapshots)."""
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+def _is_inventory_table(inventory: Any) -> bool:
+    # netpolgen.cluster.inventory.Inventory, or anything shaped like it (tests).
+    return isinstance(inventory, Inventory) or (
+        isinstance(getattr(inventory, "pods", None), pd.DataFrame)
+        and callable(getattr(inventory, "namespace_labels", None))
+    )
+
+
+def _documents(inventory: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    if isinstance(inventory, str | os.PathLike):
+        raise InventoryError("pass inventory files on their own, not mixed with documents")
+    elif isinstance(inventory, Mapping):
+        yield "<inventory>", inventory
+    elif isinstance(inventory, Iterable):
+        for item in inventory:
+            if isinstance(item, ClusterView) or _is_inventory_table(item):
+                raise InventoryError(
+                    "pass a ClusterView or an Inventory on its own, not inside a list"
+                )
+            yield from _documents(item)
+    else:
+        raise InventoryError(f"unsupported inventory type {type(inventory).__name__}")
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _pod(item: Mapping[str, Any], source: str, index: int) -> PodRecord:
+    metadata = item.get("metadata") or {}
+    spec = item.get("spec") or {}
+    status = item.get("status") or {}
+    name = str(metadata.get("name", ""))
+    if not name:
+        raise InventoryError(f"item {index}: Pod without metadata.name", source=source)
+    ips = [str(status["podIP"])] if status.get("podIP") else []
+    for entry in status.get("podIPs") or []:
+        if isinstance(entry, Mapping) and entry.get("ip") and str(entry["ip"]) not in ips:
+            ips.append(str(entry["ip"]))
+    named: set[tuple[str, str, int]] = set()
+    declared: set[tuple[str, int]] = set()
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    for container in containers:
+        for port in (container or {}).get("ports") or []:
+            if not isinstance(port, Mapping) or not isinstance(port.get("containerPort"), int):
+                continue
+            protocol = str(port.get("protocol") or "TCP")
+            declared.add((protocol, int(port["containerPort"])))
+            if port.get("name"):
+                named.add((str(port["name"]), protocol, int(port["containerPort"])))
+    return PodRecord(
+        namespace=str(metadata.get("namespace") or "default"),
+        name=name,
+        labels=tuple(sorted(_str_map(metadata.get("labels")).items())),
+        ips=tuple(ips),
+        named_ports=tuple(sorted(named)),
+        container_ports=tuple(sorted(declared)),
+        host_network=bool(spec.get("hostNetwork")),
+    )

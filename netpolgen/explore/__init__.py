@@ -1,0 +1,1 @@
+"""Looking at traffic: summary tables, edge tables, graphs and plots."""

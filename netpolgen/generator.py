@@ -1,0 +1,120 @@
+"""The whole job as library calls: flows -> edges -> workloads -> policies.
+
+The CLI and notebooks call the same :func:`generate`; nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from netpolgen.cluster.inventory import Inventory, load_inventory
+from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
+from netpolgen.ingest import Source
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult, synthesize_reduction
+from netpolgen.reduce.edges import aggregate_edges, cluster_addresses
+from netpolgen.reduce.pods import pod_endpoints
+from netpolgen.reduce.stream import reduce_chunks
+from netpolgen.resolve import Resolver
+
+
+def generate(
+    flows: pd.DataFrame,
+    options: GenerateOptions | None = None,
+    *,
+    report: IngestReport | None = None,
+    inventory: Inventory | None = None,
+) -> GenerateResult:
+    """Generate least-privilege NetworkPolicies from a flow table.
+
+    Args:
+        flows: a flow table (``load_flows``, resolved with ``resolve_flows`` if it has only
+            addresses); checked with ``validate_flows``.
+        options: what to generate; the defaults match the CLI's.
+        report: the ingest report to continue (filtered records are counted in it).
+        inventory: the cluster's pods (``load_inventory``): workloads are then their owners
+            (Deployment, StatefulSet, CronJob, ...), selectors are exact against every pod it
+            lists, DNS goes to the resolver pods it finds, and nodes and the API server are
+            named in the annotations.
+
+    Examples:
+        >>> result = generate(load_flows("sample_flows/three-tier.csv"))  # doctest: +SKIP
+        >>> [p.name for p in result.policies]  # doctest: +SKIP
+        ['backend-access-egress', 'backend-access-ingress', 'db-access-ingress', ...]
+    """
+    options = options or GenerateOptions()
+    report = (
+        report
+        if report is not None
+        else IngestReport(records_read=len(flows), records_used=len(flows))
+    )
+    edges, endpoints = aggregate_edges(flows, options.edge_options(), report)
+    return synthesize_reduction(
+        edges, endpoints, pod_endpoints(flows), cluster_addresses(flows), options, report,
+        inventory,
+    )  # fmt: skip
+
+
+def generate_from_files(
+    sources: Iterable[Source],
+    options: GenerateOptions | None = None,
+    *,
+    format: str = "auto",
+    strict: bool = False,
+    inventory: Sequence[str | Path] = (),
+    chunk_size: int = STREAM_CHUNK_SIZE,
+    workers: int | None = 1,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    on_chunk: Callable[[str, int], None] | None = None,
+) -> GenerateResult:
+    """Read flow files and generate policies (what ``netpolgen from-flows`` runs).
+
+    The files are streamed: each chunk is resolved (with an inventory) and reduced to edges
+    before the next is read, so memory depends on the distinct edges, endpoints and connections,
+    not on the size of the input. The result is identical to :func:`generate` over
+    ``load_flows(sources)`` (resolved with ``resolve_flows``).
+
+    Args:
+        sources: paths, ``-`` for standard input (spooled to a temporary file, as the input may
+            have to be read twice, see :mod:`netpolgen.reduce.stream`), or open binary files.
+        options: what to generate.
+        format: ``auto`` or a format name.
+        strict: make the first malformed record an error.
+        inventory: ``kubectl get pods,services,namespaces,nodes -A -o json`` files, one per
+            snapshot: they resolve addresses to pods, services and nodes at each flow's time.
+        chunk_size: records per chunk.
+        workers: processes that parse in parallel (1: in this process; None: one per core,
+            for the formats whose workers are lean, Hubble JSON). A number also has a big CSV
+            file read in parts by that many processes, which then need ~300 MB each.
+        max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
+        on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress; a
+            second pass, when reply inference needs one, is reported again).
+
+    Returns:
+        A :class:`GenerateResult` whose ``report`` accounts for every record read.
+
+    Examples:
+        >>> result = generate_from_files(["hubble.jsonl.gz"], GenerateOptions(egress=False))
+        ... # doctest: +SKIP
+    """
+    options = options or GenerateOptions()
+    report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    cluster = load_inventory(inventory) if inventory else None
+    if cluster is not None:
+        report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
+    resolver = Resolver(cluster) if cluster is not None else None
+    with spooled(list(sources)) as paths:
+        read = chunk_reader(
+            paths, format, chunk_size=chunk_size, workers=workers, resolver=resolver,
+            on_chunk=on_chunk, summarize=True,
+        )  # fmt: skip
+        reduction = reduce_chunks(read, options.edge_options(), report)
+    if resolver is not None:
+        resolver.report_to(report)
+    return synthesize_reduction(
+        reduction.edges, reduction.endpoints, reduction.pods, reduction.inside, options, report,
+        cluster,
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Who the endpoints are: workloads, their owners and selectors, groups of outside addresses."""

@@ -1,0 +1,1 @@
+"""Flow chunks -> edges: the reduction every command streams through."""
