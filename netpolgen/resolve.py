@@ -395,33 +395,32 @@ def service_ports(inventory: Inventory) -> pd.DataFrame:
     if not len(services):
         return pd.DataFrame(rows, columns=["ip", "protocol", "port", "target"])
     _, matched_sets = _backend_labels(services, inventory.pods)
-    pods = inventory.pods[~inventory.pods["host_network"]]
     named_by_set: dict[str, dict[tuple[str, str], int]] = {}
-    for labels, ports in zip(pods["labels"], pods["ports"], strict=True):
-        if pd.isna(ports):
+    declared = inventory.container_ports()
+    declared = declared[~declared["host_network"] & declared["name"].notna()]
+    for labels, name, protocol, number in zip(
+        declared["labels"], declared["name"], declared["protocol"], declared["port"], strict=True
+    ):
+        named_by_set.setdefault(str(labels), {})[(str(name), str(protocol))] = int(number)
+    ports = services.reset_index().merge(
+        inventory.service_ports,
+        left_on=["namespace", "name", "snapshot"],
+        right_on=["namespace", "service", "snapshot"],
+        suffixes=("", "_port"),
+    )
+    for index, ip, protocol, port, target, target_name in zip(
+        ports["index"], ports["ip"], ports["protocol"], ports["port"], ports["target_port"],
+        ports["target_name"], strict=True,
+    ):  # fmt: skip
+        if pd.notna(target):
+            rows.append((str(ip), str(protocol), int(port), int(target)))
             continue
-        for item in str(ports).split(","):
-            name, _, rest = item.partition("=")
-            number, _, protocol = rest.partition("/")
-            if number.isdigit():
-                named_by_set.setdefault(str(labels), {})[(name, protocol)] = int(number)
-    for index, ip, ports in zip(services.index, services["ip"], services["ports"], strict=True):
-        if pd.isna(ports):
-            continue
-        for item in str(ports).split(","):
-            head, _, target = item.partition(">")
-            port, _, protocol = head.partition("/")
-            if not port.isdigit():
-                continue
-            if target.isdigit():
-                rows.append((str(ip), protocol, int(port), int(target)))
-                continue
-            found = {
-                named_by_set.get(label_set, {}).get((target, protocol))
-                for label_set in matched_sets.get(index, ())
-            } - {None}
-            # Backends that disagree on the named port's number: no single translation.
-            rows.append((str(ip), protocol, int(port), found.pop() if len(found) == 1 else None))
+        found = {
+            named_by_set.get(label_set, {}).get((str(target_name), str(protocol)))
+            for label_set in matched_sets.get(index, ())
+        } - {None}
+        # Backends that disagree on the named port's number: no single translation.
+        rows.append((str(ip), str(protocol), int(port), found.pop() if len(found) == 1 else None))
     frame = pd.DataFrame(rows, columns=["ip", "protocol", "port", "target"])
     frame["target"] = frame["target"].astype("Int64")
     return frame

@@ -117,17 +117,17 @@ def _named_ports(inventory: Inventory) -> dict[str, dict[tuple[str, str], int]]:
     Kubernetes resolves ``port: <name>`` on each destination pod; pods of one workload come from
     one template, so the latest snapshot's pods speak for the workload.
     """
-    pods = inventory.pods.dropna(subset=["ports"]).sort_values("snapshot", kind="stable")
+    declared = inventory.container_ports()
+    declared = declared[declared["name"].notna()]
     out: dict[str, dict[tuple[str, str], int]] = {}
-    for namespace, labels, text in zip(
-        pods["namespace"], pods["labels"], pods["ports"], strict=True
-    ):
+    # Pod by pod in snapshot order: the last pod of a workload speaks for it.
+    for (_, namespace, _), rows in declared.groupby(["snapshot", "namespace", "pod"], sort=False):
+        labels = rows["labels"].iloc[0]
         key = f"pod:{namespace}/{stable_labels(str(labels) if pd.notna(labels) else '')}"
-        named: dict[tuple[str, str], int] = {}
-        for item in str(text).split(","):
-            name, _, rest = item.partition("=")
-            number, _, protocol = rest.partition("/")
-            if name and number.isdigit():
-                named[(name, protocol or "TCP")] = int(number)
-        out[key] = named
+        out[key] = {
+            (str(name), str(protocol)): int(number)
+            for name, protocol, number in zip(
+                rows["name"], rows["protocol"], rows["port"], strict=True
+            )
+        }
     return out

@@ -18,11 +18,13 @@ The tables (pandas, one row per object and address):
   Failed pods), deleted (``metadata.deletionTimestamp``), owner_kind, owner_name (the controller
   owner reference), workload_kind, workload_name (the owner's owner where kubectl's naming
   shows it: a ReplicaSet ``<deployment>-<pod-template-hash>`` belongs to a Deployment, a Job
-  ``<cronjob>-<scheduled minute>`` to a CronJob), ports (named container ports
-  ``name=port/PROTO,...``), service_account.
+  ``<cronjob>-<scheduled minute>`` to a CronJob), service_account.
+* ``pod_ports``: one row per declared container port (app and sidecar containers): snapshot,
+  namespace, pod, container, name (NA when unnamed), protocol, port.
 * ``services``: snapshot, source, namespace, name, type, ip (ClusterIPs, external IPs and load
-  balancer IPs, one row each), selector (canonical; NA for selector-less services), ports
-  (``port/PROTO>targetPort,...``).
+  balancer IPs, one row each), selector (canonical; NA for selector-less services).
+* ``service_ports``: one row per Service port: snapshot, namespace, service, name, protocol,
+  port, target_port (a number) or target_name (a container port name), node_port.
 * ``namespaces``: snapshot, source, name, labels (canonical; ``kubernetes.io/metadata.name`` is
   added when absent, as the API server sets it on every namespace since Kubernetes 1.22).
 * ``nodes``: snapshot, source, name, ip (InternalIP/ExternalIP addresses, one row each),
@@ -47,15 +49,23 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from netpolgen import safe_yaml
+from netpolgen.cluster.objects import (
+    POD_PORT_COLUMNS,
+    SERVICE_PORT_COLUMNS,
+    as_dict,
+    node_rows,
+    object_labels,
+    parse_time,
+    pod_port_rows,
+    pod_rows,
+    service_port_rows,
+    service_rows,
+)
 from netpolgen.errors import InventoryError
-from netpolgen.ingest.fields import TIME_MAX, TIME_MIN, normalize_ip
 from netpolgen.ingest.sanitize import is_namespace_name, is_pod_name
 from netpolgen.ingest.sources import GZIP_MAGIC
 from netpolgen.labels import (
-    canonical_labels,
     invalid_labels,
-    is_valid_label_key,
-    is_valid_label_value,
     labels_from_canonical,
 )
 
@@ -73,12 +83,11 @@ POD_COLUMNS = {
     "host_network": "bool", "phase": "string", "start": "datetime64[ns, UTC]",
     "finished": "datetime64[ns, UTC]", "deleted": "datetime64[ns, UTC]",
     "owner_kind": "string", "owner_name": "string", "workload_kind": "string",
-    "workload_name": "string", "ports": "string",
-    "service_account": "string",
+    "workload_name": "string", "service_account": "string",
 }  # fmt: skip
 SERVICE_COLUMNS = {
     "snapshot": "datetime64[ns, UTC]", "source": "string", "namespace": "string",
-    "name": "string", "type": "string", "ip": "string", "selector": "string", "ports": "string",
+    "name": "string", "type": "string", "ip": "string", "selector": "string",
 }  # fmt: skip
 NAMESPACE_COLUMNS = {
     "snapshot": "datetime64[ns, UTC]", "source": "string", "name": "string", "labels": "string",
@@ -88,7 +97,6 @@ NODE_COLUMNS = {
     "pod_cidrs": "string",
 }  # fmt: skip
 _KINDS = ("Pod", "Service", "Namespace", "Node")
-_NODE_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,8 @@ class Inventory:
     services: pd.DataFrame
     namespaces: pd.DataFrame
     nodes: pd.DataFrame
+    pod_ports: pd.DataFrame = field(default_factory=lambda: table([], POD_PORT_COLUMNS))
+    service_ports: pd.DataFrame = field(default_factory=lambda: table([], SERVICE_PORT_COLUMNS))
     snapshots: tuple[pd.Timestamp, ...] = ()
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
@@ -129,6 +139,28 @@ class Inventory:
         for name, labels in zip(latest["name"], latest["labels"], strict=True):
             out[str(name)] = dict(labels_from_canonical(str(labels)))
         return out
+
+    def container_ports(self, *, latest: bool = False) -> pd.DataFrame:
+        """Declared container ports with their pod's labels: the one view of pod ports.
+
+        Columns: snapshot, namespace, pod, labels, host_network, container, name (NA when the
+        port is unnamed), protocol, port; in snapshot order, each pod's containers in spec
+        order. ``latest`` keeps only each pod's latest snapshot (a pod's ports are its
+        template's, so the latest snapshot speaks for the pod).
+        """
+        pods = self.pods.drop_duplicates(["namespace", "name", "snapshot"])[
+            ["namespace", "name", "snapshot", "labels", "host_network"]
+        ]
+        if latest:
+            pods = pods.sort_values("snapshot", kind="stable").drop_duplicates(
+                ["namespace", "name"], keep="last"
+            )
+        ports = self.pod_ports.merge(
+            pods.rename(columns={"name": "pod"}), on=["namespace", "pod", "snapshot"]
+        )
+        ports = ports.sort_values("snapshot", kind="stable").reset_index(drop=True)
+        columns = ["snapshot", "namespace", "pod", "labels", "host_network", "container"]
+        return ports[[*columns, "name", "protocol", "port"]]
 
     @property
     def empty(self) -> bool:
@@ -239,6 +271,19 @@ def parse_inventory(
     return _build([(source, list(documents), stamp)])
 
 
+def inventory_from_documents(documents: Sequence[Any], source: str = "<inventory>") -> Inventory:
+    """An :class:`Inventory` from parsed ``kubectl ... -o json`` documents, one snapshot each.
+
+    The same parser as :func:`load_inventory`; each document is a snapshot of its own, taken at
+    its latest timestamp (documents without one keep their order: later ones win).
+    """
+    named: list[tuple[str, list[Any], pd.Timestamp | None]] = [
+        (source if len(documents) == 1 else f"{source}[{n}]", [doc], None)
+        for n, doc in enumerate(documents)
+    ]
+    return _build(named)
+
+
 def _parse_bytes(data: bytes | bytearray, source: str) -> list[Any]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -301,7 +346,7 @@ def _objects(documents: list[Any], source: str) -> list[tuple[str, dict[str, Any
 
 def _guess_kind(item: dict[str, Any]) -> str:
     """The kubelet's /pods list and some tools leave ``kind`` out of items."""
-    spec, status = _dict(item.get("spec")), _dict(item.get("status"))
+    spec, status = as_dict(item.get("spec")), as_dict(item.get("status"))
     if "containers" in spec:
         return "Pod"
     if "clusterIP" in spec or "ports" in spec and "selector" in spec:
@@ -319,17 +364,6 @@ def _meta(obj: dict[str, Any], kind: str, where: str, source: str) -> dict[str, 
     if not isinstance(labels, dict):
         raise InventoryError(f"{where} ({kind}) metadata.labels is not a mapping", source=source)
     return metadata
-
-
-def _labels(mapping: Any) -> str:
-    """Canonical labels, without those Kubernetes would reject (``_build`` warns about them):
-    an invalid value could carry ``,`` or ``=`` and corrupt the canonical text."""
-    if not isinstance(mapping, dict):
-        return ""
-    labels = {str(k): "" if v is None else str(v) for k, v in mapping.items()}
-    return canonical_labels(
-        {k: v for k, v in labels.items() if is_valid_label_key(k) and is_valid_label_value(v)}
-    )
 
 
 # Per problem, the first few warnings are kept; a count says how many more there were.
@@ -360,14 +394,6 @@ def _check_names(kind: str, metadata: dict[str, Any]) -> str | None:
     return None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _timestamps(obj: Any, found: list[str]) -> None:
     """Collect the RFC 3339 values of the time fields Kubernetes objects carry."""
     if isinstance(obj, dict):
@@ -387,23 +413,13 @@ _TIME_KEYS = frozenset({
 })  # fmt: skip
 
 
-def _time(value: Any) -> pd.Timestamp | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
-        return None
-    # datetime64[ns] ends in 2262: a later date is not a real Kubernetes timestamp.
-    return stamp if TIME_MIN <= stamp < TIME_MAX else None
-
-
 def _build(documents: list[tuple[str, list[Any], pd.Timestamp | None]]) -> Inventory:
     pods: list[dict[str, Any]] = []
     services: list[dict[str, Any]] = []
     namespaces: list[dict[str, Any]] = []
     nodes: list[dict[str, Any]] = []
+    pod_ports: list[dict[str, Any]] = []
+    service_ports: list[dict[str, Any]] = []
     snapshots: list[pd.Timestamp] = []
     warnings: list[str] = []
     seen: Counter[str] = Counter()  # warnings per problem, to keep only the first few
@@ -419,7 +435,7 @@ def _build(documents: list[tuple[str, list[Any], pd.Timestamp | None]]) -> Inven
         if snapshot is None:
             stamps: list[str] = []
             _timestamps(docs, stamps)
-            times = [t for t in (_time(s) for s in stamps) if t is not None]
+            times = [t for t in (parse_time(s) for s in stamps) if t is not None]
             snapshot = max(times) if times else pd.Timestamp("1970-01-01", tz="UTC")
             if not times:
                 warnings.append(f"{source}: no timestamps: snapshot time unknown")
@@ -433,7 +449,7 @@ def _build(documents: list[tuple[str, list[Any], pd.Timestamp | None]]) -> Inven
             if problem:
                 _warn(warnings, seen, "names", f"{source}: {where} ({kind}) left out: {problem}")
                 continue
-            labels = _dict(metadata.get("labels"))
+            labels = as_dict(metadata.get("labels"))
             bad = invalid_labels({str(k): "" if v is None else str(v) for k, v in labels.items()})
             if bad:
                 _warn(
@@ -442,27 +458,33 @@ def _build(documents: list[tuple[str, list[Any], pd.Timestamp | None]]) -> Inven
                     f"of selectors: {json.dumps(sorted(bad))}",
                 )  # fmt: skip
             if kind == "Pod":
-                pods.extend(_pod_rows(obj, metadata, base))
+                pods.extend(pod_rows(obj, metadata, base))
+                pod_ports.extend(pod_port_rows(obj, metadata, base))
             elif kind == "Service":
-                services.extend(_service_rows(obj, metadata, base))
+                services.extend(service_rows(obj, metadata, base))
+                service_ports.extend(service_port_rows(obj, metadata, base))
             elif kind == "Namespace":
-                labels = dict(_dict(metadata.get("labels")))
+                labels = dict(as_dict(metadata.get("labels")))
                 labels.setdefault("kubernetes.io/metadata.name", str(metadata["name"]))
-                namespaces.append({**base, "name": metadata["name"], "labels": _labels(labels)})
+                namespaces.append(
+                    {**base, "name": metadata["name"], "labels": object_labels(labels)}
+                )
             else:
-                nodes.extend(_node_rows(obj, metadata, base))
+                nodes.extend(node_rows(obj, metadata, base))
     return Inventory(
-        pods=_table(pods, POD_COLUMNS),
-        services=_table(services, SERVICE_COLUMNS),
-        namespaces=_table(namespaces, NAMESPACE_COLUMNS),
-        nodes=_table(nodes, NODE_COLUMNS),
+        pods=table(pods, POD_COLUMNS),
+        services=table(services, SERVICE_COLUMNS),
+        namespaces=table(namespaces, NAMESPACE_COLUMNS),
+        nodes=table(nodes, NODE_COLUMNS),
+        pod_ports=table(pod_ports, POD_PORT_COLUMNS),
+        service_ports=table(service_ports, SERVICE_PORT_COLUMNS),
         snapshots=tuple(snapshots),
         sources=tuple(source for source, _, _ in documents),
         warnings=tuple(warnings),
     )
 
 
-def _table(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+def table(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(columns))
     for name, dtype in columns.items():
         if dtype.startswith("datetime64"):
@@ -472,123 +494,3 @@ def _table(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFra
         else:
             frame[name] = frame[name].astype(dtype)  # type: ignore[call-overload]
     return frame
-
-
-def _pod_rows(
-    pod: dict[str, Any], metadata: dict[str, Any], base: dict[str, Any]
-) -> list[dict[str, Any]]:
-    spec, status = _dict(pod.get("spec")), _dict(pod.get("status"))
-    owner = next(
-        (o for o in _list(metadata.get("ownerReferences")) if _dict(o).get("controller")),
-        None,
-    ) or next(iter(_list(metadata.get("ownerReferences"))), None)
-    owner = _dict(owner)
-    ports = [
-        f"{p['name']}={p.get('containerPort')}/{p.get('protocol', 'TCP')}"
-        for container in _list(spec.get("containers"))
-        for p in _list(_dict(container).get("ports"))
-        if isinstance(p, dict) and p.get("name")
-    ]
-    phase = status.get("phase")
-    finished = None
-    if phase in ("Succeeded", "Failed"):
-        ends = [
-            _time(_dict(_dict(cs.get("state")).get("terminated")).get("finishedAt"))
-            for cs in _list(status.get("containerStatuses"))
-            if isinstance(cs, dict)
-        ]
-        known = [t for t in ends if t is not None]
-        finished = max(known) if known else None
-    # podIPs lists every family (dual-stack); podIP only the first.
-    ips = [normalize_ip(str(_dict(e).get("ip", ""))) for e in _list(status.get("podIPs"))]
-    if not ips and status.get("podIP"):
-        ips = [normalize_ip(str(status["podIP"]))]
-    addresses: list[str | None] = [ip for ip in ips if ip] or [None]
-    workload_kind, workload_name = _workload(owner, _dict(metadata.get("labels")))
-    row = {
-        **base,
-        "namespace": metadata.get("namespace") or "default",
-        "name": metadata["name"],
-        "workload_kind": workload_kind,
-        "workload_name": workload_name,
-        "uid": metadata.get("uid") or f"{metadata.get('namespace')}/{metadata['name']}",
-        "labels": _labels(metadata.get("labels")),
-        "node": spec.get("nodeName"),
-        "host_network": bool(spec.get("hostNetwork", False)),
-        "phase": phase,
-        "start": _time(status.get("startTime")) or _time(metadata.get("creationTimestamp")),
-        "finished": finished,
-        "deleted": _time(metadata.get("deletionTimestamp")),
-        "owner_kind": owner.get("kind"),
-        "owner_name": owner.get("name"),
-        "ports": ",".join(ports) or None,
-        "service_account": spec.get("serviceAccountName") or spec.get("serviceAccount"),
-    }
-    return [{**row, "ip": ip} for ip in addresses]
-
-
-def _workload(owner: dict[str, Any], labels: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The workload that owns a pod's controller, from names alone (no ReplicaSet objects).
-
-    The Deployment controller names a ReplicaSet ``<deployment>-<pod-template-hash>`` and labels
-    its pods with that hash; the CronJob controller names a Job ``<cronjob>-<minutes since the
-    epoch of the scheduled time>`` (kubernetes pkg/controller/cronjob ``getJobName``).
-    """
-    kind, name = owner.get("kind"), owner.get("name")
-    if not isinstance(kind, str) or not isinstance(name, str):
-        return None, None
-    template_hash = labels.get("pod-template-hash")
-    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
-        return "Deployment", name[: -len(template_hash) - 1]
-    if kind == "Job":
-        prefix, _, suffix = name.rpartition("-")
-        if prefix and suffix.isdigit() and len(suffix) >= 8:
-            return "CronJob", prefix
-    return kind, name
-
-
-def _service_rows(
-    service: dict[str, Any], metadata: dict[str, Any], base: dict[str, Any]
-) -> list[dict[str, Any]]:
-    spec, status = _dict(service.get("spec")), _dict(service.get("status"))
-    candidates = _list(spec.get("clusterIPs")) or [spec.get("clusterIP")]
-    candidates += _list(spec.get("externalIPs"))
-    candidates += [
-        _dict(i).get("ip") for i in _list(_dict(status.get("loadBalancer")).get("ingress"))
-    ]
-    ips: list[str | None] = []
-    for text in candidates:
-        ip = normalize_ip(str(text)) if text and text != "None" else None  # headless: "None"
-        if ip and ip not in ips:
-            ips.append(ip)
-    selector = spec.get("selector")
-    ports = [
-        f"{p.get('port')}/{p.get('protocol', 'TCP')}>{p.get('targetPort', p.get('port'))}"
-        for p in _list(spec.get("ports"))
-        if isinstance(p, dict)
-    ]
-    row = {
-        **base,
-        "namespace": metadata.get("namespace") or "default",
-        "name": metadata["name"],
-        "type": spec.get("type", "ClusterIP"),
-        "selector": _labels(selector) if isinstance(selector, dict) and selector else None,
-        "ports": ",".join(ports) or None,
-    }
-    return [{**row, "ip": ip} for ip in ips or [None]]
-
-
-def _node_rows(
-    node: dict[str, Any], metadata: dict[str, Any], base: dict[str, Any]
-) -> list[dict[str, Any]]:
-    spec, status = _dict(node.get("spec")), _dict(node.get("status"))
-    cidrs = _list(spec.get("podCIDRs")) or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
-    ips: list[str | None] = []
-    for address in _list(status.get("addresses")):
-        address = _dict(address)
-        if address.get("type") in _NODE_ADDRESS_TYPES:
-            ip = normalize_ip(str(address.get("address", "")))
-            if ip and ip not in ips:
-                ips.append(ip)
-    row = {**base, "name": metadata["name"], "pod_cidrs": ",".join(map(str, cidrs)) or None}
-    return [{**row, "ip": ip} for ip in ips or [None]]

@@ -13,11 +13,11 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeGuard, Union
 
 import pandas as pd
 
-from netpolgen.cluster.inventory import Inventory, load_inventory
+from netpolgen.cluster.inventory import Inventory, inventory_from_documents, load_inventory
 from netpolgen.errors import InventoryError
 from netpolgen.labels import canonical_labels, is_volatile, labels_from_canonical
 from netpolgen.selectors import NAMESPACE_NAME_LABEL
@@ -118,59 +118,43 @@ class ClusterView:
             paths = [inventory] if isinstance(inventory, str | os.PathLike) else inventory
             view._merge_inventory(load_inventory([Path(p) for p in paths]))
             return view
-        for source, document in _documents(inventory):
-            view._merge(document, source)
+        # Parsed JSON: the same parser as files, one snapshot per document (later ones win).
+        view._merge_inventory(inventory_from_documents(list(_documents(inventory))))
         return view
 
-    def _merge_inventory(self, inventory: Any) -> None:
-        """Take pods and namespaces from ``netpolgen.cluster.inventory.Inventory`` tables.
-
-        Its ``pods`` table has one row per pod and address per snapshot, with canonical
-        ``labels`` and named ``ports`` as ``name=port/PROTO,...``; the latest snapshot of each
-        pod wins.
-        """
+    def _merge_inventory(self, inventory: Inventory) -> None:
+        """Take pods and namespaces from an inventory: each pod as its latest snapshot shows it."""
         self.namespace_labels.update(
             {str(k): dict(v) for k, v in inventory.namespace_labels().items()}
         )
-        pods = inventory.pods
-        if "snapshot" in pods:
-            pods = pods.sort_values("snapshot", kind="stable")
+        pods = inventory.pods.sort_values("snapshot", kind="stable")
+        latest = pods.drop_duplicates(["namespace", "name"], keep="last")
+        pods = pods.merge(latest[["namespace", "name", "snapshot"]])  # the latest rows only
+        declared = inventory.container_ports(latest=True)
+        ports_of = {key: rows for key, rows in declared.groupby(["namespace", "pod"], sort=False)}
         for (namespace, name), rows in pods.groupby(["namespace", "name"], sort=True):
             last = rows.iloc[-1]
-            if "snapshot" in rows:
-                rows = rows[rows["snapshot"] == last["snapshot"]]
-            named = []
-            for item in _text(last.get("ports")).split(","):
-                port_name, _, rest = item.partition("=")
-                number, _, protocol = rest.partition("/")
-                if port_name and number.isdigit():
-                    named.append((port_name, protocol or "TCP", int(number)))
+            own = ports_of.get((namespace, name))
+            named: set[tuple[str, str, int]] = set()
+            container_ports: set[tuple[str, int]] = set()
+            if own is not None:
+                for port_name, protocol, number in zip(
+                    own["name"], own["protocol"], own["port"], strict=True
+                ):
+                    container_ports.add((str(protocol), int(number)))
+                    if pd.notna(port_name):
+                        named.add((str(port_name), str(protocol), int(number)))
             self.add_pod(
                 PodRecord(
                     namespace=str(namespace),
                     name=str(name),
                     labels=labels_from_canonical(_text(last.get("labels"))),
                     ips=tuple(str(ip) for ip in rows["ip"].dropna()),
-                    named_ports=tuple(sorted(set(named))),
-                    container_ports=tuple(sorted({(p, n) for _, p, n in named})),
-                    host_network=_text(last.get("host_network")) == "True",
+                    named_ports=tuple(sorted(named)),
+                    container_ports=tuple(sorted(container_ports)),
+                    host_network=bool(last.get("host_network")),
                 )
             )
-
-    def _merge(self, document: Mapping[str, Any], source: str) -> None:
-        items = document.get("items") if document.get("kind", "List").endswith("List") else None
-        objects = items if isinstance(items, list) else [document]
-        for index, item in enumerate(objects):
-            if not isinstance(item, Mapping):
-                raise InventoryError(f"item {index} is not an object", source=source)
-            kind = item.get("kind")
-            metadata = item.get("metadata") or {}
-            if kind == "Namespace":
-                name = str(metadata.get("name", ""))
-                if name:
-                    self.namespace_labels[name] = _str_map(metadata.get("labels"))
-            elif kind == "Pod":
-                self.add_pod(_pod(item, source, index))
 
 
 InventoryLike = Union[
@@ -185,19 +169,15 @@ def _text(value: Any) -> str:
     return "" if value is None or pd.isna(value) else str(value)
 
 
-def _is_inventory_table(inventory: Any) -> bool:
-    # netpolgen.cluster.inventory.Inventory, or anything shaped like it (tests).
-    return isinstance(inventory, Inventory) or (
-        isinstance(getattr(inventory, "pods", None), pd.DataFrame)
-        and callable(getattr(inventory, "namespace_labels", None))
-    )
+def _is_inventory_table(inventory: Any) -> TypeGuard[Inventory]:
+    return isinstance(inventory, Inventory)
 
 
-def _documents(inventory: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
+def _documents(inventory: Any) -> Iterable[Mapping[str, Any]]:
     if isinstance(inventory, str | os.PathLike):
         raise InventoryError("pass inventory files on their own, not mixed with documents")
     elif isinstance(inventory, Mapping):
-        yield "<inventory>", inventory
+        yield inventory
     elif isinstance(inventory, Iterable):
         for item in inventory:
             if isinstance(item, ClusterView) or _is_inventory_table(item):
@@ -207,42 +187,3 @@ def _documents(inventory: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
             yield from _documents(item)
     else:
         raise InventoryError(f"unsupported inventory type {type(inventory).__name__}")
-
-
-def _str_map(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _pod(item: Mapping[str, Any], source: str, index: int) -> PodRecord:
-    metadata = item.get("metadata") or {}
-    spec = item.get("spec") or {}
-    status = item.get("status") or {}
-    name = str(metadata.get("name", ""))
-    if not name:
-        raise InventoryError(f"item {index}: Pod without metadata.name", source=source)
-    ips = [str(status["podIP"])] if status.get("podIP") else []
-    for entry in status.get("podIPs") or []:
-        if isinstance(entry, Mapping) and entry.get("ip") and str(entry["ip"]) not in ips:
-            ips.append(str(entry["ip"]))
-    named: set[tuple[str, str, int]] = set()
-    declared: set[tuple[str, int]] = set()
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    for container in containers:
-        for port in (container or {}).get("ports") or []:
-            if not isinstance(port, Mapping) or not isinstance(port.get("containerPort"), int):
-                continue
-            protocol = str(port.get("protocol") or "TCP")
-            declared.add((protocol, int(port["containerPort"])))
-            if port.get("name"):
-                named.add((str(port["name"]), protocol, int(port["containerPort"])))
-    return PodRecord(
-        namespace=str(metadata.get("namespace") or "default"),
-        name=name,
-        labels=tuple(sorted(_str_map(metadata.get("labels")).items())),
-        ips=tuple(ips),
-        named_ports=tuple(sorted(named)),
-        container_ports=tuple(sorted(declared)),
-        host_network=bool(spec.get("hostNetwork")),
-    )

@@ -198,24 +198,23 @@ def named_ports(inventory: Inventory, workloads: Workloads) -> dict[tuple[str, s
     names that container port the same way (named ports resolve per destination pod, so a name
     is only safe when all selected pods agree)."""
     pods = inventory_pods(inventory)
-    raw = inventory.pods.sort_values("snapshot", kind="stable").drop_duplicates(
-        ["namespace", "name"], keep="last"
-    )
-    ports_of = dict(zip(raw["namespace"] + "/" + raw["name"], raw["ports"].fillna(""), strict=True))
+    declared = inventory.container_ports(latest=True)
+    declared = declared[declared["name"].notna()]
+    names_of: dict[str, dict[tuple[str, int], str]] = {}
+    for namespace, pod, name, protocol, port in zip(
+        declared["namespace"], declared["pod"], declared["name"], declared["protocol"],
+        declared["port"], strict=True,
+    ):  # fmt: skip
+        names_of.setdefault(f"{namespace}/{pod}", {})[(str(protocol), int(port))] = str(name)
     pods["entity"] = pods["key"].map(lambda k: workloads.workload_of(str(k)))
     out: dict[tuple[str, str, int], str] = {}
     for workload, group in pods.groupby("entity"):
         if workload not in workloads.selectors:
             continue
-        maps = []
-        for namespace, pod in zip(group["namespace"], group["pod"], strict=True):
-            named: dict[tuple[str, int], str] = {}
-            for item in str(ports_of.get(f"{namespace}/{pod}", "")).split(","):
-                name, _, rest = item.partition("=")
-                text, _, protocol = rest.partition("/")
-                if name and text.isdigit():
-                    named[(protocol or "TCP", int(text))] = name
-            maps.append(named)
+        maps = [
+            names_of.get(f"{namespace}/{pod}", {})
+            for namespace, pod in zip(group["namespace"], group["pod"], strict=True)
+        ]
         for (protocol, port), name in maps[0].items():
             if all(m.get((protocol, port)) == name for m in maps[1:]):
                 out[(str(workload), protocol, port)] = name

@@ -775,3 +775,51 @@ def test_generated_policies_allow_every_flow_of_the_shared_samples(sample: Path)
     for options in (GenerateOptions(), GenerateOptions(default_deny=True, cidr_prefix_v4=24)):
         report = verify(table, generate(table, options).policies, over_permissive=False)
         assert report.ok, format_report(report)
+
+
+def test_one_pod_parser_path_and_parsed_json_agree(tmp_path: Path) -> None:
+    """The same inventory gives the same report whether passed as a path or as parsed JSON.
+
+    Issue 16: the two forms once went through two pod parsers that disagreed on unnamed
+    container ports and init-container ports (0 against 4 over-permissive rows). Kubernetes
+    semantics encoded: an unnamed ``containerPort`` is still a declared port; a sidecar
+    (``initContainers`` entry with ``restartPolicy: Always``, KEP-753) serves beside the app
+    containers; a plain init container has finished before the pod serves, so its port is not
+    declared; a named port resolves per destination pod (``ports: [{port: metrics}]``).
+    """
+    web = pod("shop", "web-1", {"app": "web"}, "10.0.0.1", [{"containerPort": 80}])
+    web["spec"]["initContainers"] = [
+        {"name": "setup", "ports": [{"containerPort": 7000}]},
+        {"name": "proxy", "restartPolicy": "Always",
+         "ports": [{"containerPort": 15090, "name": "metrics"}]},
+    ]  # fmt: skip
+    document = inventory(
+        web,
+        pod("shop", "fe-1", {"app": "fe"}, "10.0.0.2"),
+        pod("shop", "mon-1", {"app": "mon"}, "10.0.0.3"),
+    )
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(document))
+    table = flows(
+        {"src": "shop/app=fe", "dst": "shop/app=web", "dst_pod": "web-1", "dst_port": 80},
+        {"src": "shop/app=mon", "dst": "shop/app=web", "dst_pod": "web-1", "dst_port": 15090},
+    )
+    scrape = """
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{ports: [{port: 80}, {port: metrics}]}]
+"""
+    reports = [verify(table, policies(scrape), form) for form in (path, document, [document])]
+    for report in reports[1:]:
+        assert report.ok == reports[0].ok
+        assert report.counts == reports[0].counts
+        pd.testing.assert_frame_equal(report.over_permissive, reports[0].over_permissive)
+        pd.testing.assert_frame_equal(report.denied, reports[0].denied)
+    over = set(reports[0].over_permissive.itertuples(index=False))
+    # Every workload may reach web on 80 and 15090 (the sidecar's named port), declared ports
+    # both; the finished init container's 7000 is no port of web's.
+    assert ("shop", "app=mon", "shop", "app=web", "TCP", 80) in over
+    assert ("shop", "app=fe", "shop", "app=web", "TCP", 15090) in over
+    assert not any(row[-1] == 7000 for row in over)
+    assert reports[0].ok

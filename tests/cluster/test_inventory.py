@@ -33,13 +33,21 @@ def test_tables(inventory_file) -> None:  # type: ignore[no-untyped-def]
     assert api["ip"] == "10.1.1.20" and api["namespace"] == "shop"
     assert api["labels"] == "app=api,pod-template-hash=7d9c5b6f4,tier=backend"
     assert (api["owner_kind"], api["owner_name"]) == ("ReplicaSet", "api-7d9c5b6f4")
-    assert api["ports"] == "http=8080/TCP" and api["node"] == "node-2"
+    assert api["node"] == "node-2"
+    ports = inventory.pod_ports.set_index("pod").loc[[cluster.API.name]]
+    assert list(zip(ports["name"], ports["protocol"], ports["port"], strict=True)) == [
+        ("http", "TCP", 8080)
+    ]
     assert api["start"] == pd.Timestamp("2024-05-01T09:00:00Z")
     assert pods.loc[cluster.KUBE_PROXY.name, "host_network"]
     services = inventory.services.set_index("name")
     assert services.loc["api", "ip"] == cluster.API_SERVICE_IP
     assert services.loc["api", "selector"] == "app=api"
-    assert services.loc["api", "ports"] == "80/TCP>http"
+    api_ports = inventory.service_ports.set_index("service").loc["api"]
+    assert (api_ports["protocol"], api_ports["port"], api_ports["target_name"]) == (
+        "TCP", 80, "http"
+    )  # fmt: skip
+    assert pd.isna(api_ports["target_port"])
     assert pd.isna(services.loc["kubernetes", "selector"])
     assert set(inventory.nodes["ip"]) == {"192.168.0.1", "192.168.0.2"}  # Hostname left out
     assert inventory.namespace_labels()["shop"] == {

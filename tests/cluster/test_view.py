@@ -52,35 +52,34 @@ def test_bad_inventory_files(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as caught:
         ClusterView.from_inventory(tmp_path / "missing.json")
     assert caught.value.source == str(tmp_path / "missing.json")
-    with pytest.raises(InventoryError, match="without metadata.name"):
+    with pytest.raises(InventoryError, match="has no metadata.name"):
         ClusterView.from_inventory({"kind": "List", "items": [{"kind": "Pod", "metadata": {}}]})
 
 
-@dataclass
-class FakeInventory:
-    """The shape of ``netpolgen.cluster.inventory.Inventory`` that the adapter relies on."""
+def test_inventory_tables_latest_snapshot_wins() -> None:
+    from netpolgen.cluster.inventory import parse_inventory
 
-    pods: pd.DataFrame
-
-    def namespace_labels(self) -> dict[str, dict[str, str]]:
-        return {"shop": {"kubernetes.io/metadata.name": "shop", "env": "prod"}}
-
-
-def test_inventory_tables_adapter() -> None:
-    pods = pd.DataFrame(
-        {
-            "snapshot": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-01-02"], utc=True),
-            "namespace": ["shop", "shop", "shop"],
-            "name": ["web-1", "web-1", "web-1"],
-            "ip": ["10.0.0.1", "fd00::1", "10.0.0.9"],
-            "labels": ["app=web", "app=web", "app=web,v=2"],
-            "host_network": [False, False, False],
-            "ports": ["http=8080/TCP", pd.NA, "http=8081/TCP,dns=53/UDP"],
+    first = pod(
+        "shop", "web-1", {"app": "web"}, "10.0.0.1", [{"name": "http", "containerPort": 8080}]
+    )
+    first["status"]["podIPs"] = [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]
+    later = pod("shop", "web-1", {"app": "web", "v": "2"}, "10.0.0.9",
+                [{"name": "http", "containerPort": 8081},
+                 {"name": "dns", "containerPort": 53, "protocol": "UDP"}])  # fmt: skip
+    snapshots = [
+        parse_inventory([inventory(namespace("shop", {"env": "prod"}), first)], time="2026-01-01"),
+        parse_inventory([inventory(later)], time="2026-01-02"),
+    ]
+    merged = type(snapshots[0])(
+        **{
+            name: pd.concat([getattr(s, name) for s in snapshots], ignore_index=True)
+            for name in ("pods", "services", "namespaces", "nodes", "pod_ports", "service_ports")
         }
     )
-    view = ClusterView.from_inventory(FakeInventory(pods))
+    view = ClusterView.from_inventory(merged)
     (record,) = view.pods
     assert record.ips == ("10.0.0.9",)
     assert record.labels == (("app", "web"), ("v", "2"))
     assert record.named_ports == (("dns", "UDP", 53), ("http", "TCP", 8081))
+    assert record.container_ports == (("TCP", 8081), ("UDP", 53))
     assert view.labels_of_namespace("shop")["env"] == "prod"
