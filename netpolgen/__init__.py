@@ -39,7 +39,16 @@ from netpolgen.check.migrate import (
 from netpolgen.check.report import format_report
 from netpolgen.check.verify import VerificationReport, verify, verify_files
 from netpolgen.cluster.inventory import Inventory, load_inventory
-from netpolgen.errors import NetpolgenError
+from netpolgen.errors import (
+    FormatDetectionError,
+    InputError,
+    InventoryError,
+    NetpolgenError,
+    NoUsableFlowsError,
+    OutputError,
+    PolicyParseError,
+    SchemaError,
+)
 from netpolgen.explore.graph import write_graph
 from netpolgen.explore.summary import Summary, format_summary, inspect_flows, summarize
 from netpolgen.explore.tables import edge_table, port_matrix
@@ -63,15 +72,22 @@ __version__ = "0.1.0"
 __all__ = [
     "FLOW_SCHEMA",
     "FORMATS",
+    "FormatDetectionError",
     "GenerateOptions",
     "GenerateResult",
     "IngestReport",
+    "InputError",
     "Inventory",
+    "InventoryError",
     "MigrationOptions",
     "MigrationPlan",
     "NetpolgenError",
+    "NoUsableFlowsError",
+    "OutputError",
     "Policy",
     "PolicyDiff",
+    "PolicyParseError",
+    "SchemaError",
     "Summary",
     "VerificationReport",
     "Workloads",

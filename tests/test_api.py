@@ -25,7 +25,8 @@ def test_public_name_has_a_docstring_with_an_example(name: str) -> None:
     obj = getattr(netpolgen, name)
     doc = inspect.getdoc(obj) or ""
     assert doc, f"netpolgen.{name} has no docstring"
-    if name != "NetpolgenError":  # the exception tree is drawn in netpolgen.errors instead
+    # The exception tree is drawn in netpolgen.errors instead of an example per class.
+    if not (inspect.isclass(obj) and issubclass(obj, netpolgen.NetpolgenError)):
         assert "Examples:" in doc, f"netpolgen.{name}: add an Examples: section"
 
 
@@ -50,3 +51,28 @@ def test_docstring_examples_run() -> None:
         result = doctest.testmod(module, extraglobs={"netpolgen": netpolgen}, verbose=False)
         failures += result.failed
     assert failures == 0
+
+
+def test_every_exception_class_is_public() -> None:
+    """Callers catch what netpolgen raises by name: every error class is in ``__all__``."""
+    import netpolgen.errors as errors
+
+    classes = {
+        name for name, obj in vars(errors).items()
+        if inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__ == errors.__name__
+    }  # fmt: skip
+    assert classes <= set(netpolgen.__all__), sorted(classes - set(netpolgen.__all__))
+    assert all(issubclass(getattr(netpolgen, name), netpolgen.NetpolgenError) for name in classes)
+
+
+def test_public_names_are_not_shadowed_modules() -> None:
+    """``netpolgen.verify`` and ``netpolgen.generate`` are the functions: no subpackage or
+    module of the same name hides behind them (the modules are ``netpolgen.check.verify`` and
+    ``netpolgen.generator``)."""
+    from pathlib import Path
+
+    package = Path(netpolgen.__file__).parent
+    modules = {p.stem for p in package.glob("*.py")} | {
+        p.name for p in package.iterdir() if p.is_dir()
+    }
+    assert not (set(netpolgen.__all__) & modules)
