@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from netpolgen.cluster.inventory import Inventory, load_inventory
+from netpolgen.engine import check_engine
 from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
 from netpolgen.ingest import Source
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
@@ -69,6 +70,8 @@ def generate_from_files(
     workers: int | None = 1,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_chunk: Callable[[str, int], None] | None = None,
+    engine: str = "pandas",
+    scheduler: str | None = None,
 ) -> GenerateResult:
     """Read flow files and generate policies (what ``netpolgen from-flows`` runs).
 
@@ -92,6 +95,9 @@ def generate_from_files(
         max_line_bytes: lines longer than this (line-based formats) are skipped and counted.
         on_chunk: called as ``on_chunk(source, rows)`` after each chunk read (progress; a
             second pass, when reply inference needs one, is reported again).
+        engine: ``pandas`` (this process and its workers) or ``dask``: the files (paths, globs,
+            fsspec URLs) are read and reduced on a Dask cluster (same result).
+        scheduler: with ``dask``, the scheduler's address; a local cluster by default.
 
     Returns:
         A :class:`GenerateResult` whose ``report`` accounts for every record read.
@@ -100,6 +106,16 @@ def generate_from_files(
         >>> result = generate_from_files(["hubble.jsonl.gz"], GenerateOptions(egress=False))
         ... # doctest: +SKIP
     """
+    check_engine(engine, scheduler)
+    if engine == "dask":
+        from netpolgen.engine.dask import generate_dask
+
+        result: GenerateResult = generate_dask(
+            [str(source) for source in sources], options, format=format, strict=strict,
+            scheduler=scheduler, inventory=inventory, max_line_bytes=max_line_bytes,
+            on_chunk=on_chunk,
+        )  # fmt: skip
+        return result
     options = options or GenerateOptions()
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     cluster = load_inventory(inventory) if inventory else None

@@ -225,30 +225,16 @@ def verify_stream(
 ) -> VerificationReport:
     """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`),
     read in this process (and its workers) or on a Dask cluster (``engine``)."""
-    from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
+    from netpolgen.engine import open_chunks
+    from netpolgen.engine.local import STREAM_CHUNK_SIZE
     from netpolgen.resolve import Resolver
 
     resolver = Resolver(inventory) if inventory is not None else None
-    if engine == "dask":
-        from netpolgen.engine.dask import dask_chunk_reader
-
-        names = [str(source) for source in sources]
-        with dask_chunk_reader(
-            names, format, resolver=resolver, on_chunk=on_chunk, scheduler=scheduler,
-            chunk_size=STREAM_CHUNK_SIZE,
-        ) as chunks:  # fmt: skip
-            report = verify_chunks(
-                chunks, policies, inventory, ingest, over_permissive=over_permissive
-            )
-    else:
-        with spooled(sources) as paths:
-            chunks = chunk_reader(
-                paths, format, chunk_size=STREAM_CHUNK_SIZE, workers=workers, resolver=resolver,
-                on_chunk=on_chunk,
-            )  # fmt: skip
-            report = verify_chunks(
-                chunks, policies, inventory, ingest, over_permissive=over_permissive
-            )
+    with open_chunks(
+        list(sources), format, engine=engine, scheduler=scheduler, workers=workers,
+        resolver=resolver, on_chunk=on_chunk, chunk_size=STREAM_CHUNK_SIZE,
+    ) as chunks:  # fmt: skip
+        report = verify_chunks(chunks, policies, inventory, ingest, over_permissive=over_permissive)
     if inventory is not None:
         ingest.messages.extend(inventory.warnings)  # after the reading's, as load_flows has it
     if resolver is not None:

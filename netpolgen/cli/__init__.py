@@ -243,21 +243,13 @@ def from_flows(
         ip_group_threshold=ip_group_threshold,
         named_ports=named_ports,
     )
-    if engine == "dask":
-        from netpolgen.engine.dask import generate_dask
-
-        progress = IngestProgress(_progress_names(flows, engine), enabled=show_progress(quiet))
-        with progress as on_chunk:
-            result = generate_dask(
-                flows, options, format=flow_format, strict=strict, scheduler=scheduler,
-                inventory=inventories, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
-            )  # fmt: skip
-    else:
-        with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
-            result = netpolgen.generate_from_files(
-                flows, options, format=flow_format, strict=strict, inventory=inventories,
-                workers=workers or None, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
-            )  # fmt: skip
+    progress = IngestProgress(_progress_names(flows, engine), enabled=show_progress(quiet))
+    with progress as on_chunk:
+        result = netpolgen.generate_from_files(
+            flows, options, format=flow_format, strict=strict, inventory=inventories,
+            workers=workers or None, max_line_bytes=max_line_bytes, on_chunk=on_chunk,
+            engine=engine, scheduler=scheduler,
+        )  # fmt: skip
     # Nothing usable is an error, checked before anything is written (see README).
     with _summary_on_error(result.report, result.warnings, summary, quiet):
         require_usable_flows(result.report)

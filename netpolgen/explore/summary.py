@@ -21,11 +21,12 @@ from typing import Any
 import pandas as pd
 
 from netpolgen.cluster.inventory import Inventory, load_inventory
+from netpolgen.engine import load_flow_table
 from netpolgen.errors import NetpolgenError
 from netpolgen.explore.tables import edge_table
 from netpolgen.flows import validate_flows
 from netpolgen.identity.workloads import Workloads, identify_workloads
-from netpolgen.ingest import Source, combine_chunks, load_flows
+from netpolgen.ingest import Source
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.reduce.edges import EdgeOptions, aggregate_edges
 from netpolgen.resolve import resolve_flows
@@ -299,18 +300,11 @@ def inspect_flows(
         >>> inspect_flows(["sample_flows/online-shop.csv"]).edges_table  # doctest: +SKIP
     """
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
-    if engine == "dask":
-        from netpolgen.engine.dask import dask_chunk_reader
-
-        names = [sources] if isinstance(sources, str | Path) else list(sources)
-        with dask_chunk_reader(
-            [str(name) for name in names], format, on_chunk=on_chunk, scheduler=scheduler
-        ) as read:
-            flows = combine_chunks(list(read(report)))
-    else:
-        flows = load_flows(
-            sources, format, report=report, on_chunk=on_chunk, max_line_bytes=max_line_bytes
-        )
+    if isinstance(sources, str | Path) or hasattr(sources, "read"):
+        sources = [sources]  # type: ignore[list-item]
+    flows = load_flow_table(
+        list(sources), format, report, engine=engine, scheduler=scheduler, on_chunk=on_chunk
+    )
     if isinstance(inventory, str | Path):
         inventory = [inventory]
     if inventory is not None and not isinstance(inventory, Inventory):

@@ -211,3 +211,24 @@ def test_progress_is_reported_per_file_in_order(tmp_path: Path, client: object) 
         on_chunk=lambda name, rows: read.append((name, rows)),
     )  # fmt: skip
     assert read == pandas  # chunk by chunk, as this process reads them
+
+
+def test_engine_dispatch_refuses_a_scheduler_without_dask(tmp_path: Path) -> None:
+    """One dispatch for every command: a scheduler given to the pandas engine is an error,
+    not silently ignored (it once was, command by command)."""
+    import netpolgen
+    from netpolgen.engine import check_engine
+
+    with pytest.raises(netpolgen.NetpolgenError, match="--engine dask"):
+        check_engine("pandas", "tcp://127.0.0.1:8786")
+    with pytest.raises(netpolgen.NetpolgenError, match="unknown engine"):
+        check_engine("spark", None)
+    flows = SAMPLE_FLOWS / "three-tier.csv"
+    with pytest.raises(netpolgen.NetpolgenError, match="--engine dask"):
+        netpolgen.generate_from_files([flows], scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(netpolgen.NetpolgenError, match="--engine dask"):
+        netpolgen.inspect_flows([flows], scheduler="tcp://127.0.0.1:8786")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(netpolgen.generate_from_files([flows]).to_yaml())
+    with pytest.raises(netpolgen.NetpolgenError, match="--engine dask"):
+        netpolgen.verify_files([flows], policy, scheduler="tcp://127.0.0.1:8786")
