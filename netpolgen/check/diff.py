@@ -32,11 +32,11 @@ from typing import Any
 
 import pandas as pd
 
-from netpolgen.check.edges import Workload, workloads_from_cluster
+from netpolgen.check.edges import Workload, workloads_from_cluster, workloads_seen
 from netpolgen.check.tables import render_table
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike, NamedPorts
-from netpolgen.labels import canonical_labels, stable_labels
+from netpolgen.labels import canonical_labels
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator, Grant
@@ -147,7 +147,7 @@ def diff_policies(
     workloads = workloads_from_cluster(cluster)
     source = "inventory"
     if not workloads and flows is not None:
-        workloads = _workloads_from_flows(flows)
+        workloads = workloads_seen(flows)
         source = "flows"
     if not workloads:
         workloads = _workloads_from_policies([*old, *new])
@@ -377,16 +377,6 @@ def _port_intervals(
                 cuts.update((number, number + 1))
     edges = sorted(c for c in cuts if 1 <= c <= MAX_PORT + 1)
     return [(low, high - 1) for low, high in zip(edges, edges[1:], strict=False)]
-
-
-def _workloads_from_flows(flows: pd.DataFrame) -> dict[tuple[str, str], Workload]:
-    found: set[tuple[str, str]] = set()
-    for side in ("src", "dst"):
-        pods = flows[(flows[f"{side}_kind"] == "pod").fillna(False).astype(bool)]
-        pairs = pods[[f"{side}_namespace", f"{side}_labels"]].dropna(subset=[f"{side}_namespace"])
-        for namespace, labels in pairs.drop_duplicates().itertuples(index=False):
-            found.add((str(namespace), stable_labels("" if pd.isna(labels) else str(labels))))
-    return {key: Workload(*key) for key in sorted(found)}
 
 
 def _workloads_from_policies(policies: Sequence[Policy]) -> dict[tuple[str, str], Workload]:

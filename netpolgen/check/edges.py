@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.cluster.view import ClusterView, NamedPorts
-from netpolgen.labels import labels_from_canonical
+from netpolgen.labels import labels_from_canonical, stable_labels
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator, port_matches
 from netpolgen.reduce.edges import SELECTABLE_KINDS
 
@@ -193,6 +193,24 @@ class Workload:
     @property
     def key(self) -> EndpointKey:
         return (self.namespace, labels_from_canonical(self.labels), None)
+
+
+def workloads_seen(table: pd.DataFrame) -> dict[tuple[str, str], Workload]:
+    """The workloads on either side of a flow table or a checked-edge table, when no inventory
+    lists them: pod endpoints grouped by namespace and stable labels.
+
+    A pod endpoint has a namespace and, where the table has kinds (a flow table), kind ``pod``
+    (in an edge table only pods keep a namespace, see :func:`endpoint_columns`).
+    """
+    found: set[tuple[str, str]] = set()
+    for side in ("src", "dst"):
+        is_pod = table[f"{side}_namespace"].notna()
+        if f"{side}_kind" in table:
+            is_pod &= table[f"{side}_kind"].isin(SELECTABLE_KINDS).fillna(False).astype(bool)
+        pairs = table.loc[is_pod, [f"{side}_namespace", f"{side}_labels"]].drop_duplicates()
+        for namespace, labels in pairs.itertuples(index=False):
+            found.add((str(namespace), stable_labels("" if pd.isna(labels) else str(labels))))
+    return {key: Workload(*key) for key in sorted(found)}
 
 
 def workloads_from_cluster(cluster: ClusterView) -> dict[tuple[str, str], Workload]:

@@ -9,7 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netpolgen.check.edges import Workload, describe_endpoint, workloads_from_cluster
+from netpolgen.check.edges import (
+    describe_endpoint,
+    workloads_from_cluster,
+    workloads_seen,
+)
 from netpolgen.cluster.view import ClusterView, NamedPorts
 from netpolgen.labels import stable_labels
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator
@@ -157,15 +161,7 @@ def over_permissiveness(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """``observed``: the distinct ``ns, labels, protocol, port`` of the destination workloads in
     non-reply flows (allowed or not), as :class:`_Checker` collects them."""
-    workloads = workloads_from_cluster(cluster)
-    if not workloads:
-        seen: set[tuple[str, str]] = set()
-        for side in ("src", "dst"):
-            pods = edges[edges[f"{side}_namespace"].notna()]
-            pairs = pods[[f"{side}_namespace", f"{side}_labels"]].drop_duplicates()
-            for ns, labels in pairs.itertuples(index=False):
-                seen.add((str(ns), stable_labels(str(labels))))
-        workloads = {k: Workload(*k) for k in sorted(seen)}
+    workloads = workloads_from_cluster(cluster) or workloads_seen(edges)
     if len(workloads) > max_workloads:
         warnings.append(
             f"over-permissiveness skipped: {len(workloads)} workloads (limit {max_workloads})"
