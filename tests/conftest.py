@@ -34,3 +34,12 @@ def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
         assert text == path.read_text(encoding="utf-8")
 
     return check
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every hypothesis property test is ``slow`` (the memory tests are marked where they are):
+    ``-m 'not slow'`` gives a quick run; the README's test command runs everything."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if getattr(function, "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.slow)

@@ -31,6 +31,7 @@ def peak_kb(path: Path) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_peak_memory_is_flat_from_1x_to_5x_input(tmp_path: Path) -> None:
     small = generate.write("csv", 20_000, tmp_path / "1x.csv")
     large = generate.write("csv", 100_000, tmp_path / "5x.csv")
@@ -40,6 +41,7 @@ def test_peak_memory_is_flat_from_1x_to_5x_input(tmp_path: Path) -> None:
     assert five - one < 40_000, (one, five)
 
 
+@pytest.mark.slow
 def test_benchmark_quick_run_prints_figures() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run(
