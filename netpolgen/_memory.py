@@ -18,6 +18,8 @@ import ctypes
 import platform
 from typing import Any
 
+from netpolgen._compat import optional
+
 # mallopt(3) parameters (glibc <malloc.h>).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -46,12 +48,9 @@ def give_back_memory() -> None:
     """Return freed memory to the system after a part: Arrow's pool keeps what it freed for
     reuse, and so does the C allocator; in a worker that sits beside the main process's state,
     that is memory the whole run holds (measured: ~100 MB a worker)."""
-    try:
-        import pyarrow
-
+    pyarrow = optional("pyarrow")
+    if pyarrow is not None:
         pyarrow.default_memory_pool().release_unused()
-    except ImportError:  # pragma: no cover - the fast extra is absent
-        pass
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 

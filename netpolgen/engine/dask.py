@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from netpolgen._compat import require
 from netpolgen._kernels import NAT
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.errors import NetpolgenError
@@ -54,16 +55,8 @@ _TUPLE = ["a", "a_port", "b", "b_port", "protocol"]
 
 
 def _require_dask() -> tuple[Any, Any]:
-    try:
-        import dask  # noqa: F401
-        import distributed
-        import fsspec
-    except ImportError as error:
-        raise NetpolgenError(
-            f"the Dask engine needs the optional dependencies ({error.name} is missing)",
-            hint="pip install 'netpolgen[dask]'",
-        ) from error
-    return distributed, fsspec
+    require("dask", "the Dask engine")
+    return require("distributed", "the Dask engine"), require("fsspec", "the Dask engine")
 
 
 @contextmanager

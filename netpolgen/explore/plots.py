@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from netpolgen._compat import require
 from netpolgen.errors import NetpolgenError
 from netpolgen.explore.tables import EdgeSource, edge_table, port_matrix
 
@@ -29,13 +30,7 @@ DENIED_COLOUR = "#c62828"
 
 def _require(module: str) -> Any:
     """Import an optional plotting dependency, or say how to install it."""
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError as error:
-        raise NetpolgenError(
-            f"plotting needs {module.split('.')[0]}, which is not installed",
-            hint="pip install 'netpolgen[notebook]'",
-        ) from error
+    return require(module, "plotting")
 
 
 def _figure(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:

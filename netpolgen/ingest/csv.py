@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from netpolgen._compat import optional
 from netpolgen._kernels import Answers, Distinct
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
@@ -34,12 +35,8 @@ from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS, INVALID_POD_NAME, is_pod_name
 from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
 
-try:  # the ``fast`` extra
-    import pyarrow as _pa
-    import pyarrow.csv as _arrow_csv
-except ImportError:  # pragma: no cover - exercised only without pyarrow
-    _pa = None
-    _arrow_csv = None
+_pa = optional("pyarrow")  # the ``fast`` extra
+_arrow_csv = optional("pyarrow.csv")
 
 HAS_ARROW = _arrow_csv is not None  # the Arrow reader can be used
 

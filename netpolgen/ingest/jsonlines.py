@@ -13,14 +13,17 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from netpolgen._compat import optional
 from netpolgen.errors import InputError
 
-try:  # orjson is an optional speed-up (the ``fast`` extra); the stdlib parser is the fallback.
-    import orjson
-
-    _loads: Callable[[bytes], Any] = orjson.loads
-    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
-except ImportError:  # pragma: no cover - exercised only without the extra
+# orjson is an optional speed-up (the ``fast`` extra); the stdlib parser is the fallback.
+orjson = optional("orjson")
+_loads: Callable[[bytes], Any]
+_JSON_ERRORS: tuple[type[Exception], ...]
+if orjson is not None:
+    _loads = orjson.loads
+    _JSON_ERRORS = (orjson.JSONDecodeError, ValueError)
+else:  # pragma: no cover - exercised only without the extra
     _loads = json.loads
     # The stdlib parser recurses: a line of 100,000 "[" is a RecursionError, not a crash.
     _JSON_ERRORS = (ValueError, RecursionError)
