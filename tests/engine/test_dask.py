@@ -83,19 +83,12 @@ def test_cli_engine_dask_with_a_scheduler_address(client: object) -> None:
 
 
 def test_missing_dask_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
+    import sys
 
     from netpolgen.engine import dask as engine
     from netpolgen.errors import NetpolgenError
 
-    real_import = builtins.__import__
-
-    def fail(name: str, *args: object, **kwargs: object) -> object:
-        if name == "distributed":
-            raise ImportError("no distributed", name="distributed")
-        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(builtins, "__import__", fail)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # importing it raises ImportError
     with pytest.raises(NetpolgenError, match=r"netpolgen\[dask\]"):
         engine.named_inputs(["x.csv"])
 
