@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pandas as pd
 
@@ -63,7 +63,7 @@ from netpolgen.cluster.objects import (
 )
 from netpolgen.errors import InventoryError
 from netpolgen.ingest.sanitize import is_namespace_name, is_pod_name
-from netpolgen.ingest.sources import GZIP_MAGIC
+from netpolgen.ingest.sources import GZIP_MAGIC, CheckedGzip
 from netpolgen.labels import (
     invalid_labels,
     labels_from_canonical,
@@ -227,12 +227,18 @@ def _read_capped(path: Path, name: str, cap: int) -> bytearray:
         gzipped = raw.peek(2)[:2] == GZIP_MAGIC
         if not gzipped and path.is_file() and path.stat().st_size > cap:
             raise _too_large(name, cap)  # no need to read it
-        stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        stream: Any = CheckedGzip(raw, name, InventoryError) if gzipped else raw
         data = bytearray()
         while len(data) <= cap:
             block = stream.read(min(_READ_BLOCK, cap + 1 - len(data)))
             if not block:
                 return data
+            if not data and b"\x00" in block:
+                # JSON and YAML are text: a NUL byte means binary data (or a bomb of zeros).
+                raise InventoryError(
+                    "inventory holds binary data, not JSON or YAML text", source=name,
+                    hint="produce it with: kubectl get pods,services,namespaces,nodes -A -o json",
+                )  # fmt: skip
             data += block
     raise _too_large(name, cap)
 

@@ -11,10 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from netpolgen.errors import InputError
+from netpolgen.errors import InputError, NetpolgenError
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
+
+# Decompression bombs: gzip expands up to ~1,000x (a file of zeros), while real flow logs and
+# kubectl JSON expand 10-20x (measured on the bundled samples). Once 64 MiB have come out, a
+# stream that has expanded more than MAX_GZIP_RATIO times what it read is refused, having held
+# no more than one read block of its output at a time.
+MAX_GZIP_RATIO = 200
+RATIO_CHECK_AFTER = 64 << 20
 
 
 def display_name(source: str | Path) -> str:
@@ -22,23 +29,60 @@ def display_name(source: str | Path) -> str:
     return "<stdin>" if str(source) == STDIN else str(source)
 
 
-class _CheckedGzip(io.RawIOBase):
-    """A gzip stream whose truncation or corruption becomes an :class:`InputError`."""
+class _Counting(io.RawIOBase):
+    """A stream that counts the bytes read through it (the compressed side of a gzip stream)."""
 
-    def __init__(self, raw: BinaryIO, name: str) -> None:
-        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
+class CheckedGzip(io.RawIOBase):
+    """A gzip stream whose truncation, corruption or bomb-like expansion is an error.
+
+    Args:
+        raw: the compressed stream.
+        name: how the input is named in messages.
+        error: the error class to raise (:class:`InputError` for flows; the inventory reader
+            passes its own).
+    """
+
+    def __init__(self, raw: Any, name: str, error: type[NetpolgenError] = InputError) -> None:
+        self._compressed = _Counting(raw)
+        self._gz = gzip.GzipFile(fileobj=self._compressed, mode="rb")
         self._name = name
+        self._error = error
+        self._out = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         try:
-            return self._gz.readinto(buffer)
+            count = self._gz.readinto(buffer)
         except (EOFError, OSError, zlib.error) as error:
-            raise InputError(
+            raise self._error(
                 f"compressed input is truncated or corrupt ({error})", source=self._name
             ) from error
+        self._out += count
+        if self._out > RATIO_CHECK_AFTER and self._out > MAX_GZIP_RATIO * self._compressed.count:
+            raise self._error(
+                f"decompresses to more than {MAX_GZIP_RATIO} times its compressed size "
+                f"({self._out >> 20} MiB from {self._compressed.count >> 10} KiB so far): "
+                "refused as a likely decompression bomb",
+                source=self._name,
+                hint="if the data is real, decompress it first (gunzip -k) and pass that file",
+            )
+        return count
 
     def close(self) -> None:
         self._gz.close()
@@ -80,7 +124,7 @@ def _buffered(stream: BinaryIO) -> io.BufferedReader:
 
 def _maybe_gunzip(stream: Any, name: str) -> Any:
     if stream.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(_CheckedGzip(stream, name), buffer_size=1 << 20)
+        return io.BufferedReader(CheckedGzip(stream, name), buffer_size=1 << 20)
     return stream
 
 
