@@ -148,7 +148,7 @@ def iter_flows(
     if format != "auto" and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; known: auto, " + ", ".join(FORMATS))
     for source in sources:
-        with open_source(source) as (stream, name):
+        with open_source(source, report) as (stream, name):
             head = peek(stream)
             fmt = format if format != "auto" else detect_format(head, name)
             report.files.append(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import sys
 import zlib
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from netpolgen.errors import InputError, NetpolgenError
+from netpolgen.ingest.report import IngestReport
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
@@ -89,12 +91,68 @@ class CheckedGzip(io.RawIOBase):
         super().close()
 
 
+class _UpToStartSize(io.RawIOBase):
+    """A regular file read up to the size it had when it was opened.
+
+    A log that is still being written (``hubble observe -o json > flows.jsonl`` in another
+    terminal) grows while it is read: reading on would chase its end, and a run would not be
+    repeatable. A file that shrinks under the reader (truncated, rotated by ``copytruncate``)
+    would otherwise end early in silence: that is an error naming it.
+    """
+
+    def __init__(self, raw: Any, name: str) -> None:
+        self._raw = raw
+        self._name = name
+        self.size = os.fstat(raw.fileno()).st_size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        left = self.size - self._position
+        if left <= 0:
+            return 0
+        count = self._raw.readinto(memoryview(buffer)[: min(len(buffer), left)])
+        if not count:
+            raise InputError(
+                f"file shrank while it was read ({self.size} bytes at the start, "
+                f"{self._position} read): truncated or rotated under the reader",
+                source=self._name,
+            )
+        self._position += count
+        return int(count)
+
+    def seekable(self) -> bool:
+        return True  # Parquet is read with random access
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:  # the end is the size at the start
+            offset, whence = self.size + offset, io.SEEK_SET
+        self._position = self._raw.seek(offset, whence)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def grown(self) -> int:
+        """Bytes added to the file since it was opened (not read)."""
+        return max(0, os.fstat(self._raw.fileno()).st_size - self.size)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 @contextmanager
-def open_source(source: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, str]]:
+def open_source(
+    source: str | Path | BinaryIO, report: IngestReport | None = None
+) -> Iterator[tuple[BinaryIO, str]]:
     """Open a flow source for binary reading, decompressing gzip transparently.
 
     Yields ``(stream, name)``. ``source`` may be a path, ``-`` (standard input) or an open binary
-    file. Gzip is recognised by its magic bytes, not by the file name.
+    file. Gzip is recognised by its magic bytes, not by the file name. A regular file is read
+    up to the size it had when opened; that it grew meanwhile is said in ``report``'s messages.
     """
     if not isinstance(source, str | Path):
         name = getattr(source, "name", "<stream>")
@@ -108,13 +166,24 @@ def open_source(source: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, str]]
     if path.is_dir():
         raise InputError("is a directory, not a flow file", source=name)
     try:
-        handle = path.open("rb", buffering=1 << 20)
+        raw = path.open("rb", buffering=0)
     except FileNotFoundError as error:
         raise InputError("no such file", source=name) from error
     except OSError as error:
         raise InputError(f"cannot open: {error.strerror}", source=name) from error
-    with handle:
+    if not path.is_file():  # a FIFO or a device: no size to stop at
+        with io.BufferedReader(raw, buffer_size=1 << 20) as handle:
+            yield _maybe_gunzip(handle, name), name
+        return
+    bounded = _UpToStartSize(raw, name)
+    with io.BufferedReader(bounded, buffer_size=1 << 20) as handle:
         yield _maybe_gunzip(handle, name), name
+        grown = bounded.grown()
+        if grown and report is not None:
+            report.messages.append(
+                f"{name}: grew by {grown} bytes while it was read; read up to its size at the "
+                f"start ({bounded.size} bytes)"
+            )
 
 
 def _buffered(stream: BinaryIO) -> io.BufferedReader:
