@@ -8,12 +8,14 @@ with their line number.
 
 Both parsers skip blank lines without counting them, so a row's number is not its line: the line
 limiter in front of the reader records the blank lines (:class:`~netpolgen.ingest.limits.LineMap`),
-and the line of a reported row is looked up there. Only reported rows are looked up. (A quoted
-cell that spans lines is not followed: rows after one are named a line or more too early.)
+and the line of a reported row is looked up there. Only reported rows are looked up. Lines
+that continue a quoted cell across a line break are recorded there too, so a row is named by
+the line it starts on.
 """
 
 from __future__ import annotations
 
+import csv as stdlib_csv
 import io
 import ipaddress
 import json
@@ -137,6 +139,10 @@ _WHITESPACE_LINE = re.compile(rb"(?:^|\n)[ \t]+\r?(?:\n|$)")
 def _read_arrow(stream: BinaryIO, source: str, chunk_size: int) -> Iterator[pd.DataFrame]:
     """Chunks of text cells, parsed by pyarrow on a thread of its own (see read_ahead)."""
     assert _arrow_csv is not None and _pa is not None
+    # Every column as text, named explicitly: Arrow would otherwise infer a type from the first
+    # block (dst_port: int64) and fail the whole file on a bad cell in a later one, where the
+    # checks should skip that one row.
+    text_columns = {name: _pa.string() for name in _header_names(stream)}
     try:
         reader = _arrow_csv.open_csv(
             stream,
@@ -144,7 +150,7 @@ def _read_arrow(stream: BinaryIO, source: str, chunk_size: int) -> Iterator[pd.D
             parse_options=_arrow_csv.ParseOptions(newlines_in_values=True),
             convert_options=_arrow_csv.ConvertOptions(
                 strings_can_be_null=False, quoted_strings_can_be_null=False,
-                column_types=_AllStrings(), null_values=[],
+                column_types=text_columns, null_values=[],
             ),
         )  # fmt: skip
     except _pa.ArrowInvalid as error:
@@ -186,15 +192,19 @@ def _block_size(chunk_size: int) -> int:
     return 1 << 20 if chunk_size >= 4096 else 1 << 16
 
 
-class _AllStrings(dict[str, Any]):
-    """``column_types`` that reads every column as text, as ``dtype=str`` does in pandas."""
+def _header_names(stream: BinaryIO) -> list[str]:
+    """The column names of the header line (the first non-blank one), read from the buffered
+    head of ``stream`` without consuming it; empty when it does not fit in the buffer."""
+    head = stream.peek(_HEAD_BYTES)  # type: ignore[attr-defined]
+    lines = head.split(b"\n")
+    if len(lines) == 1 and len(head) >= _HEAD_BYTES:  # no line end in a full buffer: cut off
+        return []
+    first = next((line for line in lines if line.strip()), b"")
+    text = first.rstrip(b"\r").decode("utf-8", "replace")
+    return next(stdlib_csv.reader([text]), [])
 
-    def __missing__(self, key: str) -> Any:
-        assert _pa is not None
-        return _pa.string()
 
-    def __contains__(self, key: object) -> bool:
-        return True
+_HEAD_BYTES = 1 << 20  # what the source's buffer holds (ingest.sources)
 
 
 def _frame(batches: list[Any], names: list[str], start: int, source: str) -> pd.DataFrame:

@@ -61,6 +61,9 @@ class LineCount:
     lines = 0
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 class _Cut:
     """The marker :func:`iter_json_lines` yields at a byte-chunk boundary."""
 
@@ -97,6 +100,8 @@ def iter_json_lines(
     cut_due = False  # the previous line held the boundary: cut before anything from this one
     number = 0
     for number, raw in enumerate(stream, 1):
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]  # a UTF-8 byte-order mark (Windows editors) is no JSON
         if cut_due:
             yield number - 1, CUT
             cut_due = False

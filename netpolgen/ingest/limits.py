@@ -32,7 +32,7 @@ from netpolgen.ingest.report import IngestReport
 PARQUET_MAGIC = b"PAR1"
 _BLOCK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
-_NEWLINE, _RETURN, _SPACE, _TAB = 10, 13, 32, 9
+_NEWLINE, _RETURN, _SPACE, _TAB, _QUOTE = 10, 13, 32, 9, 34
 
 
 def is_line_based(fmt: str, head: bytes) -> bool:
@@ -157,6 +157,7 @@ class LineLimiter(io.RawIOBase):
         self._ready = 0
         self._line = 1
         self._discarding = False  # inside a long line, looking for its newline
+        self._in_quotes = False  # (CSV, with a line map) the checked text ends inside quotes
         self._eof = False
         self._held: list[int] | None = None  # long lines held back (see hold_long_lines)
         self._held_lock = threading.Lock()
@@ -293,6 +294,15 @@ class LineLimiter(io.RawIOBase):
                     ([0], np.cumsum(~np.isin(data, (_RETURN, _SPACE, _TAB, _NEWLINE))))
                 )
                 blank |= maybe & (ink[stops] == ink[firsts])
+            quotes = np.flatnonzero(data == _QUOTE)
+            if len(quotes) or self._in_quotes:
+                # A quoted cell may hold line breaks (RFC 4180, 2.6): a line that starts inside
+                # one continues the record before it and is no record's first line, so it is
+                # recorded like a blank one. The quote parity at a line's start counts the
+                # quotes before it (an escaped "" counts twice, changing nothing).
+                before = np.searchsorted(quotes, firsts) + int(self._in_quotes)
+                blank |= (before % 2).astype(bool)
+                self._in_quotes = bool((len(quotes) + int(self._in_quotes)) % 2)
             line_map.add(self._line + np.flatnonzero(blank).astype(np.int64))
             return len(newlines)
         finally:

@@ -16,6 +16,7 @@ from netpolgen.errors import InputError, NetpolgenError
 from netpolgen.ingest.report import IngestReport
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 STDIN = "-"
 
 # Decompression bombs: gzip expands up to ~1,000x (a file of zeros), while real flow logs and
@@ -193,7 +194,11 @@ def _buffered(stream: BinaryIO) -> io.BufferedReader:
 
 def _maybe_gunzip(stream: Any, name: str) -> Any:
     if stream.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(CheckedGzip(stream, name), buffer_size=1 << 20)
+        stream = io.BufferedReader(CheckedGzip(stream, name), buffer_size=1 << 20)
+    if stream.peek(3)[:3] == UTF8_BOM:
+        # A UTF-8 byte-order mark (Windows tools write one) is not part of any format: every
+        # reader sees the text after it, on line 1 still.
+        stream.read(3)
     return stream
 
 
