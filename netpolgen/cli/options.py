@@ -1,0 +1,151 @@
+"""What every command shares: option decorators, the accounting on standard error, checks.
+
+Nothing here imports pandas or the pipeline at module level: ``netpolgen --help``, ``--version``
+and a usage error are answered before any of it is needed (issue 17). The few constants the
+options need (the flow formats, the default line limit) are spelled here and a test checks them
+against the library's own (``tests/cli/test_startup.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from netpolgen.ingest.report import IngestReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# netpolgen.FORMATS, in its order (checked by a test); "auto" sniffs the content.
+FLOW_FORMATS = ("hubble", "gcp-vpc", "azure", "aws-vpc", "csv")
+# netpolgen.ingest.report.DEFAULT_MAX_LINE_BYTES (checked by a test).
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+
+
+def input_limit_options(command: F) -> F:
+    """``--max-line-bytes`` and ``--summary``: shared by the commands that read flows."""
+    command = click.option(
+        "--summary", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        help="How to print the accounting on standard error (records read = used + skipped + "
+             "filtered, by reason); json is one machine-readable line, printed even with -q.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--max-line-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_LINE_BYTES,
+        show_default=True,
+        help="Skip (and count) longer lines of line-based formats without reading them whole.",
+    )(command)  # fmt: skip
+
+
+def echo_report(
+    report: IngestReport,
+    warnings: list[str],
+    quiet: bool,
+    verbose: int = 0,
+    *,
+    summary: bool = True,
+) -> None:
+    """Print the formats read (``-v``), the warnings and the accounting line on standard error."""
+    if quiet:
+        return
+    if verbose:
+        for name, fmt in report.formats.items():
+            click.echo(f"read {name} as {fmt}", err=True)
+    for message in report.messages:
+        click.echo(f"warning: {message}", err=True)
+    for message in warnings:
+        click.echo(f"warning: {message}", err=True)
+    if summary or verbose:
+        click.echo(report.summary(), err=True)
+
+
+def engine_options(command: F) -> F:
+    """``--engine``, ``--scheduler`` and ``--workers``: how the flows are read and reduced.
+
+    Shared by the commands that stream flows, so they all scale the same way.
+    """
+    command = click.option(
+        "--workers", type=click.IntRange(min=0), default=0, show_default="0: one per core",
+        help="Processes that parse big flow files in parallel (1: off). By default big Hubble "
+        "JSON files are cut into parts for N processes, and a big AWS VPC file is read by one "
+        "process while this one works on its chunks; from-flows also splits a big CSV file "
+        "when N is given (~300 MB more memory per process; on 2 cores the default, which "
+        "parses CSV on a second thread, is faster).",
+    )(command)  # fmt: skip
+    return dask_options(command)
+
+
+def dask_options(command: F) -> F:
+    """``--engine`` and ``--scheduler``: read the flows in this process or on Dask."""
+    command = click.option(
+        "--scheduler", metavar="ADDRESS", default=None,
+        help="With --engine dask: a Dask scheduler (tcp://host:8786); default a local cluster.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--engine", type=click.Choice(["pandas", "dask"]), default="pandas", show_default=True,
+        help="pandas: stream the files in this process; dask: read them on a Dask cluster, "
+             "one task per file (many files, globs, fsspec URLs; from-flows also reduces them "
+             "there; pip install 'netpolgen[dask]').",
+    )(command)  # fmt: skip
+
+
+def progress_names(inputs: Sequence[str], engine: str) -> list[str]:
+    """The files a progress bar counts: the inputs, or with Dask what their globs expand to."""
+    if engine != "dask":
+        return list(inputs)
+    from netpolgen.engine.dask import named_inputs
+
+    return [name for name, _ in named_inputs(inputs)]
+
+
+flow_format_option = click.option(
+    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
+    type=click.Choice(["auto", *FLOW_FORMATS]), help="Flow-log format; auto sniffs content.",
+)  # fmt: skip
+inventory_option = click.option(
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
+    help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
+         "(or give a directory of them).",
+)  # fmt: skip
+
+
+@contextmanager
+def summary_on_error(
+    report: IngestReport, warnings: list[str], summary: str, quiet: bool
+) -> Iterator[None]:
+    """On an input error, still print what was read: the skip messages explain the error."""
+    from netpolgen.errors import NetpolgenError
+    from netpolgen.ingest.accounting import summary_json
+
+    try:
+        yield
+    except NetpolgenError as error:
+        if summary == "json":
+            click.echo(summary_json(report, warnings, error=str(error)), err=True)
+        elif not quiet:
+            for message in report.messages:
+                click.echo(f"warning: {message}", err=True)
+        raise
+
+
+def echo_warnings(warnings: list[str], quiet: bool) -> None:
+    """Print ``warnings`` on standard error unless quiet."""
+    if not quiet:
+        for message in warnings:
+            click.echo(f"warning: {message}", err=True)
+
+
+def require_usable_flows(report: IngestReport) -> None:
+    """Raise ``NoUsableFlowsError`` when nothing in ``report`` was usable (see the README)."""
+    from netpolgen.ingest import accounting
+
+    accounting.require_usable_flows(report)
+
+
+def summary_json(report: IngestReport, warnings: list[str], **extra: Any) -> str:
+    """The ``--summary json`` line: the accounting of ``report`` plus ``extra`` fields."""
+    from netpolgen.ingest import accounting
+
+    return accounting.summary_json(report, warnings, **extra)
