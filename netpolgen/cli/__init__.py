@@ -25,6 +25,7 @@ from netpolgen._memory import tune_allocator
 from netpolgen.cli.check import diff_command, migrate_command, verify_command
 from netpolgen.cli.generate import from_flows
 from netpolgen.cli.look import inspect
+from netpolgen.cli.progress import verbosity_options
 
 EXIT_ERROR = 1
 
@@ -48,12 +49,21 @@ def _debug_requested() -> bool:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="netpolgen")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for internal errors.")
-def cli(debug: bool) -> None:
+@verbosity_options
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: int) -> None:
     """Least-privilege Kubernetes NetworkPolicies from observed network flows.
 
+    -q, -v and --debug may come before the command or after it.
+
     \b
-    Exit codes: 0 success, 1 error, 2 usage error, 3 verify found denied flows.
+    Exit codes:
+      0  success (diff: the sets allow the same connections)
+      1  error: bad input, named with file and line (diff: the sets differ)
+      2  usage error: an unknown option, a missing file
+      3  verify found observed flows that the policies deny
     """
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
 for _command in (from_flows, inspect, verify_command, diff_command, migrate_command):

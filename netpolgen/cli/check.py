@@ -8,51 +8,57 @@ import click
 
 import netpolgen
 from netpolgen.cli.options import (
+    check_inputs,
     echo_report,
+    emit,
     engine_options,
     flow_format_option,
+    global_options,
     input_limit_options,
     inventory_option,
+    is_yaml_file,
+    plural,
     progress_names,
+    report_format_option,
+    report_output_option,
     require_usable_flows,
     summary_json,
     summary_on_error,
 )
-from netpolgen.cli.progress import IngestProgress, show_progress, verbosity_options
+from netpolgen.cli.progress import IngestProgress, show_progress
 
+# verify: observed flows the policies deny. diff: the sets differ, as diff(1) and kubectl diff
+# exit 1 when their inputs differ (an error there is >1; here it is 1 too, said on stderr).
 EXIT_DENIED = 3
-REPORT_FORMATS = click.Choice(["table", "json", "markdown"])
-
-
-def _echo_warnings(warnings: list[str], quiet: bool) -> None:
-    if not quiet:
-        for message in warnings:
-            click.echo(f"warning: {message}", err=True)
+EXIT_DIFFERENT = 1
+REPORT_FORMATS = ("table", "json", "markdown")
 
 
 @click.command("verify")
-@click.argument("more_flows", nargs=-1, metavar="[FLOWS]...")
-@click.option("--flows", "flows", multiple=True, help="A flow file (repeatable; more may follow).")
+@click.argument("flows", nargs=-1, metavar="FLOWS...")
+# Flows were --flows before they were positional here as in every other command; kept, hidden.
+@click.option("--flows", "legacy_flows", multiple=True, hidden=True)
 @click.option("--policies", "policies", required=True, type=click.Path(exists=True),
               help="A policy file or a directory of them (YAML, JSON, List).")  # fmt: skip
 @inventory_option
 @flow_format_option
-@click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
-              show_default=True, help="Report format.")  # fmt: skip
+@report_format_option(REPORT_FORMATS)
+@report_output_option
 @click.option("--over-permissive/--no-over-permissive", default=True, show_default=True,
               help="Also list allowed connections between known workloads that no flow "
                    "used.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @engine_options
-@verbosity_options
+@global_options
 @input_limit_options
 def verify_command(
-    more_flows: tuple[str, ...],
     flows: tuple[str, ...],
+    legacy_flows: tuple[str, ...],
     policies: str,
     inventories: tuple[str, ...],
     flow_format: str,
     report_format: str,
+    output: str,
     over_permissive: bool,
     strict: bool,
     engine: str,
@@ -71,12 +77,13 @@ def verify_command(
 
     \b
     Example:
-        netpolgen verify --flows hubble.jsonl --policies policies/ -i inventory.json
-        netpolgen verify --flows a.csv b.csv --policies live.yaml --format markdown
+        netpolgen verify hubble.jsonl --policies policies/ -i inventory.json
+        netpolgen verify a.csv b.csv --policies live.yaml -F markdown -o report.md
     """
-    sources = [*flows, *more_flows]
+    check_inputs(legacy_flows, engine, "'--flows'")
+    sources = [*legacy_flows, *flows]
     if not sources:
-        raise click.UsageError("give at least one flow file with --flows")
+        raise click.UsageError("give at least one flow file (FLOWS...)")
     progress = IngestProgress(progress_names(sources, engine), enabled=show_progress(quiet))
     with progress as on_chunk:
         report = netpolgen.verify_files(
@@ -88,7 +95,7 @@ def verify_command(
         # Verifying nothing would pass vacuously: no usable flow is an error here too.
         with summary_on_error(report.ingest, [], summary, quiet):
             require_usable_flows(report.ingest)
-    click.echo(netpolgen.format_report(report, report_format), nl=False)
+    emit(netpolgen.format_report(report, report_format), output)
     if report.ingest is not None and summary == "json":
         click.echo(summary_json(report.ingest, report.warnings, ok=report.ok), err=True)
     elif report.ingest is not None:
@@ -101,27 +108,37 @@ def verify_command(
 @click.argument("old", type=click.Path(exists=True))
 @click.argument("new", type=click.Path(exists=True))
 @inventory_option
-@click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
-              show_default=True, help="Report format.")  # fmt: skip
-@verbosity_options
+@report_format_option(REPORT_FORMATS)
+@report_output_option
+@global_options
 def diff_command(
-    old: str, new: str, inventories: tuple[str, ...], report_format: str, quiet: bool,
-    verbose: int,
+    old: str, new: str, inventories: tuple[str, ...], report_format: str, output: str,
+    quiet: bool, verbose: int,
 ) -> None:  # fmt: skip
     """Show which connections between known workloads OLD allows and NEW does not, and back.
 
     OLD and NEW are policy files or directories. Workloads come from the inventory (or, without
-    one, are guessed from the policies' selectors). Behaviour is compared, not text.
+    one, are guessed from the policies' selectors). Behaviour is compared, not text. Exit 0
+    when both allow the same connections, 1 when they differ (as diff and kubectl diff do).
 
     \b
     Example:
         netpolgen diff live/ generated/ -i inventory.json
     """
     diff = netpolgen.diff_files(old, new, inventories)
-    click.echo(netpolgen.format_diff(diff, report_format), nl=False)
+    emit(netpolgen.format_diff(diff, report_format), output)
     if verbose and not quiet:
         # The report (stdout) already lists the warnings; say where the workloads came from.
         click.echo(f"workloads compared: {diff.workloads} ({diff.workload_source})", err=True)
+    if not diff.same:
+        sys.exit(EXIT_DIFFERENT)
+
+
+def _plan_directory(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """The plan is a tree of folders: ``-o -`` or ``-o plan.yaml`` cannot hold it."""
+    if value == "-" or is_yaml_file(value):
+        raise click.BadParameter(f"{value!r}: the plan is a directory of stages; name one")
+    return value
 
 
 @click.command("migrate")
@@ -130,14 +147,16 @@ def diff_command(
               help="The policies in force today (file or directory); none if omitted.")  # fmt: skip
 @inventory_option
 @flow_format_option
-@click.option("-o", "--output", required=True, help="Directory for the staged plan.")
+@click.option("-o", "--output", required=True, metavar="DIR", callback=_plan_directory,
+              help="Directory for the staged plan (a kustomization.yaml in each "
+                   "stage).")  # fmt: skip
 @click.option("--include-system", is_flag=True,
               help="Stage kube-system and other system namespaces too.")  # fmt: skip
 @click.option("--allow-dns/--no-allow-dns", default=True, show_default=True,
               help="Allow egress to kube-dns on UDP/TCP 53 in every egress policy.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
-@verbosity_options
+@global_options
 @input_limit_options
 def migrate_command(
     flows: tuple[str, ...],
@@ -184,7 +203,8 @@ def migrate_command(
         return
     if not quiet:
         click.echo(
-            f"wrote {len(plan.stages)} stages for {len(plan.namespaces)} namespaces to {output} "
+            f"wrote {plural(len(plan.stages), 'stage')} for "
+            f"{plural(len(plan.namespaces), 'namespace')} to {output} "
             f"(left out: {', '.join(plan.left_out) or 'none'})",
             err=True,
         )

@@ -8,11 +8,16 @@ against the library's own (``tests/cli/test_startup.py``).
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from netpolgen.cli.progress import verbosity_options
 
 if TYPE_CHECKING:
     from netpolgen.ingest.report import IngestReport
@@ -149,3 +154,104 @@ def summary_json(report: IngestReport, warnings: list[str], **extra: Any) -> str
     from netpolgen.ingest import accounting
 
     return accounting.summary_json(report, warnings, **extra)
+
+
+# The global options: accepted before the subcommand (``netpolgen -q verify ...``) and after it
+# (``netpolgen verify ... -q``), meaning the same either way. The group stores its own in
+# ``ctx.obj``; each command merges them with its own (a flag set in either place is set).
+def global_options(command: F) -> F:
+    """``-q/--quiet``, ``-v/--verbose`` and ``--debug``, plus the checks every command shares.
+
+    The wrapped command receives ``quiet`` and ``verbose`` merged with the group's. Before it
+    runs: ``--scheduler`` without ``--engine dask`` is a usage error, and so is a flow file or
+    inventory that does not exist (exit 2 in every command, not a library error).
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, quiet: bool, verbose: int, debug: bool, **kwargs: Any) -> Any:
+        outer = click.get_current_context().find_root().obj or {}
+        quiet = quiet or bool(outer.get("quiet"))
+        verbose = verbose + int(outer.get("verbose", 0))
+        if kwargs.get("scheduler") and kwargs.get("engine") != "dask":
+            raise click.UsageError("--scheduler needs --engine dask")
+        check_inputs(kwargs.get("flows", ()), kwargs.get("engine", "pandas"), "FLOWS")
+        check_inputs(kwargs.get("inventories", ()), "pandas", "'-i' / '--inventory'")
+        return command(*args, quiet=quiet, verbose=verbose, **kwargs)
+
+    run = verbosity_options(run)
+    return click.option(
+        "--debug", is_flag=True, help="Show Python tracebacks for internal errors."
+    )(run)  # type: ignore[return-value]
+
+
+def check_inputs(names: Sequence[str], engine: str, hint: str) -> None:
+    """A usage error (exit 2) for an input that does not exist or is a directory.
+
+    ``-`` is standard input; with ``--engine dask`` globs and fsspec URLs (``s3://...``) are
+    left to Dask to expand. Inventories may be directories (of snapshots).
+    """
+    for name in names:
+        if name == "-" or (engine == "dask" and ("://" in name or any(c in name for c in "*?["))):
+            continue
+        path = Path(name)
+        if not path.exists():
+            raise click.BadParameter(f"{name}: no such file", param_hint=hint)
+        if path.is_dir() and hint == "FLOWS":
+            raise click.BadParameter(f"{name}: is a directory, not a flow file", param_hint=hint)
+
+
+def is_yaml_file(output: str) -> bool:
+    """Whether ``-o output`` names one YAML file rather than a directory.
+
+    A name ending in ``.yaml`` or ``.yml`` is a file unless a directory of that name exists
+    (then it is written as before), so ``-o out.yaml`` no longer makes a directory.
+    """
+    return output.lower().endswith((".yaml", ".yml")) and not Path(output).is_dir()
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 policy``, ``2 policies``, ``3 addresses``: the count with the noun it agrees with."""
+    if count == 1:
+        return f"{count} {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return f"{count} {noun[:-1]}ies"
+    if noun.endswith(("s", "sh", "ch", "x")):
+        return f"{count} {noun}es"
+    return f"{count} {noun}s"
+
+
+def report_output_option(command: F) -> F:
+    """``-o/--output``: where a report goes, ``-`` (standard output, the default) or a file."""
+    return click.option(
+        "-o", "--output", "output", default="-", show_default=True, metavar="-|FILE",
+        type=click.Path(dir_okay=False, allow_dash=True),
+        help="Write the report to FILE (replaced whole) instead of standard output.",
+    )(command)  # fmt: skip
+
+
+def report_format_option(choices: Sequence[str]) -> Callable[[F], F]:
+    """``-F/--format``: the report's format (the flow format is ``-f/--flow-format``)."""
+    return click.option(
+        "-F", "--format", "report_format", type=click.Choice(list(choices)),
+        default=choices[0], show_default=True, help="Report format.",
+    )  # fmt: skip
+
+
+def emit(text: str, output: str) -> None:
+    """Print ``text`` on standard output (``-``) or replace the file ``output`` with it whole."""
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    import tempfile
+
+    target = Path(output)
+    try:
+        handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(staging, 0o666 & ~mask)
+        os.replace(staging, target)
+    except OSError as error:
+        raise click.FileError(output, error.strerror or str(error)) from None

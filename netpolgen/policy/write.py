@@ -1,4 +1,9 @@
-"""Writing policies to a directory: whole or not at all, never outside it, never over a file."""
+"""Writing policies to a directory or one file: whole or not at all, never outside it.
+
+Permissions: files are created 0666 and directories 0777, less the process's umask (0644 and
+0755 under the usual 022), as ``cp`` and ``kubectl`` users expect; ``tempfile`` alone would
+leave the staging directory, which becomes the output, at 0700 and its files at 0600.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 
 from netpolgen.errors import OutputError
 from netpolgen.policy.model import Policy
-from netpolgen.policy.render import dump_yaml, sorted_policies
+from netpolgen.policy.render import dump_yaml, render_yaml, sorted_policies
 
 # Namespaces are DNS-1123 labels and policy names DNS-1123 subdomains; checking both here means
 # no name taken from the logs can become "../" or an absolute path.
@@ -56,6 +61,63 @@ def write_policy_dir(
         raise OutputError("two policies would be written to the same file", source=str(directory))
     files = {path: dump_yaml(p.to_manifest()) for path, p in zip(relative, policies, strict=True)}
     return write_tree(files, directory, force=force)
+
+
+def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bool = False) -> Path:
+    """Write every policy to one multi-document YAML file, atomically.
+
+    The text is :func:`render_yaml`'s (what ``-o -`` prints). It is written to a temporary file
+    beside ``path`` that then takes its place in one rename, so a reader never sees half a file.
+
+    Args:
+        policies: the policies to write.
+        path: the file; its directory must exist.
+        force: replace an existing file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputError: when ``path`` is a directory, exists (without ``force``), or cannot be
+            written.
+
+    Examples:
+        >>> write_policy_file(result.policies, "policies.yaml")  # doctest: +SKIP
+        PosixPath('policies.yaml')
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError("is a directory, not a file", source=str(target))
+    if target.exists() and not force:
+        raise OutputError(
+            "output file exists", source=str(target),
+            hint="choose a new name, or pass --force to replace it",
+        )  # fmt: skip
+    text = render_yaml(policies)
+    try:
+        handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as error:
+        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(staging, 0o666 & ~_umask())
+        os.replace(staging, target)
+    except BaseException as error:
+        Path(staging).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(
+                f"cannot write output: {error.strerror or error}", source=str(target)
+            ) from error
+        raise
+    return target
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_tree(
