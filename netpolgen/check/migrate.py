@@ -49,7 +49,7 @@ from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import dump_yaml, sorted_policies
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator
-from netpolgen.policy.write import policy_path, write_tree
+from netpolgen.policy.write import kustomizations, policy_path, write_tree
 from netpolgen.resolve import resolve_flows
 
 __all__ = [
@@ -153,14 +153,21 @@ class MigrationPlan:
         return list(dict.fromkeys(s.namespace for s in self.stages))
 
     def files(self) -> dict[str, str]:
-        """Relative path -> text: per stage a folder of policy YAML and ``rollback.txt``; a
-        top-level ``README.md``."""
+        """Relative path -> text: per stage a folder of policy YAML, a ``kustomization.yaml``
+        (``kubectl apply -k STAGE``) and ``rollback.txt``; a top-level ``README.md``.
+
+        The top level has no kustomization on purpose: the stages are applied one at a time.
+        """
         out: dict[str, str] = {}
         for stage in self.stages:
             for policy in stage.policies:
                 path = policy_path(policy)  # checks the names are safe file names
                 out[f"{stage.folder}/{path.name}"] = dump_yaml(policy.to_manifest())
             out[f"{stage.folder}/rollback.txt"] = "\n".join(stage.rollback()) + "\n"
+        stages = [Path(stage.folder) for stage in self.stages]
+        paths = {Path(name): text for name, text in out.items()}
+        for path, text in kustomizations(paths, directories=stages).items():
+            out[path.as_posix()] = text
         out["README.md"] = self.readme()
         return out
 
@@ -208,7 +215,7 @@ class MigrationPlan:
             lines += [
                 f"### {stage.number}. {stage.namespace}: default-deny {stage.direction.lower()}",
                 "",
-                f"Apply: `kubectl apply -f {stage.folder}/`",
+                f"Apply: `kubectl apply -k {stage.folder}/` (first `--dry-run=server`)",
                 "",
                 "Policies:",
                 "",
