@@ -95,7 +95,7 @@ def verify_command(
         # Verifying nothing would pass vacuously: no usable flow is an error here too.
         with summary_on_error(report.ingest, [], summary, quiet):
             require_usable_flows(report.ingest)
-    emit(netpolgen.format_report(report, report_format), output)
+    emit(netpolgen.format_report(report, report_format, plain=plain_tables(output)), output)
     if report.ingest is not None and summary == "json":
         click.echo(summary_json(report.ingest, report.warnings, ok=report.ok), err=True)
     elif report.ingest is not None:
@@ -126,12 +126,17 @@ def diff_command(
         netpolgen diff live/ generated/ -i inventory.json
     """
     diff = netpolgen.diff_files(old, new, inventories)
-    emit(netpolgen.format_diff(diff, report_format), output)
+    emit(netpolgen.format_diff(diff, report_format, plain=plain_tables(output)), output)
     if verbose and not quiet:
         # The report (stdout) already lists the warnings; say where the workloads came from.
         click.echo(f"workloads compared: {diff.workloads} ({diff.workload_source})", err=True)
     if not diff.same:
         sys.exit(EXIT_DIFFERENT)
+
+
+def plain_tables(output: str) -> bool:
+    """Tab-separated tables unless the report goes to a terminal (aligned there)."""
+    return output != "-" or not sys.stdout.isatty()
 
 
 def _plan_directory(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -94,8 +94,12 @@ def inspect(
             include_denied=include_denied, top=top, on_chunk=on_chunk,
             max_line_bytes=max_line_bytes, engine=engine, scheduler=scheduler,
         )  # fmt: skip
-    width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
-    emit(netpolgen.format_summary(result, report_format, width=width), output)
+    # Boxes fitted to the terminal on a terminal; in a pipe or a file, tab-separated lines,
+    # which never wrap in the middle of a name.
+    terminal = output == "-" and sys.stdout.isatty()
+    width = shutil.get_terminal_size((120, 24)).columns if terminal else None
+    text = netpolgen.format_summary(result, report_format, width=width, plain=not terminal)
+    emit(text, output)
     if graph is not None:
         netpolgen.write_graph(result.edges_table, graph)
         if not quiet:

@@ -37,6 +37,9 @@ class PodRecord:
     named_ports: NamedPorts = ()
     container_ports: tuple[tuple[str, int], ...] = ()
     host_network: bool = False
+    # The root of the pod's owner chain (a Deployment's name, say) when the inventory's tables
+    # name it; reports show workloads by it (netpolgen.check.tables.workload_names).
+    owner: str = ""
 
     @property
     def workload_labels(self) -> str:
@@ -154,6 +157,7 @@ class ClusterView:
                     named_ports=tuple(sorted(set(named))),
                     container_ports=tuple(sorted({(p, n) for _, p, n in named})),
                     host_network=_text(last.get("host_network")) == "True",
+                    owner=_text(last.get("workload_name")),
                 )
             )
 

@@ -123,7 +123,18 @@ def test_migrate_with_existing_policies(tmp_path: Path) -> None:
     result = run("migrate", THREE_TIER, "--policies", str(existing), "-o", str(out), "-q")
     assert result.exit_code == 0, result.output
     readme = (out / "README.md").read_text()
-    assert "exists already" in readme  # generated names collide with the existing ones
+    # Issue 18: the set from-flows just wrote is recognised, not re-emitted as *-netpolgen.
+    assert "2 generated policies are in force already, identical" in readme
+    assert "-netpolgen" not in readme and "exists already" not in readme
+    # A policy of the same name that allows something else is kept apart, as before.
+    changed = existing / "default" / "db-access-ingress.yaml"
+    changed.write_text(changed.read_text().replace("5432", "5433"))
+    out = tmp_path / "plan2"
+    result = run("migrate", THREE_TIER, "--policies", str(existing), "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    readme = (out / "README.md").read_text()
+    assert "default/db-access-ingress exists already; the plan names it" in readme
+    assert "1 generated policy is in force already" in readme
 
 
 def test_verify_icmp_ipv6_and_outside_sources(tmp_path: Path) -> None:

@@ -164,7 +164,11 @@ def test_output_dash_dir_or_yaml_file(tmp_path: Path) -> None:
     assert run("from-flows", THREE_TIER, "-o", str(single), "--force").exit_code == 0
     directory = tmp_path / "dir"
     assert run("from-flows", THREE_TIER, "-o", str(directory)).exit_code == 0
-    docs = [yaml.safe_load(p.read_text()) for p in sorted(directory.glob("*/*.yaml"))]
+    docs = [
+        yaml.safe_load(p.read_text())
+        for p in sorted(directory.glob("*/*.yaml"))
+        if p.name != "kustomization.yaml"
+    ]
     assert sorted(d["metadata"]["name"] for d in docs) == sorted(
         d["metadata"]["name"] for d in yaml.safe_load_all(stdout)
     )

@@ -162,7 +162,7 @@ def test_hubble_sample_with_inventory() -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["report"]["formats"] == {hubble: "hubble"}
-    assert document["totals"]["filtered: duplicate observation of a connection"] > 0
+    assert document["totals"]["filtered"]["duplicate observation of a connection"] > 0
     assert document["totals"]["edges"] == 62
     assert [u["ip"] for u in document["unresolved"]] == ["10.244.1.250"]
     assert f"read {hubble} as hubble" in result.stderr
