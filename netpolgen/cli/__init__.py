@@ -54,7 +54,9 @@ def _debug_requested() -> bool:
 def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: int) -> None:
     """Least-privilege Kubernetes NetworkPolicies from observed network flows.
 
-    -q, -v and --debug may come before the command or after it.
+    -q, -v and --debug may come before the command or after it. Shell completion:
+    eval "$(_NETPOLGEN_COMPLETE=bash_source netpolgen)" in ~/.bashrc (zsh_source,
+    fish_source for the others).
 
     \b
     Exit codes:

@@ -35,7 +35,7 @@ REPORT_FORMATS = ("table", "json", "markdown")
 
 
 @click.command("verify")
-@click.argument("flows", nargs=-1, metavar="FLOWS...")
+@click.argument("flows", nargs=-1, metavar="FLOWS...", type=click.Path(allow_dash=True))
 # Flows were --flows before they were positional here as in every other command; kept, hidden.
 @click.option("--flows", "legacy_flows", multiple=True, hidden=True)
 @click.option("--policies", "policies", required=True, type=click.Path(exists=True),
@@ -147,7 +147,7 @@ def _plan_directory(ctx: click.Context, param: click.Parameter, value: str) -> s
 
 
 @click.command("migrate")
-@click.argument("flows", nargs=-1, required=True)
+@click.argument("flows", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--policies", "policies", type=click.Path(exists=True), default=None,
               help="The policies in force today (file or directory); none if omitted.")  # fmt: skip
 @inventory_option

@@ -24,7 +24,7 @@ from netpolgen.cli.progress import IngestProgress, show_progress
 
 
 @click.command("from-flows")
-@click.argument("flows", nargs=-1, required=True)
+@click.argument("flows", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @flow_format_option
 # from-flows took the flow format as --format before -f/--flow-format was every command's
 # spelling (DESIGN.md's contract); it still does, hidden, since from-flows has no report format.

@@ -37,7 +37,7 @@ def check_graph_name(ctx: click.Context, param: click.Parameter, value: str | No
 
 
 @click.command("inspect")
-@click.argument("flows", nargs=-1, required=True)
+@click.argument("flows", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @flow_format_option
 @inventory_option
 @click.option("-F", "--format", "report_format", type=click.Choice(["table", "csv", "json"]),
