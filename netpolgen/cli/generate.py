@@ -43,7 +43,7 @@ from netpolgen.cli.progress import IngestProgress, show_progress
               help="Write <workload>-access-egress policies.")  # fmt: skip
 @click.option("--allow-dns/--no-allow-dns", default=True, show_default=True,
               help="Allow egress to kube-dns on UDP/TCP 53 in every egress policy.")  # fmt: skip
-@click.option("-n", "--namespace", "namespaces", multiple=True,
+@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
               help="Write policies only for this namespace (repeatable).")  # fmt: skip
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Ignore connections seen fewer times than this.")  # fmt: skip

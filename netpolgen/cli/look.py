@@ -45,7 +45,7 @@ def check_graph_name(ctx: click.Context, param: click.Parameter, value: str | No
               help="Tables (aligned on a terminal, tab-separated otherwise), CSV sections "
                    "(# name) or one JSON document.")  # fmt: skip
 @report_output_option
-@click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None,
+@click.option("--graph", "graph", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               callback=check_graph_name,
               help="Also write the communication graph: .svg, .png or .pdf (needs the notebook "
                    "extra) or .dot/.gv (Graphviz text).")  # fmt: skip

@@ -110,7 +110,7 @@ flow_format_option = click.option(
     type=click.Choice(["auto", *FLOW_FORMATS]), help="Flow-log format; auto sniffs content.",
 )  # fmt: skip
 inventory_option = click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
+    "-i", "--inventory", "inventories", multiple=True, type=click.Path(), metavar="FILE",
     help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots "
          "(or give a directory of them).",
 )  # fmt: skip
