@@ -42,7 +42,7 @@ def synopsis(name: str, command: click.Command) -> str:
     words = []
     for param in command.params:
         if isinstance(param, click.Argument):
-            metavar = param.make_metavar(click.Context(command))  # type: ignore[call-arg]
+            metavar = param.make_metavar(click.Context(command))
             words.append(metavar)
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
