@@ -27,45 +27,106 @@ By step:
 * the ``*_files`` and ``format_*`` functions are what the commands run and print.
 """
 
-from netpolgen.check.diff import PolicyDiff, diff_files, diff_policies, format_diff
-from netpolgen.check.effect import policy_effect
-from netpolgen.check.migrate import (
-    MigrationOptions,
-    MigrationPlan,
-    plan_migration,
-    plan_migration_from_files,
-    write_plan,
-)
-from netpolgen.check.report import format_report
-from netpolgen.check.verify import VerificationReport, verify, verify_files
-from netpolgen.cluster.inventory import Inventory, load_inventory
-from netpolgen.errors import (
-    FormatDetectionError,
-    InputError,
-    InventoryError,
-    NetpolgenError,
-    NoUsableFlowsError,
-    OutputError,
-    PolicyParseError,
-    SchemaError,
-)
-from netpolgen.explore.graph import write_graph
-from netpolgen.explore.summary import Summary, format_summary, inspect_flows, summarize
-from netpolgen.explore.tables import edge_table, port_matrix
-from netpolgen.flows import FLOW_SCHEMA, validate_flows
-from netpolgen.generator import generate, generate_from_files
-from netpolgen.identity.workloads import Workloads, identify_workloads
-from netpolgen.ingest import FORMATS, load_flows
-from netpolgen.ingest.report import IngestReport
-from netpolgen.policy.default_deny import default_deny_policies
-from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult
-from netpolgen.policy.load import load_policies
-from netpolgen.policy.model import Policy
-from netpolgen.policy.render import render_yaml
-from netpolgen.policy.synthesize import synthesize
-from netpolgen.policy.write import write_policy_dir
-from netpolgen.reduce.edges import aggregate_edges
-from netpolgen.resolve import resolve_flows
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The names below are imported on first use (PEP 562 module __getattr__), not here: the command
+# line imports this package, and ``netpolgen --help`` should not wait ~0.6 s for pandas, NumPy
+# and scikit-learn that only a command's work needs. ``from netpolgen import verify`` and
+# ``netpolgen.verify`` work as before; mypy and editors see the imports under TYPE_CHECKING.
+if TYPE_CHECKING:
+    from netpolgen.check.diff import PolicyDiff, diff_files, diff_policies, format_diff
+    from netpolgen.check.effect import policy_effect
+    from netpolgen.check.migrate import (
+        MigrationOptions,
+        MigrationPlan,
+        plan_migration,
+        plan_migration_from_files,
+        write_plan,
+    )
+    from netpolgen.check.report import format_report
+    from netpolgen.check.verify import VerificationReport, verify, verify_files
+    from netpolgen.cluster.inventory import Inventory, load_inventory
+    from netpolgen.errors import (
+        FormatDetectionError,
+        InputError,
+        InventoryError,
+        NetpolgenError,
+        NoUsableFlowsError,
+        OutputError,
+        PolicyParseError,
+        SchemaError,
+    )
+    from netpolgen.explore.graph import write_graph
+    from netpolgen.explore.summary import Summary, format_summary, inspect_flows, summarize
+    from netpolgen.explore.tables import edge_table, port_matrix
+    from netpolgen.flows import FLOW_SCHEMA, validate_flows
+    from netpolgen.generator import generate, generate_from_files
+    from netpolgen.identity.workloads import Workloads, identify_workloads
+    from netpolgen.ingest import FORMATS, load_flows
+    from netpolgen.ingest.report import IngestReport
+    from netpolgen.policy.default_deny import default_deny_policies
+    from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult
+    from netpolgen.policy.load import load_policies
+    from netpolgen.policy.model import Policy
+    from netpolgen.policy.render import render_yaml
+    from netpolgen.policy.synthesize import synthesize
+    from netpolgen.policy.write import write_policy_dir
+    from netpolgen.reduce.edges import aggregate_edges
+    from netpolgen.resolve import resolve_flows
+
+_LAZY = {
+    "FLOW_SCHEMA": "netpolgen.flows",
+    "FORMATS": "netpolgen.ingest",
+    "GenerateOptions": "netpolgen.policy.from_reduction",
+    "GenerateResult": "netpolgen.policy.from_reduction",
+    "IngestReport": "netpolgen.ingest.report",
+    "Inventory": "netpolgen.cluster.inventory",
+    "MigrationOptions": "netpolgen.check.migrate",
+    "MigrationPlan": "netpolgen.check.migrate",
+    "FormatDetectionError": "netpolgen.errors",
+    "InputError": "netpolgen.errors",
+    "InventoryError": "netpolgen.errors",
+    "NetpolgenError": "netpolgen.errors",
+    "NoUsableFlowsError": "netpolgen.errors",
+    "OutputError": "netpolgen.errors",
+    "PolicyParseError": "netpolgen.errors",
+    "SchemaError": "netpolgen.errors",
+    "Policy": "netpolgen.policy.model",
+    "PolicyDiff": "netpolgen.check.diff",
+    "Summary": "netpolgen.explore.summary",
+    "VerificationReport": "netpolgen.check.verify",
+    "Workloads": "netpolgen.identity.workloads",
+    "aggregate_edges": "netpolgen.reduce.edges",
+    "default_deny_policies": "netpolgen.policy.default_deny",
+    "diff_files": "netpolgen.check.diff",
+    "diff_policies": "netpolgen.check.diff",
+    "edge_table": "netpolgen.explore.tables",
+    "format_diff": "netpolgen.check.diff",
+    "format_report": "netpolgen.check.report",
+    "format_summary": "netpolgen.explore.summary",
+    "generate": "netpolgen.generator",
+    "generate_from_files": "netpolgen.generator",
+    "identify_workloads": "netpolgen.identity.workloads",
+    "inspect_flows": "netpolgen.explore.summary",
+    "load_flows": "netpolgen.ingest",
+    "load_inventory": "netpolgen.cluster.inventory",
+    "load_policies": "netpolgen.policy.load",
+    "plan_migration": "netpolgen.check.migrate",
+    "plan_migration_from_files": "netpolgen.check.migrate",
+    "policy_effect": "netpolgen.check.effect",
+    "port_matrix": "netpolgen.explore.tables",
+    "render_yaml": "netpolgen.policy.render",
+    "resolve_flows": "netpolgen.resolve",
+    "summarize": "netpolgen.explore.summary",
+    "synthesize": "netpolgen.policy.synthesize",
+    "validate_flows": "netpolgen.flows",
+    "verify": "netpolgen.check.verify",
+    "verify_files": "netpolgen.check.verify",
+    "write_graph": "netpolgen.explore.graph",
+    "write_plan": "netpolgen.check.migrate",
+    "write_policy_dir": "netpolgen.policy.write",
+}
 
 __version__ = "0.1.0"
 
@@ -122,3 +183,16 @@ __all__ = [
     "write_plan",
     "write_policy_dir",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'netpolgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

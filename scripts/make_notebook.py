@@ -32,9 +32,26 @@ import pandas as pd
 import netpolgen
 from netpolgen.explore import plots
 
-# The samples live in sample_flows/ at the top of the repository, wherever the notebook runs.
-here = Path.cwd().resolve()
-SAMPLES = next(p / "sample_flows" for p in (here, *here.parents) if (p / "sample_flows").is_dir())
+def find_samples() -> Path:
+    # sample_flows/ of the netpolgen checkout: $NETPOLGEN_SAMPLES, else above the folder the
+    # notebook runs in, else beside the netpolgen that is imported (an editable install), so a
+    # copy of this notebook elsewhere still finds them.
+    import os
+
+    here = Path.cwd().resolve()
+    package = Path(netpolgen.__file__).resolve().parent
+    candidates = [Path(os.environ["NETPOLGEN_SAMPLES"])] if "NETPOLGEN_SAMPLES" in os.environ else []
+    candidates += [p / "sample_flows" for p in (here, *here.parents, *package.parents)]
+    for candidate in candidates:
+        if (candidate / "online-shop.hubble.jsonl").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "sample_flows/ not found: run the notebook from the netpolgen checkout "
+        "(pip install -e '.[notebook]'), or set NETPOLGEN_SAMPLES=/path/to/netpolgen/sample_flows"
+    )
+
+
+SAMPLES = find_samples()
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
 SAMPLES"""),
@@ -109,7 +126,10 @@ window_end = edges["last_seen"].max()
 edges.assign(age=window_end - edges["first_seen"]).sort_values("age")[
     ["src", "dst", "port", "flows", "first_seen", "last_seen"]
 ].head(5)"""),
-    new_code_cell("""plots.plot_graph(edges)"""),
+    new_markdown_cell("""The graph: one box per namespace, outside addresses in a box of their own. Blue
+is a workload and grey an outside address; red and green are kept for what policies do (below).
+The whole picture without the port labels first, then one namespace with them."""),
+    new_code_cell("""plots.plot_graph(edges, edge_labels=False)"""),
     new_code_cell("""# Only the shop namespace, and only connections seen at least 3 times.
 plots.plot_graph(edges, namespaces=["shop"], min_flows=3, figsize=(10, 8))"""),
     new_markdown_cell("""## 4. Ports
@@ -179,7 +199,7 @@ assert verification.ok
 # Allowed but never used, towards the shop (the namespaces without policies allow everything).
 unused = verification.over_permissive
 unused[unused["dst_namespace"] == "shop"].head()"""),
-    new_code_cell("""plots.plot_policy_effect(effect)"""),
+    new_code_cell("""plots.plot_policy_effect(effect, edge_labels=False)"""),
     new_markdown_cell("""## 8. Read the YAML
 
 `render_yaml` gives the multi-document stream that `netpolgen from-flows` prints (deterministic:

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from netpolgen.check.edges import Workload, workloads_from_cluster, workloads_seen
-from netpolgen.check.tables import render_table
+from netpolgen.check.tables import render_table, with_workload_names, workload_names
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.labels import canonical_labels
@@ -86,6 +86,8 @@ class PolicyDiff:
     workloads: int
     workload_source: str
     warnings: list[str] = field(default_factory=list)
+    # namespace/labels -> namespace/name, how the text report names workloads (check.tables).
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def same(self) -> bool:
@@ -224,6 +226,7 @@ def diff_policies(
         ],
         workloads=len(workloads),
         workload_source=source if workloads else "nowhere",
+        names=workload_names(cluster),
         warnings=warnings,
     )
 
@@ -401,8 +404,9 @@ def _workloads_from_policies(policies: Sequence[Policy]) -> dict[tuple[str, str]
     return {key: Workload(*key) for key in sorted(found)}
 
 
-def _display(changes: pd.DataFrame) -> pd.DataFrame:
-    """Compact columns for text: ``src``, ``dst`` (workload or addresses) and ``ports``."""
+def _display(changes: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """Compact columns for text: ``src``, ``dst`` (workload names, else labels, or addresses)
+    and ``ports``."""
 
     def side(prefix: str) -> list[str]:
         return [
@@ -417,7 +421,7 @@ def _display(changes: pd.DataFrame) -> pd.DataFrame:
         str(low) if low == high else f"{low}-{high}"
         for low, high in zip(changes["port_from"], changes["port_to"], strict=True)
     ]
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "change": changes["change"],
             "src": side("src"),
@@ -426,15 +430,19 @@ def _display(changes: pd.DataFrame) -> pd.DataFrame:
             "ports": ports,
         }
     )
+    return with_workload_names(table, names)
 
 
-def format_diff(diff: PolicyDiff, fmt: str = "table", *, limit: int = 200) -> str:
+def format_diff(
+    diff: PolicyDiff, fmt: str = "table", *, limit: int | None = 200, plain: bool = False
+) -> str:
     """Render a diff as plain text, JSON or Markdown.
 
     Args:
         diff: what :func:`diff_policies` or :func:`diff_files` returned.
         fmt: ``table``, ``json`` or ``markdown``.
-        limit: at most this many rows per table in text and Markdown.
+        limit: at most this many rows per table in text and Markdown (``None``: all).
+        plain: the table as tab-separated lines (for a pipe or a file: nothing wraps).
 
     Examples:
         >>> print(format_diff(diff, "markdown"))  # doctest: +SKIP
@@ -456,5 +464,9 @@ def format_diff(diff: PolicyDiff, fmt: str = "table", *, limit: int = 200) -> st
     if not diff.changes.empty:
         title = "Connections that differ (added: only NEW allows; removed: only OLD allows)"
         parts.append(("\n## " if markdown else "\n") + title + ("\n" if markdown else ":\n"))
-        parts.append(render_table(_display(diff.changes), markdown=markdown, limit=limit))
+        parts.append(
+            render_table(
+                _display(diff.changes, diff.names), markdown=markdown, limit=limit, plain=plain
+            )
+        )
     return "".join(parts)

@@ -30,7 +30,13 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.check.edges import describe_endpoint, edge_keys, evaluate_edges
-from netpolgen.check.tables import render_table
+from netpolgen.check.tables import (
+    count_as_from_flows,
+    plural,
+    render_table,
+    with_workload_names,
+    workload_names,
+)
 from netpolgen.check.verify import verify
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike
@@ -49,7 +55,7 @@ from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import dump_yaml, sorted_policies
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator
-from netpolgen.policy.write import policy_path, write_tree
+from netpolgen.policy.write import kustomizations, policy_path, write_tree
 from netpolgen.resolve import resolve_flows
 
 __all__ = [
@@ -147,20 +153,32 @@ class MigrationPlan:
     flows_denied_final: int
     warnings: list[str] = field(default_factory=list)
     ingest: IngestReport | None = None
+    # Records the replay left out, as from-flows leaves them out (see count_as_from_flows).
+    records_reply: int = 0
+    records_denied: int = 0
+    # namespace/labels -> namespace/name, how the README names workloads (check.tables).
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def namespaces(self) -> list[str]:
         return list(dict.fromkeys(s.namespace for s in self.stages))
 
     def files(self) -> dict[str, str]:
-        """Relative path -> text: per stage a folder of policy YAML and ``rollback.txt``; a
-        top-level ``README.md``."""
+        """Relative path -> text: per stage a folder of policy YAML, a ``kustomization.yaml``
+        (``kubectl apply -k STAGE``) and ``rollback.txt``; a top-level ``README.md``.
+
+        The top level has no kustomization on purpose: the stages are applied one at a time.
+        """
         out: dict[str, str] = {}
         for stage in self.stages:
             for policy in stage.policies:
                 path = policy_path(policy)  # checks the names are safe file names
                 out[f"{stage.folder}/{path.name}"] = dump_yaml(policy.to_manifest())
             out[f"{stage.folder}/rollback.txt"] = "\n".join(stage.rollback()) + "\n"
+        stages = [Path(stage.folder) for stage in self.stages]
+        paths = {Path(name): text for name, text in out.items()}
+        for path, text in kustomizations(paths, directories=stages).items():
+            out[path.as_posix()] = text
         out["README.md"] = self.readme()
         return out
 
@@ -203,12 +221,12 @@ class MigrationPlan:
             ]
         )
         if not summary.empty:
-            lines.append(render_table(summary, markdown=True, limit=10_000))
+            lines.append(render_table(summary, markdown=True, limit=None))
         for stage in self.stages:
             lines += [
                 f"### {stage.number}. {stage.namespace}: default-deny {stage.direction.lower()}",
                 "",
-                f"Apply: `kubectl apply -f {stage.folder}/`",
+                f"Apply: `kubectl apply -k {stage.folder}/` (first `--dry-run=server`)",
                 "",
                 "Policies:",
                 "",
@@ -223,10 +241,13 @@ class MigrationPlan:
                     "(the allow policies above keep them working):"
                 )
                 lines.append("")
-                lines.append(render_table(stage.breaks_today, markdown=True, limit=30))
+                # All of them: the README is what a person reviews before applying the stage.
+                shown = with_workload_names(stage.breaks_today, self.names)
+                lines.append(render_table(shown, markdown=True, limit=None))
             lines += [
                 "",
-                f"Check: after this stage, {stage.flows_denied_after} observed flows are denied.",
+                f"Check: after this stage, {plural(stage.flows_denied_after, 'observed flow')} "
+                f"{'is' if stage.flows_denied_after == 1 else 'are'} denied.",
                 "",
                 f"Rollback (`{stage.folder}/rollback.txt`):",
                 "",
@@ -288,6 +309,20 @@ def plan_migration(
     )
     warnings += generated.warnings
     taken = {(p.namespace, p.name) for p in existing}
+    # A generated policy equal to the one in force under its name (Policy equality: the spec
+    # and names, not the evidence annotations) is in place already: the plan leaves it alone
+    # rather than adding a "-netpolgen" twin (the set from-flows wrote, given back to migrate).
+    in_force = {(p.namespace, p.name): p for p in existing}
+    in_place = [p for p in generated.policies if in_force.get((p.namespace, p.name)) == p]
+    if in_place:
+        warnings.append(
+            f"{len(in_place)} generated "
+            f"{'policy is' if len(in_place) == 1 else 'policies are'} in force already, "
+            "identical (not staged again): "
+            + ", ".join(f"{p.namespace}/{p.name}" for p in sorted_policies(in_place)[:5])
+            + (f" and {len(in_place) - 5} more" if len(in_place) > 5 else "")
+        )
+    in_place_keys = {(p.namespace, p.name) for p in in_place}
 
     def rename(policy: Policy) -> Policy:
         if (policy.namespace, policy.name) not in taken:
@@ -337,7 +372,9 @@ def plan_migration(
             allow = [
                 rename(p)
                 for p in generated.policies
-                if p.namespace == namespace and _stage_direction(p) == direction
+                if p.namespace == namespace
+                and _stage_direction(p) == direction
+                and (p.namespace, p.name) not in in_place_keys
             ]
             if not deny and not allow:
                 continue
@@ -389,6 +426,9 @@ def plan_migration(
         flows_denied_today=today.counts["flows_denied"],
         flows_denied_final=final,
         warnings=warnings,
+        records_reply=today.counts["records_reply"],
+        records_denied=today.counts["records_denied_verdict"],
+        names=workload_names(cluster),
     )
 
 
@@ -431,6 +471,7 @@ def plan_migration_from_files(
         flows = resolve_flows(flows, inventory, report=ingest)
     plan = plan_migration(flows, existing, inventory, options)
     plan.warnings[:0] = notes
+    count_as_from_flows(ingest, replies=plan.records_reply, denied=plan.records_denied)
     plan.ingest = ingest
     return plan
 

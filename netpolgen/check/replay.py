@@ -22,6 +22,7 @@ from netpolgen.check.findings import (
     over_permissiveness,
 )
 from netpolgen.check.report import VerificationReport
+from netpolgen.check.tables import workload_names
 from netpolgen.cluster.inventory import Inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import empty_flows, validate_flows
@@ -190,6 +191,7 @@ class Checker:
             counts=counts,
             rules=rules,
             warnings=warnings,
+            names=workload_names(cluster),
         )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.check.edges import RULE_COLUMNS
-from netpolgen.check.tables import render_table
+from netpolgen.check.tables import plural, render_table, with_workload_names
 from netpolgen.ingest.accounting import summary_dict
 from netpolgen.ingest.report import IngestReport
 
@@ -39,6 +39,9 @@ class VerificationReport:
         counts: flow and edge counts by outcome (see :meth:`summary`).
         warnings: things the user should know (e.g. named ports without an inventory).
         ingest: what reading the flow files did, when they were read by :func:`verify_files`.
+        names: ``namespace/labels`` -> ``namespace/name`` for the workloads the inventory
+            names (:func:`netpolgen.check.tables.workload_names`): how the text reports show
+            them.
 
     Examples:
         >>> report = verify(flows, result.policies)  # doctest: +SKIP
@@ -54,6 +57,7 @@ class VerificationReport:
     rules: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RULE_COLUMNS))
     warnings: list[str] = field(default_factory=list)
     ingest: IngestReport | None = None
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -64,23 +68,27 @@ class VerificationReport:
         """A few lines of plain text with the counts."""
         c = self.counts
         lines = [
-            f"flows checked: {c['flows_checked']} ({c['records_checked']} records, "
-            f"{c['edges_checked']} distinct edges)",
-            f"  allowed: {c['flows_allowed']} flows, {c['edges_allowed']} edges",
-            f"  denied:  {c['flows_denied']} flows, {c['edges_denied']} edges",
-            f"not checked: {c['records_reply']} reply records, {c['records_denied_verdict']} "
-            f"records the network denied, {c['records_unresolved']} records without endpoints, "
-            f"{c['records_host']} records with the pod's own node (always allowed)",
+            f"flows checked: {c['flows_checked']} ({plural(c['records_checked'], 'record')}, "
+            f"{plural(c['edges_checked'], 'distinct edge')})",
+            f"  allowed: {plural(c['flows_allowed'], 'flow')}, "
+            f"{plural(c['edges_allowed'], 'edge')}",
+            f"  denied:  {plural(c['flows_denied'], 'flow')}, {plural(c['edges_denied'], 'edge')}",
+            f"not checked: {plural(c['records_reply'], 'reply record')}, "
+            f"{plural(c['records_denied_verdict'], 'record')} the network denied, "
+            f"{plural(c['records_unresolved'], 'record')} without endpoints, "
+            f"{plural(c['records_host'], 'record')} with the pod's own node (always allowed)",
         ]
         if c.get("rules"):
             lines.append(
-                f"rules: {c['rules_unused']} of {c['rules']} policy rules admitted no observed flow"
+                f"rules: {c['rules_unused']} of {plural(c['rules'], 'policy rule')} admitted no "
+                "observed flow"
             )
         if "combinations_allowed" in c:
             lines.append(
                 f"over-permissiveness: {c['combinations_unused']} of "
                 f"{c['combinations_allowed']} allowed (src, dst, port) combinations between "
-                f"{c['workloads']} known workloads were never used"
+                f"{plural(c['workloads'], 'known workload')} "
+                f"{'was' if c['combinations_unused'] == 1 else 'were'} never used"
             )
         return "\n".join(lines)
 
@@ -96,6 +104,8 @@ class VerificationReport:
             "unused_rules": _records(self.rules[self.rules["flows"] == 0]),
             # What reading the flows did: read = used + skipped + filtered, by reason.
             "ingest": None if self.ingest is None else summary_dict(self.ingest),
+            # How the text report names workloads: namespace/labels -> namespace/name.
+            "workload_names": dict(self.names),
         }
 
 
@@ -106,13 +116,20 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def format_report(report: VerificationReport, fmt: str = "table", *, limit: int = 50) -> str:
+def format_report(
+    report: VerificationReport, fmt: str = "table", *, limit: int | None = 50, plain: bool = False
+) -> str:
     """Render a report as plain text tables, JSON, or Markdown.
+
+    Workloads are shown as ``namespace/name`` (``report.names``, else their name label where
+    that is unique), their labels only where neither names them.
 
     Args:
         report: the report to render.
         fmt: ``table``, ``json`` or ``markdown``.
-        limit: at most this many rows per table in text and Markdown (JSON has them all).
+        limit: at most this many rows per table in text and Markdown (JSON has them all;
+            ``None``: all).
+        plain: tables as tab-separated lines (for a pipe or a file: nothing wraps).
 
     Examples:
         >>> print(format_report(verify(flows, policies), "markdown"))  # doctest: +SKIP
@@ -129,14 +146,16 @@ def format_report(report: VerificationReport, fmt: str = "table", *, limit: int 
     for warning in report.warnings:
         parts.append(("- warning: " if markdown else "warning: ") + warning + "\n")
     sections = [
-        ("Denied flows (by workload pair and port)", report.denied),
-        ("Policies isolating denied endpoints", report.isolation),
-        ("Policy rules that admitted no observed flow", report.rules[report.rules["flows"] == 0]),
-        ("Allowed but never used (over-permissive)", report.over_permissive),
-    ]
-    for title, frame in sections:
+        ("Denied flows (by workload pair and port)", report.denied, ("src", "dst")),
+        ("Policies isolating denied endpoints", report.isolation, ("endpoint",)),
+        ("Policy rules that admitted no observed flow", report.rules[report.rules["flows"] == 0],
+         ()),
+        ("Allowed but never used (over-permissive)", report.over_permissive, ("src", "dst")),
+    ]  # fmt: skip
+    for title, frame, sides in sections:
         if frame.empty:
             continue
         parts.append(("\n## " if markdown else "\n") + title + ("\n" if markdown else ":\n"))
-        parts.append(render_table(frame, markdown=markdown, limit=limit))
+        shown = with_workload_names(frame, report.names, columns=sides) if sides else frame
+        parts.append(render_table(shown, markdown=markdown, limit=limit, plain=plain))
     return "\n".join(p.rstrip("\n") for p in parts) + "\n"

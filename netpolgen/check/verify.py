@@ -44,6 +44,7 @@ import pandas as pd
 
 from netpolgen.check.replay import Checker, verify_stream
 from netpolgen.check.report import VerificationReport
+from netpolgen.check.tables import count_as_from_flows
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike
 from netpolgen.errors import NetpolgenError
@@ -193,6 +194,8 @@ def verify_files(
             scheduler=scheduler,
         )  # fmt: skip
     report.warnings[:0] = notes
+    c = report.counts
+    count_as_from_flows(ingest, replies=c["records_reply"], denied=c["records_denied_verdict"])
     report.ingest = ingest
     return report
 

@@ -37,6 +37,9 @@ class PodRecord:
     named_ports: NamedPorts = ()
     container_ports: tuple[tuple[str, int], ...] = ()
     host_network: bool = False
+    # The root of the pod's owner chain (a Deployment's name, say) when the inventory's tables
+    # name it; reports show workloads by it (netpolgen.check.tables.workload_names).
+    owner: str = ""
 
     @property
     def workload_labels(self) -> str:
@@ -153,6 +156,7 @@ class ClusterView:
                     named_ports=tuple(sorted(named)),
                     container_ports=tuple(sorted(container_ports)),
                     host_network=bool(last.get("host_network")),
+                    owner=_text(last.get("workload_name")),
                 )
             )
 

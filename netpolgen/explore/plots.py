@@ -9,6 +9,7 @@ returned figure, a script saves it (``figure.savefig("graph.svg")``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -46,31 +47,72 @@ def _as_table(edges: pd.DataFrame | EdgeSource) -> pd.DataFrame:
     return edges if isinstance(edges, pd.DataFrame) else edge_table(edges)
 
 
-def _layout(nodes: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """Namespaces as groups: each a ring of its endpoints, the rings on a big circle, and the
-    outside peers in a column on the right.
+# Colours mean one thing each: a node's fill says what it is (a workload, or an address outside
+# the cluster); its namespace is the box around it, not a colour. Red and green are kept for
+# what policies do to a connection (plot_policy_effect), grey for a plain connection.
+WORKLOAD_COLOUR = "#90caf9"
+OUTSIDE_COLOUR = "#eeeeee"
+EDGE_COLOUR = "#757575"
+BOX_FACE = "#fafafa"
+BOX_EDGE = "#9e9e9e"
+CELL = (2.8, 1.4)  # width and height of one node's cell in a box: room for its label
+TITLE = 0.55  # the namespace name's strip at the top of a box
 
-    Deterministic (no random spring layout), so the same flows always draw the same picture.
+
+@dataclass(frozen=True)
+class _Box:
+    group: str
+    x: float  # top-left corner
+    y: float
+    width: float
+    height: float
+
+
+def _layout(nodes: pd.DataFrame) -> tuple[dict[str, tuple[float, float]], list[_Box]]:
+    """One box per namespace, its endpoints on a grid inside, the boxes packed in rows; the
+    outside peers in a box of their own on the right.
+
+    A grid keeps every label in a cell of its own (no two overlap, however many nodes), and the
+    layout is deterministic (no random spring layout): the same flows draw the same picture.
     """
     groups = sorted(g for g in nodes["group"].unique() if g != OUTSIDE)
     members = {g: sorted(map(str, nodes.loc[nodes["group"] == g, "name"])) for g in groups}
-    radius = {g: 0.0 if len(m) == 1 else 0.35 * len(m) / math.pi + 0.3 for g, m in members.items()}
-    big = 0.0 if len(groups) < 2 else max(radius.values()) * 1.6 + 1.2
+    shapes = {}
+    for group, names in members.items():
+        columns = max(1, math.ceil(math.sqrt(len(names))))
+        shapes[group] = (columns, math.ceil(len(names) / columns))
+    area = sum(c * r for c, r in shapes.values())
+    shelf = max([c for c, _ in shapes.values()] + [math.ceil(math.sqrt(area) * 1.4)])
     positions: dict[str, tuple[float, float]] = {}
-    for index, group in enumerate(groups):
-        angle = 2 * math.pi * index / len(groups) + math.pi / 2
-        cx, cy = big * math.cos(angle), big * math.sin(angle)
-        count = len(members[group])
-        for j, name in enumerate(members[group]):
-            a = 2 * math.pi * j / count + angle
-            positions[name] = (cx + radius[group] * math.cos(a), cy + radius[group] * math.sin(a))
+    boxes: list[_Box] = []
+    x = y = 0.0
+    row_height = 0.0
+    used = 0
+    gap = 0.6
+    for group in groups:
+        columns, rows = shapes[group]
+        if used and used + columns > shelf:  # a new shelf below
+            x, y, used = 0.0, y - row_height - gap, 0
+            row_height = 0.0
+        width, height = columns * CELL[0], rows * CELL[1] + TITLE
+        boxes.append(_Box(group, x, y, width, height))
+        for index, name in enumerate(members[group]):
+            column, row = index % columns, index // columns
+            positions[name] = (x + (column + 0.5) * CELL[0], y - TITLE - (row + 0.5) * CELL[1])
+        x += width + gap
+        used += columns
+        row_height = max(row_height, height)
     outside = sorted(map(str, nodes.loc[nodes["group"] == OUTSIDE, "name"]))
-    x = big + max(radius.values(), default=0.0) + 1.5
-    height = max(2 * big, 0.35 * len(outside))
-    for j, name in enumerate(outside):
-        y = height / 2 - height * j / max(1, len(outside) - 1) if len(outside) > 1 else 0.0
-        positions[name] = (x, y)
-    return positions
+    if outside:
+        x = max([b.x + b.width for b in boxes], default=0.0) + gap * 2
+        rows = max(1, math.ceil(-(y - row_height) / CELL[1]) - 1, min(len(outside), 12))
+        columns = math.ceil(len(outside) / rows)
+        rows = math.ceil(len(outside) / columns)
+        boxes.append(_Box(OUTSIDE, x, 0.0, columns * CELL[0], rows * CELL[1] + TITLE))
+        for index, name in enumerate(outside):
+            column, row = index // rows, index % rows
+            positions[name] = (x + (column + 0.5) * CELL[0], -TITLE - (row + 0.5) * CELL[1])
+    return positions, boxes
 
 
 def _nodes(table: pd.DataFrame) -> pd.DataFrame:
@@ -85,6 +127,12 @@ def _nodes(table: pd.DataFrame) -> pd.DataFrame:
     return nodes.reset_index(drop=True)
 
 
+def _short(name: str, width: int = 24) -> str:
+    """A node's label: its name without the namespace (the box says it), cut to fit a cell."""
+    text = name.split("/", 1)[-1]
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _draw_graph(
     table: pd.DataFrame,
     ax: Axes,
@@ -92,12 +140,14 @@ def _draw_graph(
     *,
     labels: bool,
     title: str,
+    legend: list[tuple[str, str]],
 ) -> None:
     nx = _require("networkx")
-    colormaps = _require("matplotlib").colormaps
+    patches = _require("matplotlib.patches")
+    lines = _require("matplotlib.lines")
     nodes = _nodes(table)
     grouped = (
-        table.assign(_colour=edge_colours if edge_colours is not None else "#555555")
+        table.assign(_colour=edge_colours if edge_colours is not None else EDGE_COLOUR)
         .groupby(["src", "dst"], observed=True)
         .agg(
             ports=("port", lambda p: ", ".join(sorted(set(map(str, p))))),
@@ -111,57 +161,58 @@ def _draw_graph(
         graph.add_node(str(name))
     for src, dst, ports, flows, colour in grouped.itertuples(index=False, name=None):
         graph.add_edge(str(src), str(dst), ports=ports, flows=int(flows), colour=colour)
-    positions = _layout(nodes)
-    groups = sorted(nodes["group"].unique(), key=lambda g: (g == OUTSIDE, g))
-    palette = colormaps["tab10"]
-    colour_of = {g: ("#bdbdbd" if g == OUTSIDE else palette(i % 10)) for i, g in enumerate(groups)}
-    for group in groups:
-        members = [str(n) for n in nodes.loc[nodes["group"] == group, "name"]]
-        nx.draw_networkx_nodes(
-            graph,
-            positions,
-            nodelist=members,
-            node_color=[colour_of[group]] * len(members),
-            node_size=420,
-            ax=ax,
-            label=group,
-            edgecolors="#333333",
-            linewidths=0.5,
-        )
+    positions, boxes = _layout(nodes)
+    for box in boxes:
+        ax.add_patch(
+            patches.FancyBboxPatch(
+                (box.x, box.y - box.height), box.width, box.height,
+                boxstyle="round,pad=0.05,rounding_size=0.2", facecolor=BOX_FACE,
+                edgecolor=BOX_EDGE, linewidth=1.0, zorder=0,
+            )
+        )  # fmt: skip
+        ax.text(box.x + 0.15, box.y - 0.12, box.group, ha="left", va="top", fontsize=9,
+                fontweight="bold", color="#424242")  # fmt: skip
+    outside = {str(n) for n in nodes.loc[nodes["group"] == OUTSIDE, "name"]}
+    nx.draw_networkx_nodes(
+        graph, positions, ax=ax, node_size=300, edgecolors="#424242", linewidths=0.6,
+        node_color=[OUTSIDE_COLOUR if n in outside else WORKLOAD_COLOUR for n in graph.nodes],
+    )  # fmt: skip
     flows = [graph.edges[e]["flows"] for e in graph.edges]
     most = max(flows, default=1)
     # Width grows with the log of the flow count: a busy edge stands out without hiding the rest.
-    widths = [0.6 + 3.0 * math.log1p(f) / math.log1p(most) for f in flows]
+    widths = [0.6 + 2.4 * math.log1p(f) / math.log1p(most) for f in flows]
     nx.draw_networkx_edges(
-        graph,
-        positions,
-        ax=ax,
-        width=widths,
-        edge_color=[graph.edges[e]["colour"] for e in graph.edges],
-        arrows=True,
-        arrowsize=10,
-        connectionstyle="arc3,rad=0.08",
-        node_size=420,
-    )
+        graph, positions, ax=ax, width=widths, arrows=True, arrowsize=9, node_size=300,
+        edge_color=[graph.edges[e]["colour"] for e in graph.edges], alpha=0.8,
+        connectionstyle="arc3,rad=0.1",
+    )  # fmt: skip
+    # Labels under their node, in the node's own cell: they never sit on top of each other.
+    below = {n: (x, y - 0.38) for n, (x, y) in positions.items()}
     nx.draw_networkx_labels(
-        graph,
-        positions,
-        ax=ax,
-        font_size=7,
-        labels={n: n.split("/", 1)[-1] for n in graph.nodes},
-    )
+        graph, below, ax=ax, font_size=7, labels={n: _short(n) for n in graph.nodes},
+        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+              "alpha": 0.8},
+    )  # fmt: skip
     if labels:
         nx.draw_networkx_edge_labels(
-            graph,
-            positions,
-            ax=ax,
-            font_size=6,
+            graph, positions, ax=ax, font_size=6, label_pos=0.5,
             edge_labels={e: graph.edges[e]["ports"] for e in graph.edges},
-            connectionstyle="arc3,rad=0.08",
-            label_pos=0.5,
-        )
-    ax.legend(loc="upper left", fontsize=7, frameon=False, markerscale=0.5)
+            connectionstyle="arc3,rad=0.1",
+            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                  "alpha": 0.7},
+        )  # fmt: skip
+    handles = [
+        lines.Line2D([], [], marker="o", linestyle="", markerfacecolor=WORKLOAD_COLOUR,
+                     markeredgecolor="#424242", label="workload (box: its namespace)"),
+        lines.Line2D([], [], marker="o", linestyle="", markerfacecolor=OUTSIDE_COLOUR,
+                     markeredgecolor="#424242", label="outside the cluster (ipBlock)"),
+        *(lines.Line2D([], [], color=colour, linewidth=2, label=text) for text, colour in legend),
+    ]  # fmt: skip
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=4,
+              fontsize=7, frameon=False)  # fmt: skip
     ax.set_title(title)
+    ax.relim()
+    ax.autoscale_view()
     ax.set_axis_off()
 
 
@@ -176,9 +227,10 @@ def plot_graph(
 ) -> Figure:
     """Draw the workload communication graph.
 
-    Nodes are endpoints, coloured and grouped by namespace (outside peers in grey); an arrow
-    goes from client to server, labelled with the ports used and as wide as the log of the
-    number of flows.
+    Nodes are endpoints in one box per namespace (outside peers in a box of their own, in
+    grey), each labelled in a cell of its own; an arrow goes from client to server, labelled
+    with the ports used and as wide as the log of the number of flows. Colours mean one thing:
+    blue a workload, grey an outside address; red and green only in :func:`plot_policy_effect`.
 
     Args:
         edges: an :func:`netpolgen.explore.edge_table`, or a ``GenerateResult``/``Summary``.
@@ -205,7 +257,8 @@ def plot_graph(
             table["src_namespace"].isin(namespaces) | table["dst_namespace"].isin(namespaces)
         ]
     figure, ax = _figure(ax, figsize)
-    _draw_graph(table, ax, None, labels=edge_labels, title="Who talks to whom")
+    _draw_graph(table, ax, None, labels=edge_labels, title="Who talks to whom",
+                legend=[("connection (client → server; width: flows)", EDGE_COLOUR)])  # fmt: skip
     return figure
 
 
@@ -307,5 +360,6 @@ def plot_policy_effect(
         colours,
         labels=edge_labels,
         title=f"Policy effect: green allowed, red denied ({denied_now} observed flows denied)",
+        legend=[("allowed by the policies", ALLOWED_COLOUR), ("denied", DENIED_COLOUR)],
     )
     return figure

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from netpolgen.check.tables import render_table
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.engine import load_flow_table
 from netpolgen.errors import NetpolgenError
@@ -317,13 +318,17 @@ def inspect_flows(
 # --- rendering (for the CLI) -------------------------------------------------------------------
 
 
-def format_summary(summary: Summary, fmt: str = "table", *, width: int | None = None) -> str:
+def format_summary(
+    summary: Summary, fmt: str = "table", *, width: int | None = None, plain: bool = False
+) -> str:
     """Render a :class:`Summary` as terminal tables, CSV sections or one JSON document.
 
     Args:
         summary: what :func:`summarize` returned.
         fmt: ``table`` (rich tables), ``csv`` (one ``# name`` section per table) or ``json``.
         width: the terminal width for ``table`` (default: 120 columns).
+        plain: ``table`` as titled tab-separated sections instead of boxes fitted to
+            ``width``: for a pipe or a file, where nothing should wrap in the middle of a name.
 
     Returns:
         The text, ending with a newline: what ``netpolgen inspect --format FMT`` prints.
@@ -336,10 +341,7 @@ def format_summary(summary: Summary, fmt: str = "table", *, width: int | None = 
     tables = summary.tables()
     if fmt == "json":
         document: dict[str, Any] = {name: _records(frame) for name, frame in tables.items()}
-        document["totals"] = {
-            str(m): int(v)
-            for m, v in zip(summary.totals["metric"], summary.totals["value"], strict=True)
-        }
+        document["totals"] = _json_totals(summary.totals)
         document["report"] = summary.report.to_dict()
         return json.dumps(document, indent=2) + "\n"
     if fmt == "csv":
@@ -347,7 +349,58 @@ def format_summary(summary: Summary, fmt: str = "table", *, width: int | None = 
         for name, frame in tables.items():
             parts.append(f"# {name}\n" + _plain(frame).to_csv(index=False, lineterminator="\n"))
         return "\n".join(parts)
+    if plain:
+        return _plain_tables(tables)
     return _rich_tables(tables, width or 120)
+
+
+TITLES = {
+    "totals": "Records",
+    "top_talkers": "Top talkers",
+    "protocols": "Protocols and ports",
+    "workloads": "Workloads",
+    "edges": "Edges (who talks to whom)",
+    "unresolved": "Unresolved addresses",
+}
+
+
+def _terminal_view(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    frame = _plain(frame)
+    if name == "edges":
+        # The terminal view: names, port, count and times; the rest is in csv/json.
+        frame = frame[["src", "dst", "port", "flows", "first_seen", "last_seen"]].copy()
+        for column in ("first_seen", "last_seen"):
+            frame[column] = frame[column].str.slice(0, 19).str.replace("T", " ")
+    return frame
+
+
+def _plain_tables(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Each table under its title, one tab-separated line per row: never wrapped."""
+    parts = []
+    for name, frame in tables.items():
+        title = TITLES.get(name, name)
+        if frame.empty:
+            parts.append(f"{title}: none\n")
+        else:
+            parts.append(f"{title}:\n" + render_table(_terminal_view(name, frame), limit=None,
+                                                       plain=True))  # fmt: skip
+    return "\n".join(parts)
+
+
+def _json_totals(totals: pd.DataFrame) -> dict[str, Any]:
+    """The totals with snake_case keys, as every JSON netpolgen writes (verify's included);
+    the reasons records were skipped or filtered, which are text, under ``skipped`` and
+    ``filtered`` as in ``--summary json``."""
+    out: dict[str, Any] = {"skipped": {}, "filtered": {}}
+    for metric, value in zip(totals["metric"], totals["value"], strict=True):
+        metric = str(metric)
+        kind, _, reason = metric.partition(": ")
+        if reason and kind in out:
+            out[kind][reason] = int(value)
+        else:
+            key = metric.replace(" (ipBlock)", "").replace(" ", "_")
+            out[key] = int(value)
+    return out
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -371,21 +424,9 @@ def _rich_tables(tables: Mapping[str, pd.DataFrame], width: int) -> str:
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
-    titles = {
-        "totals": "Records",
-        "top_talkers": "Top talkers",
-        "protocols": "Protocols and ports",
-        "workloads": "Workloads",
-        "edges": "Edges (who talks to whom)",
-        "unresolved": "Unresolved addresses",
-    }
+    titles = TITLES
     for name, frame in tables.items():
-        frame = _plain(frame)
-        if name == "edges":
-            # The terminal view: names, port, count and times; the rest is in csv/json.
-            frame = frame[["src", "dst", "port", "flows", "first_seen", "last_seen"]].copy()
-            for column in ("first_seen", "last_seen"):
-                frame[column] = frame[column].str.slice(0, 19).str.replace("T", " ")
+        frame = _terminal_view(name, frame)
         table = Table(title=titles.get(name, name), title_justify="left")
         for column in frame.columns:
             numeric = pd.api.types.is_numeric_dtype(frame[column])

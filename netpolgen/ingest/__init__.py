@@ -9,6 +9,7 @@ caller reduces each chunk before asking for the next.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ FORMATS: dict[str, FlowFormat] = {
         FlowFormat("gcp-vpc", "gcp_vpc", "GCP VPC flow logs (Cloud Logging JSON)"),
         FlowFormat("azure", "azure", "Azure NSG (v2) and VNet (v4) flow logs"),
         FlowFormat("aws-vpc", "aws_vpc", "AWS VPC flow logs (text or Parquet)"),
-        FlowFormat("csv", "csv", "netpolgen CSV (DESIGN.md)", checks_names=True),
+        FlowFormat("csv", "csv", "netpolgen CSV (README.md, The CSV format)", checks_names=True),
     )
 }
 DEFAULT_CHUNK_SIZE = 250_000
@@ -95,12 +96,32 @@ def detect_format(head: bytes, source: str) -> str:
     found = guess_format(head)
     if found is not None:
         return found
+    if _is_kubernetes_list(head):
+        raise FormatDetectionError(
+            "this is a Kubernetes object list (an inventory from kubectl get ... -o json), "
+            "not flows", source=source, hint="give it with -i/--inventory",
+        )  # fmt: skip
     raise FormatDetectionError(
         "content matches no known flow format (tried " + ", ".join(FORMATS) + ")"
         + _what_it_is(head),
         source=source,
-        hint="name the format with -f/--format",
+        hint="name the format with -f/--flow-format",
     )  # fmt: skip
+
+
+# `kubectl get ... -o json` (or -o yaml) writes one object with apiVersion, kind List (or
+# PodList, ...) and items: its first kilobytes say so before the (often multi-megabyte)
+# document ends, so this needs no JSON parser.
+_K8S_JSON_LIST = re.compile(rb'"apiVersion"\s*:.*?"kind"\s*:\s*"[A-Za-z]*List"|"items"\s*:', re.S)
+_K8S_YAML_LIST = re.compile(rb"^apiVersion:\s.*^kind:\s*[A-Za-z]*List\s*$", re.S | re.M)
+
+
+def _is_kubernetes_list(head: bytes) -> bool:
+    """Whether ``head`` starts a Kubernetes ``List`` (JSON or YAML) such as an inventory."""
+    start = head[:16384]
+    if b'"apiVersion"' in start and _K8S_JSON_LIST.search(start):
+        return True
+    return bool(_K8S_YAML_LIST.search(start))
 
 
 def _what_it_is(head: bytes) -> str:
@@ -125,6 +146,8 @@ def _what_it_is(head: bytes) -> str:
 
 def _looks_like(head: bytes, forced: str) -> str | None:
     """``looks like <format>; try -f <name>`` when the content sniffs as another format."""
+    if _is_kubernetes_list(head):
+        return "this is a Kubernetes object list (an inventory?): give it with -i/--inventory"
     guessed = guess_format(head) if head.strip() else None
     if guessed is None or guessed == forced:
         return None

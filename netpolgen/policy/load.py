@@ -18,6 +18,7 @@ import yaml
 
 from netpolgen.errors import PolicyParseError
 from netpolgen.policy.model import API_VERSION, KIND, Policy
+from netpolgen.policy.write import KUSTOMIZATION_NAMES
 from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, expanded_size
 
 __all__ = ["POLICY_SUFFIXES", "load_policies"]
@@ -48,7 +49,13 @@ def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = Non
     root = Path(path)
     if root.is_dir():
         files = sorted(
-            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES
+            p
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in POLICY_SUFFIXES
+            # The kustomization.yaml that write_policy_dir puts beside the policies (and
+            # kustomize's other names for it) lists files; it is not a document to check.
+            and p.name not in KUSTOMIZATION_NAMES
         )
     elif root.is_file():
         files = [root]

@@ -73,9 +73,24 @@ def merge_addresses(
 
 def describe_address(cidr: str, notes: Mapping[str, str] | None = None) -> str | None:
     """Why an address is in a policy, if it is a known one (``notes`` first: the inventory's
-    nodes, hostNetwork pods and API server; then well-known link-local services)."""
+    nodes, hostNetwork pods and API server; then well-known link-local services).
+
+    A block wider than one address (``10.0.0.12/31``, merged from two nodes' addresses, or
+    widened by ``--cidr-prefix-min``) is described by the known addresses it covers:
+    ``covers 10.0.0.12 (node a), 10.0.0.13 (node b)``, in address order.
+    """
     network = ipaddress.ip_network(cidr, strict=False)
+    known = {**WELL_KNOWN_ADDRESSES, **(notes or {})}
     if network.num_addresses == 1:
-        address = str(network.network_address)
-        return (notes or {}).get(address) or WELL_KNOWN_ADDRESSES.get(address)
-    return None
+        return known.get(str(network.network_address))
+    inside = []
+    for address, why in known.items():
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if ip.version == network.version and ip in network:
+            inside.append((ip, why))
+    if not inside:
+        return None
+    return "covers " + ", ".join(f"{ip} ({why})" for ip, why in sorted(inside))

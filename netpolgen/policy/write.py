@@ -1,4 +1,9 @@
-"""Writing policies to a directory: whole or not at all, never outside it, never over a file."""
+"""Writing policies to a directory or one file: whole or not at all, never outside it.
+
+Permissions: files are created 0666 and directories 0777, less the process's umask (0644 and
+0755 under the usual 022), as ``cp`` and ``kubectl`` users expect; ``tempfile`` alone would
+leave the staging directory, which becomes the output, at 0700 and its files at 0600.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 
 from netpolgen.errors import OutputError
 from netpolgen.policy.model import Policy
-from netpolgen.policy.render import dump_yaml, sorted_policies
+from netpolgen.policy.render import dump_yaml, render_yaml, sorted_policies
 
 # Namespaces are DNS-1123 labels and policy names DNS-1123 subdomains; checking both here means
 # no name taken from the logs can become "../" or an absolute path.
@@ -32,7 +37,9 @@ def write_policy_dir(
     policies: Iterable[Policy], directory: str | Path, *, force: bool = False
 ) -> list[Path]:
     """Write one file per policy, ``<namespace>/<name>.yaml``, under ``directory`` atomically
-    (see :func:`write_tree`).
+    (see :func:`write_tree`), with a ``kustomization.yaml`` in every directory
+    (:func:`kustomizations`), so ``kubectl apply -k directory`` applies them all and
+    ``kubectl apply -k directory/<namespace>`` one namespace.
 
     Args:
         policies: the policies to write.
@@ -40,7 +47,7 @@ def write_policy_dir(
         force: replace an existing non-empty directory.
 
     Returns:
-        The paths written, relative to ``directory``.
+        The policy files written, relative to ``directory`` (the kustomizations not counted).
 
     Raises:
         OutputError: when ``directory`` is a file, is not empty (without ``force``), or a name
@@ -55,7 +62,108 @@ def write_policy_dir(
     if len(set(relative)) != len(relative):
         raise OutputError("two policies would be written to the same file", source=str(directory))
     files = {path: dump_yaml(p.to_manifest()) for path, p in zip(relative, policies, strict=True)}
-    return write_tree(files, directory, force=force)
+    write_tree({**files, **kustomizations(files)}, directory, force=force)
+    return list(files)
+
+
+def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bool = False) -> Path:
+    """Write every policy to one multi-document YAML file, atomically.
+
+    The text is :func:`render_yaml`'s (what ``-o -`` prints). It is written to a temporary file
+    beside ``path`` that then takes its place in one rename, so a reader never sees half a file.
+
+    Args:
+        policies: the policies to write.
+        path: the file; its directory must exist.
+        force: replace an existing file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputError: when ``path`` is a directory, exists (without ``force``), or cannot be
+            written.
+
+    Examples:
+        >>> write_policy_file(result.policies, "policies.yaml")  # doctest: +SKIP
+        PosixPath('policies.yaml')
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError("is a directory, not a file", source=str(target))
+    if target.exists() and not force:
+        raise OutputError(
+            "output file exists", source=str(target),
+            hint="choose a new name, or pass --force to replace it",
+        )  # fmt: skip
+    text = render_yaml(policies)
+    try:
+        handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as error:
+        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(staging, 0o666 & ~_umask())
+        os.replace(staging, target)
+    except BaseException as error:
+        Path(staging).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(
+                f"cannot write output: {error.strerror or error}", source=str(target)
+            ) from error
+        raise
+    return target
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+KUSTOMIZATION = "kustomization.yaml"
+# The names kustomize looks for in a directory (its konfig.RecognizedKustomizationFileNames).
+KUSTOMIZATION_NAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
+
+
+def kustomizations(
+    files: Mapping[Path, str], *, directories: Iterable[Path] | None = None
+) -> dict[Path, str]:
+    """A ``kustomization.yaml`` for each directory of ``files`` (relative paths -> text).
+
+    Each lists, as ``resources``, the YAML files directly in it and the subdirectories that
+    have a kustomization of their own (kustomize accepts both: a directory resource must hold a
+    kustomization). ``directories`` limits which directories get one (default: every directory
+    holding a file, and each of their parents up to the top, ``.``), as a migration plan wants
+    one per stage but none at the top, where applying everything at once would skip the stages.
+    The output is sorted: the same files give the same text.
+    """
+    yaml_files = [
+        p for p in files if p.suffix in (".yaml", ".yml") and p.name not in KUSTOMIZATION_NAMES
+    ]
+    if directories is None:
+        wanted = {parent for p in yaml_files for parent in p.parents}
+    else:
+        wanted = set(directories)
+    resources: dict[Path, set[str]] = {d: set() for d in wanted}
+    for path in yaml_files:
+        if path.parent in resources:
+            resources[path.parent].add(path.name)
+    for directory in wanted:
+        if directory != Path(".") and directory.parent in resources:
+            resources[directory.parent].add(directory.name)
+    return {
+        directory / KUSTOMIZATION: dump_yaml(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": sorted(names),
+            }
+        )
+        for directory, names in sorted(resources.items())
+    }
 
 
 def write_tree(
@@ -86,6 +194,9 @@ def write_tree(
     except OSError as error:
         raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
     try:
+        # mkdtemp makes the staging directory 0700; the output it becomes is 0777 less the
+        # umask like any other directory (subdirectories and files already are).
+        staging.chmod(0o777 & ~_umask())
         for relative, text in files.items():
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             (staging / relative).write_text(text, encoding="utf-8")

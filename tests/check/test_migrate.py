@@ -160,14 +160,15 @@ def test_write_plan(tmp_path: Path, plan) -> None:  # type: ignore[no-untyped-de
     written = write_plan(plan, out)
     assert Path("README.md") in written
     readme = (out / "README.md").read_text()
-    assert "kubectl apply -f 01-pay-ingress/" in readme and "kube-system" in readme
+    assert "kubectl apply -k 01-pay-ingress/" in readme and "kube-system" in readme
     for stage in plan.stages:
         folder = out / stage.folder
         assert (folder / "rollback.txt").read_text().splitlines() == stage.rollback()
         loaded = load_policies(folder)
         assert sorted(p.name for p in loaded) == sorted(p.name for p in stage.policies)
         for path in folder.glob("*.yaml"):
-            assert yaml.safe_load(path.read_text())["kind"] == "NetworkPolicy"
+            kind = "Kustomization" if path.name == "kustomization.yaml" else "NetworkPolicy"
+            assert yaml.safe_load(path.read_text())["kind"] == kind
     with pytest.raises(OutputError, match="not empty"):
         write_plan(plan, out)
     write_plan(plan, out, force=True)

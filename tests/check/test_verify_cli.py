@@ -93,7 +93,7 @@ def test_diff_command(tmp_path: Path) -> None:
     ingress_only = tmp_path / "ingress"
     assert run("from-flows", THREE_TIER, "--no-egress", "-o", str(ingress_only)).exit_code == 0
     result = run("diff", str(both), str(ingress_only))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the sets differ: diff(1)'s and kubectl diff's 1
     assert "Policies removed:" in result.stdout
     assert "default/backend-access-egress" in result.stdout
     same = run("diff", str(both), str(both), "--format", "json")
@@ -104,14 +104,14 @@ def test_migrate_command(tmp_path: Path) -> None:
     out = tmp_path / "plan"
     result = run("migrate", THREE_TIER, "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert "wrote 2 stages for 1 namespaces" in result.stderr
+    assert "wrote 2 stages for 1 namespace to" in result.stderr
     assert (out / "README.md").exists()
     folders = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert folders == ["01-default-ingress", "02-default-egress"]
     applied = tmp_path / "applied"
     applied.mkdir()
     for folder in folders:
-        for policy in (out / folder).glob("*.yaml"):
+        for policy in (out / folder).glob("*-*.yaml"):  # not the stage's kustomization.yaml
             (applied / f"{folder}-{policy.name}").write_text(policy.read_text())
         verdict = run("verify", "--flows", THREE_TIER, "--policies", str(applied), "-q")
         assert verdict.exit_code == 0, verdict.stdout
@@ -123,7 +123,18 @@ def test_migrate_with_existing_policies(tmp_path: Path) -> None:
     result = run("migrate", THREE_TIER, "--policies", str(existing), "-o", str(out), "-q")
     assert result.exit_code == 0, result.output
     readme = (out / "README.md").read_text()
-    assert "exists already" in readme  # generated names collide with the existing ones
+    # Issue 18: the set from-flows just wrote is recognised, not re-emitted as *-netpolgen.
+    assert "2 generated policies are in force already, identical" in readme
+    assert "-netpolgen" not in readme and "exists already" not in readme
+    # A policy of the same name that allows something else is kept apart, as before.
+    changed = existing / "default" / "db-access-ingress.yaml"
+    changed.write_text(changed.read_text().replace("5432", "5433"))
+    out = tmp_path / "plan2"
+    result = run("migrate", THREE_TIER, "--policies", str(existing), "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    readme = (out / "README.md").read_text()
+    assert "default/db-access-ingress exists already; the plan names it" in readme
+    assert "1 generated policy is in force already" in readme
 
 
 def test_verify_icmp_ipv6_and_outside_sources(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_main_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
 def test_input_errors_are_not_crashes(tmp_path: Path) -> None:
     result = _crash(tmp_path, "from-flows", str(tmp_path / "missing.csv"))
-    assert result.returncode == 1
+    assert result.returncode == 2  # a missing file is a usage error in every command
     assert "no such file" in result.stderr and "internal error" not in result.stderr
     assert not list(tmp_path.glob("netpolgen-crash-*.txt"))
 

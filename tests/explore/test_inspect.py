@@ -82,15 +82,17 @@ def test_graph_svg(tmp_path: Path) -> None:
 
 
 def test_graph_unknown_type_is_a_clean_error(tmp_path: Path) -> None:
-    result = run("inspect", THREE_TIER, "--graph", str(tmp_path / "g.jpeg"))
-    assert result.exit_code == 1
-    assert "unknown graph file type '.jpeg'" in result.stderr
-    assert "Traceback" not in result.output
+    # Issue 18: a usage error up front (exit 2), before any table is printed or any work done.
+    for name in ("g.jpeg", "g.txt", "graph"):
+        result = run("inspect", THREE_TIER, "--graph", str(tmp_path / name))
+        assert result.exit_code == 2
+        assert "unknown graph file type" in result.stderr and result.stdout == ""
+        assert "Traceback" not in result.output
 
 
 def test_missing_file_is_a_clean_error() -> None:
     result = run("inspect", "no/such/flows.csv")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # usage, as in every command
     assert "no/such/flows.csv: no such file" in result.stderr
 
 
@@ -160,7 +162,7 @@ def test_hubble_sample_with_inventory() -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["report"]["formats"] == {hubble: "hubble"}
-    assert document["totals"]["filtered: duplicate observation of a connection"] > 0
+    assert document["totals"]["filtered"]["duplicate observation of a connection"] > 0
     assert document["totals"]["edges"] == 62
     assert [u["ip"] for u in document["unresolved"]] == ["10.244.1.250"]
     assert f"read {hubble} as hubble" in result.stderr
@@ -168,7 +170,7 @@ def test_hubble_sample_with_inventory() -> None:
 
 def test_missing_inventory_is_a_clean_error() -> None:
     result = run("inspect", THREE_TIER, "-i", "no/such/inventory.json")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no/such/inventory.json" in result.stderr and "Traceback" not in result.output
 
 

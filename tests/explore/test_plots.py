@@ -15,7 +15,9 @@ matplotlib = pytest.importorskip("matplotlib")
 pytest.importorskip("networkx")
 matplotlib.use("Agg")
 
+from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from netpolgen.explore import plots  # noqa: E402
 
@@ -37,8 +39,45 @@ def test_graph_is_a_figure_with_every_endpoint(result: netpolgen.GenerateResult)
     texts = {t.get_text() for t in ax.texts}
     assert {"frontend", "redis-cart", "coredns", "prometheus-k8s", "203.0.113.10"} <= texts
     assert "TCP/6379" in texts  # edge labels carry the ports
+    # Namespaces are boxes, titled (issue 18: grouped, not a hairball); the legend says what
+    # the colours mean, one thing each.
+    assert {"ingress-nginx", "kube-system", "monitoring", "shop", "(outside)"} <= texts
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    assert len(boxes) == 5
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["ingress-nginx", "kube-system", "monitoring", "shop", "(outside)"]
+    assert legend == ["workload (box: its namespace)", "outside the cluster (ipBlock)",
+                      "connection (client → server; width: flows)"]  # fmt: skip
+
+
+def test_graph_keeps_node_labels_apart(result: netpolgen.GenerateResult) -> None:
+    # Every node sits in a grid cell of its own inside its namespace's box, so no two node
+    # labels overlap (rendered extents, in display pixels).
+    figure = plots.plot_graph(result, edge_labels=False)
+    ax = figure.axes[0]
+    figure.draw_without_rendering()  # lays the texts out
+    renderer = figure._get_renderer()  # type: ignore[attr-defined]  # noqa: SLF001
+    names = {"frontend", "redis-cart", "coredns", "prometheus-k8s", "cartservice", "adservice"}
+    extents = [t.get_window_extent(renderer) for t in ax.texts if t.get_text() in names]
+    assert len(extents) == len(names)
+    for i, a in enumerate(extents):
+        for b in extents[i + 1 :]:
+            assert not a.overlaps(b)
+
+
+def test_colours_mean_one_thing(flows: pd.DataFrame, result: netpolgen.GenerateResult) -> None:
+    # Red is "denied" only: no node is red or green, and the plain graph draws no red edge.
+    def rgb(colour: object) -> tuple[float, ...]:
+        return tuple(round(float(c), 3) for c in to_rgb(colour))  # type: ignore[arg-type]
+
+    red, green = rgb(plots.DENIED_COLOUR), rgb(plots.ALLOWED_COLOUR)
+    effect = netpolgen.policy_effect(flows, result.policies)
+    for figure in (plots.plot_graph(result), plots.plot_policy_effect(effect)):
+        ax = figure.axes[0]
+        nodes = {rgb(c) for coll in ax.collections for c in coll.get_facecolors()}
+        assert nodes and red not in nodes and green not in nodes
+    plain = plots.plot_graph(result).axes[0]
+    arrows = {rgb(p.get_edgecolor()) for p in plain.patches if isinstance(p, FancyArrowPatch)}
+    assert arrows and red not in arrows and green not in arrows
 
 
 def test_graph_filters(result: netpolgen.GenerateResult) -> None:
@@ -78,7 +117,9 @@ def test_policy_effect_colours_edges(flows: pd.DataFrame, result: netpolgen.Gene
     figure = plots.plot_policy_effect(effect)
     assert "5 observed flows denied" in figure.axes[0].get_title()
     colours = {
-        tuple(round(c, 3) for c in patch.get_edgecolor()) for patch in figure.axes[0].patches
+        tuple(round(c, 3) for c in patch.get_edgecolor())
+        for patch in figure.axes[0].patches
+        if isinstance(patch, FancyArrowPatch)
     }
     assert len(colours) == 2  # green and red arrows
     with pytest.raises(netpolgen.NetpolgenError, match="policy_effect"):
