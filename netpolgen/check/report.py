@@ -70,7 +70,12 @@ class VerificationReport:
             f"  denied:  {c['flows_denied']} flows, {c['edges_denied']} edges",
             f"not checked: {c['records_reply']} reply records, {c['records_denied_verdict']} "
             f"records the network denied, {c['records_unresolved']} records without endpoints, "
-            f"{c['records_host']} records with the pod's own node (always allowed)",
+            f"{c['records_host']} records with the pod's own node (always allowed)"
+            + (
+                f", {c['records_direction_undecided']} records whose direction is undecided"
+                if c.get("records_direction_undecided")
+                else ""
+            ),
         ]
         if c.get("rules"):
             lines.append(

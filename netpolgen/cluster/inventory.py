@@ -19,7 +19,8 @@ The tables (pandas, one row per object and address):
   owner reference), workload_kind, workload_name (the owner's owner where kubectl's naming
   shows it: a ReplicaSet ``<deployment>-<pod-template-hash>`` belongs to a Deployment, a Job
   ``<cronjob>-<scheduled minute>`` to a CronJob), ports (named container ports
-  ``name=port/PROTO,...``), service_account.
+  ``name=port/PROTO,...``), service_account, container_ports (every declared container port,
+  named or not: ``port/PROTO,...``).
 * ``services``: snapshot, source, namespace, name, type, ip (ClusterIPs, external IPs and load
   balancer IPs, one row each), selector (canonical; NA for selector-less services), ports
   (``port/PROTO>targetPort,...``).
@@ -74,7 +75,7 @@ POD_COLUMNS = {
     "finished": "datetime64[ns, UTC]", "deleted": "datetime64[ns, UTC]",
     "owner_kind": "string", "owner_name": "string", "workload_kind": "string",
     "workload_name": "string", "ports": "string",
-    "service_account": "string",
+    "service_account": "string", "container_ports": "string",
 }  # fmt: skip
 SERVICE_COLUMNS = {
     "snapshot": "datetime64[ns, UTC]", "source": "string", "namespace": "string",
@@ -483,12 +484,16 @@ def _pod_rows(
         None,
     ) or next(iter(_list(metadata.get("ownerReferences"))), None)
     owner = _dict(owner)
+    declared = [  # every declared port of the app containers, named or not
+        p for c in _list(spec.get("containers")) for p in _list(_dict(c).get("ports"))
+        if isinstance(p, dict)
+    ]  # fmt: skip
     ports = [
         f"{p['name']}={p.get('containerPort')}/{p.get('protocol', 'TCP')}"
-        for container in _list(spec.get("containers"))
-        for p in _list(_dict(container).get("ports"))
-        if isinstance(p, dict) and p.get("name")
-    ]
+        for p in declared if p.get("name")
+    ]  # fmt: skip
+    listens = sorted({f"{p['containerPort']}/{p.get('protocol') or 'TCP'}" for p in declared
+                      if isinstance(p.get("containerPort"), int)})  # fmt: skip
     phase = status.get("phase")
     finished = None
     if phase in ("Succeeded", "Failed"):
@@ -523,6 +528,7 @@ def _pod_rows(
         "owner_name": owner.get("name"),
         "ports": ",".join(ports) or None,
         "service_account": spec.get("serviceAccountName") or spec.get("serviceAccount"),
+        "container_ports": ",".join(listens) or None,
     }
     return [{**row, "ip": ip} for ip in addresses]
 
