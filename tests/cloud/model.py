@@ -226,7 +226,10 @@ def random_cluster(
     dns_pods = [p for p in pods if p.namespace == "kube-system"]
     # Workload pairs that the server refuses, every time.
     refused = {
-        (a, b[1]) for a in {p.workload for p in app_pods} for b in servers if rng.random() < denied
+        (a, b[1])
+        for a in sorted({p.workload for p in app_pods})  # sorted: the same draws every run
+        for b in servers
+        if rng.random() < denied
     }
     conns: list[Connection] = []
     span = hours * 3600.0
