@@ -108,12 +108,17 @@ def direct(
     """Fill ``is_reply`` where the record does not say and exactly one side is a server: a
     pod's listening port (:class:`ListeningPorts`), or a Service address (``at_service``: its
     port is the Service's, where kube-proxy listens for its backends). ``flows`` is resolved."""
+    if not len(listening) and not (at_service["src"].any() or at_service["dst"].any()):
+        return flows  # nothing is known to listen: no evidence (and no work per row)
     unknown = flows["is_reply"].isna() & flows["src_port"].notna() & flows["dst_port"].notna()
     unknown_np = unknown.to_numpy(dtype=bool)
     if not unknown_np.any():
         return flows
     rows = np.flatnonzero(unknown_np)
-    part = flows.iloc[rows]
+    columns = ["protocol"] + [
+        f"{s}_{c}" for s in ("src", "dst") for c in ("namespace", "pod", "port")
+    ]
+    part = flows[columns].iloc[rows]
     server = {}
     for side in ("src", "dst"):
         found = listening.listens(part, side) if len(listening) else np.zeros(len(rows), bool)
