@@ -99,7 +99,7 @@ def test_aws_rendering_gives_the_labelled_csv_policies(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(seed=st.integers(0, 2**31 - 1), version=st.sampled_from(["v3-no-flags", "v5"]))
+@given(seed=st.integers(0, 2**31 - 1), version=st.sampled_from(["v2", "v3-no-flags", "v5"]))
 def test_without_an_inventory_no_rule_is_on_an_ephemeral_port(
     tmp_path: Path, seed: int, version: str
 ) -> None:
