@@ -61,6 +61,12 @@ FLOW_SCHEMA: Mapping[str, str] = {
     "packets": "Int64",
 }
 FLOW_COLUMNS: tuple[str, ...] = tuple(FLOW_SCHEMA)
+# A table's ``attrs`` key: how many seconds a record's ``time`` may lie from the first packet it
+# stands for, when the source aggregates records over a window (AWS VPC Flow Logs: up to 600 s
+# a window, and ``start`` "up to 60 seconds after the packet was transmitted"). Reply inference
+# lets the earlier of two reversed records decide only when they lie further apart than this
+# (netpolgen.reduce.direction). Unset (0): times are points (CSV, Hubble).
+TIME_WINDOW_ATTR = "netpolgen.time_window_s"
 
 # pandas 3 always copies on write: a frame built from another's columns may share them safely.
 COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
@@ -100,7 +106,10 @@ def conform_flows(frame: pd.DataFrame) -> pd.DataFrame:
         out[name] = _as_dtype(column, name, dtype)
     # Under copy-on-write the columns are shared, not copied (either frame changed later copies
     # then); copying them was two thirds of this function's time.
-    return pd.DataFrame(out, index=frame.index, copy=not COPY_ON_WRITE)
+    result = pd.DataFrame(out, index=frame.index, copy=not COPY_ON_WRITE)
+    if TIME_WINDOW_ATTR in frame.attrs:  # a table-wide property of the records: kept
+        result.attrs[TIME_WINDOW_ATTR] = frame.attrs[TIME_WINDOW_ATTR]
+    return result
 
 
 _NULLABLE = frozenset({"string", "UInt16", "Int64", "boolean"})

@@ -41,6 +41,7 @@ import pandas as pd
 
 from netpolgen._kernels import first_of_groups, group_ids, select_text
 from netpolgen.cluster.inventory import Inventory
+from netpolgen.cluster.listening import ListeningPorts, direct
 from netpolgen.flows import COPY_ON_WRITE, conform_flows, validate_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import canonical_labels, labels_from_canonical
@@ -87,10 +88,10 @@ class Resolver:
         self.node_ips = _node_ips(inventory)
         self.cidrs = _pod_cidrs(inventory)
         self.by_name = _pods_by_name(inventory)
+        self.listening = ListeningPorts(inventory)  # where pods listen: direction rule (b)
         self.service_ips = set(self.services["ip"].dropna().astype(str))
         self.bounds = _time_bounds(self.owners)
-        # Answers of earlier chunks, by distinct input (see _resolve_distinct): they depend on
-        # the inventory only, so they hold for every later chunk and a second pass.
+        # Answers of earlier chunks by distinct input (_resolve_distinct), for every later chunk.
         self._answers: pd.DataFrame | None = None
         self._answer_rows: dict[tuple[Any, ...], int] = {}
         self.clear()
@@ -150,6 +151,7 @@ class Resolver:
             first, last = times.min(), times.max()
             self.first = first if self.first is None else min(self.first, first)
             self.last = last if self.last is None else max(self.last, last)
+        at_service = {side: np.zeros(len(out), dtype=bool) for side in ("src", "dst")}
         for side in ("src", "dst"):
             namespace = out[f"{side}_namespace"]
             labels = out[f"{side}_labels"]
@@ -173,7 +175,7 @@ class Resolver:
                 },
                 copy=not COPY_ON_WRITE,
             )
-            rows, at_service = self._resolve_distinct(part)
+            rows, at_side = self._resolve_distinct(part)
             # Each row's answer, taken once per column from the small answer table (-1: the row
             # keeps its own values); whole-column selects (Arrow's if_else), not masked
             # assignment, which pandas does value by value on Arrow-backed text.
@@ -187,8 +189,8 @@ class Resolver:
                 values = table[column].array.take(answer, allow_fill=True)  # noqa: B023
                 return pd.Series(values, index=out.index)
 
-            service = np.zeros(len(out), dtype=bool)
-            service[need_np] = at_service
+            service = at_service[side]
+            service[need_np] = at_side
             port = taken("port").where(service, out[f"{side}_port"].astype("Int64"))
             out[f"{side}_port"] = out[f"{side}_port"].mask(need, port.astype("UInt16"))
             for column in ("namespace", "pod", "labels"):
@@ -201,7 +203,8 @@ class Resolver:
                 _, first = np.unique(rows[unmatched], return_index=True)
                 self.unmatched |= set(part["ip"].iloc[unmatched[first]].dropna())
             self.untranslated += int(table["_untranslated"].to_numpy(dtype=bool)[rows].sum())
-        return conform_flows(out)
+        # Direction from the inventory where the record gave none (netpolgen.reduce.direction, b).
+        return direct(conform_flows(out), self.listening, at_service)
 
     def _resolve_distinct(self, part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """:func:`_resolve` once per distinct input instead of once per row: per row of

@@ -52,15 +52,31 @@ class Checker:
         self._observed: list[pd.DataFrame] = []
         self.counts = dict.fromkeys(
             ("records", "records_checked", "flows_checked", "records_reply",
-             "records_denied_verdict", "records_unresolved", "records_host", "to_services"),
+             "records_denied_verdict", "records_unresolved", "records_host", "to_services",
+             "records_direction_undecided"),
             0,
         )  # fmt: skip
 
-    def add(self, flows: pd.DataFrame, is_reply: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Reduce one chunk (``is_reply``: its replies). Returns the checked rows and, per
-        checked row, its edge number among this chunk's edges."""
+    def add(
+        self,
+        flows: pd.DataFrame,
+        is_reply: np.ndarray,
+        undecided: np.ndarray | None = None,
+        denied_elsewhere: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reduce one chunk (``is_reply``: its replies; ``undecided``: rows whose direction is
+        undecided, not checked and counted apart). Returns the checked rows and, per checked
+        row, its edge number among this chunk's edges."""
+        undecided_count = 0
+        if undecided is not None and undecided.any():
+            undecided = undecided & ~is_reply
+            undecided_count = int(undecided.sum())
+            self.counts["records_direction_undecided"] += undecided_count
+            is_reply = is_reply | undecided
         cluster = self.cluster
         denied_verdict = (flows["verdict"] == "denied").fillna(False).astype(bool).to_numpy()
+        if denied_elsewhere is not None:  # the other ENI logged the connection denied
+            denied_verdict = denied_verdict | denied_elsewhere
         src_ns, src_labels, src_ip = endpoint_columns(flows, "src")
         dst_ns, dst_labels, dst_ip = endpoint_columns(flows, "dst")
         unresolved = ((src_ns.isna() & src_ip.isna()) | (dst_ns.isna() & dst_ip.isna())).to_numpy()
@@ -110,7 +126,7 @@ class Checker:
         c["records"] += len(flows)
         c["records_checked"] += int(len(rows))
         c["flows_checked"] += int(counts_col[rows].sum())
-        c["records_reply"] += int(is_reply.sum())
+        c["records_reply"] += int(is_reply.sum()) - undecided_count
         c["records_denied_verdict"] += int((denied_verdict & ~is_reply).sum())
         c["records_unresolved"] += int((unresolved & ~is_reply & ~denied_verdict).sum())
         c["records_host"] += int((host & ~unresolved & ~is_reply & ~denied_verdict).sum())
@@ -168,6 +184,12 @@ class Checker:
             "records_denied_verdict": c["records_denied_verdict"],
             "records_unresolved": c["records_unresolved"],
             "records_host": c["records_host"],
+            # only when some were: reports of inputs with directions stay as they were
+            **(
+                {"records_direction_undecided": c["records_direction_undecided"]}
+                if c["records_direction_undecided"]
+                else {}
+            ),
             "rules": len(rules),
             "rules_unused": int((rules["flows"] == 0).sum()),
         }
@@ -257,37 +279,36 @@ def verify_chunks(
     called: it may be called twice), without ``flow_allowed``; ``ingest`` receives the
     accounting of the pass that produced the result.
 
-    Replies are inferred across chunks by :class:`~netpolgen.reduce.stream.ReplyTracker`, as
-    from-flows does; input far out of time order is read twice (collect, then decide), still exact.
+    Directions are inferred across chunks by :mod:`netpolgen.reduce.direction`, as from-flows
+    does; records left undecided are not checked (as they are not wanted traffic there);
+    input far out of time order is read twice (collect, then decide), still exact.
     """
-    from netpolgen.reduce.stream import InputOutOfOrder, ReplyTracker
+    from netpolgen.reduce.direction import DirectionTracker, in_two_passes
 
     cluster = ClusterView.from_inventory(inventory)
     ev = Evaluator(policies, cluster.namespace_labels)
 
-    def run(tracker: ReplyTracker, attempt: IngestReport) -> Checker:
+    def run(tracker: DirectionTracker) -> tuple[Checker, IngestReport]:
+        attempt = ingest.fresh()
         checker = Checker(ev, cluster)
         offset = 0
         for chunk in read(attempt):
             validate_flows(chunk)
-            is_reply = tracker.mark(chunk, offset).to_numpy(dtype=bool)
+            directions = tracker.mark(chunk, offset)
             offset += len(chunk)
-            checker.add(chunk, is_reply)
-        return checker
+            checker.add(
+                chunk, directions.replies, directions.undecided > 0, directions.denied_elsewhere
+            )
+        tracker.finish()
+        return checker, attempt
 
-    attempt = ingest.fresh()
-    try:
-        checker = run(ReplyTracker(), attempt)
-    except InputOutOfOrder:
-        tracker = ReplyTracker()
-        tracker.mode = "collect"
+    def collect(tracker: DirectionTracker) -> None:
         offset = 0
         for chunk in read(ingest.fresh()):
             tracker.mark(chunk, offset)
             offset += len(chunk)
-        tracker.mode = "decide"
-        attempt = ingest.fresh()
-        checker = run(tracker, attempt)
+
+    checker, attempt = in_two_passes(run, collect)
     ingest.merge(attempt)
     return checker.report(over_permissive=over_permissive, max_workloads=max_workloads)
 

@@ -76,7 +76,13 @@ class VerificationReport:
             f"not checked: {plural(c['records_reply'], 'reply record')}, "
             f"{plural(c['records_denied_verdict'], 'record')} the network denied, "
             f"{plural(c['records_unresolved'], 'record')} without endpoints, "
-            f"{plural(c['records_host'], 'record')} with the pod's own node (always allowed)",
+            f"{plural(c['records_host'], 'record')} with the pod's own node (always allowed)"
+            + (
+                f", {plural(c['records_direction_undecided'], 'record')} whose direction is "
+                "undecided"
+                if c.get("records_direction_undecided")
+                else ""
+            ),
         ]
         if c.get("rules"):
             lines.append(

@@ -54,7 +54,7 @@ from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import Evaluator
-from netpolgen.reduce.edges import mark_replies
+from netpolgen.reduce.direction import mark_directions
 from netpolgen.resolve import resolve_flows
 
 __all__ = [
@@ -80,7 +80,7 @@ def verify(
     Checked flows are the observed, allowed ones: rows whose ``verdict`` is not ``denied``
     (the network already dropped those, so they are not wanted traffic) that are not replies
     (replies ride on the connection's state). A reply is a row whose ``is_reply`` is true or,
-    when NA, whose reversed 5-tuple was seen earlier (``netpolgen.reduce.edges.mark_replies``, the
+    when NA, inferred (``netpolgen.reduce.direction``, the
     rule the generator uses). Traffic with the pod's own node (kind ``host``) is always allowed
     and not checked, as NetworkPolicy cannot block it. An endpoint is a pod when its kind is
     ``pod`` and it has a namespace; any other endpoint is matched by its IP; rows with an
@@ -114,11 +114,12 @@ def verify(
     validate_flows(flows)
     cluster = ClusterView.from_inventory(inventory)
     ev = Evaluator(policies, cluster.namespace_labels)
-    # Replies: the record's own flag, else inferred from the reversed 5-tuple, as the generator
-    # infers them (netpolgen.reduce.edges.mark_replies).
-    is_reply = mark_replies(flows).to_numpy(dtype=bool)
+    # Replies and undecided records, as the generator infers them (netpolgen.reduce.direction).
+    directions = mark_directions(flows)
     checker = Checker(ev, cluster)
-    rows, codes = checker.add(flows, is_reply)
+    rows, codes = checker.add(
+        flows, directions.replies, directions.undecided > 0, directions.denied_elsewhere
+    )
     report = checker.report(over_permissive=over_permissive, max_workloads=max_workloads)
     flow_allowed = pd.Series(pd.NA, index=flows.index, dtype="boolean")
     if len(rows):  # one chunk: its edges are the report's, in the same order

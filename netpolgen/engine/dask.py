@@ -2,8 +2,8 @@
 
 Each file is a task that streams its chunks (memory per worker stays bounded) and reduces them
 with the same functions as the pandas engine (:mod:`netpolgen.reduce.stream`). Only reply inference
-needs to see across files: a record without a direction is a reply when the earliest record with
-its reversed 5-tuple, *in the whole input*, came before it. So the run has up to two rounds:
+needs to see across files (:mod:`netpolgen.reduce.direction`: the counts of connections per end
+and the earliest record of each 5-tuple, *in the whole input*). So the run has up to two rounds:
 
 1. every file reports its row count, the earliest ``(time, position)`` of each 5-tuple it holds,
    whether it has records without a direction, and its reduction computed as if none had;
@@ -39,6 +39,7 @@ from netpolgen.cluster.inventory import load_inventory
 from netpolgen.errors import NetpolgenError
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.reduce.direction import DirectionTracker, RecordsOnly
 from netpolgen.reduce.edges import (
     EdgeOptions,
     combine_edges,
@@ -48,7 +49,7 @@ from netpolgen.reduce.edges import (
 )
 from netpolgen.reduce.pods import finish_pod_endpoints
 from netpolgen.reduce.stream import FlowReducer
-from netpolgen.reduce.summary import TupleCodes
+from netpolgen.reduce.summary import time_window
 from netpolgen.resolve import Resolver
 
 _TUPLE = ["a", "a_port", "b", "b_port", "protocol"]
@@ -186,9 +187,13 @@ def _named(stream: Any, name: str | None) -> Any:
 
 
 def _tuples(flows: pd.DataFrame, offset: int) -> pd.DataFrame:
-    """Earliest (time, position) of each 5-tuple in a chunk (rows with both ports)."""
+    """Earliest (time, position) of each 5-tuple in a chunk (rows with both ports), and the
+    time span of its denied records when they are windowed (``d_lo > d_hi``: none)."""
     ported = flows["src_port"].notna() & flows["dst_port"].notna()
     part = flows[ported]
+    t = part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    denied = (part["verdict"] == "denied").fillna(False).to_numpy(dtype=bool, copy=True)
+    denied &= time_window(flows) > 0
     frame = pd.DataFrame(
         {
             "a": tuple_identity(part, "src").astype(object),
@@ -196,76 +201,24 @@ def _tuples(flows: pd.DataFrame, offset: int) -> pd.DataFrame:
             "b": tuple_identity(part, "dst").astype(object),
             "b_port": part["dst_port"].astype("int64"),
             "protocol": part["protocol"].astype("string").fillna("\x00").astype(object),
-            "t": part["time"].to_numpy(dtype="datetime64[ns]").view(np.int64),
+            "t": t,
             "o": np.flatnonzero(ported.to_numpy()) + offset,
+            "d_lo": np.where(denied & (t != NAT), t, _NO_SPAN[0]),
+            "d_hi": np.where(denied, t, _NO_SPAN[1]),
         }
     )
     return _earliest(frame)
 
 
+_NO_SPAN = (np.iinfo(np.int64).max, np.iinfo(np.int64).min)
+
+
 def _earliest(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values(["t", "o"], kind="stable").drop_duplicates(_TUPLE)
-
-
-class _GlobalReplies:
-    """Reply inference against the whole input's earliest 5-tuples (round 2)."""
-
-    mode = "decide"
-
-    def __init__(self, earliest: pd.DataFrame) -> None:
-        self._earliest = earliest.rename(
-            columns={"a": "b", "b": "a", "a_port": "b_port", "b_port": "a_port", "t": "t_e",
-                     "o": "o_e"}
-        )  # fmt: skip
-
-    def mark_codes(
-        self, tuples: TupleCodes, given: np.ndarray, offset: int, relevant: np.ndarray | None = None
-    ) -> np.ndarray:
-        """:meth:`netpolgen.reduce.stream.ReplyTracker.mark_codes` against the earliest 5-tuples."""
-        replies: np.ndarray = np.equal(given, 1)
-        unknown = given[tuples.rows] == -1
-        if relevant is not None:
-            unknown &= relevant[tuples.rows]
-        if unknown.any():
-            picked = np.flatnonzero(unknown)
-            rows = pd.DataFrame(
-                {
-                    "a": tuples.identities[tuples.src[picked]],
-                    "a_port": tuples.src_port[picked].astype(np.int64),
-                    "b": tuples.identities[tuples.dst[picked]],
-                    "b_port": tuples.dst_port[picked].astype(np.int64),
-                    "protocol": tuples.protocols[tuples.protocol[picked]],
-                    "t": tuples.time[picked],
-                    "o": tuples.rows[picked] + offset,
-                    "row": tuples.rows[picked],
-                }
-            )
-            joined = rows.merge(self._earliest, on=_TUPLE)
-            t, o = joined["t"].to_numpy(), joined["o"].to_numpy()
-            t_e, o_e = joined["t_e"].to_numpy(), joined["o_e"].to_numpy()
-            both = (t_e != NAT) & (t != NAT)
-            earlier = np.where(both, (t_e < t) | ((t_e == t) & (o_e < o)), o_e < o)
-            replies[joined["row"].to_numpy()[earlier]] = True
-        return replies
-
-
-class _LocalOnly:
-    """Round 1: records keep their own direction; rows without one are counted, not inferred."""
-
-    mode = "decide"
-
-    def __init__(self) -> None:
-        self.unknown = False
-
-    def mark_codes(
-        self, tuples: TupleCodes, given: np.ndarray, offset: int, relevant: np.ndarray | None = None
-    ) -> np.ndarray:
-        unknown = given[tuples.rows] == -1
-        if relevant is not None:
-            unknown &= relevant[tuples.rows]
-        self.unknown = self.unknown or bool(unknown.any())
-        replies: np.ndarray = np.equal(given, 1)
-        return replies
+    first = frame.sort_values(["t", "o"], kind="stable").drop_duplicates(_TUPLE)
+    if not (frame["d_lo"] <= frame["d_hi"]).any():
+        return first
+    spans = frame.groupby(_TUPLE, sort=False).agg(d_lo=("d_lo", "min"), d_hi=("d_hi", "max"))
+    return first.drop(columns=["d_lo", "d_hi"]).merge(spans.reset_index(), on=_TUPLE)
 
 
 @dataclass
@@ -301,7 +254,9 @@ def _reduce_file(
     if resolver is not None:  # the worker's shared copy keeps the tables; the notes are ours
         resolver = copy.copy(resolver)
         resolver.clear()
-    tracker: Any = _LocalOnly() if earliest is None else _GlobalReplies(earliest)
+    # Round 1: the records' own word; round 2: the one direction inference, against the whole
+    # input's earliest 5-tuples (netpolgen.reduce.direction).
+    tracker: Any = RecordsOnly() if earliest is None else DirectionTracker.from_tuples(earliest)
     reducer = FlowReducer(options, report, tracker, start=offset)
     tables: list[pd.DataFrame] = []
     rows = 0

@@ -16,7 +16,10 @@ Semantics:
   under ``--strict``, as they are not malformed.
 * ``action`` ACCEPT/REJECT is the security group / NACL decision: ``allowed``/``denied``.
 * ``tcp-flags`` (OR-ed over the aggregation interval) gives the direction: SYN without ACK is the
-  client's side (``is_reply`` false), SYN+ACK (18) the server's answer (true); otherwise unknown.
+  client's side (``is_reply`` false), SYN+ACK (18) the server's answer (true); otherwise unknown
+  (UDP, v2 records, later windows of a long connection): :mod:`netpolgen.reduce.direction`
+  decides those from the inventory and the whole input, never from the order of two records of
+  one window (``TIME_WINDOW_SECONDS``).
   ``flow-direction`` is relative to the ENI, not to the connection, so it says nothing about
   replies on its own.
 * ICMP has no ports (the log writes 0). Each ENI logs the flows it sees, so one connection can be
@@ -36,7 +39,7 @@ import pandas as pd
 
 from netpolgen._kernels import Answers, Distinct, select_text
 from netpolgen.errors import InputError
-from netpolgen.flows import ENDPOINT_KINDS, VERDICTS, conform_flows
+from netpolgen.flows import ENDPOINT_KINDS, TIME_WINDOW_ATTR, VERDICTS, conform_flows
 from netpolgen.ingest.collapse import SeenConnections, collapse_observations
 from netpolgen.ingest.fields import (
     COUNTER_MAX,
@@ -79,6 +82,11 @@ PARQUET_MAGIC = b"PAR1"
 # Records of one connection by several ENIs fall within the longest aggregation interval.
 _BUCKET = "600s"
 TEXT_BATCH = 100_000
+# How far a record's ``start`` may lie from its connection's first packet: the longest
+# aggregation window (600 s) plus the documented delay ("up to 60 seconds after the packet was
+# transmitted or received"). A request and its response are two records of one window, in
+# either order: their times do not say which came first (netpolgen.reduce.direction, rule d).
+TIME_WINDOW_SECONDS = 660
 
 
 def sniff(head: bytes) -> bool:
@@ -506,7 +514,9 @@ def _convert(
          for name, column in out.items()},
         copy=False,
     )  # fmt: skip
-    return collapse_observations(conform_flows(result), report, bucket=_BUCKET, seen=seen)
+    flows = collapse_observations(conform_flows(result), report, bucket=_BUCKET, seen=seen)
+    flows.attrs[TIME_WINDOW_ATTR] = TIME_WINDOW_SECONDS
+    return flows
 
 
 def _arrow_integers(

@@ -16,6 +16,13 @@ import pandas as pd
 from netpolgen.flows import validate_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.labels import stable_labels
+from netpolgen.reduce.direction import (
+    DENIED_ELSEWHERE,
+    DirectionTracker,
+    mark_directions,
+    report_examples,
+)
+from netpolgen.reduce.summary import inside_kinds
 
 EDGE_COLUMNS = ("src", "dst", "protocol", "dst_port", "count", "first_seen", "last_seen")
 # Endpoint kinds that a podSelector can name; everything else is addressed by IP.
@@ -60,46 +67,10 @@ def endpoint_keys(flows: pd.DataFrame, side: str) -> pd.Series:
 
 
 def mark_replies(flows: pd.DataFrame) -> pd.Series:
-    """Which rows are replies: the record's own word, else inferred from the reversed 5-tuple.
-
-    A row whose ``is_reply`` is NA is a reply when an *earlier* row (by time, then by position in
-    the input) has its reversed 5-tuple: the reply to a request goes back from the server's
-    listening port to the client's port. Never "the lower port is the server": many servers
-    listen inside the ephemeral range (gRPC's 50051, for one).
-    """
-    given = flows["is_reply"]
-    unknown = given.isna() & flows["src_port"].notna() & flows["dst_port"].notna()
-    replies = given.fillna(False).astype(bool)
-    if not unknown.any():
-        return replies
-    ident = {side: tuple_identity(flows, side) for side in ("src", "dst")}
-    order = pd.Series(range(len(flows)), index=flows.index)
-    rows = pd.DataFrame(
-        {
-            "a": ident["src"], "a_port": flows["src_port"],
-            "b": ident["dst"], "b_port": flows["dst_port"],
-            "protocol": flows["protocol"].astype("string"),
-            "time": flows["time"], "order": order,
-        }
-    )  # fmt: skip
-    candidates = rows[unknown].reset_index(names="row")
-    # Earliest appearance of each 5-tuple, as a request candidate.
-    earliest = (
-        rows.sort_values(["time", "order"], na_position="first")
-        .drop_duplicates(["a", "a_port", "b", "b_port", "protocol"])
-        .rename(columns={"a": "b", "b": "a", "a_port": "b_port", "b_port": "a_port"})
-    )
-    joined = candidates.merge(
-        earliest, on=["a", "a_port", "b", "b_port", "protocol"], suffixes=("", "_req")
-    )
-    earlier = (joined["time_req"] < joined["time"]).fillna(False) | (
-        ((joined["time_req"] == joined["time"]) | joined["time_req"].isna() | joined["time"].isna())
-        .fillna(True)
-        .astype(bool)
-        & (joined["order_req"] < joined["order"])
-    )
-    replies.loc[joined.loc[earlier.astype(bool), "row"].to_numpy()] = True
-    return replies
+    """Which rows are replies (:func:`netpolgen.reduce.direction.mark_directions`, the one
+    direction inference: the record's word, the inventory's, the whole input's, the earlier
+    reversed 5-tuple). Rows left undecided are not replies, and not wanted either."""
+    return pd.Series(mark_directions(flows).replies, index=flows.index)
 
 
 def tuple_identity(flows: pd.DataFrame, side: str) -> pd.Series:
@@ -124,10 +95,19 @@ def wanted_flows(
         denied = (flows["verdict"] == "denied").fillna(False).astype(bool)
         report.filter("denied verdict", int(denied.sum()))
         keep &= ~denied
-    replies = mark_replies(flows) & keep
+    tracker = DirectionTracker()
+    directions = tracker.mark(flows, 0, keep)
+    keep_np = keep.to_numpy(dtype=bool, copy=True)
+    if directions.denied_elsewhere is not None and not options.include_denied:
+        elsewhere = directions.denied_elsewhere & keep_np
+        report.filter(DENIED_ELSEWHERE, int(elsewhere.sum()))
+        keep_np &= ~elsewhere
+    replies = directions.replies & keep_np
     report.filter("reply traffic", int(replies.sum()))
-    keep &= ~replies
-    return flows[keep]
+    keep_np &= ~replies
+    keep_np &= ~directions.count(report, keep_np)
+    report_examples(tracker, report)
+    return flows[keep_np]
 
 
 EDGE_KEYS = ["src", "dst", "protocol", "dst_port"]
@@ -275,9 +255,6 @@ def finish_endpoints(src_part: pd.DataFrame, dst_part: pd.DataFrame) -> pd.DataF
     return endpoints
 
 
-_INSIDE_KINDS = ["pod", "node", "host", "service"]
-
-
 def cluster_addresses(flows: pd.DataFrame) -> set[str]:
     """Addresses known to be inside the cluster (pods, nodes, services) from the flows.
 
@@ -288,12 +265,3 @@ def cluster_addresses(flows: pd.DataFrame) -> set[str]:
         known = inside_kinds(flows[f"{side}_kind"])
         inside.append(flows[f"{side}_ip"][known].dropna().unique())
     return {str(address) for part in inside for address in part}
-
-
-def inside_kinds(kinds: pd.Series) -> np.ndarray:
-    """Per row, whether the endpoint kind is one inside the cluster (pod, node, service...)."""
-    if isinstance(kinds.dtype, pd.CategoricalDtype):
-        # On the categorical's codes (the kinds are few): no text per row.
-        wanted = kinds.cat.categories.get_indexer(pd.Index(_INSIDE_KINDS))
-        return np.isin(kinds.cat.codes.to_numpy(), wanted[wanted >= 0])
-    return kinds.astype("string").isin(_INSIDE_KINDS).fillna(False).to_numpy(dtype=bool)

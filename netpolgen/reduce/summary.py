@@ -21,9 +21,8 @@ import numpy as np
 import pandas as pd
 
 from netpolgen._kernels import combined_codes, first_of_groups
-from netpolgen.flows import validate_flows
+from netpolgen.flows import TIME_WINDOW_ATTR, validate_flows
 from netpolgen.labels import stable_labels
-from netpolgen.reduce.edges import inside_kinds
 
 NA_PROTOCOL = "\x00"  # the protocol name of a row without one (reply inference keys)
 
@@ -45,6 +44,9 @@ class TupleCodes:
     src_port: np.ndarray  # uint64
     dst_port: np.ndarray  # uint64
     time: np.ndarray  # int64 ns, NaT as int64 min
+    # How far apart a record's time may be from its first packet's, in ns (0: a point in time);
+    # an aggregated log's window plus its publishing skew (flows.TIME_WINDOW_ATTR).
+    window: int = 0
 
 
 @dataclass(frozen=True)
@@ -306,4 +308,22 @@ def _tuple_codes(flows: pd.DataFrame, pod: _Codes, ip: _Codes) -> TupleCodes:
         src_port=part["src_port"].to_numpy(dtype=np.uint64),
         dst_port=part["dst_port"].to_numpy(dtype=np.uint64),
         time=times_ns(part),
+        window=time_window(flows),
     )
+
+
+def time_window(flows: pd.DataFrame) -> int:
+    """The chunk's time window in ns (:data:`netpolgen.flows.TIME_WINDOW_ATTR`; 0 when unset)."""
+    return int(flows.attrs.get(TIME_WINDOW_ATTR, 0) * 1_000_000_000)
+
+
+_INSIDE_KINDS = ["pod", "node", "host", "service"]
+
+
+def inside_kinds(kinds: pd.Series) -> np.ndarray:
+    """Per row, whether the endpoint kind is one inside the cluster (pod, node, service...)."""
+    if isinstance(kinds.dtype, pd.CategoricalDtype):
+        # On the categorical's codes (the kinds are few): no text per row.
+        wanted = kinds.cat.categories.get_indexer(pd.Index(_INSIDE_KINDS))
+        return np.isin(kinds.cat.codes.to_numpy(), wanted[wanted >= 0])
+    return kinds.astype("string").isin(_INSIDE_KINDS).fillna(False).to_numpy(dtype=bool)

@@ -12,14 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netpolgen.flows import conform_flows
+from netpolgen.flows import TIME_WINDOW_ATTR, conform_flows
 from netpolgen.generator import generate, generate_from_files
 from netpolgen.ingest import load_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.from_reduction import GenerateOptions
-from netpolgen.reduce.edges import EdgeOptions, mark_replies
-from netpolgen.reduce.stream import FlowReducer, InputOutOfOrder, ReplyTracker, reduce_chunks
+from netpolgen.reduce.direction import DirectionTracker, InputOutOfOrder
+from netpolgen.reduce.edges import EdgeOptions
+from netpolgen.reduce.stream import FlowReducer, reduce_chunks
 from tests.conftest import SAMPLE_FLOWS, SHARED_SAMPLES
+from tests.reduce.direction_oracle import oracle_directions
 
 SAMPLES = sorted(SAMPLE_FLOWS.glob("*.csv"))
 OPTION_SETS = [
@@ -124,29 +126,41 @@ def test_random_flows_stream_to_the_same_result(
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), size=st.sampled_from([1, 3, 10]), with_nat=st.booleans())
-def test_reply_tracker_matches_mark_replies(seed: int, size: int, with_nat: bool) -> None:
+@given(
+    seed=st.integers(0, 10_000),
+    size=st.sampled_from([1, 3, 10, 60]),
+    with_nat=st.booleans(),
+    window=st.sampled_from([0, 0, 5, 660]),
+)
+def test_direction_tracker_matches_the_oracle(
+    seed: int, size: int, with_nat: bool, window: int
+) -> None:
+    """Streamed chunk by chunk (read twice when needed), the tracker decides every row as the
+    whole-table oracle (tests/reduce/direction_oracle.py, written from the rules) does, for
+    points in time and for windowed records (AWS: 600 s windows, start up to 60 s late)."""
     flows = random_flows(seed, 60, sorted_times=False, with_nat=with_nat)
-    expected = mark_replies(flows).to_numpy()
+    if window:
+        flows.attrs[TIME_WINDOW_ATTR] = window
+    expected = oracle_directions(flows)
 
-    def decide(tracker: ReplyTracker) -> np.ndarray:
-        return np.concatenate(
-            [
-                tracker.mark(part, i * size).to_numpy()
-                for i, part in enumerate(chunks_of(flows, size))
-            ]
-        )
+    def decide(tracker: DirectionTracker) -> np.ndarray:
+        codes = []
+        for i, part in enumerate(chunks_of(flows, size)):
+            directions = tracker.mark(part, i * size)
+            codes.append(np.where(directions.replies, -1, directions.undecided))
+        tracker.finish()
+        return np.concatenate(codes)
 
-    tracker = ReplyTracker()
+    tracker = DirectionTracker()
     try:
         streamed = decide(tracker)
     except InputOutOfOrder:
-        tracker = ReplyTracker()
+        tracker = DirectionTracker()
         tracker.mode = "collect"
         decide(tracker)
         tracker.mode = "decide"
         streamed = decide(tracker)
-    assert streamed.tolist() == expected.tolist()
+    assert streamed.tolist() == expected
 
 
 def test_time_ordered_input_is_read_once() -> None:
@@ -165,7 +179,7 @@ def test_a_late_earlier_request_is_detected() -> None:
     )
     reply = request.assign(src_ip="10.0.0.2", dst_ip="10.0.0.1", src_port=80, dst_port=40000)
     reply["time"] = request["time"] + pd.Timedelta(seconds=5)
-    tracker = ReplyTracker()
+    tracker = DirectionTracker()
     tracker.mark(conform_flows(reply.reset_index(drop=True)), 0)  # no request yet: not a reply
     with pytest.raises(InputOutOfOrder):
         tracker.mark(conform_flows(request.reset_index(drop=True)), 1)
@@ -187,9 +201,9 @@ def test_the_latest_undecided_row_of_a_tuple_is_what_a_late_request_is_checked_a
     waiting["time"] = [start + pd.Timedelta(seconds=s) for s in ((30, 10) if flip else (10, 30))]
     request = base.assign(src_ip="10.0.0.1", dst_ip="10.0.0.2", src_port=40000, dst_port=80)
     request["time"] = [start + pd.Timedelta(seconds=20)]
-    tracker = ReplyTracker()
-    replies = tracker.mark(conform_flows(waiting), 0)
-    assert not replies.any()
+    tracker = DirectionTracker()
+    directions = tracker.mark(conform_flows(waiting), 0)
+    assert not directions.replies.any()
     with pytest.raises(InputOutOfOrder):
         tracker.mark(conform_flows(request.reset_index(drop=True)), 2)
 
@@ -254,7 +268,8 @@ def test_inventory_resolution_streams_to_the_same_yaml(tmp_path: Path) -> None:
 
 
 def test_blocked_columns_across_block_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from netpolgen.reduce.stream import _Column, _Table
+    from netpolgen.reduce.keyed import Column as _Column
+    from netpolgen.reduce.keyed import Table as _Table
 
     monkeypatch.setattr(_Column, "BITS", 3)  # 8 values a block
     table = _Table(t=np.int64)
@@ -271,7 +286,8 @@ def test_blocked_columns_across_block_boundaries(monkeypatch: pytest.MonkeyPatch
 
 def test_a_narrow_column_widens_when_a_value_needs_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # Input positions are held in 32 bits until one passes 2**31: then every block widens.
-    from netpolgen.reduce.stream import _Column, _Table
+    from netpolgen.reduce.keyed import Column as _Column
+    from netpolgen.reduce.keyed import Table as _Table
 
     monkeypatch.setattr(_Column, "BITS", 3)
     table = _Table(t=np.int64, o=np.int64, narrow=("o",))
