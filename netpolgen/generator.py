@@ -12,6 +12,7 @@ import pandas as pd
 
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
+from netpolgen.errors import NoPoliciesError
 from netpolgen.ingest import Source
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult, synthesize_reduction
@@ -118,3 +119,69 @@ def generate_from_files(
         reduction.edges, reduction.endpoints, reduction.pods, reduction.inside, options, report,
         cluster,
     )  # fmt: skip
+
+
+# Formats whose records carry addresses only: the inventory says which pods they are.
+_ADDRESS_FORMATS = ("aws-vpc", "azure", "gcp-vpc")
+_INVENTORY_HINT = (
+    "pass the cluster inventory: -i <(kubectl get pods,services,namespaces,nodes -A -o json)"
+)
+
+
+def require_policies(result: GenerateResult, options: GenerateOptions, *, inventory: bool) -> None:
+    """Raise :class:`NoPoliciesError`, saying why and what to pass, when usable flows gave no
+    policy (checked after :func:`netpolgen.ingest.accounting.require_usable_flows`).
+
+    ``inventory``: whether an inventory resolved the addresses. The reasons, in the order they
+    are checked: both directions turned off; no endpoint is a pod (an address-only log without
+    an inventory, or every endpoint outside the cluster or unresolved); ``namespaces`` naming
+    none of the namespaces that have workloads; otherwise no edge left to allow.
+    """
+    if result.policies:
+        return
+    if not options.ingress and not options.egress:
+        raise NoPoliciesError(
+            "no policy to write: both ingress and egress policies are turned off",
+            hint="drop --no-ingress or --no-egress",
+        )
+    files = ", ".join(result.report.files) or "the input"
+    namespaces = sorted({str(n) for n in result.workloads.table["namespace"].dropna()})
+    if not namespaces:
+        kinds = (
+            result.endpoints["kind"].astype(str).value_counts()
+            if "kind" in result.endpoints
+            else None
+        )
+        seen = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) if kinds is not None else ""
+        seen = f" (endpoints: {seen})" if seen else ""
+        formats = {result.report.formats.get(f) for f in result.report.files}
+        if not inventory and formats & set(_ADDRESS_FORMATS):
+            raise NoPoliciesError(
+                f"no policy from {files}: its records carry addresses only, and without an "
+                f"inventory no address is a pod{seen}",
+                hint=_INVENTORY_HINT,
+            )
+        if inventory:
+            raise NoPoliciesError(
+                f"no policy from {files}: no flow endpoint is a pod the inventory lists at the "
+                f"flow's time; every endpoint is outside the cluster or unresolved{seen}",
+                hint="take inventory snapshots during the flow window, from the same cluster "
+                "(the warnings name the addresses that matched nothing; -v lists them)",
+            )
+        raise NoPoliciesError(
+            f"no policy from {files}: no flow endpoint is a pod with a namespace and labels; "
+            f"every endpoint is outside the cluster or unresolved{seen}",
+            hint=_INVENTORY_HINT + " (addresses then resolve to pods)",
+        )
+    if options.namespaces and not set(options.namespaces) & set(namespaces):
+        raise NoPoliciesError(
+            f"no policy: -n/--namespace {', '.join(options.namespaces)} matches no namespace "
+            f"with workloads in the flows (seen: {', '.join(namespaces)})",
+            hint="name one of the namespaces seen, or drop -n",
+        )
+    filtered = "; ".join(f"{n} {r}" for r, n in sorted(result.report.filtered.items()))
+    raise NoPoliciesError(
+        f"no policy from {files}: no edge between workloads is left to allow"
+        + (f" (filtered: {filtered})" if filtered else ""),
+        hint="lower --min-count, or check -n/--namespace and --no-ingress/--no-egress",
+    )

@@ -3,13 +3,10 @@
 Rules (in this order, per side of each flow):
 
 1. A side that already carries a namespace and labels (CSV, Hubble) is left alone, and so is one
-   the source marked ``host`` (Cilium's reserved identity of the node it runs on). A side the
-   source marked ``node`` (Cilium's ``remote-node``, GKE ``*_gke_details`` holding only
-   ``cluster``) is a hint, not an answer: the inventory is the authority on what an address is
-   at a time. A cloud log's annotations say where a packet was seen (GCP ``*_instance`` is the
-   node VM that hosts a VPC-native pod's alias IP, FORMATS.md §3.4 and "Measured pitfalls"), so
-   an address the inventory lists as a pod at the flow's time is that pod (rule 2), one it lists
-   as a node or a hostNetwork pod is a node (rule 4), and one it does not list stays ``node``.
+   the source marked ``host`` (Cilium's own node). A ``node`` mark (Cilium ``remote-node``, GKE
+   details with only ``cluster``) is a hint: a cloud log says where a packet was seen (GCP
+   ``*_instance`` is the VM hosting a pod's alias IP, FORMATS.md §3.4), the inventory what the
+   address is then: a pod (rule 2), a node or hostNetwork pod (rule 4), else it stays ``node``.
 2. **Pod IPs, time-aware.** An IP maps to the pod that held it *at the flow's time*: the pod whose
    interval ``[start, end)`` contains the time. ``start`` is ``status.startTime`` (set by the
    kubelet before the sandbox, hence before the pod gets its IP). ``end`` is the earliest of: the
@@ -585,8 +582,7 @@ def _resolve(
     result.loc[is_node, "kind"] = "node"
     done |= is_node
 
-    # 5. Everything else with an address is outside the cluster, or an unknown pod; a side the
-    # source saw as a node and the inventory does not list keeps the source's word.
+    # 5. Everything else with an address is outside, or an unknown pod; a node mark stays.
     rest_mask = ~done & part["ip"].notna() & ~part["kind"].isin(["pod", "node"]).fillna(False)
     if rest_mask.any():
         ips = part.loc[rest_mask, "ip"]

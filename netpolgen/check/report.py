@@ -64,6 +64,7 @@ class VerificationReport:
         """A few lines of plain text with the counts."""
         c = self.counts
         lines = [
+            f"policies loaded: {c['policies']}" if "policies" in c else "",
             f"flows checked: {c['flows_checked']} ({c['records_checked']} records, "
             f"{c['edges_checked']} distinct edges)",
             f"  allowed: {c['flows_allowed']} flows, {c['edges_allowed']} edges",
@@ -82,7 +83,7 @@ class VerificationReport:
                 f"{c['combinations_allowed']} allowed (src, dst, port) combinations between "
                 f"{c['workloads']} known workloads were never used"
             )
-        return "\n".join(lines)
+        return "\n".join(line for line in lines if line)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: counts, warnings, denied, isolation and over-permissive rows."""

@@ -46,7 +46,7 @@ from netpolgen.check.replay import Checker, verify_stream
 from netpolgen.check.report import VerificationReport
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike
-from netpolgen.errors import NetpolgenError
+from netpolgen.errors import NetpolgenError, NoPoliciesError
 from netpolgen.flows import validate_flows
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
@@ -174,6 +174,14 @@ def verify_files(
     """
     notes: list[str] = []
     policies = load_policies(policy_path, notes=notes)
+    if not policies:
+        # Zero policies allow everything: verify would pass vacuously (a wrong path, or the
+        # output of a run that wrote nothing).
+        raise NoPoliciesError(
+            f"{policy_path}: no NetworkPolicy loaded (0 policies)"
+            + (f"; {len(notes)} document(s) skipped: {notes[0]}" if notes else ""),
+            hint="name a policy file or a directory of them (from-flows -o DIR writes one)",
+        )
     ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     if flow_allowed and engine == "dask":
         raise NetpolgenError("flow_allowed needs every flow in memory: use the pandas engine")

@@ -21,6 +21,7 @@ import click
 import netpolgen
 from netpolgen._memory import tune_allocator
 from netpolgen.cli.progress import IngestProgress, show_progress, verbosity_options
+from netpolgen.generator import require_policies
 from netpolgen.ingest.accounting import require_usable_flows, summary_json
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
 
@@ -261,6 +262,7 @@ def from_flows(
     # Nothing usable is an error, checked before anything is written (see README).
     with _summary_on_error(result.report, result.warnings, summary, quiet):
         require_usable_flows(result.report)
+        require_policies(result, options, inventory=bool(inventories))
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     else:

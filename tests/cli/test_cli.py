@@ -103,7 +103,7 @@ def test_existing_output_directory_is_not_overwritten(tmp_path: Path) -> None:
 
 def test_namespace_filter_and_min_count() -> None:
     result = run("from-flows", THREE_TIER, "-n", "other")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # -n matching nothing is not a silent empty result (issue 15)
     assert result.stdout == ""
     result = run("from-flows", THREE_TIER, "--min-count", "10", "--no-egress", "-q")
     documents = list(yaml.safe_load_all(result.stdout))
