@@ -14,7 +14,9 @@ from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
 from netpolgen.errors import NoPoliciesError
 from netpolgen.ingest import Source
+from netpolgen.ingest.collapse import denials_across_files
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.ingest.sources import expand_directories
 from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult, synthesize_reduction
 from netpolgen.reduce.edges import aggregate_edges, cluster_addresses
 from netpolgen.reduce.pods import pod_endpoints
@@ -79,8 +81,9 @@ def generate_from_files(
     ``load_flows(sources)`` (resolved with ``resolve_flows``).
 
     Args:
-        sources: paths, ``-`` for standard input (spooled to a temporary file, as the input may
-            have to be read twice, see :mod:`netpolgen.reduce.stream`), or open binary files.
+        sources: paths (a directory: the files under it), ``-`` for standard input (spooled to
+            a temporary file, as the input may have to be read twice, see
+            :mod:`netpolgen.reduce.stream`), or open binary files.
         options: what to generate.
         format: ``auto`` or a format name.
         strict: make the first malformed record an error.
@@ -107,11 +110,17 @@ def generate_from_files(
     if cluster is not None:
         report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
     resolver = Resolver(cluster) if cluster is not None else None
-    with spooled(list(sources)) as paths:
+    with spooled(expand_directories(sources)) as paths:
         read = chunk_reader(
             paths, format, chunk_size=chunk_size, workers=workers, resolver=resolver,
             on_chunk=on_chunk, summarize=True,
         )  # fmt: skip
+        if len(paths) > 1:
+            # One connection's records in several files (the two ends' NIC blobs, two nodes'
+            # exports) are judged together: denied at either end is denied.
+            read = denials_across_files(
+                read, chunk_reader(paths, format, chunk_size=chunk_size, workers=workers)
+            )
         reduction = reduce_chunks(read, options.edge_options(), report)
     if resolver is not None:
         resolver.report_to(report)

@@ -227,6 +227,7 @@ def verify_stream(
     """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`),
     read in this process (and its workers) or on a Dask cluster (``engine``)."""
     from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
+    from netpolgen.ingest.collapse import denials_across_files
     from netpolgen.resolve import Resolver
 
     resolver = Resolver(inventory) if inventory is not None else None
@@ -247,6 +248,9 @@ def verify_stream(
                 paths, format, chunk_size=STREAM_CHUNK_SIZE, workers=workers, resolver=resolver,
                 on_chunk=on_chunk,
             )  # fmt: skip
+            if len(paths) > 1:  # as from-flows does: denied at either end is denied
+                collect = chunk_reader(paths, format, chunk_size=STREAM_CHUNK_SIZE, workers=workers)
+                chunks = denials_across_files(chunks, collect)
             report = verify_chunks(
                 chunks, policies, inventory, ingest, over_permissive=over_permissive
             )

@@ -50,6 +50,7 @@ from netpolgen.errors import NetpolgenError, NoPoliciesError
 from netpolgen.flows import validate_flows
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.ingest.sources import expand_directories
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import Evaluator
@@ -183,6 +184,8 @@ def verify_files(
             hint="name a policy file or a directory of them (from-flows -o DIR writes one)",
         )
     ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    if engine != "dask":  # Dask names its inputs itself (globs, URLs)
+        flow_sources = expand_directories(flow_sources)
     if flow_allowed and engine == "dask":
         raise NetpolgenError("flow_allowed needs every flow in memory: use the pandas engine")
     if flow_allowed:
