@@ -786,9 +786,42 @@ def _gcp_side(endpoint: Endpoint, node: str | None, rng: random.Random) -> dict[
     return side
 
 
+def _gcp_denial(r: Record, rng: random.Random) -> dict[str, Any]:
+    assert isinstance(r.src, Pod) and isinstance(r.dst, Pod)
+    payload = {
+        "connection": {"src_ip": r.src.ip, "dest_ip": r.dst.ip, "src_port": r.src_port,
+                       "dest_port": r.dst_port, "protocol": r.protocol.lower(),
+                       "direction": "ingress"},
+        "disposition": "deny",
+        "policies": [{"kind": "NetworkPolicy", "name": "default-deny",
+                      "namespace": r.dst.workload.namespace}],
+        "src": {"pod_name": r.src.name, "pod_namespace": r.src.workload.namespace,
+                "workload_kind": r.src.workload.kind, "workload_name": r.src.workload.name},
+        "dest": {"pod_name": r.dst.name, "pod_namespace": r.dst.workload.namespace,
+                 "workload_kind": r.dst.workload.kind, "workload_name": r.dst.workload.name},
+        "count": 1,
+        "timestamp": _rfc3339(r.time, 9),
+    }  # fmt: skip
+    return {
+        "insertId": uuid.UUID(int=rng.getrandbits(128), version=4).hex[:14],
+        "jsonPayload": payload,
+        "logName": f"projects/{GCP_PROJECT}/logs/policy-action",
+        "receiveTimestamp": _rfc3339(r.time + timedelta(seconds=30), 9),
+        "resource": {
+            "labels": {
+                "cluster_name": GCP_CLUSTER["cluster_name"],
+                "location": GCP_CLUSTER["cluster_location"],
+                "project_id": GCP_PROJECT,
+            },
+            "type": "k8s_node",
+        },  # fmt: skip
+        "timestamp": _rfc3339(r.time, 9),
+    }
+
+
 def write_gcp(records: list[Record], seed: int) -> str:
-    """Cloud Logging ``LogEntry`` lines of the vpc_flows log: a SRC and a DEST reporter for each
-    record (5-second aggregation), one in ten sampled away."""
+    """Cloud Logging ``LogEntry`` lines of the vpc_flows log (a SRC and a DEST reporter for each
+    record, one in ten sampled away) and of GKE's network policy log (the denials)."""
     rng = random.Random(seed + 2)
     entries = []
     for r in records:
@@ -796,7 +829,10 @@ def write_gcp(records: list[Record], seed: int) -> str:
             if rng.random() < 0.1:
                 continue  # sampled away
             if r.verdict == "DROPPED" and direction == "ingress":
-                continue  # denied ingress is not logged (sampled after ingress rules)
+                # Refused by a NetworkPolicy on the server's node: network policy logging
+                # (GKE Dataplane V2) writes the denial to its own log, policy-action.
+                entries.append((r.time, r.seq, "deny", _gcp_denial(r, rng)))
+                continue
             start = r.time
             end = start + timedelta(milliseconds=rng.randint(1, 4000))
             payload: dict[str, Any] = {
