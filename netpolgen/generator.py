@@ -110,6 +110,8 @@ def generate_from_files(
     if cluster is not None:
         report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
     resolver = Resolver(cluster) if cluster is not None else None
+    # A directory is the files under it; with several files, a first pass collects the denied
+    # connections, so that each file's records of them are judged as denied too.
     with spooled(expand_directories(sources)) as paths:
         read = chunk_reader(
             paths, format, chunk_size=chunk_size, workers=workers, resolver=resolver,
@@ -133,7 +135,8 @@ def generate_from_files(
 # Formats whose records carry addresses only: the inventory says which pods they are.
 _ADDRESS_FORMATS = ("aws-vpc", "azure", "gcp-vpc")
 _INVENTORY_HINT = (
-    "pass the cluster inventory: -i <(kubectl get pods,services,namespaces,nodes -A -o json)"
+    "pass the cluster inventory with -i FILE, made by "
+    "kubectl get pods,services,namespaces,nodes -A -o json > FILE"
 )
 
 
@@ -153,7 +156,9 @@ def require_policies(result: GenerateResult, options: GenerateOptions, *, invent
             "no policy to write: both ingress and egress policies are turned off",
             hint="drop --no-ingress or --no-egress",
         )
-    files = ", ".join(result.report.files) or "the input"
+    names = result.report.files
+    files = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    files = files or "the input"
     namespaces = sorted({str(n) for n in result.workloads.table["namespace"].dropna()})
     if not namespaces:
         kinds = (
@@ -175,7 +180,7 @@ def require_policies(result: GenerateResult, options: GenerateOptions, *, invent
                 f"no policy from {files}: no flow endpoint is a pod the inventory lists at the "
                 f"flow's time; every endpoint is outside the cluster or unresolved{seen}",
                 hint="take inventory snapshots during the flow window, from the same cluster "
-                "(the warnings name the addresses that matched nothing; -v lists them)",
+                "(the warnings count the addresses that matched nothing)",
             )
         raise NoPoliciesError(
             f"no policy from {files}: no flow endpoint is a pod with a namespace and labels; "
