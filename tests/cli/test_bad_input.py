@@ -138,7 +138,8 @@ def test_directory_and_missing_path(tmp_path: Path) -> None:
     fails(tmp_path, str(tmp_path / "nope.csv"), message="nope.csv: no such file")
     folder = tmp_path / "logs"
     folder.mkdir()
-    fails(tmp_path, str(folder), message="logs: is a directory")
+    # A directory is read as the files under it (issue 15); one without any is an error.
+    fails(tmp_path, str(folder), message="logs: directory holds no flow file")
 
 
 # --- a wrong -f: the hint names the format the content has ----------------------------------------

@@ -166,8 +166,8 @@ def test_bad_input_is_a_clean_error(tmp_path: Path, content: str, message: str) 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     result = run("from-flows", str(tmp_path / "nope.csv"))
     assert result.exit_code == 1 and "no such file" in result.output
-    result = run("from-flows", str(tmp_path))
-    assert result.exit_code == 1 and "is a directory" in result.output
+    result = run("from-flows", str(tmp_path))  # a directory: its files, and it has none
+    assert result.exit_code == 1 and "directory holds no flow file" in result.output
 
 
 def test_strict_makes_a_bad_row_an_error(tmp_path: Path) -> None:
