@@ -8,6 +8,7 @@ code 1 in exactly one place (``netpolgen.cli``)::
     ├── InputError                  a flow file cannot be read or a record is malformed
     │   ├── FormatDetectionError    no known format matches the content
     │   └── NoUsableFlowsError      every record was skipped or filtered: nothing to generate from
+    ├── NoPoliciesError             usable flows were read, but they give no policy (and why)
     ├── SchemaError                 a flow table lacks a column or has a wrong dtype
     ├── InventoryError              a pod inventory cannot be read
     ├── PolicyParseError            a NetworkPolicy document cannot be read
@@ -71,6 +72,16 @@ class NoUsableFlowsError(InputError):
 
     Writing an empty policy set would look like success (and ``-o DIR --force`` would replace a
     good directory with an empty one), so the CLI treats it as an error.
+    """
+
+
+class NoPoliciesError(NetpolgenError):
+    """Usable flows were read, but no policy came of them (every endpoint outside the cluster or
+    unresolved, ``-n`` matching nothing, both directions off, an address-only log without an
+    inventory; or, for ``verify`` and ``diff``, no policy loaded).
+
+    As with :class:`NoUsableFlowsError`, an empty result that exits 0 looks like success, and
+    would let ``-o DIR --force`` empty a good directory: the message says why and what to pass.
     """
 
 

@@ -13,8 +13,11 @@ import pandas as pd
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.engine import check_engine
 from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
+from netpolgen.errors import NoPoliciesError
 from netpolgen.ingest import Source
+from netpolgen.ingest.collapse import denials_across_files
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.ingest.sources import expand_directories
 from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult, synthesize_reduction
 from netpolgen.reduce.edges import aggregate_edges, cluster_addresses
 from netpolgen.reduce.pods import pod_endpoints
@@ -81,8 +84,9 @@ def generate_from_files(
     ``load_flows(sources)`` (resolved with ``resolve_flows``).
 
     Args:
-        sources: paths, ``-`` for standard input (spooled to a temporary file, as the input may
-            have to be read twice, see :mod:`netpolgen.reduce.stream`), or open binary files.
+        sources: paths (a directory: the files under it), ``-`` for standard input (spooled to
+            a temporary file, as the input may have to be read twice, see
+            :mod:`netpolgen.reduce.stream`), or open binary files.
         options: what to generate.
         format: ``auto`` or a format name.
         strict: make the first malformed record an error.
@@ -122,11 +126,19 @@ def generate_from_files(
     if cluster is not None:
         report.messages.extend(cluster.warnings)  # objects or labels left out of the inventory
     resolver = Resolver(cluster) if cluster is not None else None
-    with spooled(list(sources)) as paths:
+    # A directory is the files under it; with several files, a first pass collects the denied
+    # connections, so that each file's records of them are judged as denied too.
+    with spooled(expand_directories(sources)) as paths:
         read = chunk_reader(
             paths, format, chunk_size=chunk_size, workers=workers, resolver=resolver,
             on_chunk=on_chunk, summarize=True,
         )  # fmt: skip
+        if len(paths) > 1:
+            # One connection's records in several files (the two ends' NIC blobs, two nodes'
+            # exports) are judged together: denied at either end is denied.
+            read = denials_across_files(
+                read, chunk_reader(paths, format, chunk_size=chunk_size, workers=workers)
+            )
         reduction = reduce_chunks(read, options.edge_options(), report)
     if resolver is not None:
         resolver.report_to(report)
@@ -134,3 +146,72 @@ def generate_from_files(
         reduction.edges, reduction.endpoints, reduction.pods, reduction.inside, options, report,
         cluster,
     )  # fmt: skip
+
+
+# Formats whose records carry addresses only: the inventory says which pods they are.
+_ADDRESS_FORMATS = ("aws-vpc", "azure", "gcp-vpc")
+_INVENTORY_HINT = (
+    "pass the cluster inventory with -i FILE, made by "
+    "kubectl get pods,services,namespaces,nodes -A -o json > FILE"
+)
+
+
+def require_policies(result: GenerateResult, options: GenerateOptions, *, inventory: bool) -> None:
+    """Raise :class:`NoPoliciesError`, saying why and what to pass, when usable flows gave no
+    policy (checked after :func:`netpolgen.ingest.accounting.require_usable_flows`).
+
+    ``inventory``: whether an inventory resolved the addresses. The reasons, in the order they
+    are checked: both directions turned off; no endpoint is a pod (an address-only log without
+    an inventory, or every endpoint outside the cluster or unresolved); ``namespaces`` naming
+    none of the namespaces that have workloads; otherwise no edge left to allow.
+    """
+    if result.policies:
+        return
+    if not options.ingress and not options.egress:
+        raise NoPoliciesError(
+            "no policy to write: both ingress and egress policies are turned off",
+            hint="drop --no-ingress or --no-egress",
+        )
+    names = result.report.files
+    files = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    files = files or "the input"
+    namespaces = sorted({str(n) for n in result.workloads.table["namespace"].dropna()})
+    if not namespaces:
+        kinds = (
+            result.endpoints["kind"].astype(str).value_counts()
+            if "kind" in result.endpoints
+            else None
+        )
+        seen = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) if kinds is not None else ""
+        seen = f" (endpoints: {seen})" if seen else ""
+        formats = {result.report.formats.get(f) for f in result.report.files}
+        if not inventory and formats & set(_ADDRESS_FORMATS):
+            raise NoPoliciesError(
+                f"no policy from {files}: its records carry addresses only, and without an "
+                f"inventory no address is a pod{seen}",
+                hint=_INVENTORY_HINT,
+            )
+        if inventory:
+            raise NoPoliciesError(
+                f"no policy from {files}: no flow endpoint is a pod the inventory lists at the "
+                f"flow's time; every endpoint is outside the cluster or unresolved{seen}",
+                hint="take inventory snapshots during the flow window, from the same cluster "
+                "(the warnings count the addresses that matched nothing)",
+            )
+        raise NoPoliciesError(
+            f"no policy from {files}: no flow endpoint is a pod with a namespace and labels; "
+            f"every endpoint is outside the cluster or unresolved{seen}",
+            hint=_INVENTORY_HINT + " (addresses then resolve to pods)",
+        )
+    if options.namespaces and not set(options.namespaces) & set(namespaces):
+        raise NoPoliciesError(
+            f"no policy: -n/--namespace {', '.join(options.namespaces)} matches no namespace "
+            f"with workloads in the flows (seen: {', '.join(namespaces)})",
+            hint="name one of the namespaces seen, or drop -n",
+        )
+    filtered = "; ".join(f"{n} {r}" for r, n in sorted(result.report.filtered.items()))
+    raise NoPoliciesError(
+        f"no policy from {files}: no edge between workloads is left to allow"
+        + (f" (filtered: {filtered})" if filtered else ""),
+        hint="lower --min-count, or check -n/--namespace and --no-ingress/--no-egress",
+    )

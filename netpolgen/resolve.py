@@ -3,7 +3,10 @@
 Rules (in this order, per side of each flow):
 
 1. A side that already carries a namespace and labels (CSV, Hubble) is left alone, and so is one
-   the source marked ``host`` or ``node`` (Cilium's reserved identities, GKE node details).
+   the source marked ``host`` (Cilium's own node). A ``node`` mark (Cilium ``remote-node``, GKE
+   details with only ``cluster``) is a hint: a cloud log says where a packet was seen (GCP
+   ``*_instance`` is the VM hosting a pod's alias IP, FORMATS.md §3.4), the inventory what the
+   address is then: a pod (rule 2), a node or hostNetwork pod (rule 4), else it stays ``node``.
 2. **Pod IPs, time-aware.** An IP maps to the pod that held it *at the flow's time*: the pod whose
    interval ``[start, end)`` contains the time. ``start`` is ``status.startTime`` (set by the
    kubelet before the sandbox, hence before the pod gets its IP). ``end`` is the earliest of: the
@@ -157,7 +160,7 @@ class Resolver:
             labels = out[f"{side}_labels"]
             kind = out[f"{side}_kind"]  # categorical: text only for the distinct inputs
             known = namespace.notna() & labels.notna()
-            need = (~known & ~kind.isin(["host", "node"])).fillna(False).astype(bool)
+            need = (~known & ~kind.eq("host")).fillna(False).astype(bool)
             if not need.any():
                 continue
             # Every row (an addresses-only log): the columns as they are, no selection.
@@ -581,8 +584,8 @@ def _resolve(
     result.loc[is_node, "kind"] = "node"
     done |= is_node
 
-    # 5. Everything else with an address is outside the cluster, or an unknown pod.
-    rest_mask = ~done & part["ip"].notna() & ~part["kind"].eq("pod").fillna(False)
+    # 5. Everything else with an address is outside, or an unknown pod; a node mark stays.
+    rest_mask = ~done & part["ip"].notna() & ~part["kind"].isin(["pod", "node"]).fillna(False)
     if rest_mask.any():
         ips = part.loc[rest_mask, "ip"]
         inside = {ip: _in_cidrs(str(ip), cidrs) for ip in ips.unique()}

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generate the online-shop sample: flows (CSV and Hubble JSON lines) and its pod inventory.
+"""Generate the online-shop sample: flows (CSV, Hubble JSON lines, AWS, GCP and Azure flow logs)
+and its pod inventory.
 
 The cluster is an online-shop style application of a dozen services (modelled on Google's
 microservices demo) in namespace ``shop``, with the things real clusters add around it:
@@ -23,12 +24,14 @@ Usage::
 
     python scripts/make_samples.py                 # rewrite sample_flows/online-shop.*
     python scripts/make_samples.py --scale 20 --out /tmp/big
+    python scripts/make_samples.py --out /tmp/s --layout /tmp/buckets  # S3 keys, Azure blobs
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import json
 import random
@@ -659,6 +662,312 @@ def write_hubble(records: list[Record], seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- cloud flow logs -------------------------------------------------------------------------
+#
+# The same records as the provider's VPC logs them, joined to the inventory by address. What each
+# provider sees follows its documentation (FORMATS.md sections 2-4): pods have VPC addresses (EKS
+# VPC CNI, VPC-native GKE, AKS Azure CNI) carried by their node's interface, so a record is seen
+# at the interface of each end's node; traffic between two endpoints of one node never leaves it
+# and is not logged (a documented loss), nor is anything at an outside peer's end. A connection
+# the policy dropped is refused at the server's interface and seen leaving the client's.
+
+AWS_ACCOUNT = "123456789012"
+AWS_REGION = "us-east-1"
+AWS_FLOW_LOG = "fl-0a1b2c3d4e5f60718"
+AWS_VPC = "vpc-0b1c2d3e4f5a6b7c8"
+AWS_FIELDS = (
+    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+    "start end action log-status vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr "
+    "pkt-dstaddr region az-id sublocation-type sublocation-id pkt-src-aws-service "
+    "pkt-dst-aws-service flow-direction traffic-path"
+)
+PROTOCOL_NUMBERS = {"TCP": 6, "UDP": 17}
+GCP_PROJECT = "shop-prod-4711"
+GCP_CLUSTER = {"cluster_location": "us-central1-a", "cluster_name": "shop"}
+AZURE_SUBSCRIPTION = "00000000-0000-4000-8000-0000000000a1"
+AZURE_FLOW_LOG = (
+    f"/SUBSCRIPTIONS/{AZURE_SUBSCRIPTION.upper()}/RESOURCEGROUPS/NETWORKWATCHERRG/PROVIDERS/"
+    "MICROSOFT.NETWORK/NETWORKWATCHERS/NETWORKWATCHER_EASTUS/FLOWLOGS/AKS-SHOP"
+)
+
+
+def _vpc_node(endpoint: Endpoint) -> str | None:
+    """The node whose interface carries ``endpoint``'s address, or None (outside the VPC)."""
+    if isinstance(endpoint, Pod):
+        return endpoint.node
+    if endpoint.node is not None:
+        return endpoint.node
+    for node, node_ip, cidr in NODES:  # a pod the inventory does not name: its node's range
+        if endpoint.ip == node_ip or endpoint.ip.startswith(cidr.rsplit(".", 1)[0] + "."):
+            return node
+    return None
+
+
+def _observations(r: Record) -> list[tuple[str, str]]:
+    """``(node, "egress"|"ingress")`` for each interface that logs record ``r``."""
+    src, dst = _vpc_node(r.src), _vpc_node(r.dst)
+    if src is not None and src == dst:
+        return []  # node-local: never on the wire
+    return [(n, d) for n, d in ((src, "egress"), (dst, "ingress")) if n is not None]
+
+
+def _ids(node: str, prefix: str, length: int = 17) -> str:
+    return prefix + uuid.uuid5(uuid.NAMESPACE_DNS, f"{prefix}{node}").hex[:length]
+
+
+def _window(moment: datetime, seconds: int) -> tuple[int, int]:
+    start = int(moment.timestamp()) // seconds * seconds
+    return start, start + seconds
+
+
+def _aws_lines(records: list[Record]) -> list[tuple[int, str, int, str]]:
+    """``(window start, interface, seq, line)`` per record and interface (v5, 1-minute windows)."""
+    out = []
+    for r in records:
+        for node, direction in _observations(r):
+            start, end = _window(r.time, 60)
+            eni, instance = _ids(node, "eni-"), _ids(node, "i-")
+            denied = r.verdict == "DROPPED"
+            action = "REJECT" if denied and direction == "ingress" else "ACCEPT"
+            # tcp-flags are ORed over the window; AWS reports FIN 1, SYN 2, RST 4, SYN-ACK 18.
+            flags = 0
+            if r.protocol == "TCP":
+                flags = 2 if denied else (19 if r.is_reply else 3)
+            inside = _vpc_node(r.dst if direction == "egress" else r.src) is not None
+            path = ("1" if inside else "8") if direction == "egress" else "-"
+            fields = [
+                "5", AWS_ACCOUNT, eni, r.src.ip, r.dst.ip, str(r.src_port), str(r.dst_port),
+                str(PROTOCOL_NUMBERS[r.protocol]), str(r.packets), str(r.bytes), str(start),
+                str(end), action, "OK", AWS_VPC, _ids(node, "subnet-"), instance, str(flags),
+                "IPv4", r.src.ip, r.dst.ip, AWS_REGION, "use1-az1", "-", "-", "-", "-",
+                direction, path,
+            ]  # fmt: skip
+            out.append((start, eni, r.seq, " ".join(fields)))
+    return sorted(out)
+
+
+def _gzip(text: str) -> bytes:
+    return gzip.compress(text.encode(), mtime=0)  # no timestamp: the same bytes every run
+
+
+def write_aws(records: list[Record]) -> bytes:
+    """Every interface's records in one delivered object (v5 custom format, a header line)."""
+    return _gzip(AWS_FIELDS + "\n" + "".join(line + "\n" for *_, line in _aws_lines(records)))
+
+
+def aws_objects(records: list[Record]) -> dict[str, bytes]:
+    """The S3 objects of the flow log (one per 5-minute delivery), by key."""
+    lines = _aws_lines(records)
+    objects: dict[str, list[str]] = {}
+    for start, _, _, line in lines:
+        moment = datetime.fromtimestamp(start // 300 * 300, UTC)
+        digest = uuid.uuid5(uuid.NAMESPACE_URL, moment.isoformat()).hex[:8]
+        key = (
+            f"AWSLogs/{AWS_ACCOUNT}/vpcflowlogs/{AWS_REGION}/{moment:%Y/%m/%d}/{AWS_ACCOUNT}_"
+            f"vpcflowlogs_{AWS_REGION}_{AWS_FLOW_LOG}_{moment:%Y%m%dT%H%MZ}_{digest}.log.gz"
+        )
+        objects.setdefault(key, []).append(line)
+    return {k: _gzip(AWS_FIELDS + "\n" + "".join(x + "\n" for x in v)) for k, v in objects.items()}
+
+
+def _gcp_side(endpoint: Endpoint, node: str | None, rng: random.Random) -> dict[str, Any]:
+    side: dict[str, Any] = {}
+    if node is None:
+        if isinstance(endpoint, Outside) and endpoint.kind == "world":
+            side["location"] = {"continent": "America", "country": "usa", "region": "Virginia"}
+        return side
+    side["instance"] = {"project_id": GCP_PROJECT, "region": "us-central1", "vm_name":
+                        f"gke-shop-pool-1-{node}", "zone": "us-central1-a"}  # fmt: skip
+    details: dict[str, Any] = {"cluster": GCP_CLUSTER}
+    # Metadata is best effort (GCP docs): a third of the pod records carry the cluster only.
+    if isinstance(endpoint, Pod) and not endpoint.workload.host_network and rng.random() > 0.33:
+        details["pod"] = {"pod_name": endpoint.name, "pod_namespace": endpoint.workload.namespace}
+    side["gke_details"] = details
+    return side
+
+
+def _gcp_denial(r: Record, rng: random.Random) -> dict[str, Any]:
+    assert isinstance(r.src, Pod) and isinstance(r.dst, Pod)
+    payload = {
+        "connection": {"src_ip": r.src.ip, "dest_ip": r.dst.ip, "src_port": r.src_port,
+                       "dest_port": r.dst_port, "protocol": r.protocol.lower(),
+                       "direction": "ingress"},
+        "disposition": "deny",
+        "policies": [{"kind": "NetworkPolicy", "name": "default-deny",
+                      "namespace": r.dst.workload.namespace}],
+        "src": {"pod_name": r.src.name, "pod_namespace": r.src.workload.namespace,
+                "workload_kind": r.src.workload.kind, "workload_name": r.src.workload.name},
+        "dest": {"pod_name": r.dst.name, "pod_namespace": r.dst.workload.namespace,
+                 "workload_kind": r.dst.workload.kind, "workload_name": r.dst.workload.name},
+        "count": 1,
+        "timestamp": _rfc3339(r.time, 9),
+    }  # fmt: skip
+    return {
+        "insertId": uuid.UUID(int=rng.getrandbits(128), version=4).hex[:14],
+        "jsonPayload": payload,
+        "logName": f"projects/{GCP_PROJECT}/logs/policy-action",
+        "receiveTimestamp": _rfc3339(r.time + timedelta(seconds=30), 9),
+        "resource": {
+            "labels": {
+                "cluster_name": GCP_CLUSTER["cluster_name"],
+                "location": GCP_CLUSTER["cluster_location"],
+                "project_id": GCP_PROJECT,
+            },
+            "type": "k8s_node",
+        },  # fmt: skip
+        "timestamp": _rfc3339(r.time, 9),
+    }
+
+
+def write_gcp(records: list[Record], seed: int) -> str:
+    """Cloud Logging ``LogEntry`` lines of the vpc_flows log (a SRC and a DEST reporter for each
+    record, one in ten sampled away) and of GKE's network policy log (the denials)."""
+    rng = random.Random(seed + 2)
+    entries = []
+    for r in records:
+        for _, direction in _observations(r):
+            if rng.random() < 0.1:
+                continue  # sampled away
+            if r.verdict == "DROPPED" and direction == "ingress":
+                # Refused by a NetworkPolicy on the server's node: network policy logging
+                # (GKE Dataplane V2) writes the denial to its own log, policy-action.
+                entries.append((r.time, r.seq, "deny", _gcp_denial(r, rng)))
+                continue
+            start = r.time
+            end = start + timedelta(milliseconds=rng.randint(1, 4000))
+            payload: dict[str, Any] = {
+                "bytes_sent": str(r.bytes),
+                "connection": {
+                    "dest_ip": r.dst.ip,
+                    "dest_port": r.dst_port,
+                    "protocol": PROTOCOL_NUMBERS[r.protocol],
+                    "src_ip": r.src.ip,
+                    "src_port": r.src_port,
+                },  # fmt: skip
+                "end_time": _rfc3339(end, 9),
+                "packets_sent": str(r.packets),
+                "reporter": "SRC" if direction == "egress" else "DEST",
+                "start_time": _rfc3339(start, 9),
+            }
+            for prefix, endpoint in (("src", r.src), ("dest", r.dst)):
+                for key, value in _gcp_side(endpoint, _vpc_node(endpoint), rng).items():
+                    payload[f"{prefix}_{key}"] = value
+            if r.protocol == "TCP" and direction == "egress":
+                payload["rtt_msec"] = str(rng.randint(1, 40))
+            entry = {
+                "insertId": uuid.UUID(int=rng.getrandbits(128), version=4).hex[:14],
+                "jsonPayload": dict(sorted(payload.items())),
+                "logName": f"projects/{GCP_PROJECT}/logs/compute.googleapis.com%2Fvpc_flows",
+                "receiveTimestamp": _rfc3339(end + timedelta(seconds=30), 9),
+                "resource": {
+                    "labels": {
+                        "location": "us-central1-a",
+                        "project_id": GCP_PROJECT,
+                        "subnetwork_id": "4711",
+                        "subnetwork_name": "nodes",
+                    },
+                    "type": "gce_subnetwork",
+                },  # fmt: skip
+                "timestamp": _rfc3339(end + timedelta(seconds=10), 9),
+            }
+            entries.append((end, r.seq, direction, entry))
+    entries.sort(key=lambda e: (e[0], e[1], e[2]))
+    return "".join(json.dumps(e[3], separators=(",", ":")) + "\n" for e in entries)
+
+
+def _mac(node: str) -> str:
+    return "00224" + uuid.uuid5(uuid.NAMESPACE_DNS, f"mac-{node}").hex[:7].upper()
+
+
+def _azure_tuples(records: list[Record]) -> dict[str, list[tuple[int, int, str]]]:
+    """Per node NIC, ``(ms, seq, tuple)``: one connection's request and reply become begin and
+    end tuples whose source is the initiator and whose counters carry both directions; a refused
+    connection is ``D`` at the server's NIC, ``B`` then ``E`` at the client's (VNet v4)."""
+    replies = {(r.src.ip, r.src_port, r.dst.ip, r.dst_port): r for r in records if r.is_reply}
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    for r in records:
+        if r.is_reply:
+            continue
+        reply = replies.get((r.dst.ip, r.dst_port, r.src.ip, r.src_port))
+        begin = int(r.time.timestamp() * 1000)
+        end = int((reply.time if reply else r.time).timestamp() * 1000) + 15_000
+        head = f"{r.src.ip},{r.dst.ip},{r.src_port},{r.dst_port},{PROTOCOL_NUMBERS[r.protocol]}"
+        back = f"{reply.packets},{reply.bytes}" if reply else "0,0"
+        for node, direction in _observations(r):
+            flag = "O" if direction == "egress" else "I"
+            tuples = out.setdefault(node, [])
+            if r.verdict == "DROPPED" and direction == "ingress":
+                tuples.append(
+                    (begin, r.seq, f"{begin},{head},{flag},D,NX,{r.packets},{r.bytes},0,0")
+                )
+                continue
+            tuples.append((begin, r.seq, f"{begin},{head},{flag},B,NX,0,0,0,0"))
+            tuples.append((end, r.seq, f"{end},{head},{flag},E,NX,{r.packets},{r.bytes},{back}"))
+    return out
+
+
+def azure_blobs(records: list[Record]) -> dict[str, str]:
+    """One ``PT1H.json`` per node NIC and hour, by blob path; a record per minute."""
+    blobs = {}
+    for node, tuples in sorted(_azure_tuples(records).items()):
+        hours: dict[datetime, dict[int, list[str]]] = {}
+        for ms, _, text in sorted(tuples):
+            moment = datetime.fromtimestamp(ms / 1000, UTC)
+            hour = moment.replace(minute=0, second=0, microsecond=0)
+            hours.setdefault(hour, {}).setdefault(moment.minute, []).append(text)
+        nic = f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/mc_shop/providers/" \
+              f"Microsoft.Network/networkInterfaces/aks-{node}-nic-0"  # fmt: skip
+        for hour, minutes in sorted(hours.items()):
+            records_out = []
+            for minute, texts in sorted(minutes.items()):
+                at = hour + timedelta(minutes=minute, seconds=59)
+                allowed = [t for t in texts if ",D," not in t]
+                denied = [t for t in texts if ",D," in t]
+                groups = [{"rule": "DefaultRule_AllowVnetInBound", "flowTuples": allowed}]
+                if denied:
+                    groups.append({"rule": "UserRule_deny-unlisted", "flowTuples": denied})
+                records_out.append({
+                    "time": at.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"), "flowLogVersion": 4,
+                    "flowLogGUID": str(uuid.uuid5(uuid.NAMESPACE_URL, AZURE_FLOW_LOG)),
+                    "macAddress": _mac(node), "category": "FlowLogFlowEvent",
+                    "flowLogResourceID": AZURE_FLOW_LOG, "targetResourceID": nic,
+                    "operationName": "FlowLogFlowEvent",
+                    "flowRecords": {"flows": [{
+                        "aclID": str(uuid.uuid5(uuid.NAMESPACE_URL, nic)),
+                        "flowGroups": [g for g in groups if g["flowTuples"]]}]},
+                })  # fmt: skip
+            path = (
+                f"insights-logs-flowlogflowevent/flowLogResourceID={AZURE_FLOW_LOG}/"
+                f"y={hour:%Y}/m={hour:%m}/d={hour:%d}/h={hour:%H}/m=00/macAddress={_mac(node)}/"
+                "PT1H.json"
+            )
+            blobs[path] = json.dumps({"records": records_out}, separators=(",", ":"))
+    return blobs
+
+
+def write_azure(records: list[Record]) -> str:
+    """Every NIC's hourly blob as one line of JSON lines (an Event Hubs style export)."""
+    return "".join(blob + "\n" for _, blob in sorted(azure_blobs(records).items()))
+
+
+def write_layout(records: list[Record], seed: int, root: Path) -> list[Path]:
+    """The cloud logs as their buckets store them, under ``root``: ``aws/AWSLogs/...`` (S3),
+    ``gcp/...`` (a Cloud Storage sink's hourly object), ``azure/insights-logs-.../PT1H.json``."""
+    files: dict[str, bytes] = {f"aws/{k}": v for k, v in aws_objects(records).items()}
+    hour = START.replace(minute=0, second=0, microsecond=0)
+    gcs = f"gcp/compute.googleapis.com/vpc_flows/{hour:%Y/%m/%d}/{hour:%H}:00:00_{hour:%H}:59:59"
+    gcs += "_S0.json"
+    files[gcs] = write_gcp(records, seed).encode()
+    files.update({f"azure/{k}": v.encode() for k, v in azure_blobs(records).items()})
+    written = []
+    for name, data in sorted(files.items()):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
 # --- inventory -------------------------------------------------------------------------------
 
 SNAPSHOT = START + WINDOW + timedelta(minutes=1)
@@ -861,7 +1170,7 @@ def write_inventory(gen: Generator) -> str:
     return json.dumps(inventory(gen), indent=4) + "\n"
 
 
-def build(seed: int = 6, scale: int = 1) -> dict[str, str]:
+def build(seed: int = 6, scale: int = 1) -> dict[str, str | bytes]:
     """The sample files' contents, by file name."""
     gen = Generator(seed, scale)
     records = gen.generate()
@@ -869,6 +1178,9 @@ def build(seed: int = 6, scale: int = 1) -> dict[str, str]:
         f"{NAME}.csv": write_csv(records),
         f"{NAME}.hubble.jsonl": write_hubble(records, seed),
         f"{NAME}.inventory.json": write_inventory(gen),
+        f"{NAME}.aws-vpc.log.gz": write_aws(records),
+        f"{NAME}.gcp-vpc.jsonl": write_gcp(records, seed),
+        f"{NAME}.azure-vnet.jsonl": write_azure(records),
     }
 
 
@@ -877,13 +1189,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "sample_flows")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--scale", type=int, default=1, help="multiply the connections")
+    parser.add_argument("--layout", type=Path, default=None,
+                        help="also write the cloud logs as their buckets store them (S3 keys, "
+                             "Azure blob paths) under this directory")  # fmt: skip
     args = parser.parse_args(argv)
     if args.scale < 1:
         parser.error("--scale must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in build(args.seed, args.scale).items():
-        (args.out / name).write_text(text, encoding="utf-8", newline="")
-        print(f"{args.out / name}: {len(text.encode())} bytes")
+    for name, content in build(args.seed, args.scale).items():
+        data = content.encode() if isinstance(content, str) else content
+        (args.out / name).write_bytes(data)
+        print(f"{args.out / name}: {len(data)} bytes")
+    if args.layout is not None:
+        records = Generator(args.seed, args.scale).generate()
+        for path in write_layout(records, args.seed, args.layout):
+            print(f"{path}: {path.stat().st_size} bytes")
     return 0
 
 

@@ -36,6 +36,7 @@ from netpolgen.check.edges import Workload, workloads_from_cluster, workloads_se
 from netpolgen.check.tables import render_table, with_workload_names, workload_names
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike, NamedPorts
+from netpolgen.errors import NoPoliciesError
 from netpolgen.labels import canonical_labels
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
@@ -73,6 +74,7 @@ class PolicyDiff:
             present only in NEW, only in OLD, or in both with a different spec.
         workloads: how many workloads were compared, and from where (``workload_source``).
         warnings: caveats (e.g. workloads guessed from selectors).
+        policies_loaded: how many policies OLD and NEW hold.
 
     Examples:
         >>> diff = diff_files("policies-old/", "policies-new/")  # doctest: +SKIP
@@ -88,6 +90,7 @@ class PolicyDiff:
     warnings: list[str] = field(default_factory=list)
     # namespace/labels -> namespace/name, how the text report names workloads (check.tables).
     names: dict[str, str] = field(default_factory=dict)
+    policies_loaded: tuple[int, int] = (0, 0)
 
     @property
     def same(self) -> bool:
@@ -97,7 +100,9 @@ class PolicyDiff:
     def summary(self) -> str:
         added = int((self.changes["change"] == "added").sum())
         removed = int((self.changes["change"] == "removed").sum())
+        old, new = self.policies_loaded
         return (
+            f"policies loaded: {old} old, {new} new; "
             f"{self.workloads} workloads compared (from {self.workload_source}): "
             f"{added} connection ranges newly allowed, {removed} no longer allowed; policies "
             f"{len(self.policies_added)} added, {len(self.policies_removed)} removed, "
@@ -107,6 +112,7 @@ class PolicyDiff:
     def to_dict(self) -> dict[str, Any]:
         return {
             "same": self.same,
+            "policies_loaded": {"old": self.policies_loaded[0], "new": self.policies_loaded[1]},
             "workloads": self.workloads,
             "workload_source": self.workload_source,
             "policies_added": self.policies_added,
@@ -228,6 +234,7 @@ def diff_policies(
         workload_source=source if workloads else "nowhere",
         names=workload_names(cluster),
         warnings=warnings,
+        policies_loaded=(len(old), len(new)),
     )
 
 
@@ -252,6 +259,16 @@ def diff_files(
     notes: list[str] = []
     old = load_policies(old_path, notes=notes)
     new = load_policies(new_path, notes=notes)
+    for side, path, loaded in (("OLD", old_path, old), ("NEW", new_path, new)):
+        if not loaded:
+            # A diff against nothing reads as "every connection removed" (or added): most often
+            # a wrong path, or the output of a run that wrote nothing.
+            raise NoPoliciesError(
+                f"{side} {path}: no NetworkPolicy loaded (0 policies)"
+                + (f"; {len(notes)} document(s) skipped" if notes else ""),
+                hint="name a policy file or a directory of them"
+                + ("; the skipped documents are named with -v" if notes else ""),
+            )
     diff = diff_policies(old, new, load_inventory(list(inventories)) if inventories else None)
     diff.warnings[:0] = notes
     return diff

@@ -172,6 +172,7 @@ class Checker:
         n_edges = len(edges)
         c = self.counts
         counts = {
+            "policies": len(ev.policies),
             "records": c["records"],
             "records_checked": c["records_checked"],
             "flows_checked": c["flows_checked"],

@@ -68,6 +68,7 @@ class VerificationReport:
         """A few lines of plain text with the counts."""
         c = self.counts
         lines = [
+            f"policies loaded: {c['policies']}" if "policies" in c else "",
             f"flows checked: {c['flows_checked']} ({plural(c['records_checked'], 'record')}, "
             f"{plural(c['edges_checked'], 'distinct edge')})",
             f"  allowed: {plural(c['flows_allowed'], 'flow')}, "
@@ -96,7 +97,7 @@ class VerificationReport:
                 f"{plural(c['workloads'], 'known workload')} "
                 f"{'was' if c['combinations_unused'] == 1 else 'were'} never used"
             )
-        return "\n".join(lines)
+        return "\n".join(line for line in lines if line)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: counts, warnings, denied, isolation and over-permissive rows."""

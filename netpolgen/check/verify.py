@@ -47,10 +47,11 @@ from netpolgen.check.report import VerificationReport
 from netpolgen.check.tables import count_as_from_flows
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike
-from netpolgen.errors import NetpolgenError
+from netpolgen.errors import NetpolgenError, NoPoliciesError
 from netpolgen.flows import validate_flows
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
+from netpolgen.ingest.sources import expand_directories
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import Evaluator
@@ -176,7 +177,17 @@ def verify_files(
     """
     notes: list[str] = []
     policies = load_policies(policy_path, notes=notes)
+    if not policies:
+        # Zero policies allow everything: verify would pass vacuously (a wrong path, or the
+        # output of a run that wrote nothing).
+        raise NoPoliciesError(
+            f"{policy_path}: no NetworkPolicy loaded (0 policies)"
+            + (f"; {len(notes)} document(s) skipped: {notes[0]}" if notes else ""),
+            hint="name a policy file or a directory of them (from-flows -o DIR writes one)",
+        )
     ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
+    if engine != "dask":  # Dask names its inputs itself (globs, URLs)
+        flow_sources = expand_directories(flow_sources)
     if flow_allowed and engine == "dask":
         raise NetpolgenError("flow_allowed needs every flow in memory: use the pandas engine")
     if flow_allowed:

@@ -140,6 +140,9 @@ def from_flows(
     # Nothing usable is an error, checked before anything is written (see README).
     with summary_on_error(result.report, result.warnings, summary, quiet):
         require_usable_flows(result.report)
+        from netpolgen.generator import require_policies
+
+        require_policies(result, options, inventory=bool(inventories))
     if output == "-":
         click.echo(result.to_yaml(), nl=False)
     elif is_yaml_file(output):

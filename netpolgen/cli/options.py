@@ -185,10 +185,11 @@ def global_options(command: F) -> F:
 
 
 def check_inputs(names: Sequence[str], engine: str, hint: str) -> None:
-    """A usage error (exit 2) for an input that does not exist or is a directory.
+    """A usage error (exit 2) for an input that does not exist.
 
     ``-`` is standard input; with ``--engine dask`` globs and fsspec URLs (``s3://...``) are
-    left to Dask to expand. Inventories may be directories (of snapshots).
+    left to Dask to expand. Flows and inventories may be directories (their files: a bucket's
+    export as stored; snapshots).
     """
     for name in names:
         if name == "-" or (engine == "dask" and ("://" in name or any(c in name for c in "*?["))):
@@ -196,8 +197,6 @@ def check_inputs(names: Sequence[str], engine: str, hint: str) -> None:
         path = Path(name)
         if not path.exists():
             raise click.BadParameter(f"{name}: no such file", param_hint=hint)
-        if path.is_dir() and hint == "FLOWS":
-            raise click.BadParameter(f"{name}: is a directory, not a flow file", param_hint=hint)
 
 
 def is_yaml_file(output: str) -> bool:

@@ -18,7 +18,9 @@ import pandas as pd
 from netpolgen.engine.local import STREAM_CHUNK_SIZE, chunk_reader, spooled
 from netpolgen.errors import NetpolgenError
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, Source, combine_chunks, load_flows
+from netpolgen.ingest.collapse import denials_across_files
 from netpolgen.ingest.report import IngestReport
+from netpolgen.ingest.sources import expand_directories
 
 if TYPE_CHECKING:
     from netpolgen.resolve import Resolver
@@ -62,10 +64,18 @@ def open_chunks(
         ) as read:  # fmt: skip
             yield read
         return
-    with spooled(sources) as paths:
-        yield chunk_reader(
+    # A directory is the files under it; with several files, a first pass collects the denied
+    # connections, so that each file's records of them are judged as denied too (a connection
+    # refused at one end's NIC is denied, whatever the other end's log says).
+    with spooled(expand_directories(sources)) as paths:
+        read = chunk_reader(
             paths, format, chunk_size=size, workers=workers, resolver=resolver, on_chunk=on_chunk
         )
+        if len(paths) > 1:
+            read = denials_across_files(
+                read, chunk_reader(paths, format, chunk_size=size, workers=workers)
+            )
+        yield read
 
 
 def load_flow_table(

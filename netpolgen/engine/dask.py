@@ -38,6 +38,7 @@ from netpolgen._kernels import NAT
 from netpolgen.cluster.inventory import load_inventory
 from netpolgen.errors import NetpolgenError
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, iter_flows
+from netpolgen.ingest.collapse import DeniedConnections
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.reduce.direction import DirectionTracker, RecordsOnly
 from netpolgen.reduce.edges import (
@@ -237,6 +238,20 @@ class FilePartial:
     notes: Any  # the resolver's (unmatched, untranslated, first, last), with an inventory
 
 
+def _denied_in_file(
+    opened: Any, format: str, chunk_size: int, max_line_bytes: int, name: str | None = None
+) -> DeniedConnections:
+    """Worker task: the denied connections of one file (verdicts across files, see
+    :func:`netpolgen.ingest.collapse.denials_across_files`)."""
+    found = DeniedConnections()
+    report = IngestReport(max_line_bytes=max_line_bytes)
+    with opened as stream:
+        for chunk in iter_flows([_named(stream, name)], format, report=report,
+                                chunk_size=chunk_size):  # fmt: skip
+            found.collect(chunk)
+    return found
+
+
 def _reduce_file(
     opened: Any,
     format: str,
@@ -248,8 +263,10 @@ def _reduce_file(
     resolver: Any = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     name: str | None = None,
+    denied: DeniedConnections | None = None,
 ) -> FilePartial:
-    """Worker task: stream one file and reduce it (round 1 if ``earliest`` is None, else 2)."""
+    """Worker task: stream one file and reduce it (round 1 if ``earliest`` is None, else 2);
+    ``denied``: the whole input's denied connections, which judge this file's records."""
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     if resolver is not None:  # the worker's shared copy keeps the tables; the notes are ours
         resolver = copy.copy(resolver)
@@ -263,6 +280,8 @@ def _reduce_file(
     with opened as stream:
         source = _named(stream, name)
         for read in iter_flows([source], format, report=report, chunk_size=chunk_size):
+            if denied is not None:
+                read = denied.apply(read, report)
             chunk = resolver(read) if resolver is not None and len(read) else read
             if earliest is None:
                 tables.append(_tuples(chunk, rows))
@@ -320,10 +339,24 @@ def generate_dask(
     resolver = Resolver(load_inventory(inventory)) if inventory else None
     with dask_client(scheduler, client) as client:
         shipped = client.scatter(resolver, broadcast=True) if resolver is not None else None
+        denied: Any = None
+        if len(files) > 1:  # as generate_from_files: denied at either end is denied
+            found = DeniedConnections()
+            for part in client.gather(
+                [
+                    client.submit(
+                        _denied_in_file, f, format, chunk_size, max_line_bytes, name, pure=False
+                    )
+                    for name, f in files
+                ]  # fmt: skip
+            ):
+                found.absorb(part)
+            denied = client.scatter(found, broadcast=True)
         first = _in_order(
             [
                 client.submit(_reduce_file, f, format, edge_options, strict, chunk_size, 0, None,
-                              shipped, pure=False, max_line_bytes=max_line_bytes, name=name)
+                              shipped, pure=False, max_line_bytes=max_line_bytes, name=name,
+                              denied=denied)
                 for name, f in files
             ],
             [name for name, _ in files],
@@ -342,7 +375,7 @@ def generate_dask(
                 [
                     client.submit(_reduce_file, f, format, edge_options, strict, chunk_size,
                                   offset, scattered, shipped, pure=False,
-                                  max_line_bytes=max_line_bytes, name=name)
+                                  max_line_bytes=max_line_bytes, name=name, denied=denied)
                     for (name, f), offset in zip(files, offsets, strict=True)
                 ],
                 [name for name, _ in files],

@@ -264,7 +264,8 @@ def _unresolved(flows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     )
     out = pd.DataFrame({"ip": pd.array(unknown, dtype="string")})
     out["flows"] = out["ip"].map(flows_per_ip).fillna(0).astype("int64")
-    out["peers"] = out["ip"].map(peers).fillna("").astype("string")
+    # As text first: with no links at all the aggregation is a float column, which cannot hold "".
+    out["peers"] = out["ip"].map(peers).astype("string").fillna("")
     return out.sort_values(["flows", "ip"], ascending=[False, True]).reset_index(drop=True)
 
 

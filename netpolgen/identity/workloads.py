@@ -99,11 +99,55 @@ def minimal_selector(
 _DEPLOYMENT_POD = re.compile(r"^(?P<base>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$")
 _STATEFUL_POD = re.compile(r"^(?P<base>.+)-\d+$")
 _RANDOM_SUFFIX_POD = re.compile(r"^(?P<base>.+)-[bcdfghjklmnpqrstvwxz2456789]{5}$")
+# The CronJob controller names each Job <cronjob>-<scheduled time in minutes since the epoch>.
+_CRONJOB_JOB = re.compile(r"^(?P<base>.+)-\d{8,}$")
 
 
-def workload_name_from_pod(pod: str) -> str:
-    """``backend-7d4b9c6f5-x2kqp`` -> ``backend``; ``db-0`` -> ``db``."""
-    for pattern in (_DEPLOYMENT_POD, _STATEFUL_POD, _RANDOM_SUFFIX_POD):
+def workload_name_from_pod(pod: str, labels: Mapping[str, str] | None = None) -> str:
+    """The controller's name from a pod's labels first, its name's pattern second.
+
+    The labels the controllers set say which controller made the pod (Kubernetes docs, "Well-Known
+    Labels"; the Deployment, DaemonSet, StatefulSet and Job controller docs):
+
+    * ``pod-template-hash``: a Deployment's ReplicaSet; the pod is
+      ``<deployment>-<pod-template-hash>-<5>``.
+    * ``controller-revision-hash`` without ``pod-template-hash``: a StatefulSet
+      (``<statefulset>-<ordinal>``, with ``statefulset.kubernetes.io/pod-name``) or a DaemonSet
+      (``<daemonset>-<5>``), never a Deployment, whatever the name looks like.
+    * ``job-name``: a Job (``<job>-<5>``), whose name is the label's value; a CronJob's Job is
+      ``<cronjob>-<minutes>``, so the CronJob's name is taken.
+
+    Examples:
+        >>> workload_name_from_pod("backend-7d4b9c6f5-x2kqp")
+        'backend'
+        >>> workload_name_from_pod("db-0")
+        'db'
+        >>> workload_name_from_pod("cog-agents-x7k2q", {"controller-revision-hash": "6b9f8d7c5"})
+        'cog-agents'
+    """
+    labels = labels or {}
+    template_hash = labels.get("pod-template-hash")
+    if template_hash:
+        marker = f"-{template_hash}-"
+        if marker in pod:
+            return pod[: pod.rindex(marker)]
+        return _by_pattern(pod, (_DEPLOYMENT_POD, _RANDOM_SUFFIX_POD))
+    if labels.get("controller-revision-hash"):
+        if (
+            "statefulset.kubernetes.io/pod-name" in labels
+            or "apps.kubernetes.io/pod-index" in labels
+        ):
+            return _by_pattern(pod, (_STATEFUL_POD,))
+        return _by_pattern(pod, (_RANDOM_SUFFIX_POD, _STATEFUL_POD))
+    job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
+    if job:
+        match = _CRONJOB_JOB.match(job)
+        return match.group("base") if match else job
+    return _by_pattern(pod, (_DEPLOYMENT_POD, _STATEFUL_POD, _RANDOM_SUFFIX_POD))
+
+
+def _by_pattern(pod: str, patterns: Iterable[re.Pattern[str]]) -> str:
+    for pattern in patterns:
         match = pattern.match(pod)
         if match:
             return match.group("base")
@@ -196,6 +240,13 @@ def workloads_from_endpoints(endpoints: pd.DataFrame) -> Workloads:
         .set_index("workload", drop=False)
     )
     table["pods"] = [pods.get(str(w), ()) for w in table.index]
+    # Controller names from each pod's own (raw) labels, which say which controller made it.
+    named = endpoints.dropna(subset=["pod"]).drop_duplicates(["workload", "pod", "raw_labels"])
+    bases: dict[str, set[str]] = {}
+    if "raw_labels" in named:
+        for workload, pod, raw in named[["workload", "pod", "raw_labels"]].itertuples(index=False):
+            labels = dict(labels_from_canonical(raw)) if isinstance(raw, str) else {}
+            bases.setdefault(str(workload), set()).add(workload_name_from_pod(str(pod), labels))
 
     selectors: dict[str, LabelSelector] = {}
     for _namespace, group in table.groupby("namespace", sort=True):
@@ -203,29 +254,37 @@ def workloads_from_endpoints(endpoints: pd.DataFrame) -> Workloads:
         for workload, labels in label_sets.items():
             others = [v for k, v in label_sets.items() if k != workload]
             selectors[str(workload)] = minimal_selector(labels, others)
-    table["name"] = workload_names(table, selectors)
+    table["name"] = workload_names(table, selectors, bases)
     return Workloads(table, selectors)
 
 
-def workload_names(table: pd.DataFrame, selectors: Mapping[str, LabelSelector]) -> list[str]:
+def workload_names(
+    table: pd.DataFrame,
+    selectors: Mapping[str, LabelSelector],
+    bases: Mapping[str, set[str]] | None = None,
+) -> list[str]:
     """Readable, unique-per-namespace names.
 
-    Preference: the controller's name recovered from pod names (``backend-7d4b9c6f5-x2kqp`` ->
-    ``backend``); else the most specific value in the selector (``role=backend`` -> ``backend``);
-    on a clash within a namespace, all selector values joined; then a hash of the label set.
+    Preference: the controller's name recovered from the pods (``bases``: per workload, the
+    names :func:`workload_name_from_pod` gave its pods with their labels; else from the pod names
+    alone: ``backend-7d4b9c6f5-x2kqp`` -> ``backend``); else the most specific value in the
+    selector (``role=backend`` -> ``backend``); on a clash within a namespace, all selector
+    values joined; then a hash of the label set.
     """
     candidates: list[tuple[str, str]] = []
     for workload, row in table.iterrows():
         selector = selectors[str(workload)]
         values = [v for _, v in sorted(selector.match_labels, key=lambda kv: _key_rank(kv[0]))]
         full = "-".join(values) or "pods"
-        bases = {workload_name_from_pod(p) for p in row["pods"]}
+        found = (bases or {}).get(str(workload))
+        if found is None:
+            found = {workload_name_from_pod(p) for p in row["pods"]}
         owner = row.get("owner")
         if isinstance(owner, str) and owner:
             short = owner  # the controller's own name, from the inventory's owner chain
             full = f"{owner}-{row.get('kind', '')}".rstrip("-").lower()
-        elif len(bases) == 1:
-            short = bases.pop()
+        elif len(found) == 1:
+            short = next(iter(found))
         else:
             short = values[-1] if values else full
         candidates.append((dns_name(short, 200), dns_name(full, 200)))

@@ -19,11 +19,12 @@ import pandas as pd
 
 from netpolgen.errors import FormatDetectionError, InputError
 from netpolgen.flows import conform_flows, empty_flows
+from netpolgen.ingest.collapse import DeniedConnections
 from netpolgen.ingest.jsonlines import first_json_values
 from netpolgen.ingest.limits import is_line_based, limit_lines
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import sanitize_flows
-from netpolgen.ingest.sources import open_source, peek
+from netpolgen.ingest.sources import expand_directories, open_source, peek
 
 __all__ = [
     "FORMATS", "IngestReport", "detect_format", "guess_format", "iter_flows", "load_flows",
@@ -258,9 +259,17 @@ def load_flows(
     report.strict = report.strict or strict
     if max_line_bytes is not None:
         report.max_line_bytes = max_line_bytes
-    return combine_chunks(
+    sources = expand_directories(sources)
+    flows = combine_chunks(
         list(iter_flows(sources, format, report=report, chunk_size=chunk_size, on_chunk=on_chunk))
     )
+    if len(sources) > 1:
+        # Verdicts across files, as the streaming commands judge them (denials_across_files).
+        denied = DeniedConnections()
+        denied.collect(flows)
+        flows = denied.apply(flows, report)
+        report.messages.extend(denied.messages())
+    return flows
 
 
 def combine_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:

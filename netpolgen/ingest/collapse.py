@@ -4,11 +4,17 @@ The same connection is logged more than once: at several Hubble observation poin
 ENIs of an AWS VPC, by both GCP reporters, in Azure's per-NIC blobs. Readers merge such records
 on integer codes of the 5-tuple and a time bucket (:func:`collapse_observations`) and drop the
 ones an earlier chunk already gave (:class:`SeenConnections`).
+
+Across files, one connection's records are judged together too (:func:`denials_across_files`):
+Azure writes one blob per NIC, and a connection refused at the server's NIC is ``D`` there while
+the client's NIC logs the attempt going out as ``B``/``E`` (FORMATS.md §4 and "Measured
+pitfalls"); a Hubble flow dropped at the destination node is ``FORWARDED`` in the source node's
+export. A connection denied at either end is denied: its other records are not allowed traffic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -201,8 +207,9 @@ class _ConnectionCodes:
         codes[self.nat] = last - first + 1
         return codes, last - first + 2
 
-    def keys(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """One 64-bit hash per row (of ``rows``, or all) of its connection.
+    def keys(self, rows: np.ndarray | None = None, *, timed: bool = True) -> np.ndarray:
+        """One 64-bit hash per row (of ``rows``, or all) of its connection (``timed``: with its
+        time bucket; else the oriented 5-tuple alone).
 
         Text (addresses, the protocol) is hashed once per distinct value and taken by code,
         numbers are hashed as integers, and the per-column hashes are mixed: no text per row.
@@ -217,6 +224,8 @@ class _ConnectionCodes:
         for port in self.ports:
             mixed = mix(mixed, pd.util.hash_array(at(port)))
         mixed = mix(mixed, hashed_texts([*self.protocols, None])[at(self.protocol)])
+        if not timed:
+            return mixed
         floored = np.where(at(self.nat), NAT, at(self.buckets) * self.step)
         return mix(mixed, pd.util.hash_array(floored))
 
@@ -271,3 +280,129 @@ def connection_keys(frame: pd.DataFrame, bucket: str) -> pd.Series:
     """One 64-bit hash per row of its oriented 5-tuple and time bucket (vectorised; see
     :meth:`_ConnectionCodes.keys`)."""
     return pd.Series(_ConnectionCodes(frame, bucket).keys(), index=frame.index)
+
+
+# Records of one connection at its two ends lie this close in time: Azure's blobs are per hour,
+# AWS and GCP aggregate over at most 10 and 15 minutes (FORMATS.md §2-§4).
+DENIAL_WINDOW = pd.Timedelta("3600s")
+# Denied connections remembered across files (16 bytes each): the bound on the state.
+MAX_DENIED = 20_000_000
+
+
+class DeniedConnections:
+    """The denied connections of a whole input, to judge every file's records by them.
+
+    A connection is the oriented 5-tuple (the request direction: each end logs the request's
+    packets with the same source and destination) at a time; a record of it that is not denied
+    (the client's side of a refused connection) lies within :data:`DENIAL_WINDOW` of the
+    denial. State: one key and one time (16 bytes) per distinct denied record, at most
+    :data:`MAX_DENIED`; records without addresses (CSV with labels only) are not matched.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[pd.DataFrame] = []
+        self._table: pd.DataFrame | None = None
+        self.size = 0
+        self.overflow = False
+
+    def collect(self, chunk: pd.DataFrame) -> None:
+        """Remember the denied records of ``chunk`` (a conformed flow table)."""
+        rows = np.flatnonzero(_denied(chunk) & _addressed(chunk))
+        if not len(rows) or self.overflow:
+            return
+        part = _keyed(chunk, rows).drop_duplicates()
+        if self.size + len(part) > MAX_DENIED:
+            self.overflow = True
+            return
+        self._parts.append(part)
+        self.size += len(part)
+        self._table = None
+
+    def absorb(self, other: DeniedConnections) -> None:
+        """Add what ``other`` collected (another file's, read by a worker process)."""
+        self.overflow |= other.overflow
+        for part in other._parts:
+            if self.size + len(part) > MAX_DENIED:
+                self.overflow = True
+                return
+            self._parts.append(part)
+            self.size += len(part)
+        self._table = None
+
+    def apply(self, chunk: pd.DataFrame, report: IngestReport) -> pd.DataFrame:
+        """``chunk`` without the records of denied connections that are not denied themselves;
+        they are counted as filtered duplicates, so that the connection counts once (as denied).
+        """
+        if not self._parts or not len(chunk):
+            return chunk
+        if self._table is None:
+            self._table = pd.concat(self._parts, ignore_index=True).drop_duplicates()
+            self._parts = [self._table]
+        rows = np.flatnonzero(~_denied(chunk) & _addressed(chunk))
+        if not len(rows):
+            return chunk
+        asked = _keyed(chunk, rows).assign(row=rows)
+        pairs = asked.merge(self._table, on="key", suffixes=("", "_denied"))
+        if not len(pairs):
+            return chunk
+        t, denied_t = pairs["time"].to_numpy(), pairs["time_denied"].to_numpy()
+        near = (t == NAT) | (denied_t == NAT) | (np.abs(t - denied_t) <= DENIAL_WINDOW.value)
+        drop = np.unique(pairs["row"].to_numpy()[near])
+        if not len(drop):
+            return chunk
+        report.filter("duplicate observation of a connection", len(drop))
+        keep = np.ones(len(chunk), dtype=bool)
+        keep[drop] = False
+        return conform_flows(chunk[keep].reset_index(drop=True))
+
+    def messages(self) -> list[str]:
+        """What the user should know about the state's bound."""
+        if not self.overflow:
+            return []
+        return [
+            f"more than {MAX_DENIED} denied connections: records in other files of the later "
+            "ones were not checked against them (split the input by time)"
+        ]
+
+
+def _denied(chunk: pd.DataFrame) -> np.ndarray:
+    return (chunk["verdict"] == "denied").fillna(False).to_numpy(dtype=bool)
+
+
+def _addressed(chunk: pd.DataFrame) -> np.ndarray:
+    return (chunk["src_ip"].notna() & chunk["dst_ip"].notna()).to_numpy(dtype=bool)
+
+
+def _keyed(chunk: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    codes = _ConnectionCodes(chunk, "3600s")  # the bucket is not used: untimed keys
+    nanos = chunk["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)[rows]
+    return pd.DataFrame({"key": codes.keys(rows, timed=False), "time": nanos})
+
+
+def denials_across_files(
+    read: Callable[[IngestReport], Iterator[Any]],
+    collect: Callable[[IngestReport], Iterator[Any]],
+) -> Callable[[IngestReport], Iterator[Any]]:
+    """``read`` (a fresh pass over the input each call) with verdicts judged across its files.
+
+    ``collect`` is a pass over the same input (unresolved: the 5-tuple is all it needs); the
+    first call reads it once to gather the :class:`DeniedConnections`, then each pass of
+    ``read`` drops the records of those connections that are not denied themselves. Items that
+    are not flow tables (chunk summaries of CSV parts) pass as they are. The cost: the input is
+    parsed once more; the state is bounded by the denied connections.
+    """
+    denied: DeniedConnections | None = None
+
+    def wrapped(report: IngestReport) -> Iterator[Any]:
+        nonlocal denied
+        if denied is None:
+            found = DeniedConnections()
+            for item in collect(report.fresh()):
+                if isinstance(item, pd.DataFrame):
+                    found.collect(item)
+            denied = found
+        for item in read(report):
+            yield denied.apply(item, report) if isinstance(item, pd.DataFrame) else item
+        report.messages.extend(denied.messages())
+
+    return wrapped

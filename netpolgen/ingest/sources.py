@@ -7,7 +7,7 @@ import io
 import os
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,6 +25,33 @@ STDIN = "-"
 # no more than one read block of its output at a time.
 MAX_GZIP_RATIO = 200
 RATIO_CHECK_AFTER = 64 << 20
+
+
+def expand_directories(sources: Iterable[Any]) -> list[Any]:
+    """The sources, each directory replaced by the files under it (recursively, in sorted path
+    order; hidden files and folders left out), so that a bucket's export read back as it is
+    stored is one input: AWS's S3 keys ``AWSLogs/<account>/vpcflowlogs/<region>/<yyyy>/<mm>/<dd>/``
+    (zero-padded, so sorted paths are in time order), Azure's blobs ``.../y=/m=/d=/h=/m=00/
+    macAddress=<mac>/PT1H.json``. Other sources (files, ``-``, open streams) are kept as given.
+
+    Raises:
+        InputError: a directory without a file in it.
+    """
+    out: list[Any] = []
+    for source in sources:
+        if not isinstance(source, str | Path) or str(source) == STDIN or not Path(source).is_dir():
+            out.append(source)
+            continue
+        root = Path(source)
+        files = sorted(
+            path
+            for path in root.rglob("*")
+            if path.is_file() and not any(p.startswith(".") for p in path.relative_to(root).parts)
+        )
+        if not files:
+            raise InputError("directory holds no flow file", source=str(source))
+        out.extend(str(path) if isinstance(source, str) else path for path in files)
+    return out
 
 
 def display_name(source: str | Path) -> str:
@@ -164,7 +191,7 @@ def open_source(
         yield _maybe_gunzip(_buffered(sys.stdin.buffer), name), name
         return
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir():  # expand_directories makes its files the sources
         raise InputError("is a directory, not a flow file", source=name)
     try:
         raw = path.open("rb", buffering=0)

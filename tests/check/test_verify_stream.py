@@ -12,6 +12,7 @@ from netpolgen.check.replay import verify_chunks
 from netpolgen.check.verify import VerificationReport, verify, verify_files
 from netpolgen.generator import generate
 from netpolgen.ingest.report import IngestReport
+from tests import flowkit
 from tests.conftest import SAMPLE_FLOWS
 from tests.reduce.test_stream import chunks_of, random_flows
 
@@ -59,6 +60,10 @@ def test_files_stream_like_loading(
     monkeypatch.setattr("netpolgen.engine.local.STREAM_CHUNK_SIZE", chunk)
     table = load_flows(flows)
     policies = generate(table.iloc[: len(table) // 2].reset_index(drop=True)).policies
+    if not policies:  # an address-only log gives none; verify with no policy is an error
+        policies = flowkit.policies(
+            "metadata: {name: deny, namespace: default}\nspec: {podSelector: {}}\n"
+        )
     policy_file = tmp_path / "policies.yaml"
     from netpolgen.policy.render import render_yaml
 

@@ -53,6 +53,18 @@ def succeeds(*args: str, input: str | bytes | None = None) -> Result:
     return result
 
 
+def reads(*args: str) -> Result:
+    """Run ``from-flows ARGS``: an address-only log without an inventory gives no policy, which
+    is an error that says so (issue 15), after the skip messages."""
+    result = run("from-flows", *args)
+    assert "Traceback" not in result.output
+    if result.exit_code == 0:
+        assert_valid_policies(result.stdout)
+    else:
+        assert result.exit_code == 1 and "no policy from" in result.stderr, result.output
+    return result
+
+
 def write(tmp_path: Path, name: str, data: str | bytes) -> str:
     path = tmp_path / name
     path.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -136,7 +148,8 @@ def test_directory_and_missing_path(tmp_path: Path) -> None:
     usage_fails(tmp_path, str(tmp_path / "nope.csv"), message="nope.csv: no such file")
     folder = tmp_path / "logs"
     folder.mkdir()
-    usage_fails(tmp_path, str(folder), message="logs: is a directory")
+    # A directory is read as the files under it (issue 15); one without any is an error.
+    fails(tmp_path, str(folder), message="logs: directory holds no flow file")
 
 
 # --- a wrong -f: the hint names the format the content has ----------------------------------------
@@ -175,7 +188,7 @@ def test_non_utf8_csv_is_an_error_naming_the_file(tmp_path: Path) -> None:
 def test_non_utf8_line_in_aws_is_skipped(tmp_path: Path) -> None:
     lines = (DATA / "aws-v2-default.log").read_bytes().splitlines(keepends=True)
     path = write(tmp_path, "vpc.log", b"".join(lines[:2] + [b"2 \xff\xfe garbage\n"] + lines[2:]))
-    result = succeeds(path)
+    result = reads(path)
     assert "vpc.log:3: skipped: line is not UTF-8 text" in result.stderr
 
 
@@ -562,7 +575,7 @@ def test_documents_read_whole_are_not_cut_by_the_line_limit(tmp_path: Path) -> N
     gcp = json.dumps(entries)
     for name, text in (("azure.json", azure), ("gcp.json", gcp)):
         assert len(text) > 1000
-        result = succeeds(write(tmp_path, name, text), "--max-line-bytes", "100")
+        result = reads(write(tmp_path, name, text), "--max-line-bytes", "100")
         assert "longer than" not in result.stderr
 
 
@@ -615,7 +628,9 @@ def test_every_fixture_balances(tmp_path: Path, path: Path, with_inventory: bool
     if result.exit_code == 0:
         assert_valid_policies(result.stdout)
     else:
-        assert result.exit_code == 1 and summary["error"].startswith("no usable flows")
+        # No usable record, or usable records that give no policy (issue 15: not silent).
+        assert result.exit_code == 1
+        assert summary["error"].startswith(("no usable flows", "no policy from")), summary
 
 
 # --- hostile YAML and JSON: a hang or a crash would be a denial of service ----------------------

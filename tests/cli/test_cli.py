@@ -106,7 +106,7 @@ def test_existing_output_directory_is_not_overwritten(tmp_path: Path) -> None:
 
 def test_namespace_filter_and_min_count() -> None:
     result = run("from-flows", THREE_TIER, "-n", "other")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # -n matching nothing is not a silent empty result (issue 15)
     assert result.stdout == ""
     result = run("from-flows", THREE_TIER, "--min-count", "10", "--no-egress", "-q")
     documents = list(yaml.safe_load_all(result.stdout))
@@ -170,8 +170,8 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     # A usage error (exit 2) in every command: tests/cli/test_vocabulary.py.
     result = run("from-flows", str(tmp_path / "nope.csv"))
     assert result.exit_code == 2 and "no such file" in result.output
-    result = run("from-flows", str(tmp_path))
-    assert result.exit_code == 2 and "is a directory" in result.output
+    result = run("from-flows", str(tmp_path))  # a directory: its files, and it has none
+    assert result.exit_code == 1 and "directory holds no flow file" in result.output
 
 
 def test_strict_makes_a_bad_row_an_error(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from netpolgen.identity.workloads import (
 )
 from netpolgen.labels import stable_labels
 from netpolgen.selectors import LabelRequirement, LabelSelector
+from tests import flowkit
 
 
 def test_volatile_labels_are_stripped() -> None:
@@ -70,6 +71,42 @@ def test_selection_is_stable_whatever_the_order_of_others() -> None:
 )
 def test_workload_name_from_pod(pod: str, name: str) -> None:
     assert workload_name_from_pod(pod) == name
+
+
+@pytest.mark.parametrize(
+    ("pod", "labels", "name"),
+    [
+        # Issue 15: a DaemonSet pod (generateName "<daemonset>-", a 5-character suffix, and
+        # controller-revision-hash without pod-template-hash) was named as Deployment "cog".
+        ("cog-agents-x7k2q",
+         {"controller-revision-hash": "6b9f8d7c5", "pod-template-generation": "1"}, "cog-agents"),
+        # Deployment: <deployment>-<pod-template-hash>-<5>; the hash is the label's value.
+        ("web-api-5d8f7c9b6-qwrtz", {"pod-template-hash": "5d8f7c9b6"}, "web-api"),
+        # A hash of 10 characters and a base that itself looks like <x>-<hash>-<5>.
+        ("log-shipper-aa-79c4d8f6b5-kx9zt", {"pod-template-hash": "79c4d8f6b5"}, "log-shipper-aa"),
+        # StatefulSet: <statefulset>-<ordinal>, controller-revision-hash "<sts>-<hash>".
+        ("redis-cart-2", {"controller-revision-hash": "redis-cart-7c5b9d8f6",
+                          "statefulset.kubernetes.io/pod-name": "redis-cart-2"}, "redis-cart"),
+        # Job pods: <job>-<5>; job-name names the Job.
+        ("migrate-schema-v2-x8k2p", {"job-name": "migrate-schema-v2"}, "migrate-schema-v2"),
+        # A CronJob's Job is <cronjob>-<scheduled time in minutes>.
+        ("backup-29345760-b7kxz", {"job-name": "backup-29345760"}, "backup"),
+        # No controller labels: the name pattern decides, as before.
+        ("cog-agents-x7k2q", {"app": "cog"}, "cog"),
+    ],
+)  # fmt: skip
+def test_workload_name_from_pod_labels_first(pod: str, labels: dict[str, str], name: str) -> None:
+    assert workload_name_from_pod(pod, labels) == name
+
+
+def test_daemonset_workload_is_named_after_the_daemonset() -> None:
+    flows = flowkit.flows(
+        {"src": "mon/app=cog,controller-revision-hash=6b9f8d7c5", "src_pod": "cog-agents-x7k2q",
+         "dst": "mon/app=cog-api,pod-template-hash=5d8f7c9b6", "dst_pod": "cog-5d8f7c9b6-qwrtz",
+         "dst_port": 9000}
+    )  # fmt: skip
+    names = sorted(identify_workloads(flows).table["name"])
+    assert names == ["cog", "cog-agents"]
 
 
 def test_dns_name_is_valid_and_long_names_get_a_stable_hash() -> None:

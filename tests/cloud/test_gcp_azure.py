@@ -1,0 +1,148 @@
+"""Property tests: GCP and Azure renderings of random clusters give the labelled CSV's policies.
+
+The renderers (``tests/cloud/gcp.py``, ``tests/cloud/azure.py``) follow the providers'
+documentation; the reference is the labelled CSV of the same connections
+(``tests/cloud/model.labelled_csv``), without what VPC-level logs never see (traffic between two
+pods of one node: a documented loss of every provider). Checked on each drawn cluster:
+
+* the policies are the reference's (the same NetworkPolicies, annotations aside);
+* no denied connection is allowed by them (Azure: ``D`` at the server's NIC judged with the
+  client's ``B``/``E`` in another blob; GCP: the network policy log's ``deny`` judged with the
+  VPC records of the request);
+* no rule is on a port that is not a server's (no client's ephemeral port becomes a rule).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from netpolgen import generate_from_files, load_inventory, verify
+from netpolgen.ingest import load_flows
+from tests import flowkit
+from tests.cloud import azure, gcp
+from tests.cloud.model import Cluster, clusters, inventory, labelled_csv, random_cluster
+
+SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _check(
+    cluster: Cluster, root: Path, rendered: Path, *, same: bool = True, ports: bool = True
+) -> None:
+    inv = root / "inventory.json"
+    inv.write_text(json.dumps(inventory(cluster)))
+    reference_csv = root / "reference.csv"
+    reference_csv.write_text(labelled_csv(cluster, include_node_local=False))
+    reference = generate_from_files([reference_csv], inventory=[inv])
+    got = generate_from_files([rendered], inventory=[inv])
+    if same:
+        assert got.policies == reference.policies, (got.to_yaml(), reference.to_yaml())
+    # No denied connection is allowed by a rule: replay them, as if observed allowed, against the
+    # policies plus a deny-all in every namespace (so that an end no policy isolates is denied
+    # unless a rule admits the connection).
+    denied = pd.read_csv(reference_csv)
+    denied = denied[denied["verdict"] == "denied"].assign(verdict="allowed")
+    if len(denied):
+        replay = root / "denied.csv"
+        denied.to_csv(replay, index=False)
+        deny_all = flowkit.policies("".join(
+            f"---\nmetadata: {{name: deny-all, namespace: {ns}}}\n"
+            "spec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n"
+            for ns in cluster.namespaces
+        ))  # fmt: skip
+        policies = [*got.policies, *deny_all]
+        report = verify(load_flows(replay), policies, load_inventory([inv]))
+        assert report.counts["flows_allowed"] == 0, report.edges
+    servers = {c.server_port for c in cluster.connections}
+    for policy in got.policies if ports else ():
+        manifest = policy.to_manifest()["spec"]
+        for rule in [*manifest.get("ingress", []), *manifest.get("egress", [])]:
+            for port in rule.get("ports", []):
+                assert port.get("port") in servers, (port, servers)
+
+
+@SETTINGS
+@given(clusters())
+def test_azure_blobs_per_nic_give_the_reference_policies(cluster: Cluster) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        _write(root / "blobs", azure.render(cluster, seed=cluster.seed))
+        _check(cluster, root, root / "blobs")
+
+
+@SETTINGS
+@given(clusters())
+def test_gcp_reporters_and_policy_logs_give_the_reference_policies(cluster: Cluster) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        _write(root / "gcp", gcp.render(cluster, seed=cluster.seed))
+        _check(cluster, root, root / "gcp")
+
+
+@SETTINGS
+@given(clusters())
+def test_gcp_sampled_records_never_allow_a_denied_connection(cluster: Cluster) -> None:
+    # Sampling loses records (a documented loss: a connection can vanish, and a reply whose
+    # request records were all sampled away has no direction of its own); denials still hold.
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        _write(root / "gcp", gcp.render(cluster, seed=cluster.seed, sample=0.3))
+        _check(cluster, root, root / "gcp", same=False, ports=False)
+
+
+@pytest.mark.xfail(
+    reason="a reply whose request records were all sampled away needs direction inference from "
+    "the inventory's declared ports (issue 15 part 1, branch direction)",
+    strict=False,
+)
+@SETTINGS
+@given(clusters())
+def test_gcp_sampled_records_put_no_rule_on_an_ephemeral_port(cluster: Cluster) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        _write(root / "gcp", gcp.render(cluster, seed=cluster.seed, sample=0.3))
+        _check(cluster, root, root / "gcp", same=False)
+
+
+def test_azure_layout_and_tuples_follow_the_documentation(tmp_path: Path) -> None:
+    cluster = random_cluster(3, workloads=4, nodes=3, connections=30, denied=0.5)
+    blobs = azure.render(cluster)
+    assert blobs, "a cluster over three nodes logs something"
+    for path, text in blobs.items():
+        assert path.startswith(f"flowLogResourceID={azure.FLOW_LOG}/y=")
+        assert "/m=00/macAddress=" in path and path.endswith("/PT1H.json")
+        for record in json.loads(text)["records"]:
+            assert record["flowLogVersion"] == 4 and record["category"] == "FlowLogFlowEvent"
+            for flow in record["flowRecords"]["flows"]:
+                for group in flow["flowGroups"]:
+                    for text_tuple in group["flowTuples"]:
+                        fields = text_tuple.split(",")
+                        assert len(fields) == 13 and fields[6] in "IO" and fields[7] in "BCED"
+                        if fields[7] == "B":
+                            assert fields[9:] == ["0", "0", "0", "0"]
+    denied = [c for c in cluster.connections if c.denied and not c.node_local]
+    assert denied, "the seed draws refused connections"
+    c = denied[0]
+    server_ip = cluster.pod(c.server).ip
+    states = {
+        (t.split(",")[6], t.split(",")[7])
+        for text in blobs.values()
+        for record in json.loads(text)["records"]
+        for flow in record["flowRecords"]["flows"]
+        for group in flow["flowGroups"]
+        for t in group["flowTuples"]
+        if t.split(",")[3] == str(c.client_port) and t.split(",")[2] == server_ip
+    }
+    assert states == {("O", "B"), ("O", "E"), ("I", "D")}
