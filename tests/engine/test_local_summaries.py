@@ -258,13 +258,14 @@ def test_a_worker_that_dies_is_a_clear_error() -> None:
     from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool
 
+    from netpolgen.engine.processes import outcome
     from netpolgen.errors import NetpolgenError
 
     future: Future[object] = Future()
     future.set_exception(BrokenProcessPool("A child process terminated abruptly"))
     with pytest.raises(NetpolgenError) as caught:
-        parallel._outcome(future, "flows.csv")
+        outcome(future, "flows.csv")
     assert "flows.csv" in caught.value.message and "--workers 1" in str(caught.value.hint)
     done: Future[object] = Future()
     done.set_result(42)
-    assert parallel._outcome(done, "flows.csv") == 42
+    assert outcome(done, "flows.csv") == 42
