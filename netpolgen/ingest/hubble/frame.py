@@ -59,7 +59,8 @@ def build(
         return pd.arrays.IntegerArray(values.astype(np.uint16), values == 0)
 
     frame: dict[str, Any] = {
-        "time": time.to_numpy()[kept] if len(kept) < count else time.array,
+        # Taken as datetimes: to_numpy() of tz-aware times makes one Timestamp object a row.
+        "time": time.array.take(kept) if len(kept) < count else time.array,
         "src_ip": pd.array(objects("src_ip"), dtype="string"),
         "dst_ip": pd.array(objects("dst_ip"), dtype="string"),
         "src_port": ports("src_port"),
