@@ -122,10 +122,11 @@ class HubbleReader:
     def __init__(self, *, fast: bool = True) -> None:
         self.table = EndpointTable()
         self.fast = fast and hubble_fast.AVAILABLE
+        self._rows = hubble_fast.FastRows(self.table)
 
     def fast_row(self, line: bytes, number: int) -> tuple[Any, ...] | BadLabels | Malformed | None:
         """The msgspec path on one line (:func:`netpolgen.ingest.hubble.fast.fast_row`)."""
-        return hubble_fast.fast_row(line, number, self.table) if self.fast else None
+        return self._rows.row(line, number) if self.fast else None
 
     def extract(
         self, flow: dict[str, Any], envelope: dict[str, Any], line: int
@@ -167,7 +168,7 @@ class HubbleReader:
         rows: list[tuple[Any, ...]] = []
         lost = 0
         for line, value in iter_json_lines(
-            stream, fast=self.fast_row if self.fast else None, chunk_bytes=chunk_bytes, lines=lines
+            stream, fast=self._rows.row if self.fast else None, chunk_bytes=chunk_bytes, lines=lines
         ):
             if type(value) is tuple:  # the fast path's row (JSON values are never tuples)
                 report.records_read += 1
