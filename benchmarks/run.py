@@ -190,7 +190,7 @@ def run_format(
         inventory_path.write_text(json.dumps(generate.inventory(generate.make_cluster())))
         inventory = ["-i", str(inventory_path)]
     command = [sys.executable, "-m", "netpolgen", "from-flows", str(path), "-o", str(out), "-q",
-               "--workers", str(workers), *inventory, *extra]  # fmt: skip
+               "--workers", str(workers), "--force", *inventory, *extra]  # fmt: skip
     ours = median_measure(command, env, repeat)
     if ours.returncode != 0:
         raise SystemExit(f"from-flows failed on {path}:\n{ours.stderr}")
