@@ -5,8 +5,9 @@ JSON decoding and text parsing are CPU-bound in Python, so one process uses one 
 workers, and the results come back *in input order*, so the result is the same as reading the
 file in one process. Line numbers in messages are shifted to the whole file's.
 
-* Hubble (by default): the ranges are its reader's byte chunks; workers read them and merge the
-  repeated observations within a range, and only the merging across ranges is left to the parent.
+* Hubble (by default, any file of two byte chunks or more): the ranges are its reader's byte
+  chunks; workers read them and merge the repeated observations within a range, and only the
+  merging across ranges is left to the parent.
 * CSV (``from-flows`` with a number of workers given): each range, with the header line in front,
   is parsed, resolved through the inventory and reduced to a :class:`ChunkSummary` per chunk
   (:mod:`netpolgen.reduce.summary`), and a range that was not cut between records is read

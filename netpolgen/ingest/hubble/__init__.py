@@ -12,11 +12,12 @@ verdict and direction semantics; :mod:`.fast` the typed msgspec path that answer
 general path or declines the line; :mod:`.endpoints` Cilium's identities and labels, and the
 per-reader table of distinct endpoints; :mod:`.frame` the rows -> flow table step.
 
-* **Duplicates**: one connection is traced at several observation points (and as policy-verdict
-  and L7 events); records with the same oriented 5-tuple within a minute are merged, within a
-  chunk (64 MB of input, or the chunk size in records, whichever ends first) and against the
-  connections of the previous chunk. Chunks are cut the same way whether one process reads the
-  file or worker processes read its parts (:mod:`netpolgen.engine.local`).
+Duplicates: one connection is traced at several observation points (and as policy-verdict and
+L7 events); records with the same oriented 5-tuple within a minute are merged, within a chunk
+(64 MB of input, or the chunk size in records, whichever ends first) and against the
+connections of the previous chunk. Chunks are cut the same way whether one process reads the
+file or worker processes read its parts (:mod:`netpolgen.engine.local`, for any file of two
+chunks or more).
 
 State: everything a read learns (the endpoint codes) belongs to its :class:`HubbleReader`, one
 per file read, so that files read at once on several threads (the Dask engine) never share it.
