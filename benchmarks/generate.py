@@ -354,7 +354,19 @@ def inventory(cluster: Cluster) -> dict[str, object]:
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
-GENERATORS = {"csv": csv_lines, "hubble": hubble_lines, "aws-vpc": aws_lines}
+def hubble_real_lines(cluster: Cluster, records: int, seed: int) -> Iterator[str]:
+    """Lines shaped like a real Cilium 1.16 capture (benchmarks/hubble_real.py)."""
+    from hubble_real import hubble_real_lines as lines
+
+    return lines(cluster, records, seed)
+
+
+GENERATORS = {
+    "csv": csv_lines,
+    "hubble": hubble_lines,
+    "hubble-real": hubble_real_lines,
+    "aws-vpc": aws_lines,
+}
 
 
 def write(format: str, records: int, path: Path, seed: int = 7) -> Path:

@@ -1,7 +1,10 @@
 """Benchmark: ``netpolgen from-flows`` (and ``verify`` when available) on synthetic logs.
 
-For each format (CSV, Hubble JSON, AWS VPC text) it writes a log of the chosen size with
-``benchmarks/generate.py``, times on that same file
+For each corpus (CSV, two Hubble corpora, AWS VPC text) it writes a log of the chosen size with
+``benchmarks/generate.py``: ``hubble`` is the original synthetic corpus, ``hubble-real`` is
+shaped like a real Cilium 1.16 ``hubble observe -o jsonpb`` capture (every field, trace points
+on both nodes, policy verdicts, drops, L7 DNS/HTTP, aggregated exporter records; see
+``benchmarks/hubble_real.py``). It times on that same file
 
 * the **floor**: a bare parse (pyarrow's CSV reader for CSV and VPC text, ``orjson.loads`` line by
   line for Hubble), in a subprocess;
@@ -10,13 +13,15 @@ For each format (CSV, Hubble JSON, AWS VPC text) it writes a log of the chosen s
   with a ``verify`` function,
 
 and prints seconds, records per second, peak memory (the largest resident set of the process
-tree, sampled every 20 ms) and our time as a ratio to the floor.
+tree, sampled every 100 ms) and our time as a ratio to the floor. With ``--repeat N`` each
+step runs N times and the median is reported (the machine may be shared). It also times
+``netpolgen --help`` (the command line's start-up).
 
 Usage::
 
     python benchmarks/run.py                         # full size: 1M Hubble, 10M CSV and AWS
     python benchmarks/run.py --quick                 # CI size (seconds)
-    python benchmarks/run.py --formats hubble --records 200000
+    python benchmarks/run.py --formats hubble,hubble-real --records 200000 --repeat 3
     python benchmarks/run.py --size 500MB            # every format at about this file size
     python benchmarks/run.py --workdir /tmp/b --reuse  # keep the logs, and reuse them next time
 """
@@ -27,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,12 +48,15 @@ sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
 
-FULL_RECORDS = {"hubble": 1_000_000, "csv": 10_000_000, "aws-vpc": 10_000_000}
-QUICK_RECORDS = {"hubble": 4_000, "csv": 20_000, "aws-vpc": 20_000}
-BYTES_PER_RECORD = {"hubble": 1967, "csv": 390, "aws-vpc": 112}
-SUFFIX = {"hubble": "jsonl", "csv": "csv", "aws-vpc": "log"}
+FULL_RECORDS = {"hubble": 1_000_000, "hubble-real": 1_000_000, "csv": 10_000_000,
+                "aws-vpc": 10_000_000}  # fmt: skip
+QUICK_RECORDS = {"hubble": 4_000, "hubble-real": 4_000, "csv": 20_000, "aws-vpc": 20_000}
+BYTES_PER_RECORD = {"hubble": 1967, "hubble-real": 2193, "csv": 390, "aws-vpc": 112}
+SUFFIX = {"hubble": "jsonl", "hubble-real": "real.jsonl", "csv": "csv", "aws-vpc": "log"}
+# The reader a corpus is for (hubble-real is Hubble output too).
+READER = {"hubble-real": "hubble"}
 
-FLOOR_CODE = {
+FLOOR_CODE: dict[str, str] = {
     "hubble": (
         "import orjson,sys\n"
         "n=0\n"
@@ -61,6 +70,9 @@ FLOOR_CODE = {
         "t=c.read_csv(sys.argv[1],parse_options=c.ParseOptions(delimiter=' '))\n"
     ),
 }
+
+
+FLOOR_CODE["hubble-real"] = FLOOR_CODE["hubble"]
 
 
 @dataclass
@@ -96,6 +108,19 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measure:
     seconds = time.perf_counter() - start
     stderr = process.stderr.read().decode() if process.stderr else ""
     return Measure(seconds, peak, process.returncode, stderr)
+
+
+def median_measure(command: list[str], env: dict[str, str] | None, repeat: int) -> Measure:
+    """The run of median time among ``repeat`` runs of ``command`` (its peak RSS with it)."""
+    runs = sorted((measure(command, env) for _ in range(max(1, repeat))), key=lambda m: m.seconds)
+    failed = [m for m in runs if m.returncode not in (0, 3)]
+    return failed[0] if failed else runs[(len(runs) - 1) // 2]
+
+
+def startup_seconds(repeat: int) -> float:
+    """Median wall time of ``netpolgen --help`` in a fresh interpreter."""
+    command = [sys.executable, "-m", "netpolgen", "--help"]
+    return statistics.median(measure(command, python_env()).seconds for _ in range(max(3, repeat)))
 
 
 def python_env() -> dict[str, str]:
@@ -134,6 +159,8 @@ def run_format(
     keep: bool,
     extra: list[str],
     reuse: bool = False,
+    repeat: int = 1,
+    verify: bool = True,
 ) -> list[dict[str, object]]:
     path = workdir / f"bench-{records}.{SUFFIX[fmt]}"
     began = time.perf_counter()
@@ -144,13 +171,13 @@ def run_format(
     rows: list[dict[str, object]] = []
     env = python_env()
     warm_cache(path)  # the floor runs first: it must not be the one that reads from disk
-    floor = measure([sys.executable, "-c", FLOOR_CODE[fmt], str(path)], env)
+    floor = median_measure([sys.executable, "-c", FLOOR_CODE[fmt], str(path)], env, repeat)
     base = {"format": fmt, "records": records, "MB": round(size / 1e6, 1),
             "generated_s": round(generated, 1)}  # fmt: skip
     rows.append(
         {**base, "step": "floor", "seconds": floor.seconds, "peak_MB": floor.peak_rss / 1e6}
     )
-    if fmt not in known_formats():
+    if READER.get(fmt, fmt) not in known_formats():
         rows.append({**base, "step": "from-flows", "note": f"no {fmt} reader on this branch"})
         if not keep:
             path.unlink()
@@ -163,19 +190,19 @@ def run_format(
         inventory_path.write_text(json.dumps(generate.inventory(generate.make_cluster())))
         inventory = ["-i", str(inventory_path)]
     command = [sys.executable, "-m", "netpolgen", "from-flows", str(path), "-o", str(out), "-q",
-               "--workers", str(workers), *inventory, *extra]  # fmt: skip
-    ours = measure(command, env)
+               "--workers", str(workers), "--force", *inventory, *extra]  # fmt: skip
+    ours = median_measure(command, env, repeat)
     if ours.returncode != 0:
         raise SystemExit(f"from-flows failed on {path}:\n{ours.stderr}")
     policies = len(list(out.rglob("*.yaml")))
     rows.append({**base, "step": "from-flows", "seconds": ours.seconds,
                  "peak_MB": ours.peak_rss / 1e6, "ratio": ours.seconds / floor.seconds,
                  "policies": policies})  # fmt: skip
-    if has_verify():
+    if verify and has_verify():
         verify = [sys.executable, "-m", "netpolgen", "verify", "--flows", str(path),
                   "--policies", str(out), "-q", "--no-over-permissive", "--workers", str(workers),
                   *inventory]  # fmt: skip
-        checked = measure(verify, env)
+        checked = median_measure(verify, env, repeat)
         row = {**base, "step": "verify", "seconds": checked.seconds,
                "peak_MB": checked.peak_rss / 1e6, "policies": policies}  # fmt: skip
         if checked.returncode not in (0, 3):  # 3: some observed flow is denied
@@ -184,7 +211,7 @@ def run_format(
         elif checked.returncode == 3:
             row["note"] = f"{policies} policies; reported denied flows"
         rows.append(row)
-    else:
+    elif verify:
         rows.append(
             {**base, "step": "verify", "note": "netpolgen.verify.verify not on this branch"}
         )
@@ -226,7 +253,7 @@ def parse_size(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="netpolgen benchmark (see the module docstring)")
-    parser.add_argument("--formats", default="hubble,csv,aws-vpc")
+    parser.add_argument("--formats", default="hubble,hubble-real,csv,aws-vpc")
     parser.add_argument("--records", type=int, help="records per format (default: full size)")
     parser.add_argument("--size", help="file size per format instead, e.g. 500MB or 2GB")
     parser.add_argument("--quick", action="store_true", help="CI size: a few seconds in all")
@@ -238,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse", action="store_true", help="use logs already in --workdir (implies --keep)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per step; the median")
+    parser.add_argument("--no-verify", action="store_true", help="time from-flows only")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     args, extra = parser.parse_known_args(argv)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -253,12 +282,24 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 records = args.records or FULL_RECORDS[fmt]
             keep = args.keep or args.reuse
-            rows += run_format(fmt, records, workdir, args.workers, keep, extra, args.reuse)
+            rows += run_format(
+                fmt,
+                records,
+                workdir,
+                args.workers,
+                keep,
+                extra,
+                args.reuse,
+                args.repeat,
+                verify=not args.no_verify,
+            )
     finally:
         if args.workdir is None and not (args.keep or args.reuse):
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"# netpolgen benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"# netpolgen benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+          + (f", medians of {args.repeat} runs" if args.repeat > 1 else ""))  # fmt: skip
     print_table(rows)
+    print(f"\nnetpolgen --help: {startup_seconds(args.repeat):.3f} s (median)")
     if args.json:
         print(json.dumps(rows, default=str))
     return 0

@@ -48,7 +48,8 @@ def test_benchmark_quick_run_prints_figures() -> None:
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--workers", "1"],
         check=True, capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
-    for fmt in ("hubble", "csv", "aws-vpc"):
+    assert "netpolgen --help: " in out.stdout
+    for fmt in ("hubble", "hubble-real", "csv", "aws-vpc"):
         lines = [line for line in out.stdout.splitlines() if line.startswith(f"| {fmt} |")]
         steps = {line.split("|")[4].strip(): line.split("|") for line in lines}
         assert float(steps["floor"][5]) > 0

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from netpolgen.ingest import hubble
 from netpolgen.ingest.hubble import fast as hubble_fast
+from netpolgen.ingest.hubble.endpoints import invalid_labels
+from netpolgen.ingest.hubble.general import NO_IP, BadLabels
 from netpolgen.ingest.jsonlines import loads
 from netpolgen.ingest.report import IngestReport
 
@@ -125,29 +127,31 @@ ANSWERED = {"yes": 0, "no": 0}
 
 
 def _general(line: bytes, number: int) -> Any:
-    """What the general path makes of a line that holds a flow envelope."""
+    """What the general path makes of a line that holds a flow envelope (a reader of its own)."""
+    reader = hubble.HubbleReader(fast=False)
     value = loads(line)
     flow = value["flow"]
-    row = hubble._extract(flow, value, number)  # noqa: SLF001
-    if row is hubble._NO_IP or isinstance(row, str):  # noqa: SLF001
+    row = reader.extract(flow, value, number)
+    if row is NO_IP or isinstance(row, str):
         return row
-    bad = tuple(hubble._endpoint_invalid_labels(flow.get(s)) for s in ("source", "destination"))  # noqa: SLF001
-    return _readable(row), bad if any(bad) else ()
+    bad = tuple(invalid_labels(flow.get(s)) for s in ("source", "destination"))
+    return _readable(row, reader), bad if any(bad) else ()
 
 
-def _readable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+def _readable(row: tuple[Any, ...], reader: hubble.HubbleReader) -> tuple[Any, ...]:
     """A row with its endpoint codes replaced by the endpoints (codes depend on history)."""
-    endpoints = hubble._ENDPOINT_LIST  # noqa: SLF001
+    endpoints = reader.table.endpoints
     return (*row[:7], endpoints[row[7]], endpoints[row[8]], *row[9:])
 
 
 def _fast(line: bytes, number: int) -> Any:
-    answer = hubble._fast_row(line, number)  # noqa: SLF001
-    if answer is None or answer is hubble._NO_IP or isinstance(answer, str):  # noqa: SLF001
+    reader = hubble.HubbleReader()
+    answer = reader.fast_row(line, number)
+    if answer is None or answer is NO_IP or isinstance(answer, str):
         return answer
-    if isinstance(answer, hubble.BadLabels):
-        return _readable(answer.row), answer.per_side
-    return _readable(answer), ()
+    if isinstance(answer, BadLabels):
+        return _readable(answer.row, reader), answer.per_side
+    return _readable(answer, reader), ()
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -193,31 +197,23 @@ def test_fast_path_takes_the_common_lines() -> None:
         assert fast == _general(line, 3)
 
 
-def _read(
-    path: Path, fast: bool, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[pd.DataFrame], dict[str, Any]]:
-    with monkeypatch.context() as patch:
-        if not fast:
-            patch.setattr(hubble, "_DECODE", None)
-        report = IngestReport()
-        with path.open("rb") as stream:
-            chunks = list(hubble.read(stream, str(path), report, chunk_size=50))
+def _read(path: Path, fast: bool) -> tuple[list[pd.DataFrame], dict[str, Any]]:
+    report = IngestReport()
+    with path.open("rb") as stream:
+        chunks = list(hubble.read(stream, str(path), report, chunk_size=50, fast=fast))
     return chunks, report.to_dict()
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=40, deadline=None)
 @given(envelopes=st.lists(ENVELOPE, min_size=1, max_size=60))
 def test_a_file_reads_the_same_with_and_without_the_fast_path(
-    envelopes: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    envelopes: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     path = tmp_path_factory.mktemp("fast") / "flows.jsonl"
     text = "".join(json.dumps(e) + "\n" for e in envelopes) + "not json\n"
     path.write_text(text)
-    fast_chunks, fast_report = _read(path, True, monkeypatch)
-    slow_chunks, slow_report = _read(path, False, monkeypatch)
+    fast_chunks, fast_report = _read(path, True)
+    slow_chunks, slow_report = _read(path, False)
     assert len(fast_chunks) == len(slow_chunks)
     for fast, slow in zip(fast_chunks, slow_chunks, strict=True):
         pd.testing.assert_frame_equal(fast, slow)
@@ -225,7 +221,7 @@ def test_a_file_reads_the_same_with_and_without_the_fast_path(
 
 
 def test_the_benchmark_log_reads_the_same_with_and_without_the_fast_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     import sys
 
@@ -233,8 +229,8 @@ def test_the_benchmark_log_reads_the_same_with_and_without_the_fast_path(
     import generate
 
     path = generate.write("hubble", 3000, tmp_path / "flows.jsonl")
-    fast_chunks, fast_report = _read(path, True, monkeypatch)
-    slow_chunks, slow_report = _read(path, False, monkeypatch)
+    fast_chunks, fast_report = _read(path, True)
+    slow_chunks, slow_report = _read(path, False)
     fast_frame = pd.concat(fast_chunks, ignore_index=True)
     assert len(fast_frame) > 1000
     pd.testing.assert_frame_equal(fast_frame, pd.concat(slow_chunks, ignore_index=True))
@@ -243,7 +239,7 @@ def test_the_benchmark_log_reads_the_same_with_and_without_the_fast_path(
 
 def test_bytes_that_are_not_plain_ascii_take_the_general_path() -> None:
     line = b'{"flow": {"IP": {"source": "10.0.0.1", "destination": "10.0.0.2"}, "x": "\xff"}}'
-    assert hubble._fast_row(line, 1) is None  # noqa: SLF001
+    assert hubble.HubbleReader().fast_row(line, 1) is None
     with pytest.raises(Exception):  # noqa: B017 - what the general path does with it
         loads(line)
     io.BytesIO(line)  # the reader then skips it as not valid JSON (tests/ingest/test_hubble.py)

@@ -5,10 +5,10 @@ irrelevant to a NetworkPolicy. ``orjson.loads`` builds all of it as Python objec
 decoder for the structs below skips what it does not name, and keeps each endpoint as its raw
 bytes, so that the ~20 distinct endpoints of a busy pod pair are decoded once, not once per line.
 
-This is an optimisation only. The reader (``hubble._fast_row``) gives up on anything it is not
-sure to read exactly as ``hubble._extract`` does (a line that is not plain ASCII, a field of an
-unexpected type, an ``l4`` with a second protocol, a bare legacy flow, a Docker log wrapper, an
-event that is not a flow), and then takes the general path for that line.
+This is an optimisation only. The reader (:func:`fast_row`) gives up on anything it is not
+sure to read exactly as :func:`netpolgen.ingest.hubble.general.extract` does (a line that is not
+plain ASCII, a field of an unexpected type, an ``l4`` with a second protocol, a bare legacy
+flow, a Docker log wrapper, an event that is not a flow), and then takes the general path.
 ``tests/ingest/test_hubble_fast.py`` checks that both paths give the same rows. Without msgspec
 installed (it is in the ``fast`` extra) every line takes the general path.
 """
@@ -16,6 +16,21 @@ installed (it is in the ``fast`` extra) every line takes the general path.
 from __future__ import annotations
 
 from typing import Any
+
+from netpolgen.ingest.fields import normalize_ip
+from netpolgen.ingest.hubble.endpoints import EndpointTable
+from netpolgen.ingest.hubble.general import (
+    BAD_IP,
+    BAD_PORT,
+    ICMP_DIRECTION,
+    L4_PROTOCOLS,
+    NO_IP,
+    POLICY_DROP_CODES,
+    POLICY_DROP_REASONS,
+    VERDICTS,
+    BadLabels,
+    Malformed,
+)
 
 try:
     import msgspec
@@ -73,3 +88,111 @@ else:  # pragma: no cover
     DECODE = None
     ERRORS = ()
     UNSET = None
+
+
+_TRANSPORT = frozenset({"TCP", "UDP", "SCTP"})
+_ICMP_NAMES = {"ICMPv4": "ICMP", "ICMPv6": "ICMPv6"}
+
+
+def fast_row(
+    line: bytes, number: int, table: EndpointTable
+) -> tuple[Any, ...] | BadLabels | Malformed | None:
+    """:func:`~netpolgen.ingest.hubble.general.extract` on a line decoded by msgspec: the
+    row, or :data:`NO_IP`, or why the record is malformed, or :class:`BadLabels`; None means:
+    take the general path. Endpoints are coded in the reader's ``table``."""
+    return FastRows(table).row(line, number)
+
+
+_MISSING: Any = object()
+
+
+class FastRows:
+    """:func:`fast_row` bound to one reader's table: the reader's per-line callback.
+
+    The hot loop of the reader: one decode, attribute reads, endpoints looked up by their
+    bytes in the table's cache (one dictionary lookup each once an endpoint has been seen).
+    """
+
+    __slots__ = ("code_raw", "raw")
+
+    def __init__(self, table: EndpointTable) -> None:
+        # The table clears its dictionaries in place (EndpointTable.forget), so these stay its own.
+        self.raw = table.raw
+        self.code_raw = table.code_raw
+
+    def row(self, line: bytes, number: int) -> tuple[Any, ...] | BadLabels | Malformed | None:
+        """See :func:`fast_row`."""
+        # Non-ASCII text could hold invalid UTF-8 in a field msgspec skips without checking,
+        # which the general parser rejects: such lines (rare in Hubble output) take the general
+        # path.
+        if DECODE is None or not line.isascii():
+            return None
+        try:
+            envelope = DECODE(line)
+        except ERRORS:
+            return None
+        flow = envelope.flow
+        if flow is None or envelope.log is not UNSET or envelope.stream is not UNSET:
+            return None  # an event that is not a flow, a bare flow, or a Docker log wrapper
+        ip = flow.IP
+        if ip is None or ip.source is None or ip.destination is None:
+            return NO_IP
+        src_ip, dst_ip = normalize_ip(ip.source), normalize_ip(ip.destination)
+        if src_ip is None or dst_ip is None:
+            return Malformed(BAD_IP)
+
+        src_port = dst_port = 0
+        protocol = is_reply = None
+        l4 = flow.l4
+        if l4:
+            if len(l4) != 1:
+                return None  # the general path takes the first key, an order a dict has lost
+            ((name, fields),) = l4.items()
+            if name in _TRANSPORT:
+                protocol = name
+                if fields is not None:
+                    src_port, dst_port = fields.source_port or 0, fields.destination_port or 0
+                    if not (0 <= src_port <= 65535 and 0 <= dst_port <= 65535):
+                        return Malformed(BAD_PORT)
+                    flags = fields.flags
+                    if name == "TCP" and flags is not None and flags.SYN:
+                        is_reply = flags.ACK
+            elif name in _ICMP_NAMES:
+                protocol = _ICMP_NAMES[name]
+                icmp_type = fields.type if fields is not None else 0
+                is_reply = ICMP_DIRECTION.get((protocol, icmp_type))
+            else:
+                protocol = L4_PROTOCOLS.get(name)
+
+        if flow.is_reply is not None:
+            is_reply = flow.is_reply
+        elif flow.reply is True:
+            is_reply = True
+
+        verdict_text = flow.verdict
+        verdict = VERDICTS.get(verdict_text, "unknown") if verdict_text is not None else "unknown"
+        drop = False
+        if verdict_text == "DROPPED":
+            desc, code = flow.drop_reason_desc, flow.drop_reason
+            if desc:
+                drop = desc not in POLICY_DROP_REASONS
+            elif code:
+                drop = code not in POLICY_DROP_CODES
+        raw = self.raw
+        key = bytes(flow.source)
+        src = raw.get(key, _MISSING)
+        if src is _MISSING:
+            src = self.code_raw(key)
+        key = bytes(flow.destination)
+        dst = raw.get(key, _MISSING)
+        if dst is _MISSING:
+            dst = self.code_raw(key)
+        if src is None or dst is None:
+            return None
+        row = (
+            number, flow.time or envelope.time, src_ip, dst_ip, src_port, dst_port, protocol,
+            src[0], dst[0], verdict, is_reply, drop,
+        )  # fmt: skip
+        if src[1] or dst[1]:
+            return BadLabels(row, (src[1], dst[1]))
+        return row
