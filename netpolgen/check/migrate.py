@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from netpolgen._text import plural
 from netpolgen.check.edges import describe_endpoint, edge_keys, evaluate_edges
 from netpolgen.check.tables import (
     count_as_from_flows,
-    plural,
     render_table,
     with_workload_names,
     workload_names,

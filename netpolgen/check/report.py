@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from netpolgen._text import plural
 from netpolgen.check.edges import RULE_COLUMNS
-from netpolgen.check.tables import plural, render_table, with_workload_names
+from netpolgen.check.tables import render_table, with_workload_names
 from netpolgen.ingest.accounting import summary_dict
 from netpolgen.ingest.report import IngestReport
 

@@ -165,14 +165,3 @@ def count_as_from_flows(report: IngestReport, *, replies: int, denied: int) -> N
     """
     report.filter("denied verdict", denied)
     report.filter("reply traffic", replies)
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 record``, ``2 records``, ``1 policy``, ``3 policies``, ``2 addresses``."""
-    if count == 1:
-        return f"{count} {noun}"
-    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return f"{count} {noun[:-1]}ies"
-    if noun.endswith(("s", "sh", "ch", "x")):
-        return f"{count} {noun}es"
-    return f"{count} {noun}s"

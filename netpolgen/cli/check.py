@@ -7,6 +7,7 @@ import sys
 import click
 
 import netpolgen
+from netpolgen._text import plural
 from netpolgen.cli.options import (
     check_inputs,
     echo_report,
@@ -17,7 +18,6 @@ from netpolgen.cli.options import (
     input_limit_options,
     inventory_option,
     is_yaml_file,
-    plural,
     progress_names,
     report_format_option,
     report_output_option,

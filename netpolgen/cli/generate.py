@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 import netpolgen
+from netpolgen._text import plural
 from netpolgen.cli.options import (
     FLOW_FORMATS,
     echo_report,
@@ -14,7 +15,6 @@ from netpolgen.cli.options import (
     input_limit_options,
     inventory_option,
     is_yaml_file,
-    plural,
     progress_names,
     require_usable_flows,
     summary_json,

@@ -208,17 +208,6 @@ def is_yaml_file(output: str) -> bool:
     return output.lower().endswith((".yaml", ".yml")) and not Path(output).is_dir()
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 policy``, ``2 policies``, ``3 addresses``: the count with the noun it agrees with."""
-    if count == 1:
-        return f"{count} {noun}"
-    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return f"{count} {noun[:-1]}ies"
-    if noun.endswith(("s", "sh", "ch", "x")):
-        return f"{count} {noun}es"
-    return f"{count} {noun}s"
-
-
 def report_output_option(command: F) -> F:
     """``-o/--output``: where a report goes, ``-`` (standard output, the default) or a file."""
     return click.option(
