@@ -21,7 +21,9 @@ def test_require_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         require("distributed", "the Dask engine")
     assert "the Dask engine needs distributed" in str(caught.value)
     assert caught.value.hint == "pip install 'netpolgen[dask]'"
+    # None in sys.modules makes the import fail, whether or not another test imported it.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(NetpolgenError, match="plotting needs matplotlib") as caught:
         require("matplotlib.pyplot", "plotting")
     assert caught.value.hint == "pip install 'netpolgen[notebook]'"
