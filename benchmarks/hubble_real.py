@@ -115,7 +115,7 @@ def _tcp(sport: int, dport: int, flags: dict[str, bool]) -> dict[str, object]:
 def _summary(l4: dict[str, object]) -> str:
     if "TCP" in l4:
         flags = l4["TCP"]["flags"]  # type: ignore[index]
-        return "TCP Flags: " + ", ".join(name for name in flags)  # type: ignore[union-attr]
+        return "TCP Flags: " + ", ".join(name for name in flags)
     if "UDP" in l4:
         return "UDP"
     return "ICMPv4 EchoRequest"
@@ -276,8 +276,8 @@ def _connection_events(
                 "s3.eu-west-1.amazonaws.com.",
             ]
         )
-        l4_open = {"UDP": {"source_port": c.client_port, "destination_port": 53}}
-        l4_back = {"UDP": {"source_port": 53, "destination_port": c.client_port}}
+        l4_open: dict[str, object] = {"UDP": {"source_port": c.client_port, "destination_port": 53}}
+        l4_back: dict[str, object] = {"UDP": {"source_port": 53, "destination_port": c.client_port}}
         verdict_event("EGRESS", src_node, "FORWARDED", 0)
         trace("TO_PROXY", 1, src_node, False, l4_open, "NEW", "REDIRECTED")
         events[-1][0]["proxy_port"] = 40_193
@@ -289,7 +289,7 @@ def _connection_events(
             }
             if reply:
                 dns.update(ips=["10.96.12.7"], ttl=30, rrtypes=["A"], rcode=0)
-            flow = {
+            flow: dict[str, object] = {
                 "verdict": "FORWARDED",
                 "IP": backward if reply else forward,
                 "l4": l4_back if reply else l4_open,
@@ -356,7 +356,7 @@ def _connection_events(
             trace("TO_ENDPOINT", 0, dst_node, False, psh, "ESTABLISHED")
             if c.port == 8080 and rng.random() < 0.5:  # HTTP through the L7 proxy
                 path = rng.choice(["/api/v1/orders", "/healthz", "/api/v1/cart?id=42"])
-                host = service["name"] if service else "svc"  # type: ignore[index]
+                host = service["name"] if service else "svc"
                 for reply in (False, True):
                     http: dict[str, object] = {
                         "method": "GET",

@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -199,10 +200,10 @@ def run_format(
                  "peak_MB": ours.peak_rss / 1e6, "ratio": ours.seconds / floor.seconds,
                  "policies": policies})  # fmt: skip
     if verify and has_verify():
-        verify = [sys.executable, "-m", "netpolgen", "verify", "--flows", str(path),
+        verify_command = [sys.executable, "-m", "netpolgen", "verify", "--flows", str(path),
                   "--policies", str(out), "-q", "--no-over-permissive", "--workers", str(workers),
                   *inventory]  # fmt: skip
-        checked = median_measure(verify, env, repeat)
+        checked = median_measure(verify_command, env, repeat)
         row = {**base, "step": "verify", "seconds": checked.seconds,
                "peak_MB": checked.peak_rss / 1e6, "policies": policies}  # fmt: skip
         if checked.returncode not in (0, 3):  # 3: some observed flow is denied
@@ -221,7 +222,7 @@ def run_format(
     return rows
 
 
-def print_table(rows: list[dict[str, object]]) -> None:
+def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         "| format | records | file MB | step | seconds | records/s | peak RSS MB "
         "| ratio to floor | note |"
@@ -233,8 +234,8 @@ def print_table(rows: list[dict[str, object]]) -> None:
         rate = f"{int(row['records']) / float(seconds):,.0f}" if seconds else ""
         ratio = f"{float(row['ratio']):.2f}x" if "ratio" in row else ""
         note = str(row.get("note", ""))
-        peak = "" if "peak_MB" not in row else f"{float(row['peak_MB']):.0f}"  # type: ignore[arg-type]
-        secs = "" if seconds is None else f"{float(seconds):.2f}"  # type: ignore[arg-type]
+        peak = "" if "peak_MB" not in row else f"{float(row['peak_MB']):.0f}"
+        secs = "" if seconds is None else f"{float(seconds):.2f}"
         if "policies" in row and not note:
             note = f"{row['policies']} policies"
         print(

@@ -19,7 +19,7 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 PROBE_PORTS = (53, 80, 443, 5432, 8080, 8081, 9090, 9095, 9096, 1234)
 # Outside addresses: inside and outside the blocks and excepts below (none is a pod's address).
 PROBE_IPS = ("10.0.0.200", "10.1.2.3", "10.2.3.4", "10.9.9.9", "203.0.113.5", "8.8.8.8")
-IP_BLOCKS = [
+IP_BLOCKS: list[dict[str, Any]] = [
     {"cidr": "10.0.0.0/8"},
     {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]},
     {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "10.2.0.0/16"]},

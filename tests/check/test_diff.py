@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
-from netpolgen.check.diff import diff_policies, format_diff
+from netpolgen.check.diff import PolicyDiff, diff_policies, format_diff
 from tests.flowkit import flows, inventory, namespace, pod, policies
 
 INV = inventory(
@@ -28,7 +29,7 @@ spec:
 """
 
 
-def rows(diff):  # type: ignore[no-untyped-def]
+def rows(diff: PolicyDiff) -> list[tuple[Any, ...]]:
     """Workload-to-workload changes as (change, src ns, src labels, dst ns, dst labels, ...)."""
     pods = diff.changes[diff.changes["src_addresses"].isna() & diff.changes["dst_addresses"].isna()]
     columns = ["change", "src_namespace", "src_labels", "dst_namespace", "dst_labels",
@@ -36,7 +37,7 @@ def rows(diff):  # type: ignore[no-untyped-def]
     return [tuple(r) for r in pods[columns].itertuples(index=False)]
 
 
-def outside(diff):  # type: ignore[no-untyped-def]
+def outside(diff: PolicyDiff) -> list[tuple[Any, ...]]:
     frame = diff.changes
     changes = frame[frame["src_addresses"].notna() | frame["dst_addresses"].notna()]
     columns = ["change", "src_labels", "src_addresses", "dst_labels", "dst_addresses", "protocol",

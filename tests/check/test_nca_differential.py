@@ -200,7 +200,8 @@ def _endpoints(text: str) -> list[str]:
         if ":" in low:  # IPv6 ranges: no IPv6 probes
             continue
         first, last = ipaddress.ip_address(low), ipaddress.ip_address(high or low)
-        inside += [ip for ip in PROBE_IPS if first <= ipaddress.ip_address(ip) <= last]
+        # Both ends and the probes are IPv4 (IPv6 ranges are skipped above).
+        inside += [ip for ip in PROBE_IPS if first <= ipaddress.ip_address(ip) <= last]  # type: ignore[operator]
     return inside
 
 

@@ -85,7 +85,7 @@ def test_benchmark_logs_stream_like_loading(
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import generate as bench  # type: ignore[import-not-found]
+    import generate as bench
 
     from netpolgen.generator import generate_from_files
     from netpolgen.policy.render import render_yaml

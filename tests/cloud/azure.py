@@ -103,10 +103,10 @@ def render(cluster: Cluster, *, seed: int = 0) -> dict[str, str]:
                 "operationName": "FlowLogFlowEvent",
                 "flowRecords": {"flows": [{"aclID": f"acl-{node}", "flowGroups": groups}]},
             })  # fmt: skip
-        moment = datetime.fromtimestamp(hour, UTC)
+        start = datetime.fromtimestamp(hour, UTC)
         path = (
-            f"flowLogResourceID={FLOW_LOG}/y={moment:%Y}/m={moment:%m}/d={moment:%d}/"
-            f"h={moment:%H}/m=00/macAddress={mac(node)}/PT1H.json"
+            f"flowLogResourceID={FLOW_LOG}/y={start:%Y}/m={start:%m}/d={start:%d}/"
+            f"h={start:%H}/m=00/macAddress={mac(node)}/PT1H.json"
         )
         blobs[path] = json.dumps({"records": records})
     return blobs

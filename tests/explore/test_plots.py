@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -44,7 +45,9 @@ def test_graph_is_a_figure_with_every_endpoint(result: netpolgen.GenerateResult)
     assert {"ingress-nginx", "kube-system", "monitoring", "shop", "(outside)"} <= texts
     boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
     assert len(boxes) == 5
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend_box = ax.get_legend()
+    assert legend_box is not None
+    legend = [t.get_text() for t in legend_box.get_texts()]
     assert legend == ["workload (box: its namespace)", "outside the cluster (ipBlock)",
                       "connection (client → server; width: flows)"]  # fmt: skip
 
@@ -73,7 +76,8 @@ def test_colours_mean_one_thing(flows: pd.DataFrame, result: netpolgen.GenerateR
     effect = netpolgen.policy_effect(flows, result.policies)
     for figure in (plots.plot_graph(result), plots.plot_policy_effect(effect)):
         ax = figure.axes[0]
-        nodes = {rgb(c) for coll in ax.collections for c in coll.get_facecolors()}
+        # get_facecolors is matplotlib's alias of get_facecolor, missing from its stubs.
+        nodes = {rgb(c) for coll in ax.collections for c in coll.get_facecolors()}  # type: ignore[attr-defined]
         assert nodes and red not in nodes and green not in nodes
     plain = plots.plot_graph(result).axes[0]
     arrows = {rgb(p.get_edgecolor()) for p in plain.patches if isinstance(p, FancyArrowPatch)}
@@ -117,7 +121,7 @@ def test_policy_effect_colours_edges(flows: pd.DataFrame, result: netpolgen.Gene
     figure = plots.plot_policy_effect(effect)
     assert "5 observed flows denied" in figure.axes[0].get_title()
     colours = {
-        tuple(round(c, 3) for c in patch.get_edgecolor())
+        tuple(round(c, 3) for c in cast(tuple[float, ...], patch.get_edgecolor()))  # an RGBA tuple
         for patch in figure.axes[0].patches
         if isinstance(patch, FancyArrowPatch)
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -86,7 +87,7 @@ def test_port_matrix(result: netpolgen.GenerateResult) -> None:
     assert matrix.loc["shop/frontend", "UDP/53"] == 0
     assert matrix.to_numpy().sum() == result.edges["count"].sum()
     by_source = netpolgen.port_matrix(netpolgen.edge_table(result), by="src")
-    assert by_source.loc["monitoring/prometheus-k8s", "TCP/9464"] > 0
+    assert cast(int, by_source.loc["monitoring/prometheus-k8s", "TCP/9464"]) > 0  # a count
     with pytest.raises(netpolgen.NetpolgenError, match="by must be"):
         netpolgen.port_matrix(result, by="port")
 

@@ -148,8 +148,8 @@ def test_named_ports_where_every_pod_agrees(cluster) -> None:  # type: ignore[no
 
 
 def test_unlisted_pod_address_is_a_warned_single_address_and_widening_spares_the_cluster(
-    cluster, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cluster: tuple[Path, Path], tmp_path: Path
+) -> None:
     flows, inventory = cluster
     extra = tmp_path / "extra.csv"
     # 10.1.0.99 lies in node-1's pod CIDR (10.1.0.0/24) but no listed pod holds it.

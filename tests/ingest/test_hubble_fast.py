@@ -175,7 +175,7 @@ def test_the_fast_path_answered_many_of_the_drawn_lines() -> None:
 
 def test_fast_path_takes_the_common_lines() -> None:
     """Not a fast path in name only: plain flows of every protocol are answered by it."""
-    flows = [
+    flows: list[dict[str, Any]] = [
         {"l4": {"TCP": {"source_port": 40000, "destination_port": 80, "flags": {"SYN": True}}}},
         {"l4": {"UDP": {"source_port": 5353, "destination_port": 53}}},
         {"l4": {"ICMPv4": {"type": 8}}},

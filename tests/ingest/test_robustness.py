@@ -110,7 +110,7 @@ def test_fields_of_the_wrong_type(data: st.DataObject) -> None:
     for document in documents:
         paths = _paths(document)
         for path in data.draw(st.lists(st.sampled_from(paths), max_size=3)):
-            node = document
+            node: object = document
             try:
                 for key in path[:-1]:
                     node = node[key]  # type: ignore[index]

@@ -14,7 +14,7 @@ def _pod(side: str, namespace: str, labels: str) -> dict[str, str]:
 
 
 def test_cross_namespace_peers_ip_blocks_merging_and_unexpressible_flows() -> None:
-    rows = [
+    rows: list[dict[str, object]] = [
         {**_pod("src", "shop", "app=web"), **_pod("dst", "shop", "app=api"), "dst_port": 80},
         {**_pod("src", "shop", "app=web"), **_pod("dst", "shop", "app=api"), "dst_port": 81},
         {**_pod("src", "monitoring", "app=prom"), **_pod("dst", "shop", "app=api"), "dst_port": 80},

@@ -13,7 +13,7 @@ Returns one code per row: -1 reply, 0 request, 1 undecided (one window), 2 undec
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -36,7 +36,7 @@ def _identity(row: dict[str, Any], side: str) -> str:
 
 def oracle_directions(flows: pd.DataFrame) -> list[int]:
     window = int(flows.attrs.get(TIME_WINDOW_ATTR, 0) * 1_000_000_000)
-    records = flows.to_dict("records")
+    records = cast(list[dict[str, Any]], flows.to_dict("records"))
     tuples: list[tuple[Any, ...] | None] = []
     times: list[int | None] = []
     for row in records:
@@ -87,8 +87,9 @@ def oracle_directions(flows: pd.DataFrame) -> list[int]:
                 codes.append(0)
                 continue
             _, order, t_e = reverse
-            if t_e is not None and times[i] is not None:
-                reply = t_e < times[i] or (t_e == times[i] and order < i)
+            now = times[i]
+            if t_e is not None and now is not None:
+                reply = t_e < now or (t_e == now and order < i)
             else:
                 reply = order < i
             codes.append(-1 if reply else 0)

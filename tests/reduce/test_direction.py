@@ -19,7 +19,9 @@ from tests.flowkit import flows, inventory, pod
 T0 = pd.Timestamp("2026-11-02T10:00:00Z")
 
 
-def _row(src: str, sport: int, dst: str, dport: int, seconds: float = 0, **extra: object) -> dict:
+def _row(
+    src: str, sport: int, dst: str, dport: int, seconds: float = 0, **extra: object
+) -> dict[str, object]:
     return {"src": src, "src_port": sport, "dst": dst, "dst_port": dport,
             "time": T0 + pd.Timedelta(seconds=seconds), **extra}  # fmt: skip
 

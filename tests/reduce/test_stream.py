@@ -73,7 +73,9 @@ def chunks_of(flows: pd.DataFrame, size: int) -> list[pd.DataFrame]:
     return [flows.iloc[i : i + size].reset_index(drop=True) for i in range(0, len(flows), size)]
 
 
-def stream_generate(flows: pd.DataFrame, size: int, options: GenerateOptions) -> tuple[str, dict]:
+def stream_generate(
+    flows: pd.DataFrame, size: int, options: GenerateOptions
+) -> tuple[str, dict[str, int]]:
     from netpolgen.policy.from_reduction import synthesize_reduction
 
     report = IngestReport()
@@ -174,8 +176,13 @@ def test_time_ordered_input_is_read_once() -> None:
 
 def test_a_late_earlier_request_is_detected() -> None:
     flows = random_flows(1, 2, sorted_times=True, with_nat=False)
+    # pandas-stubs do not accept pd.NA as a scalar to assign.
     request = flows.iloc[[0]].assign(
-        src_ip="10.0.0.1", dst_ip="10.0.0.2", src_port=40000, dst_port=80, is_reply=pd.NA
+        src_ip="10.0.0.1",
+        dst_ip="10.0.0.2",
+        src_port=40000,
+        dst_port=80,
+        is_reply=pd.NA,  # type: ignore[arg-type]
     )
     reply = request.assign(src_ip="10.0.0.2", dst_ip="10.0.0.1", src_port=80, dst_port=40000)
     reply["time"] = request["time"] + pd.Timedelta(seconds=5)
@@ -193,8 +200,13 @@ def test_the_latest_undecided_row_of_a_tuple_is_what_a_late_request_is_checked_a
     reversed tuple at t=20 s, so the t=30 s row should have been a reply: that must be noticed
     whichever of the two rows came first in the chunk."""
     flows = random_flows(1, 2, sorted_times=True, with_nat=False)
+    # pandas-stubs do not accept pd.NA as a scalar to assign.
     base = flows.iloc[[0]].assign(
-        src_ip="10.0.0.2", dst_ip="10.0.0.1", src_port=80, dst_port=40000, is_reply=pd.NA
+        src_ip="10.0.0.2",
+        dst_ip="10.0.0.1",
+        src_port=80,
+        dst_port=40000,
+        is_reply=pd.NA,  # type: ignore[arg-type]
     )
     start = pd.Timestamp("2026-01-01T00:00:00Z")
     waiting = pd.concat([base, base], ignore_index=True)
