@@ -541,3 +541,9 @@ def main() -> None:
             err=True,
         )
         sys.exit(EXIT_ERROR)
+
+# Review commands (update, report): netpolgen/cli/review.py.
+from netpolgen.cli.review import REVIEW_COMMANDS  # noqa: E402
+
+for _command in REVIEW_COMMANDS:
+    cli.add_command(_command)
