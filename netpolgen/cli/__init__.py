@@ -542,6 +542,7 @@ def main() -> None:
         )
         sys.exit(EXIT_ERROR)
 
+
 # Review commands (update, report): netpolgen/cli/review.py.
 from netpolgen.cli.review import REVIEW_COMMANDS  # noqa: E402
 
