@@ -20,6 +20,7 @@ import click
 
 import netpolgen
 from netpolgen._memory import tune_allocator
+from netpolgen.check.junit import diff_junit, verify_junit, write_junit
 from netpolgen.cli.progress import IngestProgress, show_progress, verbosity_options
 from netpolgen.ingest.accounting import require_usable_flows, summary_json
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
@@ -374,6 +375,8 @@ def _echo_warnings(warnings: list[str], quiet: bool) -> None:
               help="Also list allowed connections between known workloads that no flow "
                    "used.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result as JUnit XML to this file (for CI).")  # fmt: skip
 @engine_options
 @verbosity_options
 @input_limit_options
@@ -393,6 +396,7 @@ def verify_command(
     verbose: int,
     max_line_bytes: int,
     summary: str,
+    junit: str | None = None,
 ) -> None:
     """Replay observed flows against policies; exit 3 if any observed flow is denied.
 
@@ -420,6 +424,8 @@ def verify_command(
         with _summary_on_error(report.ingest, [], summary, quiet):
             require_usable_flows(report.ingest)
     click.echo(netpolgen.format_report(report, report_format), nl=False)
+    if junit is not None:
+        write_junit(verify_junit(report), junit)
     if report.ingest is not None and summary == "json":
         click.echo(summary_json(report.ingest, report.warnings, ok=report.ok), err=True)
     elif report.ingest is not None:
@@ -434,10 +440,12 @@ def verify_command(
 @_inventory_option
 @click.option("--format", "report_format", type=REPORT_FORMATS, default="table",
               show_default=True, help="Report format.")  # fmt: skip
+@click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result as JUnit XML to this file (for CI).")  # fmt: skip
 @verbosity_options
 def diff_command(
     old: str, new: str, inventories: tuple[str, ...], report_format: str, quiet: bool,
-    verbose: int,
+    verbose: int, junit: str | None = None,
 ) -> None:  # fmt: skip
     """Show which connections between known workloads OLD allows and NEW does not, and back.
 
@@ -450,6 +458,8 @@ def diff_command(
     """
     diff = netpolgen.diff_files(old, new, inventories)
     click.echo(netpolgen.format_diff(diff, report_format), nl=False)
+    if junit is not None:
+        write_junit(diff_junit(diff), junit)
     if verbose and not quiet:
         # The report (stdout) already lists the warnings; say where the workloads came from.
         click.echo(f"workloads compared: {diff.workloads} ({diff.workload_source})", err=True)
