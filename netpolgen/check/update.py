@@ -61,6 +61,8 @@ from netpolgen.reduce.edges import aggregate_edges
 from netpolgen.resolve import resolve_flows
 
 __all__ = [
+    "edge_endpoint",
+    "rule_matches",
     "UpdateResult",
     "format_update",
     "parse_duration",
@@ -178,7 +180,10 @@ def update_policies(
     warnings: list[str] = []
     rows: list[dict[str, object]] = []
     edges = generated.edges
-    keys = [(_endpoint(s), _endpoint(d)) for s, d in zip(edges["src"], edges["dst"], strict=True)]
+    keys = [
+        (edge_endpoint(s), edge_endpoint(d))
+        for s, d in zip(edges["src"], edges["dst"], strict=True)
+    ]
     old = Evaluator(before, namespace_labels)
     # Rules' last evidence is taken before anything changes (the rules as they were).
     last_evidence = _rule_evidence(tree.documents, edges, keys, namespace_labels)
@@ -271,7 +276,7 @@ def format_update(result: UpdateResult) -> str:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _endpoint(key: str) -> EndpointKey:
+def edge_endpoint(key: str) -> EndpointKey:
     """An edge key (``pod:<namespace>/<labels>`` or ``ip:<address>``) as the evaluator's key."""
     if key.startswith("pod:"):
         namespace, _, labels = key[4:].partition("/")
@@ -377,7 +382,7 @@ def _port_text(spec: PortSpec) -> str:
     return f"{spec.protocol}/{spec.port}" + (f"-{spec.end_port}" if spec.end_port else "")
 
 
-def _matching(
+def rule_matches(
     policy: Policy,
     direction: str,
     edges: pd.DataFrame,
@@ -416,7 +421,7 @@ def _rule_evidence(
             rules = document.policy.ingress if direction == "ingress" else document.policy.egress
             if direction.capitalize() not in document.policy.policy_types:
                 continue
-            matched = _matching(document.policy, direction, edges, keys, namespace_labels)
+            matched = rule_matches(document.policy, direction, edges, keys, namespace_labels)
             for r in range(len(rules)):
                 times = last_seen.iloc[matched.get(r, [])].dropna()
                 out[(document.key, direction, r)] = times.max() if len(times) else None
@@ -509,13 +514,14 @@ def _refresh_evidence(
             continue
         edges, _ = aggregate_edges(flows[after.to_numpy()], options.edge_options())
         keys = [
-            (_endpoint(s), _endpoint(d)) for s, d in zip(edges["src"], edges["dst"], strict=True)
+            (edge_endpoint(s), edge_endpoint(d))
+            for s, d in zip(edges["src"], edges["dst"], strict=True)
         ]
         for document in group:
             positions: set[int] = set()
             for direction in ("ingress", "egress"):
                 if direction.capitalize() in document.policy.policy_types:
-                    for hits in _matching(
+                    for hits in rule_matches(
                         document.policy, direction, edges, keys, namespace_labels
                     ).values():
                         positions.update(hits)

@@ -13,10 +13,11 @@ import click
 from netpolgen.check.diff import format_diff
 from netpolgen.check.update import format_update, parse_duration, update_files, write_update
 from netpolgen.cli.progress import verbosity_options
+from netpolgen.explore.report import report_files, write_report
 from netpolgen.ingest import FORMATS
 from netpolgen.policy.from_reduction import GenerateOptions
 
-__all__ = ["REVIEW_COMMANDS", "update_command"]
+__all__ = ["REVIEW_COMMANDS", "report_command", "update_command"]
 
 _flow_format = click.option(
     "-f", "--flow-format", "flow_format", default="auto", show_default=True,
@@ -99,4 +100,35 @@ def update_command(
         click.echo(f"wrote {len(result.changed_files)} changed file(s) to {target}", err=True)
 
 
-REVIEW_COMMANDS = (update_command,)
+@click.command("report")
+@click.argument("flows", nargs=-1, required=True)
+@_inventory
+@_flow_format
+@click.option("--policies", "policies", default=None, type=click.Path(exists=True),
+              help="The policies to review (default: what from-flows would generate).")  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write.")  # fmt: skip
+@click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@verbosity_options
+def report_command(
+    flows: tuple[str, ...], inventories: tuple[str, ...], flow_format: str,
+    policies: str | None, output: str, strict: bool, quiet: bool, verbose: int,
+) -> None:  # fmt: skip
+    """Write one self-contained HTML page for reviewers (opens without a network).
+
+    An interactive communication graph grouped by namespace (zoom, filter, click a workload for
+    its policies), every policy with the flows behind each rule, what verify finds, and the
+    migrate stages.
+
+    \b
+    Example:
+        netpolgen report hubble.jsonl -i inventory.json --policies policies/ -o review.html
+    """
+    page = report_files(flows, inventory=inventories, policies=policies, format=flow_format,
+                        strict=strict)  # fmt: skip
+    write_report(page, output)
+    if not quiet:
+        click.echo(f"wrote {output} ({len(page) // 1024} KiB)", err=True)
+
+
+REVIEW_COMMANDS = (update_command, report_command)
