@@ -54,10 +54,24 @@
   data.namespaces.forEach(function (ns) {
     elements.push({ group: "nodes", data: { id: "ns:" + ns, label: ns }, classes: "namespace" });
   });
-  data.workloads.forEach(function (w) {
-    var short = w.id.indexOf("/") >= 0 && w.namespace !== "(outside)" ? w.id.slice(w.id.indexOf("/") + 1) : w.id;
-    elements.push({ group: "nodes", data: { id: w.id, label: short, parent: "ns:" + w.namespace },
-                    classes: w.policies.length ? "isolated" : "open" });
+  // Deterministic positions: namespaces side by side in rows, each a square grid of its
+  // workloads, so that 100+ workloads stay readable and the same data draws the same page.
+  var members = {};
+  data.workloads.forEach(function (w) { (members[w.namespace] = members[w.namespace] || []).push(w); });
+  var step = 110, x0 = 0, y0 = 0, rowHeight = 0, maxWidth = Math.max(1400, container.clientWidth * 1.6);
+  data.namespaces.forEach(function (ns) {
+    var list = members[ns] || [];
+    var columns = Math.max(1, Math.ceil(Math.sqrt(list.length)));
+    var width = columns * step, height = Math.ceil(list.length / columns) * step;
+    if (x0 > 0 && x0 + width > maxWidth) { x0 = 0; y0 += rowHeight + 80; rowHeight = 0; }
+    list.forEach(function (w, i) {
+      var short = w.namespace !== "(outside)" && w.id.indexOf("/") >= 0 ? w.id.slice(w.id.indexOf("/") + 1) : w.id;
+      elements.push({ group: "nodes", data: { id: w.id, label: short, parent: "ns:" + w.namespace },
+                      position: { x: x0 + (i % columns) * step, y: y0 + Math.floor(i / columns) * step },
+                      classes: w.policies.length ? "isolated" : "open" });
+    });
+    x0 += width + 80;
+    rowHeight = Math.max(rowHeight, height);
   });
   data.edges.forEach(function (e, i) {
     elements.push({ group: "edges", data: { id: "e" + i, source: e.src, target: e.dst, label: e.port },
@@ -74,15 +88,14 @@
       { selector: "node.namespace", style: { "background-color": "#eef1f5", "background-opacity": 0.6,
         "border-color": "#9aa4b5", "border-width": 1, "text-valign": "top", "font-size": 12,
         "font-weight": "bold", "shape": "round-rectangle", "padding": 12 } },
-      { selector: "edge", style: { "width": 1.5, "curve-style": "bezier", "target-arrow-shape": "triangle",
+      { selector: "edge", style: { "width": 1.5, "curve-style": "bezier", "opacity": 0.7, "target-arrow-shape": "triangle",
         "line-color": "#9aa4b5", "target-arrow-color": "#9aa4b5", "label": "data(label)", "font-size": 8,
         "text-rotation": "autorotate", "color": "#5b6475" } },
       { selector: "edge.denied", style: { "line-color": "#c0392b", "target-arrow-color": "#c0392b", "width": 2.5 } },
       { selector: ":selected", style: { "background-color": "#1f9d55", "line-color": "#1f9d55" } },
       { selector: ".faded", style: { "opacity": 0.15 } }
     ],
-    layout: { name: "cose", animate: false, randomize: false, nodeDimensionsIncludeLabels: true,
-              idealEdgeLength: 70, nodeRepulsion: 9000 }
+    layout: { name: "preset" }
   });
   cy.on("tap", "node", function (event) {
     var node = event.target;
