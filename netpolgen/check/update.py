@@ -13,7 +13,8 @@ changes as little as it can and only in ways a reviewer can follow:
   workload's existing policy: the one with the generated name (``<workload>-access-ingress``),
   else one in its namespace with the same ``podSelector`` and direction. Only when the workload
   has no such policy is the generated policy added whole, in a new file. An endpoint that no
-  policy isolates in a direction already admits everything there, so nothing is added for it.
+  policy isolates in a direction already admits everything there, so nothing is added for it,
+  unless ``isolate_new`` asks for its generated policy (which removes what the flows do not show).
 * **Hand edits survive.** Files are edited structurally (:mod:`netpolgen.check.policy_tree`):
   rules are appended, annotations set in place; comments, key order, other annotations and
   other documents stay. Unchanged files are written back byte for byte.
@@ -131,6 +132,7 @@ def update_files(
     format: str = "auto",
     strict: bool = False,
     prune_after: pd.Timedelta | None = None,
+    isolate_new: bool = False,
 ) -> UpdateResult:
     """Read flow files (and inventories) and run :func:`update_policies` on ``policies``."""
     report = IngestReport(strict=strict)
@@ -144,6 +146,7 @@ def update_files(
         inventory=cluster,
         options=options,
         prune_after=prune_after,
+        isolate_new=isolate_new,
         report=report,
     )
 
@@ -156,6 +159,7 @@ def update_policies(
     options: GenerateOptions | None = None,
     prune_after: pd.Timedelta | None = None,
     report: IngestReport | None = None,
+    isolate_new: bool = False,
 ) -> UpdateResult:
     """Merge the traffic of ``flows`` into the policy directory ``policies`` (see the module
     docstring); nothing is written (:func:`write_update` does).
@@ -166,6 +170,10 @@ def update_policies(
         inventory: the cluster's pods, as for ``generate``.
         options: the generation options, as for ``from-flows``.
         prune_after: propose removing rules whose last evidence is older than this.
+        isolate_new: also give their generated policy to the workloads of the flows that no
+            policy isolates in a direction (they admit everything there today). That *removes*
+            every connection of theirs the flows do not show, so use it with flows that cover
+            all their traffic; off by default (update then only adds).
         report: the ingest report to continue.
 
     Examples:
@@ -198,7 +206,9 @@ def update_policies(
             (EGRESS, egress_ok, src, dst),
             (INGRESS, ingress_ok, dst, src),
         ):
-            if ok:
+            if ok and not (
+                isolate_new and selected[0] is not None and not old.selecting(selected, direction)
+            ):
                 continue  # allowed already: never widen what covers it
             ids = atoms.selecting(selected, direction)
             hit = False
@@ -207,7 +217,7 @@ def update_policies(
                     if port_matches(spec, str(protocol), port_number, ()):
                         needed[owners[i][0]][owners[i][1:]].add(spec)
                         hit = True
-            if not hit:
+            if not hit and not ok:
                 warnings.append(
                     f"{_describe(selected)} {direction.lower()} {_describe(peer)} "
                     f"{protocol}/{port_number}: denied and no generated rule carries it "

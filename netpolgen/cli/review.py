@@ -20,50 +20,107 @@ from netpolgen.policy.from_reduction import GenerateOptions
 __all__ = ["REVIEW_COMMANDS", "report_command", "update_command"]
 
 _flow_format = click.option(
-    "-f", "--flow-format", "flow_format", default="auto", show_default=True,
-    type=click.Choice(["auto", *FORMATS]), help="Flow-log format; auto sniffs content.",
-)  # fmt: skip
+    "-f",
+    "--flow-format",
+    "flow_format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", *FORMATS]),
+    help="Flow-log format; auto sniffs content.",
+)
 _inventory = click.option(
-    "-i", "--inventory", "inventories", multiple=True, type=click.Path(),
+    "-i",
+    "--inventory",
+    "inventories",
+    multiple=True,
+    type=click.Path(),
     help="kubectl get pods,services,namespaces,nodes -A -o json; repeat for snapshots.",
-)  # fmt: skip
+)
 
 
 @click.command("update")
 @click.argument("flows", nargs=-1, required=True)
-@click.option("--policies", "policies", required=True,
-              type=click.Path(exists=True, file_okay=False),
-              help="The policy directory to update (edited in place unless -o).")  # fmt: skip
+@click.option(
+    "--policies",
+    "policies",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The policy directory to update (edited in place unless -o).",
+)
 @_inventory
 @_flow_format
-@click.option("-o", "--output", default=None,
-              help="Write the updated directory here instead of in place.")  # fmt: skip
-@click.option("--prune-after", default=None, metavar="DURATION",
-              help="Also remove rules whose last evidence is older than this (30d, 12h, 2w) "
-                   "before the newest flow; never by default.")  # fmt: skip
-@click.option("--ingress/--no-ingress", default=True, show_default=True,
-              help="Add ingress rules.")  # fmt: skip
+@click.option(
+    "-o", "--output", default=None, help="Write the updated directory here instead of in place."
+)
+@click.option(
+    "--prune-after",
+    default=None,
+    metavar="DURATION",
+    help="Also remove rules whose last evidence is older than this (30d, 12h, 2w) "
+    "before the newest flow; never by default.",
+)
+@click.option(
+    "--isolate-new",
+    is_flag=True,
+    help="Also write policies for workloads that no policy isolates yet (this removes "
+    "their traffic that the flows do not show: give flows covering all of it).",
+)
+@click.option("--ingress/--no-ingress", default=True, show_default=True, help="Add ingress rules.")
 @click.option("--egress/--no-egress", default=True, show_default=True, help="Add egress rules.")
-@click.option("--allow-dns/--no-allow-dns", default=True, show_default=True,
-              help="New egress policies allow DNS to the cluster resolver.")  # fmt: skip
-@click.option("-n", "--namespace", "namespaces", multiple=True,
-              help="Only update policies in this namespace (repeatable).")  # fmt: skip
-@click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Ignore connections seen fewer times.")  # fmt: skip
+@click.option(
+    "--allow-dns/--no-allow-dns",
+    default=True,
+    show_default=True,
+    help="New egress policies allow DNS to the cluster resolver.",
+)
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Only update policies in this namespace (repeatable).",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Ignore connections seen fewer times.",
+)
 @click.option("--include-denied", is_flag=True, help="Treat denied flows as wanted traffic.")
-@click.option("--format", "report_format", type=click.Choice(["table", "json", "markdown"]),
-              default="table", show_default=True,
-              help="Format of the summary (that of netpolgen diff).")  # fmt: skip
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="Format of the summary (that of netpolgen diff).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the summary; write nothing.")
 @click.option("--force", is_flag=True, help="Replace a non-empty -o directory.")
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @verbosity_options
 def update_command(
-    flows: tuple[str, ...], policies: str, inventories: tuple[str, ...], flow_format: str,
-    output: str | None, prune_after: str | None, ingress: bool, egress: bool, allow_dns: bool,
-    namespaces: tuple[str, ...], min_count: int, include_denied: bool, report_format: str,
-    dry_run: bool, force: bool, strict: bool, quiet: bool, verbose: int,
-) -> None:  # fmt: skip
+    flows: tuple[str, ...],
+    policies: str,
+    inventories: tuple[str, ...],
+    flow_format: str,
+    output: str | None,
+    prune_after: str | None,
+    isolate_new: bool,
+    ingress: bool,
+    egress: bool,
+    allow_dns: bool,
+    namespaces: tuple[str, ...],
+    min_count: int,
+    include_denied: bool,
+    report_format: str,
+    dry_run: bool,
+    force: bool,
+    strict: bool,
+    quiet: bool,
+    verbose: int,
+) -> None:
     """Merge newly observed traffic into an existing (hand-edited) policy directory.
 
     Adds only the rules new traffic needs, into the workload's existing policy where there is
@@ -77,13 +134,23 @@ def update_command(
         netpolgen update week.csv --policies policies/ --prune-after 30d -o proposed/
     """
     options = GenerateOptions(
-        ingress=ingress, egress=egress, allow_dns=allow_dns, namespaces=namespaces,
-        min_count=min_count, include_denied=include_denied,
-    )  # fmt: skip
+        ingress=ingress,
+        egress=egress,
+        allow_dns=allow_dns,
+        namespaces=namespaces,
+        min_count=min_count,
+        include_denied=include_denied,
+    )
     result = update_files(
-        flows, policies, inventory=inventories, options=options, format=flow_format,
-        strict=strict, prune_after=parse_duration(prune_after) if prune_after else None,
-    )  # fmt: skip
+        flows,
+        policies,
+        inventory=inventories,
+        options=options,
+        format=flow_format,
+        strict=strict,
+        prune_after=parse_duration(prune_after) if prune_after else None,
+        isolate_new=isolate_new,
+    )
     click.echo(format_diff(result.diff, report_format), nl=False)
     if not quiet:
         click.echo(format_update(result), err=True)
@@ -104,16 +171,28 @@ def update_command(
 @click.argument("flows", nargs=-1, required=True)
 @_inventory
 @_flow_format
-@click.option("--policies", "policies", default=None, type=click.Path(exists=True),
-              help="The policies to review (default: what from-flows would generate).")  # fmt: skip
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="The HTML file to write.")  # fmt: skip
+@click.option(
+    "--policies",
+    "policies",
+    default=None,
+    type=click.Path(exists=True),
+    help="The policies to review (default: what from-flows would generate).",
+)
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The HTML file to write."
+)
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @verbosity_options
 def report_command(
-    flows: tuple[str, ...], inventories: tuple[str, ...], flow_format: str,
-    policies: str | None, output: str, strict: bool, quiet: bool, verbose: int,
-) -> None:  # fmt: skip
+    flows: tuple[str, ...],
+    inventories: tuple[str, ...],
+    flow_format: str,
+    policies: str | None,
+    output: str,
+    strict: bool,
+    quiet: bool,
+    verbose: int,
+) -> None:
     """Write one self-contained HTML page for reviewers (opens without a network).
 
     An interactive communication graph grouped by namespace (zoom, filter, click a workload for
@@ -124,8 +203,9 @@ def report_command(
     Example:
         netpolgen report hubble.jsonl -i inventory.json --policies policies/ -o review.html
     """
-    page = report_files(flows, inventory=inventories, policies=policies, format=flow_format,
-                        strict=strict)  # fmt: skip
+    page = report_files(
+        flows, inventory=inventories, policies=policies, format=flow_format, strict=strict
+    )
     write_report(page, output)
     if not quiet:
         click.echo(f"wrote {output} ({len(page) // 1024} KiB)", err=True)

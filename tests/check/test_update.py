@@ -243,3 +243,19 @@ def test_update_is_sound_and_tight(
     # And a second run changes nothing.
     write_update(result, directory, force=True)
     assert update_policies(new_flows, directory, options=options).changed_files == []
+
+
+def test_unisolated_workload_is_left_open_unless_isolate_new(tmp_path: Path) -> None:
+    # Kubernetes: a pod no policy selects for ingress admits every connection, so by default
+    # update adds nothing for it; --isolate-new writes its generated policy (and so removes
+    # the connections the flows do not show, which the diff reports).
+    directory = _generated(tmp_path)
+    cache = "default/app=myapp,role=cache"
+    new = flows({"time": "2026-11-21T10:00:00Z", "src": BACKEND, "dst": cache, "dst_port": 6379})
+    default = update_policies(new, directory)
+    assert not any("cache" in str(p) for p in default.changed_files)
+    assert set(default.diff.changes["change"]) <= {"added"}
+    isolated = update_policies(new, directory, isolate_new=True)
+    assert Path("default/cache-access-ingress.yaml") in isolated.changed_files
+    assert "removed" in set(isolated.diff.changes["change"])
+    assert netpolgen.verify(new, isolated.after).ok
