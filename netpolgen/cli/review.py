@@ -179,6 +179,13 @@ def update_command(
     help="The policies to review (default: what from-flows would generate).",
 )
 @click.option(
+    "--baseline",
+    "baseline",
+    default=None,
+    type=click.Path(exists=True),
+    help="The policies before (a file or directory): the page adds the semantic diff.",
+)
+@click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The HTML file to write."
 )
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
@@ -188,6 +195,7 @@ def report_command(
     inventories: tuple[str, ...],
     flow_format: str,
     policies: str | None,
+    baseline: str | None,
     output: str,
     strict: bool,
     quiet: bool,
@@ -197,14 +205,19 @@ def report_command(
 
     An interactive communication graph grouped by namespace (zoom, filter, click a workload for
     its policies), every policy with the flows behind each rule, what verify finds, and the
-    migrate stages.
+    migrate stages; with --baseline OLD, the semantic diff from OLD.
 
     \b
     Example:
         netpolgen report hubble.jsonl -i inventory.json --policies policies/ -o review.html
     """
     page = report_files(
-        flows, inventory=inventories, policies=policies, format=flow_format, strict=strict
+        flows,
+        inventory=inventories,
+        policies=policies,
+        baseline=baseline,
+        format=flow_format,
+        strict=strict,
     )
     write_report(page, output)
     if not quiet:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from netpolgen.check.diff import PolicyDiff, diff_policies
 from netpolgen.check.migrate import MigrationPlan, plan_migration
 from netpolgen.check.update import edge_endpoint, rule_matches
 from netpolgen.check.verify import verify
@@ -61,6 +62,7 @@ def report_files(
     *,
     inventory: Sequence[str | Path] = (),
     policies: str | Path | None = None,
+    baseline: str | Path | None = None,
     options: GenerateOptions | None = None,
     format: str = "auto",
     strict: bool = False,
@@ -71,8 +73,9 @@ def report_files(
     if cluster is not None:
         flows = resolve_flows(flows, cluster)
     existing = load_policies(policies) if policies is not None else None
-    return render_report(build_report(flows, inventory=cluster, policies=existing,
-                                      options=options))  # fmt: skip
+    old = load_policies(baseline) if baseline is not None else None
+    data = build_report(flows, inventory=cluster, policies=existing, baseline=old, options=options)
+    return render_report(data)
 
 
 def build_report(
@@ -80,6 +83,7 @@ def build_report(
     *,
     inventory: Inventory | None = None,
     policies: Sequence[Policy] | None = None,
+    baseline: Sequence[Policy] | None = None,
     options: GenerateOptions | None = None,
 ) -> dict[str, Any]:
     """The page's data (JSON-ready): workloads, edges, policies with evidence, findings, stages.
@@ -88,6 +92,8 @@ def build_report(
         flows: a flow table, resolved when it has only addresses.
         inventory: the cluster's pods.
         policies: the policies to review; None reviews what ``from-flows`` would generate.
+        baseline: the policies before (``--baseline OLD``): the page then shows the semantic
+            diff from them to the reviewed ones (``netpolgen.diff_policies``).
         options: generation options (the workloads and, without ``policies``, the policies).
     """
     result = generate(flows, options or GenerateOptions(), inventory=inventory)
@@ -142,6 +148,9 @@ def build_report(
             "over_permissive": _records(report.over_permissive),
         },
         "stages": _stages(plan),
+        "baseline": None
+        if baseline is None
+        else _baseline(diff_policies(baseline, reviewed, inventory)),
         "warnings": list(result.warnings) + list(report.warnings),
     }
 
@@ -198,6 +207,22 @@ def _policy_row(
         "selects": sorted(n for n, node in nodes.items() if name in node["policies"]),
         "annotations": dict(policy.annotations),
         "rules": rules,
+    }
+
+
+def _baseline(diff: PolicyDiff) -> dict[str, Any]:
+    return {
+        "summary": diff.summary(),
+        "policies": [
+            {"change": change, "policy": name}
+            for change, names in (
+                ("added", diff.policies_added),
+                ("removed", diff.policies_removed),
+                ("changed", diff.policies_changed),
+            )
+            for name in names
+        ],
+        "changes": _records(diff.changes),
     }
 
 
@@ -293,6 +318,16 @@ def _policy_html(policy: dict[str, Any]) -> str:
     )
 
 
+def _baseline_html(baseline: dict[str, Any] | None) -> str:
+    if baseline is None:
+        return ""
+    return (
+        '<section id="baseline"><h2>What changes from the baseline (netpolgen diff)</h2>'
+        f"<pre>{html.escape(baseline['summary'])}</pre>{_table(baseline['policies'])}"
+        f"<h3>Connections that differ</h3>{_table(baseline['changes'])}</section>"
+    )
+
+
 def render_report(data: dict[str, Any]) -> str:
     """The page: one HTML document with everything inlined (see the module docstring)."""
     e = html.escape
@@ -342,6 +377,7 @@ def render_report(data: dict[str, Any]) -> str:
 <h3>Rules no observed flow used</h3>{_table(verify_data["unused_rules"])}
 <h3>Allowed but unused connections between known workloads</h3>
 {_table(verify_data["over_permissive"])}</section>
+{_baseline_html(data.get("baseline"))}
 <section id="policies"><h2>Policies and the flows that justify each rule</h2>
 {"".join(_policy_html(p) for p in data["policies"])}</section>
 <section id="stages"><h2>Migration to default-deny (netpolgen migrate)</h2>

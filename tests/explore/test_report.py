@@ -213,3 +213,25 @@ def test_no_network_request(page: Path, tmp_path: Path) -> None:
 def test_report_files_matches_the_command(page: Path) -> None:
     text = report_files([HUBBLE], inventory=[INVENTORY])
     assert text == page.read_text()  # deterministic, and the command is a thin wrapper
+
+
+def test_baseline_adds_the_semantic_diff(tmp_path: Path) -> None:
+    inventory = netpolgen.load_inventory(INVENTORY)
+    flows = netpolgen.resolve_flows(netpolgen.load_flows(HUBBLE), inventory)
+    generated = netpolgen.generate(flows, inventory=inventory).policies
+    old = [p for p in generated if p.name != "cartservice-access-ingress"]
+    netpolgen.write_policy_dir(old, tmp_path / "old")
+    netpolgen.write_policy_dir(generated, tmp_path / "new")
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(cli, [
+        "report", str(HUBBLE), "-i", str(INVENTORY), "--policies", str(tmp_path / "new"),
+        "--baseline", str(tmp_path / "old"), "-o", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    baseline = _data(out.read_text())["baseline"]
+    expected = netpolgen.diff_policies(old, generated, inventory)
+    assert baseline["summary"] == expected.summary()  # type: ignore[index]
+    assert {"change": "added", "policy": "shop/cartservice-access-ingress"} in baseline[  # type: ignore[index]
+        "policies"
+    ]
+    assert 'id="baseline"' in out.read_text()
