@@ -35,6 +35,7 @@ so a reviewer reads the same report ``netpolgen diff`` would give on the two dir
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -48,7 +49,7 @@ from netpolgen.check.diff import PolicyDiff, diff_policies
 from netpolgen.check.policy_tree import PolicyDocument, PolicyTree, node, rule_manifest
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.cluster.view import ClusterView
-from netpolgen.errors import InputError
+from netpolgen.errors import InputError, OutputError
 from netpolgen.generator import generate
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import IngestReport
@@ -265,7 +266,20 @@ def write_update(result: UpdateResult, directory: str | Path, *, force: bool = F
     Updating in place (``directory`` the policy directory itself) replaces it in one rename;
     nothing is written when nothing changed.
     """
-    write_tree({Path(k): v for k, v in result.files.items()}, directory, force=force)
+    target = Path(directory)
+    # write_tree stages in a mkdtemp directory (mode 0700) that takes the target's place: keep
+    # the mode the directory had (in place), or give a new one a plain mkdir's.
+    if target.is_dir():
+        mode = target.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o777 & ~umask
+    write_tree({Path(k): v for k, v in result.files.items()}, target, force=force)
+    try:
+        target.chmod(mode)
+    except OSError as error:
+        raise OutputError(f"cannot set its mode: {error.strerror}", source=str(target)) from None
 
 
 def format_update(result: UpdateResult) -> str:

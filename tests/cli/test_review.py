@@ -86,3 +86,11 @@ def test_bad_duration_is_an_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "not a duration" in result.stderr
+
+
+def test_in_place_update_keeps_the_directory_mode(tmp_path: Path) -> None:
+    policies, new = _setup(tmp_path)
+    policies.chmod(0o755)
+    result = CliRunner().invoke(cli, ["update", str(new), "--policies", str(policies)])
+    assert result.exit_code == 0, result.output
+    assert policies.stat().st_mode & 0o777 == 0o755
