@@ -132,6 +132,13 @@ class PolicyTree:
         if not root.is_dir():
             raise PolicyParseError("not a directory (update edits a policy directory)",
                                    source=str(root))  # fmt: skip
+        if (root / ".git").exists():
+            # The directory is rewritten whole (write_tree): never a repository's root.
+            raise PolicyParseError(
+                "is a Git repository's root; update rewrites the directory it is given whole",
+                source=str(root),
+                hint="point --policies at the folder of policies inside the repository",
+            )
         tree = cls(root)
         yaml = _yaml()
         found: dict[tuple[str, str], PolicyDocument] = {}

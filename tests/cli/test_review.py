@@ -94,3 +94,12 @@ def test_in_place_update_keeps_the_directory_mode(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["update", str(new), "--policies", str(policies)])
     assert result.exit_code == 0, result.output
     assert policies.stat().st_mode & 0o777 == 0o755
+
+
+def test_refuses_a_repository_root(tmp_path: Path) -> None:
+    policies, new = _setup(tmp_path)
+    (policies / ".git").mkdir()
+    result = CliRunner().invoke(cli, ["update", str(new), "--policies", str(policies)])
+    assert result.exit_code == 1
+    assert "Git repository" in result.stderr
+    assert (policies / ".git").is_dir()
