@@ -26,6 +26,7 @@ from netpolgen.cli.check import diff_command, migrate_command, verify_command
 from netpolgen.cli.generate import from_flows
 from netpolgen.cli.look import inspect
 from netpolgen.cli.progress import verbosity_options
+from netpolgen.cli.review import REVIEW_COMMANDS
 
 EXIT_ERROR = 1
 
@@ -69,6 +70,8 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: int) -> None:
 
 
 for _command in (from_flows, inspect, verify_command, diff_command, migrate_command):
+    cli.add_command(_command)
+for _command in REVIEW_COMMANDS:  # update, report
     cli.add_command(_command)
 
 

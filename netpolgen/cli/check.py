@@ -43,6 +43,8 @@ REPORT_FORMATS = ("table", "json", "markdown")
 @inventory_option
 @flow_format_option
 @report_format_option(REPORT_FORMATS)
+@click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result as JUnit XML to this file (for CI).")  # fmt: skip
 @report_output_option
 @click.option("--over-permissive/--no-over-permissive", default=True, show_default=True,
               help="Also list allowed connections between known workloads that no flow "
@@ -68,6 +70,7 @@ def verify_command(
     verbose: int,
     max_line_bytes: int,
     summary: str,
+    junit: str | None = None,
 ) -> None:
     """Replay observed flows against policies; exit 3 if any observed flow is denied.
 
@@ -96,6 +99,10 @@ def verify_command(
         with summary_on_error(report.ingest, [], summary, quiet):
             require_usable_flows(report.ingest)
     emit(netpolgen.format_report(report, report_format, plain=plain_tables(output)), output)
+    if junit is not None:
+        from netpolgen.check.junit import verify_junit, write_junit
+
+        write_junit(verify_junit(report), junit)
     if report.ingest is not None and summary == "json":
         click.echo(summary_json(report.ingest, report.warnings, ok=report.ok), err=True)
     elif report.ingest is not None:
@@ -109,11 +116,13 @@ def verify_command(
 @click.argument("new", type=click.Path(exists=True))
 @inventory_option
 @report_format_option(REPORT_FORMATS)
+@click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result as JUnit XML to this file (for CI).")  # fmt: skip
 @report_output_option
 @global_options
 def diff_command(
     old: str, new: str, inventories: tuple[str, ...], report_format: str, output: str,
-    quiet: bool, verbose: int,
+    quiet: bool, verbose: int, junit: str | None = None,
 ) -> None:  # fmt: skip
     """Show which connections between known workloads OLD allows and NEW does not, and back.
 
@@ -127,6 +136,10 @@ def diff_command(
     """
     diff = netpolgen.diff_files(old, new, inventories)
     emit(netpolgen.format_diff(diff, report_format, plain=plain_tables(output)), output)
+    if junit is not None:
+        from netpolgen.check.junit import diff_junit, write_junit
+
+        write_junit(diff_junit(diff), junit)
     if verbose and not quiet:
         # The report (stdout) already lists the warnings; say where the workloads came from.
         click.echo(f"workloads compared: {diff.workloads} ({diff.workload_source})", err=True)
