@@ -154,8 +154,8 @@ class DirectionTracker:
         self._fans = Table(n=np.int64)
         # Stream mode: per tuple decided by (d), its latest time, any NaT, any window.
         self._undecided = Table(t=np.int64, nat=bool, win=bool)
-        # Stream mode: per tuple, rule (c)'s answer when decided (-1 none) and its two ends.
-        self._provisional = Table(c=np.int8, x=np.int64, y=np.int64)
+        # Stream mode: per tuple, the decisions taken (bits), whether by (c), and its two ends.
+        self._provisional = Table(m=np.int8, f=bool, x=np.int64, y=np.int64)
         # Windowed records: per tuple, the time span of its denied records, and (stream mode)
         # of the records taken as not denied.
         self._denied = Table(lo=np.int64, hi=np.int64)
@@ -256,15 +256,20 @@ class DirectionTracker:
         return out
 
     def finish(self) -> None:
-        """End of a stream: raise :class:`InputOutOfOrder` if the complete counts of
-        connections would answer rule (c) otherwise than it was answered along the way."""
+        """End of a stream: raise :class:`InputOutOfOrder` if a decision taken along the way
+        would change with the complete counts of connections: rule (c) now answers otherwise
+        than the decision, or no longer answers where it decided."""
         if self.mode != "stream" or not len(self._provisional):
             return
         columns = self._provisional.columns
         everything = np.arange(len(self._provisional))
         x = columns["x"].take(everything).view(np.uint64)
         y = columns["y"].take(everything).view(np.uint64)
-        if (self._fan_rule(x, y) != columns["c"].take(everything)).any():
+        final = self._fan_rule(x, y)
+        mask, by_fan = columns["m"].take(everything), columns["f"].take(everything)
+        wanted = np.left_shift(1, np.maximum(final, 0).astype(np.int64)).astype(np.int8)
+        changed = np.where(final >= 0, mask != wanted, by_fan)
+        if changed.any():
             raise InputOutOfOrder
 
     @classmethod
@@ -381,10 +386,11 @@ class DirectionTracker:
         key, reverse = keys.key[picked], keys.reverse[picked]
         time, order = keys.time[picked], keys.order[picked]
         code = self._fan_rule(keys.src_end[picked], keys.dst_end[picked]).astype(np.int8)
-        if self.mode == "stream":
-            self._remember_fans(key, code, keys.src_end[picked], keys.dst_end[picked])
+        fan = code.copy()
         rest = np.flatnonzero(code < 0)
         if not len(rest):
+            if self.mode == "stream":
+                self._remember_fans(key, fan, code, keys.src_end[picked], keys.dst_end[picked])
             return code
         reverse_at = self._earliest.find(reverse[rest])
         present = reverse_at >= 0
@@ -414,25 +420,39 @@ class DirectionTracker:
             code[rest] = result
         if self.mode == "stream":
             self._remember_undecided(key[rest], time[rest], window > 0)
+            self._remember_fans(key, fan, code, keys.src_end[picked], keys.dst_end[picked])
         return code
 
     def _remember_fans(
-        self, key: np.ndarray, code: np.ndarray, src_end: np.ndarray, dst_end: np.ndarray
+        self,
+        key: np.ndarray,
+        fan: np.ndarray,
+        code: np.ndarray,
+        src_end: np.ndarray,
+        dst_end: np.ndarray,
     ) -> None:
-        """Keep rule (c)'s answer per tuple, to check it against the complete counts."""
-        distinct, first = np.unique(key, return_index=True)
+        """Keep, per tuple, the decisions taken (a bit per code: rows of one tuple at different
+        times may differ under rule d) and whether rule (c) took one, to check them against
+        the complete counts (:meth:`finish`)."""
+        by_key = np.argsort(key, kind="stable")
+        sorted_keys = key[by_key]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        bits = np.left_shift(1, code[by_key].astype(np.int64)).astype(np.int8)
+        mask = np.bitwise_or.reduceat(bits, starts)
+        by_fan = np.logical_or.reduceat(fan[by_key] >= 0, starts)
+        distinct, first = sorted_keys[starts], by_key[starts]
         position = self._provisional.find(distinct)
         old = position >= 0
-        if old.any():
-            known = self._provisional.columns["c"].take(position[old])
-            if (known != code[first[old]]).any():
-                raise InputOutOfOrder
-        new = first[~old]
+        columns = self._provisional.columns
+        columns["m"].put(position[old], columns["m"].take(position[old]) | mask[old])
+        columns["f"].put(position[old], columns["f"].take(position[old]) | by_fan[old])
+        new = ~old
         self._provisional.append(
-            distinct[~old],
-            c=code[new],
-            x=src_end[new].view(np.int64),
-            y=dst_end[new].view(np.int64),
+            distinct[new],
+            m=mask[new],
+            f=by_fan[new],
+            x=src_end[first[new]].view(np.int64),
+            y=dst_end[first[new]].view(np.int64),
         )
 
     def _check(

@@ -61,6 +61,19 @@ def _rule_ports(documents: list[dict[str, Any]]) -> set[int]:
     return ports
 
 
+def _rules(documents: list[dict[str, Any]]) -> set[tuple[str, str, str, int]]:
+    """Each (policy, direction, peer, port) a policy allows."""
+    out = set()
+    for document in documents:
+        name = f"{document['metadata']['namespace']}/{document['metadata']['name']}"
+        for key, side in (("ingress", "from"), ("egress", "to")):
+            for rule in document["spec"].get(key, []):
+                for peer in rule.get(side, []):
+                    for port in rule.get("ports", []):
+                        out.add((name, key, json.dumps(peer, sort_keys=True), int(port["port"])))
+    return out
+
+
 def _declared(cluster: Cluster) -> set[int]:
     return {p.port for pod in cluster.pods for p in pod.ports} | {
         p.target_port for s in cluster.services for p in s.ports
@@ -89,7 +102,17 @@ def test_aws_rendering_gives_the_labelled_csv_policies(
     cluster = random_cluster(seed)
     reference, aws = _run(cluster, tmp_path / f"{seed}-{version}-{width}", version, seed,
                           width=width)  # fmt: skip
-    assert _policies(aws.to_yaml()) == _policies(reference.to_yaml())
+    # Documented loss: a server that declares no port, listens in the ephemeral range and is
+    # reached once or twice, without tcp-flags, is undecidable (no record, inventory or count
+    # says who listens): its records are left out, counted, never a rule on a client's port.
+    undecidable = {
+        p.port for pod in cluster.pods for p in pod.undeclared if p.port >= EPHEMERAL_LOW
+    }
+    found, wanted = _rules(_policies(aws.to_yaml())), _rules(_policies(reference.to_yaml()))
+    assert found <= wanted
+    assert {rule[-1] for rule in wanted - found} <= undecidable
+    if not undecidable:
+        assert _policies(aws.to_yaml()) == _policies(reference.to_yaml())
     undeclared = {p.port for pod in cluster.pods for p in pod.undeclared}
     assert _rule_ports(_policies(aws.to_yaml())) <= _declared(cluster) | undeclared
 
