@@ -58,6 +58,7 @@ from netpolgen.identity.workloads import Workloads, identify_workloads
 from netpolgen.ingest import FORMATS, load_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.default_deny import default_deny_policies
+from netpolgen.policy.flavors import FLAVORS, flavor_yaml, write_flavor_dir
 from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
@@ -70,6 +71,7 @@ from netpolgen.resolve import resolve_flows
 __version__ = "0.1.0"
 
 __all__ = [
+    "FLAVORS",
     "FLOW_SCHEMA",
     "FORMATS",
     "FormatDetectionError",
@@ -97,6 +99,7 @@ __all__ = [
     "diff_files",
     "diff_policies",
     "edge_table",
+    "flavor_yaml",
     "format_diff",
     "format_report",
     "format_summary",
@@ -118,6 +121,7 @@ __all__ = [
     "validate_flows",
     "verify",
     "verify_files",
+    "write_flavor_dir",
     "write_graph",
     "write_plan",
     "write_policy_dir",

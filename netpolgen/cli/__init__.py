@@ -185,6 +185,9 @@ _inventory_option = click.option(
               help="Jaccard distance at which --group-ips groups stop merging.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option("--flavor", type=click.Choice(netpolgen.FLAVORS), default="k8s", show_default=True,
+              help="Policy API: k8s NetworkPolicy, cilium CiliumNetworkPolicy, calico-staged "
+                   "StagedKubernetesNetworkPolicy (audit before enforcing).")  # fmt: skip
 @verbosity_options
 @engine_options
 @input_limit_options
@@ -208,6 +211,7 @@ def from_flows(
     ip_group_threshold: float,
     strict: bool,
     force: bool,
+    flavor: str,
     quiet: bool,
     verbose: int,
     engine: str,
@@ -254,9 +258,9 @@ def from_flows(
     with _summary_on_error(result.report, result.warnings, summary, quiet):
         require_usable_flows(result.report)
     if output == "-":
-        click.echo(result.to_yaml(), nl=False)
+        click.echo(netpolgen.flavor_yaml(result.policies, flavor), nl=False)
     else:
-        written = netpolgen.write_policy_dir(result.policies, output, force=force)
+        written = netpolgen.write_flavor_dir(result.policies, output, flavor, force=force)
         if not quiet and summary == "text":
             click.echo(f"wrote {len(written)} policies to {output}", err=True)
     if summary == "json":
