@@ -56,6 +56,7 @@ from netpolgen.flows import FLOW_SCHEMA, validate_flows
 from netpolgen.generator import generate, generate_from_files
 from netpolgen.identity.workloads import Workloads, identify_workloads
 from netpolgen.ingest import FORMATS, load_flows
+from netpolgen.ingest.dns import DnsMap, read_dns_map
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.default_deny import default_deny_policies
 from netpolgen.policy.flavors import FLAVORS, flavor_yaml, write_flavor_dir
@@ -79,6 +80,7 @@ __all__ = [
     "GenerateResult",
     "IngestReport",
     "InputError",
+    "DnsMap",
     "Inventory",
     "InventoryError",
     "MigrationOptions",
@@ -113,6 +115,7 @@ __all__ = [
     "plan_migration",
     "plan_migration_from_files",
     "policy_effect",
+    "read_dns_map",
     "port_matrix",
     "render_yaml",
     "resolve_flows",

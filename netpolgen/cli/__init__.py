@@ -188,6 +188,9 @@ _inventory_option = click.option(
 @click.option("--flavor", type=click.Choice(netpolgen.FLAVORS), default="k8s", show_default=True,
               help="Policy API: k8s NetworkPolicy, cilium CiliumNetworkPolicy, calico-staged "
                    "StagedKubernetesNetworkPolicy (audit before enforcing).")  # fmt: skip
+@click.option("--cluster-policies", is_flag=True,
+              help="Also write a Baseline-tier ClusterNetworkPolicy default deny for the "
+                   "namespaces generated (policy.networking.k8s.io/v1alpha2).")  # fmt: skip
 @verbosity_options
 @engine_options
 @input_limit_options
@@ -212,6 +215,7 @@ def from_flows(
     strict: bool,
     force: bool,
     flavor: str,
+    cluster_policies: bool,
     quiet: bool,
     verbose: int,
     engine: str,
@@ -257,10 +261,17 @@ def from_flows(
     # Nothing usable is an error, checked before anything is written (see README).
     with _summary_on_error(result.report, result.warnings, summary, quiet):
         require_usable_flows(result.report)
+    dns = netpolgen.read_dns_map(flows) if engine == "pandas" else None  # Hubble DNS answers
     if output == "-":
-        click.echo(netpolgen.flavor_yaml(result.policies, flavor), nl=False)
+        text = netpolgen.flavor_yaml(
+            result.policies, flavor, dns=dns, cluster_policies=cluster_policies
+        )
+        click.echo(text, nl=False)
     else:
-        written = netpolgen.write_flavor_dir(result.policies, output, flavor, force=force)
+        written = netpolgen.write_flavor_dir(
+            result.policies, output, flavor, force=force, dns=dns,
+            cluster_policies=cluster_policies,
+        )  # fmt: skip
         if not quiet and summary == "text":
             click.echo(f"wrote {len(written)} policies to {output}", err=True)
     if summary == "json":

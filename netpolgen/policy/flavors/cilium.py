@@ -25,6 +25,12 @@ annotations. The translation follows Cilium's policy language reference (docs.ci
   port of the protocol) is Cilium's wildcard ``port: "0"``. Each PortRule holds at most 40 ports
   (the CRD's ``maxItems: 40``): longer lists are split into several PortRules of one rule, which
   Cilium ORs.
+- With a DNS map (``netpolgen.ingest.dns``), an egress ``ipBlock`` of one address that was
+  answered for names -> ``toFQDNs``: ``matchName`` per name, or one ``matchPattern: "*.<parent>"``
+  when at least ``fqdn_pattern_min`` names share a parent domain of two labels or more. Cilium
+  learns the addresses of those names only from DNS answers its proxy sees, so a policy with
+  ``toFQDNs`` also gets the documented DNS-visibility rule: the resolver on port 53 (any
+  protocol) with ``rules: {dns: [{matchPattern: "*"}]}`` ("DNS Proxy" in Cilium's docs).
 - A direction with no rules (a default deny) is ``[{}]``: Cilium's documented default-deny form,
   an empty rule that selects no peer but puts the direction under enforcement.
 
@@ -39,6 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from netpolgen.ingest.dns import DnsMap
+from netpolgen.policy.fqdn import fqdn_peers
 from netpolgen.policy.model import IPBlock, Peer, Policy, PortSpec, Rule
 from netpolgen.selectors import NAMESPACE_NAME_LABEL, LabelSelector
 
@@ -61,14 +69,14 @@ class CiliumOptions:
         entities: address -> the Cilium entities it belongs to (``kube-apiserver``, ``host``,
             ``remote-node``). Empty: read from each policy's ``netpolgen.io/ip-blocks``
             annotation (the inventory's nodes and API server Service).
-        fqdns: outside CIDR -> DNS names seen for it (``netpolgen.ingest.dns``); egress peers
-            whose every address has names become ``toFQDNs``.
+        dns: the DNS map of the same logs; single-address egress peers with names become
+            ``toFQDNs`` (see the module docstring).
         fqdn_pattern_min: this many names or more under one parent domain become one
             ``matchPattern: "*.<parent>"``.
     """
 
     entities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    fqdns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    dns: DnsMap | None = None
     fqdn_pattern_min: int = 3
 
 
@@ -95,6 +103,7 @@ def entities_from_annotations(policy: Policy) -> dict[str, tuple[str, ...]]:
 def cilium_manifest(policy: Policy, options: CiliumOptions) -> dict[str, Any]:
     """The CiliumNetworkPolicy for ``policy`` (see the module docstring for the mapping)."""
     entities = dict(options.entities) or entities_from_annotations(policy)
+    fqdns = fqdn_peers(policy, options.dns) if options.dns is not None else {}
     metadata: dict[str, Any] = {"name": policy.name, "namespace": policy.namespace}
     if policy.labels:
         metadata["labels"] = dict(policy.labels)
@@ -107,7 +116,9 @@ def cilium_manifest(policy: Policy, options: CiliumOptions) -> dict[str, Any]:
         prefix = "from" if direction == "Ingress" else "to"
         out: list[dict[str, Any]] = []
         for rule in rules:
-            out.extend(_rules(rule, prefix, policy.namespace, entities))
+            out.extend(_rules(rule, prefix, entities, fqdns if prefix == "to" else {}, options))
+        if any("toFQDNs" in rule for rule in out):
+            out.append(_dns_proxy_rule(policy))
         spec[direction.lower()] = out or [{}]
     return {
         "apiVersion": CILIUM_API_VERSION,
@@ -175,17 +186,25 @@ def _is_exactly(block: IPBlock, address: str) -> bool:
 
 
 def _rules(
-    rule: Rule, prefix: str, namespace: str, entities: Mapping[str, tuple[str, ...]]
+    rule: Rule,
+    prefix: str,
+    entities: Mapping[str, tuple[str, ...]],
+    fqdns: Mapping[str, tuple[str, ...]],
+    options: CiliumOptions,
 ) -> list[dict[str, Any]]:
     endpoints: list[dict[str, Any]] = []
     cidrs: list[dict[str, Any]] = []
     named: set[str] = set()
+    names: set[str] = set()
     if not rule.peers:
         named.add("all")
     for peer in rule.peers:
         block = peer.ip_block
         if block is None:
             endpoints.append(_endpoint_selector(peer))
+            continue
+        if block.cidr in fqdns:
+            names.update(fqdns[block.cidr])
             continue
         covered = [a for a in sorted(entities) if _covered(block, a)]
         for address in covered:
@@ -199,6 +218,7 @@ def _rules(
         (f"{prefix}Endpoints", endpoints),
         (f"{prefix}CIDRSet", cidrs),
         (f"{prefix}Entities", sorted(named)),
+        (f"{prefix}FQDNs", _fqdn_selectors(names, options.fqdn_pattern_min)),
     ):
         if members:
             item: dict[str, Any] = {key: members}
@@ -222,3 +242,40 @@ def _port_rules(ports: tuple[PortSpec, ...]) -> list[dict[str, Any]]:
         {"ports": items[start : start + MAX_PORTS_PER_RULE]}
         for start in range(0, len(items), MAX_PORTS_PER_RULE)
     ]
+
+
+def _fqdn_selectors(names: set[str], pattern_min: int) -> list[dict[str, str]]:
+    by_parent: dict[str, list[str]] = {}
+    for name in sorted(names):
+        parent = name.partition(".")[2]
+        by_parent.setdefault(parent if parent.count(".") >= 1 else "", []).append(name)
+    out: list[dict[str, str]] = []
+    for parent, members in sorted(by_parent.items()):
+        if parent and len(members) >= pattern_min:
+            out.append({"matchPattern": f"*.{parent}"})
+        else:
+            out.extend({"matchName": name} for name in members)
+    return out
+
+
+_DEFAULT_RESOLVER = {POD_NAMESPACE_LABEL: "kube-system", "k8s:k8s-app": "kube-dns"}
+
+
+def _dns_proxy_rule(policy: Policy) -> dict[str, Any]:
+    """The resolver on port 53 through Cilium's DNS proxy; the resolver is the one the
+    policy's own DNS rule names (the inventory's CoreDNS pods, say), else kube-dns."""
+    selector: dict[str, Any] = {"matchLabels": dict(_DEFAULT_RESOLVER)}
+    for rule in policy.egress:
+        ports = {(p.protocol, p.port) for p in rule.ports}
+        if ports == {("TCP", 53), ("UDP", 53)} and rule.peers and rule.peers[0].ip_block is None:
+            selector = _endpoint_selector(rule.peers[0])
+            break
+    return {
+        "toEndpoints": [selector],
+        "toPorts": [
+            {
+                "ports": [{"port": "53", "protocol": "ANY"}],
+                "rules": {"dns": [{"matchPattern": "*"}]},
+            }
+        ],
+    }
