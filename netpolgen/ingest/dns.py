@@ -28,6 +28,7 @@ import pandas as pd
 
 from netpolgen.ingest.hubble import sniff
 from netpolgen.ingest.jsonlines import JSON_ERRORS, loads
+from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
 from netpolgen.ingest.sources import STDIN, open_source, peek
 
 CLUSTER_DOMAIN = "cluster.local"
@@ -192,16 +193,39 @@ def _events(sources: Iterable[str | os.PathLike[str]]) -> Iterator[Mapping[str, 
         with open_source(str(source)) as (stream, _):
             if not sniff(peek(stream)):
                 continue  # DNS events are Hubble's; other formats are not scanned
-            for line in stream:
-                # Most events carry no DNS: skip them before parsing.
-                if b'"dns"' not in line and b"destination_names" not in line:
-                    continue
+            for line in _dns_lines(stream):
                 try:
                     value = loads(line)
                 except JSON_ERRORS:
                     continue  # the flow reader reports malformed lines
                 if isinstance(value, Mapping):
                     yield value
+
+
+_TOKENS = (b'"dns"', b"destination_names")
+_BLOCK = 1 << 22
+
+
+def _dns_lines(stream: Any, max_line: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of ``stream`` that mention DNS. Most events carry none: whole blocks without
+    either token are passed over by a byte search, never split into lines nor parsed. A line
+    longer than ``max_line`` is dropped (the flow reader skips and counts it) without being held."""
+    carry = b""
+    overlong = False
+    while block := stream.read(_BLOCK):
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            carry += block
+            if len(carry) > max_line:
+                carry, overlong = b"", True
+            continue
+        data, carry = carry + block[: cut + 1], block[cut + 1 :]
+        if overlong:
+            data, overlong = data[data.find(b"\n") + 1 :], False
+        if any(token in data for token in _TOKENS):
+            yield from (line for line in data.splitlines() if any(t in line for t in _TOKENS))
+    if carry and not overlong and any(token in carry for token in _TOKENS):
+        yield carry
 
 
 def read_dns_map(sources: Iterable[str | os.PathLike[str]]) -> DnsMap:

@@ -80,3 +80,19 @@ def test_a_request_or_nxdomain_teaches_nothing() -> None:
 
 def test_other_formats_are_not_scanned() -> None:
     assert not read_dns_map([SAMPLE_FLOWS / "three-tier.csv", "-"])
+
+
+def test_dns_lines_across_blocks_overlong_and_unterminated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from netpolgen.ingest import dns as module
+
+    monkeypatch.setattr(module, "_BLOCK", 7)  # every line crosses block boundaries
+    text = (
+        b'{"a": 1}\n{"l7": {"dns": 1}}\n' + b'{"x": "' + b"y" * 50 + b'", "dns": 2}\n'
+        b'{"b": 2}\n{"destination_names": []}'
+    )
+    lines = list(module._dns_lines(io.BytesIO(text), max_line=40))
+    # The 60-byte line is over the limit: dropped whole, the lines after it kept.
+    assert lines == [b'{"l7": {"dns": 1}}', b'{"destination_names": []}']
+    assert list(module._dns_lines(io.BytesIO(text), max_line=1000))[1].endswith(b'"dns": 2}')
