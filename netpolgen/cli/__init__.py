@@ -483,6 +483,9 @@ def diff_command(
               help="Allow egress to kube-dns on UDP/TCP 53 in every egress policy.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option("--flavor", type=click.Choice(netpolgen.FLAVORS), default="k8s", show_default=True,
+              help="Policy API of the stages; calico-staged writes each stage staged, then "
+                   "enforced.")  # fmt: skip
 @verbosity_options
 @input_limit_options
 def migrate_command(
@@ -495,6 +498,7 @@ def migrate_command(
     allow_dns: bool,
     strict: bool,
     force: bool,
+    flavor: str,
     quiet: bool,
     verbose: int,
     max_line_bytes: int,
@@ -521,7 +525,12 @@ def migrate_command(
         # A plan from no flows would stage default-deny for traffic nobody looked at.
         with _summary_on_error(plan.ingest, plan.warnings, summary, quiet):
             require_usable_flows(plan.ingest)
-    netpolgen.write_plan(plan, output, force=force)
+    if flavor == "k8s":
+        netpolgen.write_plan(plan, output, force=force)
+    else:
+        from netpolgen.check.migrate_flavors import write_plan_flavor
+
+        write_plan_flavor(plan, output, flavor, force=force)
     if plan.ingest is not None and summary == "json":
         click.echo(
             summary_json(plan.ingest, plan.warnings, stages=len(plan.stages), output=output),
