@@ -65,8 +65,10 @@ if TYPE_CHECKING:
     from netpolgen.generator import generate, generate_from_files
     from netpolgen.identity.workloads import Workloads, identify_workloads
     from netpolgen.ingest import FORMATS, load_flows
+    from netpolgen.ingest.dns import DnsMap, read_dns_map
     from netpolgen.ingest.report import IngestReport
     from netpolgen.policy.default_deny import default_deny_policies
+    from netpolgen.policy.flavors import FLAVORS, flavor_yaml, write_flavor_dir
     from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult
     from netpolgen.policy.load import load_policies
     from netpolgen.policy.model import Policy
@@ -77,6 +79,11 @@ if TYPE_CHECKING:
     from netpolgen.resolve import resolve_flows
 
 _LAZY = {
+    "DnsMap": "netpolgen.ingest.dns",
+    "FLAVORS": "netpolgen.policy.flavors",
+    "flavor_yaml": "netpolgen.policy.flavors",
+    "read_dns_map": "netpolgen.ingest.dns",
+    "write_flavor_dir": "netpolgen.policy.flavors",
     "FLOW_SCHEMA": "netpolgen.flows",
     "FORMATS": "netpolgen.ingest",
     "GenerateOptions": "netpolgen.policy.from_reduction",
@@ -133,6 +140,8 @@ _LAZY = {
 __version__ = "0.1.0"
 
 __all__ = [
+    "DnsMap",
+    "FLAVORS",
     "FLOW_SCHEMA",
     "FORMATS",
     "FormatDetectionError",
@@ -161,6 +170,7 @@ __all__ = [
     "diff_files",
     "diff_policies",
     "edge_table",
+    "flavor_yaml",
     "format_diff",
     "format_report",
     "format_summary",
@@ -175,6 +185,7 @@ __all__ = [
     "plan_migration_from_files",
     "policy_effect",
     "port_matrix",
+    "read_dns_map",
     "render_yaml",
     "resolve_flows",
     "summarize",
@@ -182,6 +193,7 @@ __all__ = [
     "validate_flows",
     "verify",
     "verify_files",
+    "write_flavor_dir",
     "write_graph",
     "write_plan",
     "write_policy_dir",

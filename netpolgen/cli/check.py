@@ -9,6 +9,7 @@ import click
 import netpolgen
 from netpolgen._text import plural
 from netpolgen.cli.options import (
+    POLICY_FLAVORS,
     check_inputs,
     echo_report,
     emit,
@@ -173,6 +174,9 @@ def _plan_directory(ctx: click.Context, param: click.Parameter, value: str) -> s
 @click.option("--allow-dns/--no-allow-dns", default=True, show_default=True,
               help="Allow egress to kube-dns on UDP/TCP 53 in every egress policy.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
+@click.option("--flavor", type=click.Choice(POLICY_FLAVORS), default="k8s", show_default=True,
+              help="Policy API of the stages; calico-staged writes each stage staged, then "
+                   "enforced.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @global_options
 @input_limit_options
@@ -190,6 +194,7 @@ def migrate_command(
     verbose: int,
     max_line_bytes: int,
     summary: str,
+    flavor: str = "k8s",
 ) -> None:
     """Plan the move to default-deny in stages that break no observed flow.
 
@@ -212,7 +217,12 @@ def migrate_command(
         # A plan from no flows would stage default-deny for traffic nobody looked at.
         with summary_on_error(plan.ingest, plan.warnings, summary, quiet):
             require_usable_flows(plan.ingest)
-    netpolgen.write_plan(plan, output, force=force)
+    if flavor == "k8s":
+        netpolgen.write_plan(plan, output, force=force)
+    else:
+        from netpolgen.check.migrate_flavors import write_plan_flavor
+
+        write_plan_flavor(plan, output, flavor, force=force)
     if plan.ingest is not None and summary == "json":
         click.echo(
             summary_json(plan.ingest, plan.warnings, stages=len(plan.stages), output=output),

@@ -8,6 +8,7 @@ import netpolgen
 from netpolgen._text import plural
 from netpolgen.cli.options import (
     FLOW_FORMATS,
+    POLICY_FLAVORS,
     echo_report,
     engine_options,
     flow_format_option,
@@ -67,6 +68,12 @@ from netpolgen.cli.progress import IngestProgress, show_progress
                    "its pods in the inventory agree (needs -i).")  # fmt: skip
 @click.option("--ip-group-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Jaccard distance at which --group-ips groups stop merging.")  # fmt: skip
+@click.option("--flavor", type=click.Choice(POLICY_FLAVORS), default="k8s", show_default=True,
+              help="Policy API: k8s NetworkPolicy, cilium CiliumNetworkPolicy, calico-staged "
+                   "StagedKubernetesNetworkPolicy (audit before enforcing).")  # fmt: skip
+@click.option("--cluster-policies", is_flag=True,
+              help="Also write a Baseline-tier ClusterNetworkPolicy default deny for the "
+                   "namespaces generated (policy.networking.k8s.io/v1alpha2).")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @global_options
@@ -91,6 +98,8 @@ def from_flows(
     group_ips: bool,
     named_ports: bool,
     ip_group_threshold: float,
+    flavor: str,
+    cluster_policies: bool,
     strict: bool,
     force: bool,
     quiet: bool,
@@ -143,8 +152,24 @@ def from_flows(
         from netpolgen.generator import require_policies
 
         require_policies(result, options, inventory=bool(inventories))
+    flavoured = flavor != "k8s" or cluster_policies
+    # Outside addresses' names from Hubble DNS answers (annotations; toFQDNs for cilium).
+    dns = netpolgen.read_dns_map(flows) if engine == "pandas" else None
     if output == "-":
-        click.echo(result.to_yaml(), nl=False)
+        click.echo(
+            netpolgen.flavor_yaml(result.policies, flavor, dns=dns,
+                                  cluster_policies=cluster_policies),
+            nl=False,
+        )  # fmt: skip
+    elif flavoured and is_yaml_file(output):
+        raise click.UsageError(f"--flavor {flavor} writes to a directory or to -o -, not a file")
+    elif flavoured:
+        written = netpolgen.write_flavor_dir(
+            result.policies, output, flavor, force=force, dns=dns,
+            cluster_policies=cluster_policies,
+        )  # fmt: skip
+        if not quiet and summary == "text":
+            click.echo(f"wrote {plural(len(written), 'policy')} to {output}", err=True)
     elif is_yaml_file(output):
         from netpolgen.policy.write import write_policy_file
 

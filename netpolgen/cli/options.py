@@ -26,6 +26,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # netpolgen.FORMATS, in its order (checked by a test); "auto" sniffs the content.
 FLOW_FORMATS = ("hubble", "gcp-vpc", "azure", "aws-vpc", "csv")
+# Policy APIs written (netpolgen.policy.flavors.FLAVORS; a test keeps them equal).
+POLICY_FLAVORS = ("k8s", "cilium", "calico-staged")
 # netpolgen.ingest.report.DEFAULT_MAX_LINE_BYTES (checked by a test).
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 

@@ -17,6 +17,12 @@ from typing import Any
 import yaml
 
 from netpolgen.errors import PolicyParseError
+from netpolgen.policy.flavors.calico import (
+    STAGED_LIST_KIND,
+    enforced_manifest,
+    is_staged,
+    staged_action,
+)
 from netpolgen.policy.model import API_VERSION, KIND, Policy
 from netpolgen.policy.write import KUSTOMIZATION_NAMES
 from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, expanded_size
@@ -24,7 +30,7 @@ from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, expanded_size
 __all__ = ["POLICY_SUFFIXES", "load_policies"]
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
-LIST_KINDS = ("List", "NetworkPolicyList")
+LIST_KINDS = ("List", "NetworkPolicyList", STAGED_LIST_KIND)
 
 
 def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = None) -> list[Policy]:
@@ -172,6 +178,14 @@ def _policies_in_document(
                 item, source, index, line, notes, f"{label} item {position}"
             )
         return
+    if is_staged(document):
+        # A Calico staged policy is read as what enforcing it creates (flavors/calico.py);
+        # a staged Delete (or Learn/Ignore) enforces nothing of its own.
+        action = staged_action(document)
+        if action != "Set":
+            notes.append(f"{where}: {label}: staged policy with stagedAction {action}; skipped")
+            return
+        document, kind = enforced_manifest(document), KIND
     if kind != KIND:
         notes.append(f"{where}: {label}: kind {kind!r} is not a NetworkPolicy; skipped")
         return

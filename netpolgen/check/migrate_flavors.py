@@ -1,0 +1,74 @@
+"""A migration plan (:mod:`netpolgen.check.migrate`) in another policy API (``--flavor``).
+
+- ``calico-staged``: each stage is written twice, audit first: ``<stage>/1-staged/`` holds the
+  stage's policies as Calico ``StagedKubernetesNetworkPolicy`` objects (evaluated and reported by
+  Calico, enforcing nothing), ``<stage>/2-enforced/`` the same policies as NetworkPolicies, to
+  apply once the staged verdicts show no denied flow. ``rollback.txt`` deletes both kinds.
+- ``cilium``: each stage's policies as CiliumNetworkPolicies; ``rollback.txt`` deletes those.
+- ``k8s``: :meth:`MigrationPlan.files` unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from netpolgen.check.migrate import MigrationPlan, Stage
+from netpolgen.policy.flavors import check_flavor, flavor_manifests
+from netpolgen.policy.render import dump_yaml, sorted_policies
+from netpolgen.policy.write import policy_path, write_tree
+
+_KIND = {"calico-staged": "stagedkubernetesnetworkpolicy", "cilium": "ciliumnetworkpolicy"}
+
+
+def _rollback(stage: Stage, flavor: str) -> list[str]:
+    order = stage.deny + list(reversed(sorted_policies(stage.allow)))
+    lines = [f"kubectl delete {_KIND[flavor]} -n {p.namespace} {p.name}" for p in order]
+    if flavor == "calico-staged":
+        # Enforced after staging: undo the enforced policies first, then the staged ones.
+        lines = [f"kubectl delete networkpolicy -n {p.namespace} {p.name}" for p in order] + lines
+    return lines
+
+
+def plan_files(plan: MigrationPlan, flavor: str = "k8s") -> dict[str, str]:
+    """Relative path -> text of ``plan`` in ``flavor`` (see the module docstring).
+
+    Examples:
+        >>> plan_files(plan, "calico-staged")  # doctest: +SKIP
+    """
+    check_flavor(flavor)
+    if flavor == "k8s":
+        return plan.files()
+    out: dict[str, str] = {}
+    for stage in plan.stages:
+        policies = stage.allow + stage.deny
+        staged_or_cilium = flavor_manifests(policies, flavor)
+        folders = ["1-staged/", "2-enforced/"] if flavor == "calico-staged" else [""]
+        for policy, manifest in staged_or_cilium:
+            name = policy_path(policy).name  # checks the names are safe file names
+            out[f"{stage.folder}/{folders[0]}{name}"] = dump_yaml(manifest)
+            if flavor == "calico-staged":
+                out[f"{stage.folder}/{folders[1]}{name}"] = dump_yaml(policy.to_manifest())
+        out[f"{stage.folder}/rollback.txt"] = "\n".join(_rollback(stage, flavor)) + "\n"
+    readme = plan.readme()
+    if flavor == "calico-staged":
+        readme += (
+            "\nEach stage has `1-staged/` (Calico StagedKubernetesNetworkPolicy: apply, then watch "
+            "the staged verdicts in Calico's flow logs) and `2-enforced/` (the same policies as "
+            "NetworkPolicies: apply once no staged verdict denies wanted traffic).\n"
+        )
+    out["README.md"] = readme
+    return out
+
+
+def write_plan_flavor(
+    plan: MigrationPlan,
+    directory: str | os.PathLike[str],
+    flavor: str = "k8s",
+    *,
+    force: bool = False,
+) -> list[Path]:
+    """:func:`netpolgen.write_plan` in ``flavor``: written whole or not at all."""
+    return write_tree(
+        {Path(p): t for p, t in plan_files(plan, flavor).items()}, directory, force=force
+    )
