@@ -10,12 +10,8 @@ from pathlib import Path
 
 import click
 
-from netpolgen.check.diff import format_diff
-from netpolgen.check.update import format_update, parse_duration, update_files, write_update
-from netpolgen.cli.progress import verbosity_options
-from netpolgen.explore.report import report_files, write_report
-from netpolgen.ingest import FORMATS
-from netpolgen.policy.from_reduction import GenerateOptions
+from netpolgen.cli.options import FLOW_FORMATS as FORMATS
+from netpolgen.cli.options import global_options
 
 __all__ = ["REVIEW_COMMANDS", "report_command", "update_command"]
 
@@ -99,7 +95,7 @@ _inventory = click.option(
 @click.option("--dry-run", is_flag=True, help="Print the summary; write nothing.")
 @click.option("--force", is_flag=True, help="Replace a non-empty -o directory.")
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
-@verbosity_options
+@global_options
 def update_command(
     flows: tuple[str, ...],
     policies: str,
@@ -133,6 +129,11 @@ def update_command(
         netpolgen update today.jsonl --policies policies/ -i inventory.json
         netpolgen update week.csv --policies policies/ --prune-after 30d -o proposed/
     """
+    # The pipeline is imported when the command runs, not for --help (cli/__init__.py).
+    from netpolgen.check.diff import format_diff
+    from netpolgen.check.update import format_update, parse_duration, update_files, write_update
+    from netpolgen.policy.from_reduction import GenerateOptions
+
     options = GenerateOptions(
         ingress=ingress,
         egress=egress,
@@ -189,7 +190,7 @@ def update_command(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The HTML file to write."
 )
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
-@verbosity_options
+@global_options
 def report_command(
     flows: tuple[str, ...],
     inventories: tuple[str, ...],
@@ -211,6 +212,8 @@ def report_command(
     Example:
         netpolgen report hubble.jsonl -i inventory.json --policies policies/ -o review.html
     """
+    from netpolgen.explore.report import report_files, write_report
+
     page = report_files(
         flows,
         inventory=inventories,

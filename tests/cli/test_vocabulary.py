@@ -37,8 +37,8 @@ def options(command: str) -> dict[str, click.Option]:
     }
 
 
-def test_the_commands_are_the_documented_five() -> None:
-    assert COMMANDS == ["diff", "from-flows", "inspect", "migrate", "verify"]
+def test_the_commands_are_the_documented_seven() -> None:
+    assert COMMANDS == ["diff", "from-flows", "inspect", "migrate", "report", "update", "verify"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -119,7 +119,8 @@ def test_scheduler_without_dask_is_a_usage_error(command: str, tmp_path: Path) -
         ["migrate", "{missing}", "-o", "{out}"],
         ["diff", "{missing}", "{policies}"],
         ["from-flows", THREE_TIER, "-i", "{missing}"],
-        ["from-flows", "{directory}"],
+        ["update", "{missing}", "--policies", "{directory}"],
+        ["report", "{missing}", "-o", "{out}"],
     ],
 )
 def test_a_missing_file_is_a_usage_error_in_every_command(args: list[str], tmp_path: Path) -> None:
