@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from netpolgen.cli.check import plain_tables
 from netpolgen.cli.options import FLOW_FORMATS as FORMATS
 from netpolgen.cli.options import global_options
 
@@ -152,7 +153,8 @@ def update_command(
         prune_after=parse_duration(prune_after) if prune_after else None,
         isolate_new=isolate_new,
     )
-    click.echo(format_diff(result.diff, report_format), nl=False)
+    # As netpolgen diff prints it: plain tab-separated text when not on a terminal.
+    click.echo(format_diff(result.diff, report_format, plain=plain_tables("-")), nl=False)
     if not quiet:
         click.echo(format_update(result), err=True)
         for warning in result.warnings:
