@@ -16,7 +16,7 @@ from pathlib import Path
 from netpolgen.check.migrate import MigrationPlan, Stage
 from netpolgen.policy.flavors import check_flavor, flavor_manifests
 from netpolgen.policy.render import dump_yaml, sorted_policies
-from netpolgen.policy.write import policy_path, write_tree
+from netpolgen.policy.write import kustomizations, policy_path, write_tree
 
 _KIND = {"calico-staged": "stagedkubernetesnetworkpolicy", "cilium": "ciliumnetworkpolicy"}
 
@@ -50,6 +50,15 @@ def plan_files(plan: MigrationPlan, flavor: str = "k8s") -> dict[str, str]:
             if flavor == "calico-staged":
                 out[f"{stage.folder}/{folders[1]}{name}"] = dump_yaml(policy.to_manifest())
         out[f"{stage.folder}/rollback.txt"] = "\n".join(_rollback(stage, flavor)) + "\n"
+    # kubectl apply -k on each folder of a stage, as for the k8s plan (none at the top level).
+    folders_of = [
+        Path(stage.folder) / folder.rstrip("/")
+        for stage in plan.stages
+        for folder in (["1-staged/", "2-enforced/"] if flavor == "calico-staged" else [""])
+    ]
+    paths = {Path(name): text for name, text in out.items()}
+    for path, text in kustomizations(paths, directories=folders_of).items():
+        out[path.as_posix()] = text
     readme = plan.readme()
     if flavor == "calico-staged":
         readme += (

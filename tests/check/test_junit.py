@@ -117,7 +117,7 @@ def test_diff_junit(tmp_path: Path) -> None:
         CliRunner()
         .invoke(cli, ["diff", str(policies), str(other), "--junit", str(changed)])
         .exit_code
-        == 0
+        == 1  # the sets differ: diff exits 1, as diff(1) and kubectl diff do
     )
     suite = _check_structure(changed)
     names = {c.get("name"): c for c in suite.findall("testcase")}

@@ -34,10 +34,11 @@ def test_calico_staged_writes_each_stage_staged_then_enforced(tmp_path: Path) ->
     for stage in stages:
         yaml_names = sorted(
             Path(p).name for p in plain if p.startswith(stage + "/") and p.endswith(".yaml")
-        )
+        )  # the stage's policies and its kustomization.yaml (kubectl apply -k)
         staged = sorted(Path(p).name for p in files if p.startswith(f"{stage}/1-staged/"))
         enforced = sorted(Path(p).name for p in files if p.startswith(f"{stage}/2-enforced/"))
         assert staged == enforced == yaml_names
+        yaml_names.remove("kustomization.yaml")
         for name in yaml_names:
             assert files[f"{stage}/2-enforced/{name}"] == plain[f"{stage}/{name}"]
             assert_valid_custom_resources(files[f"{stage}/1-staged/{name}"])
@@ -55,7 +56,14 @@ def test_calico_staged_writes_each_stage_staged_then_enforced(tmp_path: Path) ->
 
 def test_cilium_stages_validate(tmp_path: Path) -> None:
     files = _migrate(tmp_path / "cilium", "--flavor", "cilium")
-    manifests = [text for path, text in files.items() if path.endswith(".yaml")]
+    manifests = [
+        text for path, text in files.items()
+        if path.endswith(".yaml") and not path.endswith("kustomization.yaml")
+    ]  # fmt: skip
+    assert all(
+        f"{stage}/kustomization.yaml" in files
+        for stage in {p.split("/")[0] for p in files if "/" in p}
+    )
     assert manifests
     for text in manifests:
         assert_valid_custom_resources(text)
