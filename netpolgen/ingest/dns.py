@@ -29,7 +29,7 @@ import pandas as pd
 from netpolgen.ingest.hubble import sniff
 from netpolgen.ingest.jsonlines import JSON_ERRORS, loads
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
-from netpolgen.ingest.sources import STDIN, open_source, peek
+from netpolgen.ingest.sources import STDIN, expand_directories, open_source, peek
 
 CLUSTER_DOMAIN = "cluster.local"
 # Cilium keeps an answered address at least this long (``--tofqdns-min-ttl``, default 3600 s)
@@ -242,5 +242,6 @@ def read_dns_map(sources: Iterable[str | os.PathLike[str]]) -> DnsMap:
         >>> read_dns_map(["hubble.jsonl"]).names("203.0.113.7")  # doctest: +SKIP
         ('api.example.com',)
     """
-    rows = [row for event in _events(sources) for row in dns_rows(event)]
+    # A directory stands for the files under it, as for every reader (ingest.sources).
+    rows = [row for event in _events(expand_directories(sources)) for row in dns_rows(event)]
     return dns_map_from_rows(rows)
