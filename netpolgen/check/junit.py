@@ -17,7 +17,6 @@ failures errors skipped>``, with one ``<testcase classname name>`` per check and
 from __future__ import annotations
 
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from netpolgen.check.diff import PolicyDiff
 from netpolgen.check.edges import describe_endpoint
 from netpolgen.check.report import VerificationReport
 from netpolgen.errors import OutputError
+from netpolgen.policy.write import write_text_file
 
 __all__ = ["diff_junit", "verify_junit", "write_junit"]
 
@@ -130,14 +130,6 @@ def write_junit(xml: str, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 - umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(xml)
-        os.replace(temporary, target)
     except OSError as error:
         raise OutputError(f"cannot write JUnit XML: {error.strerror}", source=str(target)) from None
-    return target
+    return write_text_file(xml, target, what="JUnit XML")

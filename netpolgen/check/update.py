@@ -381,13 +381,14 @@ def _row(
         "policy": f"{policy.namespace}/{policy.name}",
         "direction": direction,
         "rule": r,
-        "peers": "; ".join(_peer_text(p) for p in rule.peers) or "all peers",
-        "ports": ", ".join(_port_text(s) for s in rule.ports) or "all ports",
+        "peers": "; ".join(peer_text(p) for p in rule.peers) or "all peers",
+        "ports": ", ".join(port_text(s) for s in rule.ports) or "all ports",
         "last_evidence": last or "",
     }
 
 
-def _peer_text(peer: Peer) -> str:
+def peer_text(peer: Peer) -> str:
+    """A rule peer in words: a CIDR (with its exceptions) or the selectors."""
     if peer.ip_block is not None:
         return peer.ip_block.cidr + (
             f" except {','.join(peer.ip_block.except_)}" if peer.ip_block.except_ else ""
@@ -400,7 +401,8 @@ def _peer_text(peer: Peer) -> str:
     return " ".join(parts)
 
 
-def _port_text(spec: PortSpec) -> str:
+def port_text(spec: PortSpec) -> str:
+    """A rule port in words: ``TCP/8080``, ``TCP/8000-8080``, ``UDP/*``."""
     if spec.port is None:
         return f"{spec.protocol}/*"
     return f"{spec.protocol}/{spec.port}" + (f"-{spec.end_port}" if spec.end_port else "")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -33,7 +32,7 @@ import pandas as pd
 
 from netpolgen.check.diff import PolicyDiff, diff_policies
 from netpolgen.check.migrate import MigrationPlan, plan_migration
-from netpolgen.check.update import edge_endpoint, rule_matches
+from netpolgen.check.update import edge_endpoint, peer_text, port_text, rule_matches
 from netpolgen.check.verify import verify
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.cluster.view import ClusterView
@@ -44,8 +43,9 @@ from netpolgen.identity.workloads import Workloads
 from netpolgen.ingest import Source, load_flows
 from netpolgen.policy.from_reduction import GenerateOptions
 from netpolgen.policy.load import load_policies
-from netpolgen.policy.model import Peer, Policy, PortSpec
+from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import EGRESS, INGRESS, Evaluator
+from netpolgen.policy.write import write_text_file
 from netpolgen.resolve import resolve_flows
 
 __all__ = ["build_report", "render_report", "report_files", "write_report"]
@@ -192,8 +192,8 @@ def _policy_row(
             ]
             rules.append({
                 "direction": direction, "index": r,
-                "peers": "; ".join(_peer_text(p) for p in rule.peers) or "all peers",
-                "ports": ", ".join(_port_text(s) for s in rule.ports) or "all ports",
+                "peers": "; ".join(peer_text(p) for p in rule.peers) or "all peers",
+                "ports": ", ".join(port_text(s) for s in rule.ports) or "all ports",
                 "flows": int(hits["count"].sum()), "edges": len(hits),
                 "first": _iso(hits["first_seen"].min()) if len(hits) else "",
                 "last": _iso(hits["last_seen"].max()) if len(hits) else "",
@@ -235,24 +235,6 @@ def _stages(plan: MigrationPlan) -> list[dict[str, Any]]:
          "flows_denied_after": s.flows_denied_after}
         for s in plan.stages
     ]  # fmt: skip
-
-
-def _peer_text(peer: Peer) -> str:
-    if peer.ip_block is not None:
-        rest = f" except {', '.join(peer.ip_block.except_)}" if peer.ip_block.except_ else ""
-        return peer.ip_block.cidr + rest
-    parts = []
-    if peer.namespace_selector is not None:
-        parts.append(f"namespaces {peer.namespace_selector.describe()}")
-    if peer.pod_selector is not None:
-        parts.append(f"pods {peer.pod_selector.describe()}")
-    return " ".join(parts)
-
-
-def _port_text(spec: PortSpec) -> str:
-    if spec.port is None:
-        return f"{spec.protocol}/*"
-    return f"{spec.protocol}/{spec.port}" + (f"-{spec.end_port}" if spec.end_port else "")
 
 
 def _iso(value: Any) -> str:
@@ -398,16 +380,8 @@ def write_report(text: str, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 - umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, target)
     except OSError as error:
         raise OutputError(
             f"cannot write the report: {error.strerror}", source=str(target)
         ) from None
-    return target
+    return write_text_file(text, target, what="the report")

@@ -96,11 +96,23 @@ def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bo
             "output file exists", source=str(target),
             hint="choose a new name, or pass --force to replace it",
         )  # fmt: skip
-    text = render_yaml(policies)
+    return write_text_file(render_yaml(policies), target, what="output")
+
+
+def write_text_file(text: str, path: str | os.PathLike[str], *, what: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all: a temporary file beside it, given the
+    mode a plain ``open`` would (0666 less the umask), then one rename. ``what`` names the
+    output in errors ("cannot write {what}: ...").
+
+    Raises:
+        OutputError: naming ``path``, when the file cannot be created or written (nothing is
+            left behind).
+    """
+    target = Path(path)
     try:
         handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as error:
-        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
+        raise OutputError(f"cannot create {what}: {error.strerror}", source=str(target)) from error
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -110,7 +122,7 @@ def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bo
         Path(staging).unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise OutputError(
-                f"cannot write output: {error.strerror or error}", source=str(target)
+                f"cannot write {what}: {error.strerror or error}", source=str(target)
             ) from error
         raise
     return target
