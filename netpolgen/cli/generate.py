@@ -153,8 +153,9 @@ def from_flows(
 
         require_policies(result, options, inventory=bool(inventories))
     flavoured = flavor != "k8s" or cluster_policies
-    # Outside addresses' names from Hubble DNS answers (annotations; toFQDNs for cilium).
-    dns = netpolgen.read_dns_map(flows) if engine == "pandas" else None
+    # Outside addresses' names from Hubble DNS answers (annotations; toFQDNs for cilium), which
+    # the reader collected while it read the flows.
+    dns = result.dns
     if output == "-":
         click.echo(
             netpolgen.flavor_yaml(result.policies, flavor, dns=dns,

@@ -20,69 +20,35 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from netpolgen.ingest.dns_answers import (
+    CLUSTER_DOMAIN,
+    DNS_TOKENS,
+    MIN_TTL_SECONDS,
+    DnsRow,
+    dns_rows,
+    dns_rows_of_lines,
+    outside_name,
+)
 from netpolgen.ingest.hubble import sniff
-from netpolgen.ingest.jsonlines import JSON_ERRORS, loads
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES
 from netpolgen.ingest.sources import STDIN, expand_directories, open_source, peek
 
-CLUSTER_DOMAIN = "cluster.local"
-# Cilium keeps an answered address at least this long (``--tofqdns-min-ttl``, default 3600 s)
-# whatever the TTL: connections within it are still the name's.
-MIN_TTL_SECONDS = 3600
-_MAX_TTL_SECONDS = 7 * 24 * 3600  # 4294967295 (seen on NXDOMAIN answers) is no real TTL
+__all__ = [
+    "CLUSTER_DOMAIN",
+    "MIN_TTL_SECONDS",
+    "DnsMap",
+    "dns_map_from_rows",
+    "dns_rows",
+    "outside_name",
+    "read_dns_map",
+]
 _COLUMNS = ("ip", "name", "time", "expires")
-
-
-def outside_name(
-    query: str,
-    client_namespace: str | None = None,
-    cnames: Iterable[str] = (),
-    cluster_domain: str = CLUSTER_DOMAIN,
-) -> str | None:
-    """The outside name ``query`` stands for, or None when it is a cluster name.
-
-    Examples:
-        >>> outside_name("API.Example.com.")
-        'api.example.com'
-        >>> outside_name("api.example.com.shop.svc.cluster.local.", "shop")
-        'api.example.com'
-        >>> outside_name("cart.shop.svc.cluster.local.", "shop") is None
-        True
-    """
-    name = query.strip().rstrip(".").lower()
-    if not name:
-        return None
-    domain = cluster_domain.strip(".").lower()
-    if name != domain and not name.endswith("." + domain):
-        return name
-    # A CNAME out of the cluster domain (autopath, or an ExternalName Service) is the real name.
-    for cname in cnames:
-        target = outside_name(cname, None, (), cluster_domain)
-        if target is not None and not target.endswith("." + domain):
-            return target
-    labels = name[: -len(domain) - 1].split(".") if name != domain else []
-    # Kubernetes DNS records under the domain: <svc>.<ns>.svc, <host>.<svc>.<ns>.svc (headless),
-    # <ip>.<ns>.pod. A search expansion appends "<ns>.svc", "svc" or nothing to the asked name;
-    # what is left must have more labels than a record of the cluster could, else it is one.
-    if client_namespace and labels[-2:] == [client_namespace.lower(), "svc"]:
-        rest = labels[:-2]
-        return ".".join(rest) if len(rest) >= 3 else None
-    if labels[-1:] == ["svc"]:
-        rest = labels[:-1]
-        if len(rest) < 4:
-            return None  # <svc>.<ns> or <host>.<svc>.<ns>
-        if client_namespace is None:
-            rest = rest[:-1]  # most likely the "<ns>.svc" step, tried first
-        return ".".join(rest)
-    if labels[-1:] == ["pod"] or len(labels) < 2:
-        return None
-    return ".".join(labels)
 
 
 @dataclass(frozen=True)
@@ -129,52 +95,7 @@ class DnsMap:
         return tuple(sorted(set(self.table.loc[self.table["name"] == name, "ip"])))
 
 
-def dns_rows(event: Mapping[str, Any]) -> list[tuple[str, str, str | None, int | None]]:
-    """``(ip, name, time, ttl seconds)`` from one Hubble event (``{"flow": ...}`` or a bare flow).
-
-    This is the reader-side hook: ``netpolgen.ingest.hubble`` can call it on every event it parses
-    (it is cheap on events without DNS) instead of the separate pass of :func:`read_dns_map`.
-    """
-    flow = event.get("flow", event)
-    if not isinstance(flow, Mapping):
-        return []
-    time = flow.get("time") if isinstance(flow.get("time"), str) else None
-    out: list[tuple[str, str, str | None, int | None]] = []
-    l7 = flow.get("l7")
-    dns = l7.get("dns") if isinstance(l7, Mapping) else None
-    if isinstance(dns, Mapping) and dns.get("ips"):
-        # The answer goes back to the client: the response's destination is the asking pod.
-        client = flow.get("destination") if flow.get("l7", {}).get("type") == "RESPONSE" else None
-        namespace = client.get("namespace") if isinstance(client, Mapping) else None
-        cnames = [str(c) for c in dns.get("cnames") or [] if isinstance(c, str)]
-        name = outside_name(str(dns.get("query") or ""), namespace, cnames)
-        ttl = dns.get("ttl")
-        ttl_seconds = int(ttl) if isinstance(ttl, int) and 0 <= ttl <= _MAX_TTL_SECONDS else None
-        if name is not None:
-            out.extend((str(ip), name, time, ttl_seconds) for ip in dns["ips"] if _is_ip(ip))
-    ip_section = flow.get("IP")
-    destination = ip_section.get("destination") if isinstance(ip_section, Mapping) else None
-    names = flow.get("destination_names")
-    if isinstance(names, list) and _is_ip(destination):
-        source = flow.get("source")
-        namespace = source.get("namespace") if isinstance(source, Mapping) else None
-        for raw in names:
-            if isinstance(raw, str) and (name := outside_name(raw, namespace)) is not None:
-                out.append((str(destination), name, time, None))
-    return out
-
-
-def _is_ip(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def dns_map_from_rows(rows: Iterable[tuple[str, str, str | None, int | None]]) -> DnsMap:
+def dns_map_from_rows(rows: Iterable[DnsRow]) -> DnsMap:
     """A :class:`DnsMap` from :func:`dns_rows` output (vectorised: one frame, one conversion)."""
     frame = pd.DataFrame(list(rows), columns=["ip", "name", "time", "ttl"])
     if frame.empty:
@@ -186,30 +107,24 @@ def dns_map_from_rows(rows: Iterable[tuple[str, str, str | None, int | None]]) -
     return DnsMap(frame.reset_index(drop=True)[list(_COLUMNS)])
 
 
-def _events(sources: Iterable[str | os.PathLike[str]]) -> Iterator[Mapping[str, Any]]:
+def _source_dns_lines(sources: Iterable[str | os.PathLike[str]]) -> Iterator[bytes]:
     for source in sources:
         if str(source) == STDIN:
-            continue  # standard input is read once, by the flow reader
+            continue  # standard input is read once, by the flow reader (its DNS facts: see above)
         with open_source(str(source)) as (stream, _):
             if not sniff(peek(stream)):
                 continue  # DNS events are Hubble's; other formats are not scanned
-            for line in _dns_lines(stream):
-                try:
-                    value = loads(line)
-                except JSON_ERRORS:
-                    continue  # the flow reader reports malformed lines
-                if isinstance(value, Mapping):
-                    yield value
+            yield from _dns_lines(stream)
 
 
-_TOKENS = (b'"dns"', b"destination_names")
 _BLOCK = 1 << 22
 
 
 def _dns_lines(stream: Any, max_line: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[bytes]:
-    """The lines of ``stream`` that mention DNS. Most events carry none: whole blocks without
-    either token are passed over by a byte search, never split into lines nor parsed. A line
-    longer than ``max_line`` is dropped (the flow reader skips and counts it) without being held."""
+    """The lines of ``stream`` that mention DNS. Blocks are searched for
+    the tokens by bytes.find (C), and only the lines around a hit are cut out: the lines
+    without DNS are never split nor parsed. A line longer than ``max_line`` is dropped (the
+    flow reader skips and counts it) without being held."""
     carry = b""
     overlong = False
     while block := stream.read(_BLOCK):
@@ -222,14 +137,51 @@ def _dns_lines(stream: Any, max_line: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[
         data, carry = carry + block[: cut + 1], block[cut + 1 :]
         if overlong:
             data, overlong = data[data.find(b"\n") + 1 :], False
-        if any(token in data for token in _TOKENS):
-            yield from (line for line in data.splitlines() if any(t in line for t in _TOKENS))
-    if carry and not overlong and any(token in carry for token in _TOKENS):
-        yield carry
+        yield from token_lines(data)
+    if carry and not overlong:
+        yield from token_lines(carry)
+
+
+def token_lines(data: bytes) -> list[bytes]:
+    """The lines of ``data`` (split as ``bytes.splitlines`` does) that hold a DNS token.
+
+    Examples:
+        >>> token_lines(b'{"a":1}\\n{"l7":{"dns":{}}}\\r\\n{"b":2}\\n')
+        [b'{"l7":{"dns":{}}}']
+    """
+    lines: list[bytes] = []
+    size = len(data)
+    # The next hit of each token at or after ``position`` (-1: none left), searched again only
+    # once passed, so that the whole search is one scan of the data per token.
+    hits = [data.find(token) for token in DNS_TOKENS]
+    position = 0
+    while True:
+        for index, hit in enumerate(hits):
+            if 0 <= hit < position:
+                hits[index] = data.find(DNS_TOKENS[index], position)
+        found = [hit for hit in hits if hit >= 0]
+        if not found:
+            return lines
+        hit = min(found)
+        # Every line break is "\n", "\r" or "\r\n" (bytes.splitlines); the searches stay
+        # within the line.
+        start = max(data.rfind(b"\n", position, hit), data.rfind(b"\r", position, hit)) + 1
+        end = data.find(b"\n", hit)
+        end = size if end < 0 else end
+        carriage = data.find(b"\r", hit, end)
+        end = carriage if carriage >= 0 else end
+        lines.append(data[max(start, position) : end])
+        position = end + 1
+        if position >= size:
+            return lines
 
 
 def read_dns_map(sources: Iterable[str | os.PathLike[str]]) -> DnsMap:
     """The :class:`DnsMap` of the Hubble DNS events in ``sources`` (other formats give none).
+
+    ``netpolgen from-flows`` needs no second pass: its Hubble reader collects the same facts
+    while it reads the flows (:attr:`netpolgen.GenerateResult.dns`). This function is for files
+    on their own.
 
     Args:
         sources: flow files (gzip read transparently); ``-`` is skipped (it is read once, by the
@@ -243,5 +195,4 @@ def read_dns_map(sources: Iterable[str | os.PathLike[str]]) -> DnsMap:
         ('api.example.com',)
     """
     # A directory stands for the files under it, as for every reader (ingest.sources).
-    rows = [row for event in _events(expand_directories(sources)) for row in dns_rows(event)]
-    return dns_map_from_rows(rows)
+    return dns_map_from_rows(dns_rows_of_lines(_source_dns_lines(expand_directories(sources))))

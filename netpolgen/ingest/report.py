@@ -39,6 +39,11 @@ class IngestReport:
     messages: list[str] = field(default_factory=list)
     # Things changed on the way in without losing the record (invalid labels left out, ...).
     notes: Counter[str] = field(default_factory=Counter)
+    # The DNS facts the Hubble reader met on its way, ``(ip, name, time, ttl)`` rows of
+    # netpolgen.ingest.dns_answers.dns_rows: the DNS map of the same pass as the flows. Not
+    # accounting; carried here because the report is what every reader, worker process and
+    # Dask task already hands back and merges.
+    dns_answers: list[tuple[str, str, str | None, int | None]] = field(default_factory=list)
 
     def note(self, kind: str, message: str, count: int = 1) -> None:
         """Count ``count`` records changed on the way in; keep the first few messages per kind."""
@@ -98,6 +103,7 @@ class IngestReport:
         self.skipped.update(other.skipped)
         self.filtered.update(other.filtered)
         self.notes.update(other.notes)
+        self.dns_answers.extend(other.dns_answers)
 
     @property
     def records_skipped(self) -> int:

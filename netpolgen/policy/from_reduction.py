@@ -24,6 +24,7 @@ from netpolgen.identity.owners import (
     stray_pod_addresses,
 )
 from netpolgen.identity.workloads import Workloads, workloads_from_endpoints
+from netpolgen.ingest.dns import DnsMap, dns_map_from_rows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.default_deny import default_deny_policies, is_system_namespace
 from netpolgen.policy.model import Peer, Policy
@@ -114,6 +115,12 @@ class GenerateResult:
     def to_yaml(self) -> str:
         """The policies as one multi-document YAML stream."""
         return render_yaml(self.policies)
+
+    @property
+    def dns(self) -> DnsMap:
+        """The DNS map of the Hubble DNS events read (:class:`netpolgen.DnsMap`), collected in
+        the same pass as the flows; empty for other formats. For the flavours' ``dns=``."""
+        return dns_map_from_rows(self.report.dns_answers)
 
 
 def synthesize_reduction(

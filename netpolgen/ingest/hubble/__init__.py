@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from netpolgen.ingest.collapse import SeenConnections, collapse_observations
+from netpolgen.ingest.dns_answers import dns_rows, dns_rows_of_lines
 from netpolgen.ingest.hubble import fast as hubble_fast
 from netpolgen.ingest.hubble.endpoints import EndpointTable, invalid_labels
 from netpolgen.ingest.hubble.frame import build
@@ -168,6 +169,7 @@ class HubbleReader:
         chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
         rows: list[tuple[Any, ...]] = []
         lost = 0
+        dns_lines = self._rows.dns_lines
         for line, value in iter_json_lines(
             stream, fast=self._rows.row if self.fast else None, chunk_bytes=chunk_bytes, lines=lines
         ):
@@ -195,10 +197,16 @@ class HubbleReader:
                     rows = []
                 continue
             if value is CUT:
+                # The DNS facts of the fast path's lines so far (held until here: a chunk's).
+                report.dns_answers.extend(dns_rows_of_lines(dns_lines))
+                dns_lines.clear()
                 if rows:
                     yield rows
                     rows = []
                 continue
+            if isinstance(value, dict):
+                # The general path's DNS facts, of any object (as read_dns_map takes them).
+                report.dns_answers.extend(dns_rows(value))
             if isinstance(value, JSONLineError):
                 report.records_read += 1
                 report.skip("line is not valid JSON", source=source, line=line)
@@ -233,6 +241,8 @@ class HubbleReader:
             if len(rows) >= chunk_size:
                 yield rows
                 rows = []
+        report.dns_answers.extend(dns_rows_of_lines(dns_lines))
+        dns_lines.clear()
         if rows:
             yield rows
         if lost:

@@ -71,6 +71,9 @@ if msgspec is not None:
         reply: bool | None = None
         drop_reason_desc: str | None = None
         drop_reason: int | None = None
+        # Kept as raw bytes, only to say whether the line carries DNS facts (dns_answers).
+        l7: msgspec.Raw = _NULL
+        destination_names: msgspec.Raw = _NULL
 
     class Envelope(msgspec.Struct):
         """A ``GetFlowsResponse`` line; ``log``/``stream`` present mean a Docker log wrapper."""
@@ -113,12 +116,15 @@ class FastRows:
     bytes in the table's cache (one dictionary lookup each once an endpoint has been seen).
     """
 
-    __slots__ = ("code_raw", "raw")
+    __slots__ = ("code_raw", "dns_lines", "raw")
 
     def __init__(self, table: EndpointTable) -> None:
         # The table clears its dictionaries in place (EndpointTable.forget), so these stay its own.
         self.raw = table.raw
         self.code_raw = table.code_raw
+        # The lines with an ``l7`` or ``destination_names`` field, for the reader to take their
+        # DNS facts from (netpolgen.ingest.dns_answers): a few percent of a capture's lines.
+        self.dns_lines: list[bytes] = []
 
     def row(self, line: bytes, number: int) -> tuple[Any, ...] | BadLabels | Malformed | None:
         """See :func:`fast_row`."""
@@ -134,6 +140,10 @@ class FastRows:
         flow = envelope.flow
         if flow is None or envelope.log is not UNSET or envelope.stream is not UNSET:
             return None  # an event that is not a flow, a bare flow, or a Docker log wrapper
+        if flow.l7 is not _NULL or flow.destination_names is not _NULL:
+            # Taken even if the line goes on to the general path, which takes its facts again:
+            # the DNS map drops repeated rows (dns_map_from_rows).
+            self.dns_lines.append(line)
         ip = flow.IP
         if ip is None or ip.source is None or ip.destination is None:
             return NO_IP
