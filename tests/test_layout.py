@@ -44,6 +44,7 @@ FOUNDATION = frozenset(
         "_memory",
         "_compat",
         "_text",
+        "_workers",
     }
 )
 MAX_MODULE_LINES = 600

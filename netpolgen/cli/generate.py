@@ -124,6 +124,10 @@ def from_flows(
     """
     if legacy_format is not None:
         flow_format = legacy_format
+    if engine == "pandas":  # the workers' server imports the readers while this process does
+        from netpolgen._workers import prestart
+
+        prestart(flows, workers or None)
     options = netpolgen.GenerateOptions(
         ingress=ingress,
         egress=egress,
