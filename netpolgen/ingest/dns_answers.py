@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from netpolgen.ingest.jsonlines import JSON_ERRORS, loads
@@ -112,7 +113,7 @@ def dns_rows(event: Mapping[str, Any]) -> list[DnsRow]:
         client = flow.get("destination") if flow.get("l7", {}).get("type") == "RESPONSE" else None
         namespace = client.get("namespace") if isinstance(client, Mapping) else None
         cnames = [str(c) for c in dns.get("cnames") or [] if isinstance(c, str)]
-        name = outside_name(str(dns.get("query") or ""), namespace, cnames)
+        name = _name(str(dns.get("query") or ""), namespace, tuple(cnames))
         ttl = dns.get("ttl")
         ttl_seconds = int(ttl) if isinstance(ttl, int) and 0 <= ttl <= MAX_TTL_SECONDS else None
         if name is not None:
@@ -124,14 +125,29 @@ def dns_rows(event: Mapping[str, Any]) -> list[DnsRow]:
         source = flow.get("source")
         namespace = source.get("namespace") if isinstance(source, Mapping) else None
         for raw in names:
-            if isinstance(raw, str) and (name := outside_name(raw, namespace)) is not None:
+            if isinstance(raw, str) and (name := _name(raw, namespace, ())) is not None:
                 out.append((str(destination), name, time, None))
     return out
 
 
+def _name(query: str, namespace: Any, cnames: tuple[str, ...]) -> str | None:
+    if namespace is None or isinstance(namespace, str):
+        return _outside_name(query, namespace, cnames)
+    return outside_name(query, namespace, cnames)  # an odd type: no cache key
+
+
+# A capture asks for the same few names again and again: each answer is worked out once.
+@lru_cache(maxsize=65536)
+def _outside_name(query: str, namespace: str | None, cnames: tuple[str, ...]) -> str | None:
+    return outside_name(query, namespace, cnames)
+
+
 def _is_ip(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
+    return isinstance(value, str) and _is_ip_text(value)
+
+
+@lru_cache(maxsize=65536)
+def _is_ip_text(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:

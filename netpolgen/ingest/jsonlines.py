@@ -71,6 +71,17 @@ class _Cut:
 CUT = _Cut()
 
 
+class _Handled:
+    """What a ``fast`` callback of :func:`iter_json_lines` returns for a line it consumed."""
+
+
+# The callback kept the line's record itself: nothing is yielded for the line (the reader's hot
+# path: no tuple and no generator step per line).
+HANDLED = _Handled()
+# The same, and the callback's batch is full: ``(line_number, HANDLED_FULL)`` is yielded.
+HANDLED_FULL = _Handled()
+
+
 def iter_json_lines(
     stream: BinaryIO,
     fast: Callable[[bytes, int], Any | None] | None = None,
@@ -81,7 +92,8 @@ def iter_json_lines(
 
     ``fast``, when given, is tried first on each line that starts with ``{`` (so not a CRI
     piece), with its number and its line end: a reader's specialised decoder, whose non-None
-    answer is yielded instead of the parsed JSON.
+    answer is yielded instead of the parsed JSON; :data:`HANDLED` means it kept the record
+    itself (nothing is yielded), :data:`HANDLED_FULL` the same with its batch full (yielded).
     ``chunk_bytes``, when given, cuts the input into byte chunks that end at line ends:
     ``(line_number, CUT)`` follows the line holding byte ``start + chunk_bytes`` of each chunk
     (blank lines included), which is where :mod:`netpolgen.engine.local` cuts a file into
@@ -112,7 +124,8 @@ def iter_json_lines(
         if fast is not None and raw.startswith(b"{"):  # (a CRI prefix starts with a digit)
             value = fast(raw, number)
             if value is not None:
-                yield number, value
+                if value is not HANDLED:
+                    yield number, value
                 continue
         line = raw.strip()
         if not line:

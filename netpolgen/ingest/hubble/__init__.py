@@ -25,6 +25,7 @@ per file read, so that files read at once on several threads (the Dask engine) n
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -39,6 +40,8 @@ from netpolgen.ingest.hubble.frame import build
 from netpolgen.ingest.hubble.general import NO_IP, NO_IP_REASON, BadLabels, Malformed, extract
 from netpolgen.ingest.jsonlines import (
     CUT,
+    HANDLED,
+    HANDLED_FULL,
     MAX_JSON_CHUNK,
     JSONLineError,
     LineCount,
@@ -128,7 +131,12 @@ class HubbleReader:
 
     def fast_row(self, line: bytes, number: int) -> tuple[Any, ...] | BadLabels | Malformed | None:
         """The msgspec path on one line (:func:`netpolgen.ingest.hubble.fast.fast_row`)."""
-        return self._rows.row(line, number) if self.fast else None
+        if not self.fast:
+            return None
+        answer = self._rows.row(line, number)
+        if answer is HANDLED or answer is HANDLED_FULL:
+            return self._rows.rows.pop()
+        return answer  # type: ignore[no-any-return]
 
     def extract(
         self, flow: dict[str, Any], envelope: dict[str, Any], line: int
@@ -167,86 +175,105 @@ class HubbleReader:
         """The per-line part of :func:`read`: batches of extracted rows, cut every ``chunk_size``
         rows and at every ``chunk_bytes`` boundary of the input (see ``iter_json_lines``)."""
         chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
+        fast_rows = self._rows
+        # The fast path appends its rows to fast_rows.rows itself (one list for both paths, in
+        # line order) and answers HANDLED: the common line costs no step of this loop.
         rows: list[tuple[Any, ...]] = []
+        fast_rows.rows, fast_rows.limit = rows, chunk_size
         lost = 0
-        dns_lines = self._rows.dns_lines
-        for line, value in iter_json_lines(
-            stream, fast=self._rows.row if self.fast else None, chunk_bytes=chunk_bytes, lines=lines
-        ):
-            if type(value) is tuple:  # the fast path's row (JSON values are never tuples)
-                report.records_read += 1
-                if value is NO_IP:
-                    report.records_used += 1
-                    report.filter(NO_IP_REASON, 1)
-                    continue
-                rows.append(value)
-                if len(rows) >= chunk_size:
-                    yield rows
-                    rows = []
-                continue
-            if type(value) is Malformed:
-                report.records_read += 1
-                report.skip(value, source=source, line=line)
-                continue
-            if type(value) is BadLabels:
-                report.records_read += 1
-                _report_invalid_labels(value.per_side, report, source, line)
-                rows.append(value.row)
-                if len(rows) >= chunk_size:
-                    yield rows
-                    rows = []
-                continue
-            if value is CUT:
-                # The DNS facts of the fast path's lines so far (held until here: a chunk's).
-                report.dns_answers.extend(dns_rows_of_lines(dns_lines))
-                dns_lines.clear()
-                if rows:
-                    yield rows
-                    rows = []
-                continue
-            if isinstance(value, dict):
-                # The general path's DNS facts, of any object (as read_dns_map takes them).
-                report.dns_answers.extend(dns_rows(value))
-            if isinstance(value, JSONLineError):
-                report.records_read += 1
-                report.skip("line is not valid JSON", source=source, line=line)
-                continue
-            if not isinstance(value, dict):
-                report.records_read += 1
-                report.skip("not a JSON object", source=source, line=line)
-                continue
-            flow = value.get("flow")
-            if flow is None:
-                if any(key in value for key in NON_FLOW_EVENTS):
-                    lost += _lost_events(value)
-                    continue
-                if _FLOW_KEYS & value.keys():
-                    flow = value  # a bare Flow (legacy -o json)
-            report.records_read += 1
-            if not isinstance(flow, dict):
-                report.skip("not a Hubble flow record", source=source, line=line)
-                continue
-            row = self.extract(flow, value, line)
-            if row is NO_IP:
-                # Valid, but nothing a NetworkPolicy can use (ARP and other L2 events, socket
-                # traces, an exporter field mask without IP): filtered, never a --strict error.
-                report.records_used += 1
-                report.filter(NO_IP_REASON, 1)
-                continue
-            if isinstance(row, str):
-                report.skip(row, source=source, line=line)
-                continue
-            _note_invalid_labels(flow, report, source, line)
-            rows.append(row)
-            if len(rows) >= chunk_size:
-                yield rows
-                rows = []
+        dns_lines = fast_rows.dns_lines
+        # The cyclic garbage collector is paused while lines are read (restored at each batch
+        # handed out): every row is a new tuple that its collections would revisit while the
+        # batch grows, and no row or decoded struct is part of a cycle.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for line, value in iter_json_lines(
+                stream, fast=fast_rows.row if self.fast else None, chunk_bytes=chunk_bytes,
+                lines=lines,
+            ):  # fmt: skip
+                if value is CUT:
+                    # The DNS facts of the chunk's lines (held until here), then its rows.
+                    report.dns_answers.extend(dns_rows_of_lines(dns_lines))
+                    dns_lines.clear()
+                    if not rows:
+                        continue
+                elif value is not HANDLED_FULL:
+                    lost += self._other(value, line, rows, source, report)
+                    if len(rows) < chunk_size:
+                        continue
+                report.records_read += len(rows)  # every row kept is a record read
+                batch, rows = rows, []
+                fast_rows.rows = rows
+                if collecting:
+                    gc.enable()
+                yield batch
+                gc.disable()
+        finally:
+            if collecting:
+                gc.enable()
         report.dns_answers.extend(dns_rows_of_lines(dns_lines))
         dns_lines.clear()
         if rows:
+            report.records_read += len(rows)
             yield rows
         if lost:
             report_lost(report, source, lost)
+
+    def _other(
+        self, value: Any, line: int, rows: list[tuple[Any, ...]], source: str, report: IngestReport
+    ) -> int:
+        """A line the fast path did not keep: its row appended to ``rows`` (counted as read with
+        its batch) or its record accounted for; returns the events Hubble says it lost."""
+        if type(value) is tuple:  # the fast path's NO_IP (JSON values are never tuples)
+            report.records_read += 1
+            report.records_used += 1
+            report.filter(NO_IP_REASON, 1)
+            return 0
+        if type(value) is Malformed:
+            report.records_read += 1
+            report.skip(value, source=source, line=line)
+            return 0
+        if type(value) is BadLabels:
+            _report_invalid_labels(value.per_side, report, source, line)
+            rows.append(value.row)
+            return 0
+        if isinstance(value, dict):
+            # The general path's DNS facts, of any object (as read_dns_map takes them).
+            report.dns_answers.extend(dns_rows(value))
+        if isinstance(value, JSONLineError):
+            report.records_read += 1
+            report.skip("line is not valid JSON", source=source, line=line)
+            return 0
+        if not isinstance(value, dict):
+            report.records_read += 1
+            report.skip("not a JSON object", source=source, line=line)
+            return 0
+        flow = value.get("flow")
+        if flow is None:
+            if any(key in value for key in NON_FLOW_EVENTS):
+                return _lost_events(value)
+            if _FLOW_KEYS & value.keys():
+                flow = value  # a bare Flow (legacy -o json)
+        if not isinstance(flow, dict):
+            report.records_read += 1
+            report.skip("not a Hubble flow record", source=source, line=line)
+            return 0
+        row = self.extract(flow, value, line)
+        if row is NO_IP:
+            # Valid, but nothing a NetworkPolicy can use (ARP and other L2 events, socket
+            # traces, an exporter field mask without IP): filtered, never a --strict error.
+            report.records_read += 1
+            report.records_used += 1
+            report.filter(NO_IP_REASON, 1)
+            return 0
+        if isinstance(row, str):
+            report.records_read += 1
+            report.skip(row, source=source, line=line)
+            return 0
+        _note_invalid_labels(flow, report, source, line)
+        rows.append(row)
+        return 0
 
 
 def report_lost(report: IngestReport, source: str, lost: int) -> None:

@@ -31,6 +31,7 @@ from netpolgen.ingest.hubble.general import (
     BadLabels,
     Malformed,
 )
+from netpolgen.ingest.jsonlines import HANDLED, HANDLED_FULL
 
 try:
     import msgspec
@@ -43,11 +44,11 @@ AVAILABLE = msgspec is not None
 if msgspec is not None:
     _NULL = msgspec.Raw(b"null")
 
-    class _Flags(msgspec.Struct):
+    class _Flags(msgspec.Struct, gc=False):
         SYN: bool = False
         ACK: bool = False
 
-    class _L4Fields(msgspec.Struct):
+    class _L4Fields(msgspec.Struct, gc=False):
         """The fields of any ``l4`` protocol that the reader uses (ports; TCP flags; ICMP type)."""
 
         source_port: int | None = None
@@ -55,11 +56,11 @@ if msgspec is not None:
         flags: _Flags | None = None
         type: int = 0  # ICMP: echo reply (0) is protojson's omitted zero value
 
-    class _IP(msgspec.Struct):
+    class _IP(msgspec.Struct, gc=False):
         source: str | None = None
         destination: str | None = None
 
-    class _Flow(msgspec.Struct):
+    class _Flow(msgspec.Struct, gc=False):
         time: str | None = None
         verdict: str | None = None
         IP: _IP | None = None
@@ -75,7 +76,7 @@ if msgspec is not None:
         l7: msgspec.Raw = _NULL
         destination_names: msgspec.Raw = _NULL
 
-    class Envelope(msgspec.Struct):
+    class Envelope(msgspec.Struct, gc=False):
         """A ``GetFlowsResponse`` line; ``log``/``stream`` present mean a Docker log wrapper."""
 
         flow: _Flow | None = None
@@ -103,7 +104,9 @@ def fast_row(
     """:func:`~netpolgen.ingest.hubble.general.extract` on a line decoded by msgspec: the
     row, or :data:`NO_IP`, or why the record is malformed, or :class:`BadLabels`; None means:
     take the general path. Endpoints are coded in the reader's ``table``."""
-    return FastRows(table).row(line, number)
+    rows = FastRows(table)
+    answer = rows.row(line, number)
+    return rows.rows[-1] if answer is HANDLED or answer is HANDLED_FULL else answer
 
 
 _MISSING: Any = object()
@@ -116,18 +119,24 @@ class FastRows:
     bytes in the table's cache (one dictionary lookup each once an endpoint has been seen).
     """
 
-    __slots__ = ("code_raw", "dns_lines", "raw")
+    __slots__ = ("code_raw", "dns_lines", "limit", "raw", "rows")
 
-    def __init__(self, table: EndpointTable) -> None:
+    def __init__(self, table: EndpointTable, limit: int = 1 << 62) -> None:
         # The table clears its dictionaries in place (EndpointTable.forget), so these stay its own.
         self.raw = table.raw
         self.code_raw = table.code_raw
         # The lines with an ``l7`` or ``destination_names`` field, for the reader to take their
         # DNS facts from (netpolgen.ingest.dns_answers): a few percent of a capture's lines.
         self.dns_lines: list[bytes] = []
+        # The batch the rows go to (the reader's; it swaps in a new list when it takes one),
+        # and the length at which the batch is full.
+        self.rows: list[tuple[Any, ...]] = []
+        self.limit = limit
 
-    def row(self, line: bytes, number: int) -> tuple[Any, ...] | BadLabels | Malformed | None:
-        """See :func:`fast_row`."""
+    def row(self, line: bytes, number: int) -> Any:
+        """:func:`fast_row`, except that a row is appended to :attr:`rows` and the answer is
+        :data:`~netpolgen.ingest.jsonlines.HANDLED` (or ``HANDLED_FULL`` once :attr:`limit`
+        rows are there): the callback of ``iter_json_lines``."""
         # Non-ASCII text could hold invalid UTF-8 in a field msgspec skips without checking,
         # which the general parser rejects: such lines (rare in Hubble output) take the general
         # path.
@@ -205,4 +214,6 @@ class FastRows:
         )  # fmt: skip
         if src[1] or dst[1]:
             return BadLabels(row, (src[1], dst[1]))
-        return row
+        rows = self.rows
+        rows.append(row)
+        return HANDLED if len(rows) < self.limit else HANDLED_FULL
