@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import traceback
 from typing import Any
 
 import click
 
 from netpolgen import __version__
-from netpolgen._memory import tune_allocator
 from netpolgen.cli.check import diff_command, migrate_command, verify_command
 from netpolgen.cli.generate import from_flows
 from netpolgen.cli.look import inspect
@@ -77,12 +74,14 @@ for _command in REVIEW_COMMANDS:  # update, report
 
 def main() -> None:
     """Console entry point: run the CLI; an unexpected error leaves a crash report, not a trace."""
-    tune_allocator()  # chunk after chunk of big arrays: see netpolgen._memory
     try:
         cli.main(prog_name="netpolgen")
     except Exception:  # the one boundary for bugs: a short message plus a report for issues
         if _debug_requested():
             raise
+        import tempfile
+        import traceback
+
         with tempfile.NamedTemporaryFile(
             "w", prefix="netpolgen-crash-", suffix=".txt", delete=False
         ) as handle:

@@ -178,6 +178,11 @@ def global_options(command: F) -> F:
             raise click.UsageError("--scheduler needs --engine dask")
         check_inputs(kwargs.get("flows", ()), kwargs.get("engine", "pandas"), "FLOWS")
         check_inputs(kwargs.get("inventories", ()), "pandas", "'-i' / '--inventory'")
+        # Chunk after chunk of big arrays (netpolgen._memory), set once the arguments are
+        # parsed: --help, --version and usage errors do not import ctypes for it.
+        from netpolgen._memory import tune_allocator
+
+        tune_allocator()
         return command(*args, quiet=quiet, verbose=verbose, **kwargs)
 
     run = verbosity_options(run)
