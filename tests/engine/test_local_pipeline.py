@@ -24,7 +24,7 @@ import generate  # noqa: E402
 
 @pytest.fixture
 def any_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "PIPELINE_MIN_BYTES", 0)
 
 
 def messy_log(path: Path, records: int = 3000) -> Path:
@@ -88,12 +88,12 @@ def test_stopping_early_leaves_no_process(tmp_path: Path, any_size: None) -> Non
 
 def test_which_files_a_worker_reads(tmp_path: Path) -> None:
     path = generate.write("aws-vpc", 200, tmp_path / "flows.log")
-    assert not parallel._pipelined(path, "auto", 2)  # under MIN_PARALLEL_BYTES
+    assert not parallel._pipelined(path, "auto", 2)  # under PIPELINE_MIN_BYTES
     packed = tmp_path / "flows.log.gz"
     packed.write_bytes(gzip.compress(path.read_bytes()))
     csv = generate.write("csv", 200, tmp_path / "flows.csv")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+        patch.setattr(parallel, "PIPELINE_MIN_BYTES", 0)
         assert parallel._pipelined(path, "auto", 2)
         assert not parallel._pipelined(path, "auto", 1)  # --workers 1: off
         assert parallel._pipelined(packed, "auto", 2)  # decompressed there, as here
