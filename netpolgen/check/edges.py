@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,9 @@ import pandas as pd
 
 from netpolgen.cluster.view import ClusterView, NamedPorts
 from netpolgen.labels import labels_from_canonical, stable_labels
+from netpolgen.policy.cluster_eval import TieredEvaluator
+from netpolgen.policy.cluster_model import ClusterPolicy
+from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator, port_matches
 from netpolgen.reduce.edges import SELECTABLE_KINDS
 
@@ -26,6 +30,29 @@ EDGE_KEY = [
     "protocol",
     "dst_port",
 ]
+
+
+def make_evaluator(
+    policies: Sequence[Policy],
+    cluster: ClusterView,
+    cluster_policies: Sequence[ClusterPolicy] = (),
+) -> Evaluator:
+    """The NetworkPolicy evaluator, or, with ClusterNetworkPolicies, the tiered one over it
+    (pods' addresses from the inventory, for their ``networks`` peers)."""
+    if not cluster_policies:
+        return Evaluator(policies, cluster.namespace_labels)
+    addresses: dict[tuple[str, tuple[tuple[str, str], ...]], set[str]] = {}
+    for pod in cluster.pods:
+        if pod.host_network or not pod.ips:
+            continue
+        for labels in (tuple(sorted(pod.labels)), labels_from_canonical(pod.workload_labels)):
+            addresses.setdefault((pod.namespace, labels), set()).update(pod.ips)
+    return TieredEvaluator(
+        policies,
+        cluster_policies,
+        cluster.namespace_labels,
+        {key: tuple(sorted(ips)) for key, ips in addresses.items()},
+    )
 
 
 def endpoint_columns(flows: pd.DataFrame, side: str) -> tuple[pd.Series, pd.Series, pd.Series]:
