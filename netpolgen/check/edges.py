@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,10 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from netpolgen.cluster.inventory import Inventory
 from netpolgen.cluster.view import ClusterView, NamedPorts
+from netpolgen.errors import NetpolgenError
+from netpolgen.ingest.dns import DnsMap, read_dns_map
 from netpolgen.labels import labels_from_canonical, stable_labels
 from netpolgen.policy.cluster_eval import TieredEvaluator
 from netpolgen.policy.cluster_model import ClusterPolicy
+from netpolgen.policy.flavors.cilium_read import CiliumContext, entities_from_inventory
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator, port_matches
 from netpolgen.reduce.edges import SELECTABLE_KINDS
@@ -30,6 +35,27 @@ EDGE_KEY = [
     "protocol",
     "dst_port",
 ]
+
+
+def cilium_context(sources: Sequence[Any], inventory: Inventory | None) -> CiliumContext:
+    """How verify and migrate read CiliumNetworkPolicy: the inventory's nodes and API server as
+    entities, ``toFQDNs`` through the DNS answers in the flow files (read only when a policy has
+    ``toFQDNs``; standard input and open files cannot be read twice, so they give none)."""
+
+    def dns() -> DnsMap:
+        paths = [s for s in sources if isinstance(s, str | os.PathLike) and str(s) != "-"]
+        try:
+            return read_dns_map(paths)
+        except (OSError, NetpolgenError):  # globs and URLs of the Dask engine, say
+            return DnsMap()
+
+    if inventory is None:
+        return CiliumContext(dns=dns)
+    return CiliumContext(
+        entities=entities_from_inventory(inventory),
+        dns=dns,
+        namespace_labels=inventory.namespace_labels(),
+    )
 
 
 def make_evaluator(

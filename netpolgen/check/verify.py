@@ -42,20 +42,18 @@ from typing import Literal
 
 import pandas as pd
 
-from netpolgen.check.edges import make_evaluator
+from netpolgen.check.edges import cilium_context, make_evaluator
 from netpolgen.check.replay import Checker, verify_stream
 from netpolgen.check.report import VerificationReport
 from netpolgen.check.tables import count_as_from_flows
-from netpolgen.cluster.inventory import Inventory, load_inventory
+from netpolgen.cluster.inventory import load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike
 from netpolgen.errors import NetpolgenError, NoPoliciesError
 from netpolgen.flows import validate_flows
 from netpolgen.ingest import Source, load_flows
-from netpolgen.ingest.dns import DnsMap
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.ingest.sources import expand_directories
 from netpolgen.policy.cluster_model import ClusterPolicy
-from netpolgen.policy.flavors.cilium_read import CiliumContext, entities_from_inventory
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import Evaluator
@@ -192,7 +190,7 @@ def verify_files(
     cluster_policies: list[ClusterPolicy] = []
     policies = load_policies(
         policy_path, notes=notes, cluster=cluster_policies,
-        cilium=_cilium_context(flow_sources, inventory),
+        cilium=cilium_context(flow_sources, inventory),
     )  # fmt: skip
     if not policies and not cluster_policies:
         # Zero policies allow everything: verify would pass vacuously (a wrong path, or the
@@ -228,26 +226,6 @@ def verify_files(
     count_as_from_flows(ingest, replies=c["records_reply"], denied=c["records_denied_verdict"])
     report.ingest = ingest
     return report
-
-
-def _cilium_context(sources: Sequence[Source], inventory: Inventory | None) -> CiliumContext:
-    """Entities from the inventory; ``toFQDNs`` through the DNS answers in the flow files
-    (read only when a policy has ``toFQDNs``; standard input and open files hold none we can
-    read twice)."""
-
-    def dns() -> DnsMap:
-        from netpolgen.ingest.dns import read_dns_map
-
-        paths = [s for s in sources if isinstance(s, str | os.PathLike) and str(s) != "-"]
-        return read_dns_map(paths)
-
-    if inventory is None:
-        return CiliumContext(dns=dns)
-    return CiliumContext(
-        entities=entities_from_inventory(inventory),
-        dns=dns,
-        namespace_labels=inventory.namespace_labels(),
-    )
 
 
 # --- rendering ---------------------------------------------------------------------------------

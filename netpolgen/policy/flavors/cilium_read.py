@@ -41,7 +41,7 @@ allow-all or deny-all guess.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -538,11 +538,3 @@ class _Reader:
             raise PolicyParseError(f"{what}: an empty port")
         return [PortSpec(p, port, end_port) for p in protocols]
 
-
-def read_all(
-    documents: Iterable[tuple[Mapping[str, Any], str]], context: CiliumContext, notes: list[str]
-) -> list[Policy]:
-    """Every policy of ``(document, where)`` pairs (a helper for tests)."""
-    return [
-        p for document, where in documents for p in cilium_policies(document, context, notes, where)
-    ]
