@@ -537,4 +537,3 @@ class _Reader:
         else:
             raise PolicyParseError(f"{what}: an empty port")
         return [PortSpec(p, port, end_port) for p in protocols]
-
