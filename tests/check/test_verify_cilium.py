@@ -427,3 +427,53 @@ spec:
     assert k8s.side("Egress", pod, api, "TCP", 443) != Evaluator([wrong]).side(
         "Egress", pod, api, "TCP", 443
     )
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def test_cli_verify_and_diff_of_the_cilium_output(tmp_path: Any) -> None:
+    # The README's sample, both outputs from from-flows -o DIR: verify is clean on the cilium
+    # one and diff finds it the same as the k8s one (exit 0).
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+    from tests.conftest import SAMPLE_FLOWS
+
+    sample = str(SAMPLE_FLOWS / "online-shop.hubble.jsonl")
+    inventory = str(SAMPLE_FLOWS / "online-shop.inventory.json")
+    runner = CliRunner()
+    for flavor in ("k8s", "cilium"):
+        args = ["from-flows", sample, "-i", inventory, "--flavor", flavor, "-o"]
+        result = runner.invoke(cli, [*args, str(tmp_path / flavor), "-q"])
+        assert result.exit_code == 0, result.output
+    verify = runner.invoke(
+        cli, ["verify", sample, "--policies", str(tmp_path / "cilium"), "-i", inventory, "-q"]
+    )
+    assert verify.exit_code == 0, verify.output
+    assert "denied:  0 flows" in verify.stdout
+    diff = runner.invoke(
+        cli, ["diff", str(tmp_path / "k8s"), str(tmp_path / "cilium"), "-i", inventory, "-q"]
+    )
+    assert diff.exit_code == 0, diff.output
+    assert "0 connection ranges newly allowed, 0 no longer allowed" in diff.stdout
+
+
+def test_cli_names_the_file_of_an_unsupported_construct(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "deny.yaml").write_text(
+        HEAD + "metadata: {name: x, namespace: ns1}\n"
+        "spec: {endpointSelector: {}, egressDeny: [{toEntities: [world]}]}\n"
+    )
+    flows = tmp_path / "f.csv"
+    flows.write_text(
+        "src_namespace,src_labels,dst_ip,dst_port,protocol\nns1,app=a,8.8.8.8,53,UDP\n"
+    )
+    result = CliRunner().invoke(cli, ["verify", str(flows), "--policies", str(tmp_path / "p")])
+    assert result.exit_code == 1
+    assert "deny.yaml" in result.stderr and "spec.egressDeny" in result.stderr
+    assert "Traceback" not in result.output
