@@ -477,3 +477,24 @@ def test_cli_names_the_file_of_an_unsupported_construct(tmp_path: Any) -> None:
     assert result.exit_code == 1
     assert "deny.yaml" in result.stderr and "spec.egressDeny" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_rule_that_matches_nothing_keeps_its_place() -> None:
+    # Reports number rules as written: egress[1] stays rule 1 after a rule that matches nothing
+    # (entity none: "matches nothing" in Cilium's entity list).
+    ev = read(
+        HEAD
+        + """
+metadata: {name: numbered, namespace: ns1}
+spec:
+  endpointSelector: {}
+  egress:
+  - toEntities: [none]
+  - toCIDR: [8.8.8.8/32]
+"""
+    )
+    (policy,) = ev.policies
+    assert len(policy.egress) == 2 and policy.egress[1].peers[0].ip_block is not None
+    assert ev.side("Egress", LEIA, outside("8.8.8.8"), "TCP", 1) is True
+    assert ev.side("Egress", LEIA, LUKE_NS1, "TCP", 1) is False
+    assert ev.side("Egress", LEIA, outside("8.8.4.4"), "TCP", 1) is False

@@ -76,6 +76,19 @@ _MEMBERS = ("Endpoints", "CIDR", "CIDRSet", "Entities", "FQDNs")
 _PORT_RULE_L7 = ("listener", "originatingTLS", "terminatingTLS", "serverNames")
 
 
+# A rule that matches no peer: no namespace lacks kubernetes.io/metadata.name (the API server
+# sets it on every namespace).
+NO_PEER_RULE = Rule(
+    peers=(
+        Peer(
+            namespace_selector=LabelSelector(
+                match_expressions=(LabelRequirement(NAMESPACE_NAME_LABEL, "DoesNotExist", ()),)
+            )
+        ),
+    )
+)
+
+
 @dataclass
 class CiliumContext:
     """What reading CiliumNetworkPolicy needs beyond the manifests.
@@ -321,7 +334,10 @@ class _Reader:
                 self.rule(_mapping(r, f"{section}[]"), prefix, f"{section}[{i}]")
                 for i, r in enumerate(items)
             ]
-            rules[direction] = tuple(r for r in read if r is not None)
+            # A rule that matches nothing keeps its place (reports number rules as written),
+            # unless no rule matches anything: then the direction is a plain default deny.
+            if any(r is not None for r in read):
+                rules[direction] = tuple(r if r is not None else NO_PEER_RULE for r in read)
         return Policy(
             name=name,
             namespace=self.namespace,
