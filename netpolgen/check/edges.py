@@ -148,6 +148,7 @@ def evaluate_edges(
     egress_ok = np.ones(n, dtype=bool)
     ingress_ok = np.ones(n, dtype=bool)
     named_column = edges["dst_named_ports"].tolist() if "dst_named_ports" in edges else [()] * n
+    tiered = evaluator if isinstance(evaluator, TieredEvaluator) else None
     for i, (src, dst, proto, port, named) in enumerate(
         zip(
             src_keys,
@@ -162,6 +163,9 @@ def evaluate_edges(
         protocol = "" if proto is None or pd.isna(proto) else str(proto)
         egress_iso[i] = bool(evaluator.selecting(src, EGRESS))
         ingress_iso[i] = bool(evaluator.selecting(dst, INGRESS))
+        if tiered is not None:  # a cluster policy's subject is isolated by it too
+            egress_iso[i] |= bool(tiered.cluster_subjects(src, EGRESS))
+            ingress_iso[i] |= bool(tiered.cluster_subjects(dst, INGRESS))
         egress_ok[i], ingress_ok[i] = evaluator.allows(src, dst, protocol, port_number, named)
     return pd.DataFrame(
         {
@@ -212,6 +216,10 @@ def rule_usage(
             ids = evaluator.selecting(selected, direction)
             if not ids:
                 continue
+            if isinstance(evaluator, TieredEvaluator) and not evaluator.policies_decide(
+                direction, selected, peer, protocol, port_number, named
+            ):
+                continue  # an Admin rule decided: the NetworkPolicy rules carried nothing
             for i, r, ports in evaluator.matching_rules(ids, direction, peer):
                 if not ports or any(
                     port_matches(spec, protocol, port_number, named) for spec in ports

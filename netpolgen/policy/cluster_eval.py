@@ -212,6 +212,22 @@ class TieredEvaluator(Evaluator):
         grant = self.side_grant(direction, selected, peer)
         return grant is None or grant.allows(protocol, port, named_ports)
 
+    def policies_decide(
+        self,
+        direction: str,
+        selected: EndpointKey,
+        peer: EndpointKey,
+        protocol: str,
+        port: int | None,
+        named_ports: NamedPorts = (),
+    ) -> bool:
+        """Whether the NetworkPolicy tier is reached for this side (no Admin Accept or Deny
+        decided first): only then do its rules carry the traffic."""
+        grant = self.side_grant(direction, selected, peer)
+        if grant is None:
+            return True
+        return _decide(grant.admin, protocol, port, named_ports) not in ("Accept", "Deny")
+
     def pair_grants(self, src: EndpointKey, dst: EndpointKey) -> tuple[Grant | None, Grant | None]:
         return self.side_grant(EGRESS, src, dst), self.side_grant(INGRESS, dst, src)
 

@@ -446,3 +446,27 @@ def test_diff_of_the_same_tiers_is_same_and_of_a_baseline_is_not() -> None:
     assert same.same
     added = diff_policies(np, np, CLUSTER_INV, new_cluster=[BASELINE_DENY])
     assert not added.same and set(added.changes["change"]) == {"removed"}
+
+
+def test_rules_an_admin_decision_bypassed_carry_nothing_and_subjects_are_isolated() -> None:
+    accept = cnp("""
+metadata: {name: accept-dev}
+spec:
+  tier: Admin
+  priority: 0
+  subject: {namespaces: {}}
+  ingress: [{action: Accept, from: [{namespaces: {matchLabels: {env: dev}}}]}]
+""")
+    rows = [
+        {"src": "dev/app=tool", "dst": "shop/app=web", "dst_port": 80},
+        {"src": "shop/app=db", "dst": "shop/app=web", "dst_port": 80},
+    ]
+    report = verify(flows(*rows), policies(WEB_FROM_TOOL), INV, over_permissive=False,
+                    cluster_policies=[accept])  # fmt: skip
+    assert report.ok
+    # Only db's connection reached the NetworkPolicy tier; tool's was accepted by Admin.
+    assert report.rules["flows"].tolist() == [1]
+    assert report.edges["ingress_isolated"].all()
+    lone = verify(flows(rows[0]), [], INV, over_permissive=False, cluster_policies=[accept])
+    assert lone.edges["ingress_isolated"].tolist() == [True]
+    assert lone.edges["egress_isolated"].tolist() == [False]
