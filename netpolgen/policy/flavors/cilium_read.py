@@ -368,8 +368,6 @@ class _Reader:
                 raise _Unsupported(f"{what}.{key}")
         members = [k for k in rule if k in allowed]
         ports = self.ports(_list(rule.get("toPorts"), f"{what}.toPorts"), what)
-        if ports is not None and not ports:
-            return None  # toPorts whose ports match nothing
         if not members:
             if "toPorts" in rule and ports is not None:
                 return Rule(peers=(), ports=ports)  # L4 only: every peer
