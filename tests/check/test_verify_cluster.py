@@ -470,3 +470,50 @@ spec:
     lone = verify(flows(rows[0]), [], INV, over_permissive=False, cluster_policies=[accept])
     assert lone.edges["ingress_isolated"].tolist() == [True]
     assert lone.edges["egress_isolated"].tolist() == [False]
+
+
+def test_guardrails_over_a_generated_sample(tmp_path: Path) -> None:
+    # What --cluster-policies writes plus Admin guardrails (as a --guardrails file would give):
+    # "deny ingress-nginx to shop" denies the observed flows of that pair, whatever the
+    # NetworkPolicies allow; "allow DNS" and a Pass leave the rest as it was.
+    from netpolgen import GenerateOptions, generate_from_files
+    from netpolgen.policy.flavors import write_flavor_dir
+    from tests.conftest import SAMPLE_FLOWS
+
+    sample = SAMPLE_FLOWS / "online-shop.hubble.jsonl"
+    inv = [SAMPLE_FLOWS / "online-shop.inventory.json"]
+    result = generate_from_files([sample], GenerateOptions(), inventory=inv)
+    out = tmp_path / "out"
+    write_flavor_dir(result.policies, out, "k8s", cluster_policies=True)
+    assert verify_files([sample], out, inv).ok
+    (out / "_cluster" / "guardrails.yaml").write_text(HEAD + """
+metadata: {name: guardrails}
+spec:
+  tier: Admin
+  priority: 20
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}
+  ingress:
+  - name: pass-monitoring
+    action: Pass
+    from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]
+  - name: deny-ingress-nginx
+    action: Deny
+    from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]
+  egress:
+  - name: allow-dns
+    action: Accept
+    to:
+    - pods:
+        namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}
+        podSelector: {matchLabels: {k8s-app: kube-dns}}
+    protocols: [{udp: {destinationPort: {number: 53}}}, {tcp: {destinationPort: {number: 53}}}]
+""")  # fmt: skip
+    report = verify_files([sample], out, inv)
+    assert not report.ok and report.counts["cluster_policies"] == 2
+    denied = report.denied
+    assert set(denied["src"].str.split("/").str[0]) == {"ingress-nginx"}
+    assert set(denied["dst"].str.split("/").str[0]) == {"shop"}
+    assert all(
+        p.startswith("ClusterNetworkPolicy/guardrails (Admin 20)")
+        for p in denied["ingress_policies"]
+    )
