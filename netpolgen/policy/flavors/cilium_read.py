@@ -22,7 +22,8 @@ Cilium's policy reference), given what the cluster says the addresses are:
   adds no address. ``none`` matches nothing; ``health``, ``init``, ``ingress`` and ``unmanaged``
   are Cilium's own endpoints, which flows never resolve to: nothing, with a note.
 - ``toFQDNs``: the addresses the DNS map of the same logs answered for a matching name (each as a
-  ``/32`` or ``/128``), cluster identities excepted; without DNS answers (diff has no flows),
+  ``/32`` or ``/128``), cluster identities excepted, whenever in the logs the answer came (Cilium
+  allows an address from the moment its proxy sees the answer; verify's edges carry no time); without DNS answers (diff has no flows),
   the addresses the policy's own ``netpolgen.io/fqdns`` annotation gives the names, with a note;
   without either, none (with a note).
 - ``toPorts``: ``protocol`` ``ANY`` or missing is TCP, UDP and SCTP (Cilium matches no ICMP by
