@@ -21,11 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from netpolgen.errors import PolicyParseError
+from netpolgen.policy.flavors.cluster_policy import CLUSTER_API_VERSION, CLUSTER_KIND
 from netpolgen.policy.model import PortSpec, selector_from_manifest
+
+__all__ = [
+    "CLUSTER_API_VERSION", "CLUSTER_KIND", "ClusterPeer", "ClusterPolicy", "ClusterRule",
+    "cluster_policy_from_manifest", "is_cluster_policy",
+]  # fmt: skip
 from netpolgen.selectors import LabelSelector
 
-CLUSTER_API_VERSION = "policy.networking.k8s.io/v1alpha2"
-CLUSTER_KIND = "ClusterNetworkPolicy"
 TIERS = ("Admin", "Baseline")
 ACTIONS = ("Accept", "Deny", "Pass")
 _PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP"}
