@@ -335,14 +335,28 @@ def test_constructs_outside_the_subset_are_errors_naming_them(
     assert "outside what verify and diff read" in message
 
 
-def test_clusterwide_policies_are_named_as_unsupported(tmp_path: Any) -> None:
+def test_clusterwide_policies_are_read_per_namespace_with_the_inventory(tmp_path: Any) -> None:
+    # A CiliumClusterwideNetworkPolicy selects endpoints of every namespace, and its peer
+    # selectors without a namespace label match every namespace (Cilium adds the namespace only
+    # to namespaced policies' selectors).
     path = tmp_path / "ccnp.yaml"
     path.write_text(
         "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\n"
-        "metadata: {name: x}\nspec: {endpointSelector: {}, ingress: [{}]}\n"
+        "metadata: {name: luke-only}\nspec:\n  endpointSelector: {matchLabels: {name: leia}}\n"
+        "  ingress: [{fromEndpoints: [{matchLabels: {name: luke}}]}]\n"
     )
-    with pytest.raises(PolicyParseError, match="CiliumClusterwideNetworkPolicy is outside"):
+    with pytest.raises(PolicyParseError, match="needs the cluster's namespaces"):
         load_policies(path)
+    context = CiliumContext(namespace_labels={"ns1": {}, "ns2": {"team": "rebels"}})
+    loaded = load_policies(path, cilium=context)
+    assert sorted((p.namespace, p.name) for p in loaded) == [
+        ("ns1", "clusterwide:luke-only"), ("ns2", "clusterwide:luke-only"),
+    ]  # fmt: skip
+    ev = Evaluator(loaded, context.namespace_labels)
+    leia_ns2 = ("ns2", (("name", "leia"),), None)
+    assert ev.side("Ingress", LEIA, LUKE_NS2, "TCP", 80) is True
+    assert ev.side("Ingress", leia_ns2, LUKE_NS1, "TCP", 80) is True
+    assert ev.side("Ingress", LEIA, ("ns2", (("name", "han"),), None), "TCP", 80) is False
 
 
 def test_a_directory_mixes_kinds_and_lists(tmp_path: Any) -> None:

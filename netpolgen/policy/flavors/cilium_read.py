@@ -23,15 +23,20 @@ Cilium's policy reference), given what the cluster says the addresses are:
   are Cilium's own endpoints, which flows never resolve to: nothing, with a note.
 - ``toFQDNs``: the addresses the DNS map of the same logs answered for a matching name (each as a
   ``/32`` or ``/128``), cluster identities excepted, whenever in the logs the answer came (Cilium
-  allows an address from the moment its proxy sees the answer; verify's edges carry no time); without DNS answers (diff has no flows),
-  the addresses the policy's own ``netpolgen.io/fqdns`` annotation gives the names, with a note;
-  without either, none (with a note).
+  allows an address from the moment its proxy sees the answer; verify's edges carry no time);
+  without DNS answers (diff has no flows), the addresses the policy's own
+  ``netpolgen.io/fqdns`` annotation gives the names, with a note; without either, none (with a
+  note).
 - ``toPorts``: ``protocol`` ``ANY`` or missing is TCP, UDP and SCTP (Cilium matches no ICMP by
   port); ``port: "0"`` every port; ``endPort`` a range; a name the destination's container port.
   L7 ``rules`` are read at L3/L4 (the connection passes; the L7 filter may still refuse
   requests, which flow logs cannot show): a note, except for the DNS rules of :mod:`.cilium`.
 - A direction is enforced when the section has rules, even ``[{}]`` (which matches no peer);
   ``ingress: []`` enforces nothing ("If omitted or empty, this rule does not apply", the CRD).
+
+A ``CiliumClusterwideNetworkPolicy`` is read as one policy per namespace of the inventory
+(``clusterwide:<name>`` in each), its selectors spanning namespaces (Cilium adds no namespace
+to a clusterwide policy's selectors); without an inventory it is an error.
 
 Outside that subset (deny sections, ``enableDefaultDeny: false``, ``toServices``, ``toGroups``,
 ``toRequires``, ``toNodes``, ``icmps``, ``authentication``, ``nodeSelector``, CIDR groups) a
@@ -148,20 +153,28 @@ def cilium_policies(
         PolicyParseError: for a malformed document or a construct outside the subset (its
             message names it; the caller adds the file and document).
     """
-    if document.get("kind") == CLUSTERWIDE_KIND:
-        raise PolicyParseError(
-            f"{CLUSTERWIDE_KIND} is outside what verify and diff read (namespaced "
-            f"{CILIUM_KIND} L3/L4 allow rules)"
-        )
+    kind = str(document.get("kind"))
     if document.get("apiVersion") != CILIUM_API_VERSION:
         raise PolicyParseError(
-            f"{document.get('apiVersion')} {CILIUM_KIND}: expected {CILIUM_API_VERSION}"
+            f"{document.get('apiVersion')} {kind}: expected {CILIUM_API_VERSION}"
         )
     metadata = _mapping(document.get("metadata"), "metadata")
     name = str(metadata.get("name") or "")
     if not name:
-        raise PolicyParseError(f"{CILIUM_KIND} without metadata.name")
+        raise PolicyParseError(f"{kind} without metadata.name")
     namespace = str(metadata.get("namespace") or "default")
+    clusterwide = kind == CLUSTERWIDE_KIND
+    if clusterwide:
+        # Every namespace's endpoints, and peers of every namespace: read as one policy per
+        # namespace of the inventory, the selectors spanning namespaces.
+        namespaces = sorted(context.namespace_labels)
+        if not namespaces:
+            raise PolicyParseError(
+                f"{kind} {name}: reading it needs the cluster's namespaces",
+                hint="pass -i INVENTORY",
+            )
+    else:
+        namespaces = [namespace]
     labels = tuple(
         sorted((str(k), str(v)) for k, v in _mapping(metadata.get("labels"), "labels").items())
     )
@@ -177,23 +190,23 @@ def cilium_policies(
     for i, spec in enumerate(_list(document.get("specs"), "specs")):
         specs.append((f"{name}#specs[{i}]", spec))
     if not specs:
-        raise PolicyParseError(f"{CILIUM_KIND} {namespace}/{name} has neither spec nor specs")
+        raise PolicyParseError(f"{kind} {name} has neither spec nor specs")
     entities = dict(context.entities)
     if not entities:
         entities = entities_from_annotations(
             Policy(name, namespace, LabelSelector(), (), annotations=annotations)
         )
     out = []
-    for policy_name, spec in specs:
-        reader = _Reader(
-            namespace, entities, context, notes, f"{where}: {namespace}/{policy_name}", annotations
-        )
+    for (policy_name, spec), ns in ((a, b) for a in specs for b in namespaces):
+        shown = f"clusterwide:{policy_name}" if clusterwide else policy_name
+        reader = _Reader(ns, entities, context, notes, f"{where}: {ns}/{shown}", annotations)
+        reader.clusterwide = clusterwide
         try:
-            policy = reader.policy(policy_name, _mapping(spec, "spec"), labels, annotations)
+            policy = reader.policy(shown, _mapping(spec, "spec"), labels, annotations)
         except _Unsupported as error:
             raise PolicyParseError(
-                f"{CILIUM_KIND} {namespace}/{policy_name}: {error} is outside what verify and "
-                "diff read (L3/L4 allow rules)",
+                f"{kind} {name if clusterwide else f'{ns}/{policy_name}'}: {error} is outside "
+                "what verify and diff read (L3/L4 allow rules)",
                 hint="verify and diff decide L3/L4 allow rules only; check such a policy "
                 "in the cluster (hubble observe, cilium policy trace)",
             ) from None
@@ -290,6 +303,7 @@ class _Reader:
         annotations: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.annotations = annotations
+        self.clusterwide = False  # a CiliumClusterwideNetworkPolicy: selectors span namespaces
         self.namespace = namespace
         self.entities = entities
         self.context = context
@@ -410,6 +424,9 @@ class _Reader:
 
     def endpoint(self, selector: Mapping[str, Any], what: str) -> Peer:
         found = _requirements(selector, what)
+        if self.clusterwide:  # no namespace key: every namespace
+            pods = found.pods if found.pods != LabelSelector() else None
+            return Peer(pod_selector=pods, namespace_selector=found.namespaces or LabelSelector())
         if found.namespaces is None:
             return Peer(pod_selector=found.pods)  # the policy's own namespace
         namespaces = found.namespaces
