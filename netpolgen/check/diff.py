@@ -32,12 +32,20 @@ from typing import Any
 
 import pandas as pd
 
-from netpolgen.check.edges import Workload, workloads_from_cluster, workloads_seen
+from netpolgen.check.edges import (
+    Workload,
+    make_evaluator,
+    workloads_from_cluster,
+    workloads_seen,
+)
 from netpolgen.check.tables import render_table, with_workload_names, workload_names
-from netpolgen.cluster.inventory import load_inventory
+from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.cluster.view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.errors import NoPoliciesError
 from netpolgen.labels import canonical_labels
+from netpolgen.policy.cluster_eval import TieredEvaluator, cut_policies
+from netpolgen.policy.cluster_model import ClusterPolicy
+from netpolgen.policy.flavors.cilium_read import CiliumContext, entities_from_inventory
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator, Grant
@@ -133,6 +141,8 @@ def diff_policies(
     *,
     flows: pd.DataFrame | None = None,
     protocols: Iterable[str] = DIFF_PROTOCOLS,
+    old_cluster: Sequence[ClusterPolicy] = (),
+    new_cluster: Sequence[ClusterPolicy] = (),
 ) -> PolicyDiff:
     """Compare what two policy sets allow between known workloads.
 
@@ -142,6 +152,8 @@ def diff_policies(
         inventory: pods and namespaces (workloads, namespace labels, named ports).
         flows: a flow table whose pod endpoints are the workloads when there is no inventory.
         protocols: the protocols to compare.
+        old_cluster, new_cluster: the ClusterNetworkPolicies of each side; with any, both sides
+            are decided through the tiers (:mod:`netpolgen.policy.cluster_eval`).
 
     Returns:
         A :class:`PolicyDiff`; ``changes`` is empty when the sets behave the same.
@@ -165,14 +177,15 @@ def diff_policies(
                 "no inventory: workloads were guessed from the policies' podSelectors "
                 "(pass -i INVENTORY for an exact comparison)"
             )
-    before = Evaluator(old, cluster.namespace_labels)
-    after = Evaluator(new, cluster.namespace_labels)
+    before = make_evaluator(old, cluster, old_cluster)
+    after = make_evaluator(new, cluster, new_cluster)
+    # The cluster policies' ports and networks cut the spaces too.
+    cuts = [*old, *new, *cut_policies([*old_cluster, *new_cluster])]
     intervals = {
-        protocol: _port_intervals([*old, *new], workloads.values(), protocol)
-        for protocol in protocols
+        protocol: _port_intervals(cuts, workloads.values(), protocol) for protocol in protocols
     }
     pods = [_Side(w.key, w.namespace, w.labels, None, w.named_ports) for w in workloads.values()]
-    classes = _address_classes([*old, *new])
+    classes = _address_classes(cuts)
 
     def compare(src: _Side, dst: _Side) -> list[tuple[str, str, int, int]]:
         was_grants = before.pair_grants(src.key, dst.key)
@@ -219,8 +232,14 @@ def diff_policies(
     changes = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
     changes = changes.astype({c: "string" for c in CHANGE_COLUMNS[:8]})
     changes = changes.astype({"port_from": "int64", "port_to": "int64"})
-    old_by = {(p.namespace, p.name): p for p in old}
-    new_by = {(p.namespace, p.name): p for p in new}
+    for ev in (before, after):
+        if isinstance(ev, TieredEvaluator):
+            warnings.extend(w for w in ev.warnings if w not in warnings)
+    old_by: dict[tuple[str, str], object] = {(p.namespace, p.name): p for p in old}
+    new_by: dict[tuple[str, str], object] = {(p.namespace, p.name): p for p in new}
+    # Cluster-scoped objects under a name no namespace can have.
+    old_by.update({("ClusterNetworkPolicy", p.name): p for p in old_cluster})
+    new_by.update({("ClusterNetworkPolicy", p.name): p for p in new_cluster})
     return PolicyDiff(
         changes=changes,
         policies_added=[f"{n}/{m}" for n, m in sorted(new_by.keys() - old_by.keys())],
@@ -234,7 +253,7 @@ def diff_policies(
         workload_source=source if workloads else "nowhere",
         names=workload_names(cluster),
         warnings=warnings,
-        policies_loaded=(len(old), len(new)),
+        policies_loaded=(len(old) + len(old_cluster), len(new) + len(new_cluster)),
     )
 
 
@@ -257,9 +276,16 @@ def diff_files(
         >>> print(format_diff(diff_files("old/", "new/")))  # doctest: +SKIP
     """
     notes: list[str] = []
-    old = load_policies(old_path, notes=notes)
-    new = load_policies(new_path, notes=notes)
-    for side, path, loaded in (("OLD", old_path, old), ("NEW", new_path, new)):
+    inventory = load_inventory(list(inventories)) if inventories else None
+    cilium = _cilium_context(inventory)
+    old_cluster: list[ClusterPolicy] = []
+    new_cluster: list[ClusterPolicy] = []
+    old = load_policies(old_path, notes=notes, cilium=cilium, cluster=old_cluster)
+    new = load_policies(new_path, notes=notes, cilium=cilium, cluster=new_cluster)
+    for side, path, loaded in (
+        ("OLD", old_path, [*old, *old_cluster]),
+        ("NEW", new_path, [*new, *new_cluster]),
+    ):
         if not loaded:
             # A diff against nothing reads as "every connection removed" (or added): most often
             # a wrong path, or the output of a run that wrote nothing.
@@ -269,9 +295,19 @@ def diff_files(
                 hint="name a policy file or a directory of them"
                 + ("; the skipped documents are named with -v" if notes else ""),
             )
-    diff = diff_policies(old, new, load_inventory(list(inventories)) if inventories else None)
+    diff = diff_policies(old, new, inventory, old_cluster=old_cluster, new_cluster=new_cluster)
     diff.warnings[:0] = notes
     return diff
+
+
+def _cilium_context(inventory: Inventory | None) -> CiliumContext:
+    """Entities from the inventory; no DNS answers here (a ``toFQDNs`` is read through the
+    policy's own ``netpolgen.io/fqdns`` annotation, see ``cilium_read``)."""
+    if inventory is None:
+        return CiliumContext()
+    return CiliumContext(
+        entities=entities_from_inventory(inventory), namespace_labels=inventory.namespace_labels()
+    )
 
 
 @dataclass(frozen=True)
@@ -313,9 +349,12 @@ def _changed_ranges(
 def _same_policies(before: Evaluator, after: Evaluator, pod: EndpointKey, direction: str) -> bool:
     """Whether the same policies (equal objects) isolate ``pod`` in ``direction`` in both sets."""
 
-    def selecting(ev: Evaluator) -> list[Policy]:
-        found = [ev.policies[i] for i in ev.selecting(pod, direction)]
-        return sorted(found, key=lambda p: (p.namespace, p.name))
+    def selecting(ev: Evaluator) -> list[Policy | ClusterPolicy]:
+        found: list[Policy | ClusterPolicy] = [ev.policies[i] for i in ev.selecting(pod, direction)]
+        found.sort(key=lambda p: (getattr(p, "namespace", ""), p.name))
+        if isinstance(ev, TieredEvaluator):  # the tiers decide around them (in their order)
+            found.extend(ev.cluster_subjects(pod, direction))
+        return found
 
     return selecting(before) == selecting(after)
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from netpolgen.cluster.inventory import Inventory
 from netpolgen.cluster.view import ClusterView, NamedPorts
+from netpolgen.errors import NetpolgenError
+from netpolgen.ingest.dns import DnsMap, read_dns_map
 from netpolgen.labels import labels_from_canonical, stable_labels
+from netpolgen.policy.cluster_eval import TieredEvaluator
+from netpolgen.policy.cluster_model import ClusterPolicy
+from netpolgen.policy.flavors.cilium_read import CiliumContext, entities_from_inventory
+from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator, port_matches
 from netpolgen.reduce.edges import SELECTABLE_KINDS
 
@@ -26,6 +35,50 @@ EDGE_KEY = [
     "protocol",
     "dst_port",
 ]
+
+
+def cilium_context(sources: Sequence[Any], inventory: Inventory | None) -> CiliumContext:
+    """How verify and migrate read CiliumNetworkPolicy: the inventory's nodes and API server as
+    entities, ``toFQDNs`` through the DNS answers in the flow files (read only when a policy has
+    ``toFQDNs``; standard input and open files cannot be read twice, so they give none)."""
+
+    def dns() -> DnsMap:
+        paths = [s for s in sources if isinstance(s, str | os.PathLike) and str(s) != "-"]
+        try:
+            return read_dns_map(paths)
+        except (OSError, NetpolgenError):  # globs and URLs of the Dask engine, say
+            return DnsMap()
+
+    if inventory is None:
+        return CiliumContext(dns=dns)
+    return CiliumContext(
+        entities=entities_from_inventory(inventory),
+        dns=dns,
+        namespace_labels=inventory.namespace_labels(),
+    )
+
+
+def make_evaluator(
+    policies: Sequence[Policy],
+    cluster: ClusterView,
+    cluster_policies: Sequence[ClusterPolicy] = (),
+) -> Evaluator:
+    """The NetworkPolicy evaluator, or, with ClusterNetworkPolicies, the tiered one over it
+    (pods' addresses from the inventory, for their ``networks`` peers)."""
+    if not cluster_policies:
+        return Evaluator(policies, cluster.namespace_labels)
+    addresses: dict[tuple[str, tuple[tuple[str, str], ...]], set[str]] = {}
+    for pod in cluster.pods:
+        if pod.host_network or not pod.ips:
+            continue
+        for labels in (tuple(sorted(pod.labels)), labels_from_canonical(pod.workload_labels)):
+            addresses.setdefault((pod.namespace, labels), set()).update(pod.ips)
+    return TieredEvaluator(
+        policies,
+        cluster_policies,
+        cluster.namespace_labels,
+        {key: tuple(sorted(ips)) for key, ips in addresses.items()},
+    )
 
 
 def endpoint_columns(flows: pd.DataFrame, side: str) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -95,6 +148,7 @@ def evaluate_edges(
     egress_ok = np.ones(n, dtype=bool)
     ingress_ok = np.ones(n, dtype=bool)
     named_column = edges["dst_named_ports"].tolist() if "dst_named_ports" in edges else [()] * n
+    tiered = evaluator if isinstance(evaluator, TieredEvaluator) else None
     for i, (src, dst, proto, port, named) in enumerate(
         zip(
             src_keys,
@@ -109,6 +163,9 @@ def evaluate_edges(
         protocol = "" if proto is None or pd.isna(proto) else str(proto)
         egress_iso[i] = bool(evaluator.selecting(src, EGRESS))
         ingress_iso[i] = bool(evaluator.selecting(dst, INGRESS))
+        if tiered is not None:  # a cluster policy's subject is isolated by it too
+            egress_iso[i] |= bool(tiered.cluster_subjects(src, EGRESS))
+            ingress_iso[i] |= bool(tiered.cluster_subjects(dst, INGRESS))
         egress_ok[i], ingress_ok[i] = evaluator.allows(src, dst, protocol, port_number, named)
     return pd.DataFrame(
         {
@@ -159,6 +216,10 @@ def rule_usage(
             ids = evaluator.selecting(selected, direction)
             if not ids:
                 continue
+            if isinstance(evaluator, TieredEvaluator) and not evaluator.policies_decide(
+                direction, selected, peer, protocol, port_number, named
+            ):
+                continue  # an Admin rule decided: the NetworkPolicy rules carried nothing
             for i, r, ports in evaluator.matching_rules(ids, direction, peer):
                 if not ports or any(
                     port_matches(spec, protocol, port_number, named) for spec in ports

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen._text import plural
-from netpolgen.check.edges import describe_endpoint, edge_keys, evaluate_edges
+from netpolgen.check.edges import cilium_context, describe_endpoint, edge_keys, evaluate_edges
 from netpolgen.check.tables import (
     count_as_from_flows,
     render_table,
@@ -462,10 +462,17 @@ def plan_migration_from_files(
         >>> write_plan(plan, "migration/")  # doctest: +SKIP
     """
     notes: list[str] = []
-    existing = load_policies(policies_path, notes=notes) if policies_path is not None else []
+    flow_sources = list(flow_sources)
+    inventory = load_inventory(list(inventories)) if inventories else None
+    # CiliumNetworkPolicies in force are read as verify reads them (edges.cilium_context).
+    context = cilium_context(flow_sources, inventory)
+    existing = (
+        load_policies(policies_path, notes=notes, cilium=context)
+        if policies_path is not None
+        else []
+    )
     ingest = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     flows = load_flows(list(flow_sources), format, report=ingest, on_chunk=on_chunk)
-    inventory = load_inventory(list(inventories)) if inventories else None
     if inventory is not None:
         ingest.messages.extend(inventory.warnings)
         flows = resolve_flows(flows, inventory, report=ingest)

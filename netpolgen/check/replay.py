@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 
 from netpolgen._kernels import group_ids
-from netpolgen.check.edges import EDGE_KEY, edge_keys, endpoint_columns, evaluate_edges, rule_usage
+from netpolgen.check.edges import (
+    EDGE_KEY,
+    edge_keys,
+    endpoint_columns,
+    evaluate_edges,
+    make_evaluator,
+    rule_usage,
+)
 from netpolgen.check.findings import (
     denied_tables,
     empty_over_permissive,
@@ -28,6 +35,8 @@ from netpolgen.cluster.view import ClusterView, InventoryLike, NamedPorts
 from netpolgen.flows import empty_flows, validate_flows
 from netpolgen.ingest import Source
 from netpolgen.ingest.report import IngestReport
+from netpolgen.policy.cluster_eval import TieredEvaluator
+from netpolgen.policy.cluster_model import ClusterPolicy
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import Evaluator
 
@@ -194,6 +203,8 @@ class Checker:
             "rules": len(rules),
             "rules_unused": int((rules["flows"] == 0).sum()),
         }
+        if isinstance(ev, TieredEvaluator):  # only then: other reports stay as they were
+            counts["cluster_policies"] = len(ev.cluster_policies)
         over = empty_over_permissive()
         if over_permissive:
             observed = (
@@ -205,6 +216,8 @@ class Checker:
                 ev, cluster, edges, observed, max_workloads, warnings
             )
             counts.update(over_counts)
+        if isinstance(ev, TieredEvaluator):  # reading and deciding the cluster policies
+            warnings.extend(w for w in ev.warnings if w not in warnings)
         return VerificationReport(
             edges=edges,
             denied=denied,
@@ -247,6 +260,7 @@ def verify_stream(
     on_chunk: Callable[[str, int], None] | None = None,
     engine: str = "pandas",
     scheduler: str | None = None,
+    cluster_policies: Sequence[ClusterPolicy] = (),
 ) -> VerificationReport:
     """:func:`verify` over the flows of ``sources``, chunk by chunk (:func:`verify_chunks`),
     read in this process (and its workers) or on a Dask cluster (``engine``)."""
@@ -259,7 +273,10 @@ def verify_stream(
         list(sources), format, engine=engine, scheduler=scheduler, workers=workers,
         resolver=resolver, on_chunk=on_chunk, chunk_size=STREAM_CHUNK_SIZE,
     ) as chunks:  # fmt: skip
-        report = verify_chunks(chunks, policies, inventory, ingest, over_permissive=over_permissive)
+        report = verify_chunks(
+            chunks, policies, inventory, ingest, over_permissive=over_permissive,
+            cluster_policies=cluster_policies,
+        )  # fmt: skip
     if inventory is not None:
         ingest.messages.extend(inventory.warnings)  # after the reading's, as load_flows has it
     if resolver is not None:
@@ -275,6 +292,7 @@ def verify_chunks(
     *,
     over_permissive: bool = True,
     max_workloads: int = 2000,
+    cluster_policies: Sequence[ClusterPolicy] = (),
 ) -> VerificationReport:
     """:func:`verify` over the chunks that ``read(report)`` yields (the same each time it is
     called: it may be called twice), without ``flow_allowed``; ``ingest`` receives the
@@ -287,7 +305,7 @@ def verify_chunks(
     from netpolgen.reduce.direction import DirectionTracker, in_two_passes
 
     cluster = ClusterView.from_inventory(inventory)
-    ev = Evaluator(policies, cluster.namespace_labels)
+    ev = make_evaluator(policies, cluster, cluster_policies)
 
     def run(tracker: DirectionTracker) -> tuple[Checker, IngestReport]:
         attempt = ingest.fresh()

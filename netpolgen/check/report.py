@@ -69,7 +69,17 @@ class VerificationReport:
         """A few lines of plain text with the counts."""
         c = self.counts
         lines = [
-            f"policies loaded: {c['policies']}" if "policies" in c else "",
+            (
+                f"policies loaded: {c['policies']}"
+                + (
+                    f" (and {plural(c['cluster_policies'], 'ClusterNetworkPolicy')}, tiers "
+                    "decided around them)"
+                    if c.get("cluster_policies")
+                    else ""
+                )
+            )
+            if "policies" in c
+            else "",
             f"flows checked: {c['flows_checked']} ({plural(c['records_checked'], 'record')}, "
             f"{plural(c['edges_checked'], 'distinct edge')})",
             f"  allowed: {plural(c['flows_allowed'], 'flow')}, "

@@ -42,6 +42,7 @@ from typing import Literal
 
 import pandas as pd
 
+from netpolgen.check.edges import cilium_context, make_evaluator
 from netpolgen.check.replay import Checker, verify_stream
 from netpolgen.check.report import VerificationReport
 from netpolgen.check.tables import count_as_from_flows
@@ -52,6 +53,7 @@ from netpolgen.flows import validate_flows
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.ingest.sources import expand_directories
+from netpolgen.policy.cluster_model import ClusterPolicy
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import Evaluator
@@ -75,6 +77,7 @@ def verify(
     *,
     over_permissive: bool = True,
     max_workloads: int = 2000,
+    cluster_policies: Sequence[ClusterPolicy] = (),
 ) -> VerificationReport:
     """Replay observed flows against policies.
 
@@ -100,6 +103,8 @@ def verify(
         inventory: pods and namespaces, for namespace labels, named ports and the workload list.
         over_permissive: compute the over-permissiveness table.
         max_workloads: skip over-permissiveness (with a warning) above this many workloads.
+        cluster_policies: ClusterNetworkPolicies in force: the connections are then decided
+            through their tiers around the NetworkPolicies (:mod:`netpolgen.policy.cluster_eval`).
 
     Returns:
         A :class:`VerificationReport`.
@@ -114,7 +119,7 @@ def verify(
     """
     validate_flows(flows)
     cluster = ClusterView.from_inventory(inventory)
-    ev = Evaluator(policies, cluster.namespace_labels)
+    ev = make_evaluator(policies, cluster, cluster_policies)
     # Replies and undecided records, as the generator infers them (netpolgen.reduce.direction).
     directions = mark_directions(flows)
     checker = Checker(ev, cluster)
@@ -147,7 +152,11 @@ def verify_files(
     """Read flow files, policies and inventories, then :func:`verify` (``netpolgen verify``).
 
     Notes from reading the policies (skipped documents) become report warnings; the ingest
-    accounting is in ``report.ingest``.
+    accounting is in ``report.ingest``. Besides NetworkPolicies (and Calico staged ones, as
+    enforced), ``policy_path`` may hold CiliumNetworkPolicies, read with the inventory's nodes
+    and API server as Cilium's entities and ``toFQDNs`` through the DNS answers of the flow
+    files themselves (:mod:`netpolgen.policy.flavors.cilium_read`), and ClusterNetworkPolicies,
+    whose tiers then decide around the NetworkPolicies.
 
     The flows are streamed (as by ``from-flows``): each chunk is resolved and reduced to its
     checked edges before the next is read, so memory follows the distinct edges, not the size of
@@ -176,8 +185,14 @@ def verify_files(
         >>> print(report.summary())  # doctest: +SKIP
     """
     notes: list[str] = []
-    policies = load_policies(policy_path, notes=notes)
-    if not policies:
+    flow_sources = list(flow_sources)
+    inventory = load_inventory(list(inventories)) if inventories else None
+    cluster_policies: list[ClusterPolicy] = []
+    policies = load_policies(
+        policy_path, notes=notes, cluster=cluster_policies,
+        cilium=cilium_context(flow_sources, inventory),
+    )  # fmt: skip
+    if not policies and not cluster_policies:
         # Zero policies allow everything: verify would pass vacuously (a wrong path, or the
         # output of a run that wrote nothing).
         raise NoPoliciesError(
@@ -192,18 +207,19 @@ def verify_files(
         raise NetpolgenError("flow_allowed needs every flow in memory: use the pandas engine")
     if flow_allowed:
         flows = load_flows(list(flow_sources), format, report=ingest, on_chunk=on_chunk)
-        inventory = load_inventory(list(inventories)) if inventories else None
         if inventory is not None:
             ingest.messages.extend(inventory.warnings)
             # Addresses become pods, services and nodes at each flow's time, as for from-flows.
             flows = resolve_flows(flows, inventory, report=ingest)
-        report = verify(flows, policies, inventory, over_permissive=over_permissive)
+        report = verify(
+            flows, policies, inventory, over_permissive=over_permissive,
+            cluster_policies=cluster_policies,
+        )  # fmt: skip
     else:
-        inventory = load_inventory(list(inventories)) if inventories else None
         report = verify_stream(
             list(flow_sources), policies, inventory, ingest, format=format,
             over_permissive=over_permissive, workers=workers, on_chunk=on_chunk, engine=engine,
-            scheduler=scheduler,
+            scheduler=scheduler, cluster_policies=cluster_policies,
         )  # fmt: skip
     report.warnings[:0] = notes
     c = report.counts

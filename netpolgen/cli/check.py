@@ -40,7 +40,9 @@ REPORT_FORMATS = ("table", "json", "markdown")
 # Flows were --flows before they were positional here as in every other command; kept, hidden.
 @click.option("--flows", "legacy_flows", multiple=True, hidden=True)
 @click.option("--policies", "policies", required=True, type=click.Path(exists=True),
-              help="A policy file or a directory of them (YAML, JSON, List).")  # fmt: skip
+              help="A policy file or a directory of them (YAML, JSON, List): "
+                   "NetworkPolicy, Calico staged, CiliumNetworkPolicy, "
+                   "ClusterNetworkPolicy.")  # fmt: skip
 @inventory_option
 @flow_format_option
 @report_format_option(REPORT_FORMATS)
@@ -127,8 +129,9 @@ def diff_command(
 ) -> None:  # fmt: skip
     """Show which connections between known workloads OLD allows and NEW does not, and back.
 
-    OLD and NEW are policy files or directories. Workloads come from the inventory (or, without
-    one, are guessed from the policies' selectors). Behaviour is compared, not text. Exit 0
+    OLD and NEW are policy files or directories (NetworkPolicy, Calico staged,
+    CiliumNetworkPolicy, ClusterNetworkPolicy tiers). Workloads come from the inventory (or,
+    without one, are guessed from the policies' selectors). Behaviour is compared, not text. Exit 0
     when both allow the same connections, 1 when they differ (as diff and kubectl diff do).
 
     \b

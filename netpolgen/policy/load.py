@@ -1,5 +1,10 @@
 """Reading NetworkPolicies from files: a directory, a multi-document YAML file, a JSON ``List``.
 
+Besides ``networking.k8s.io/v1`` NetworkPolicies: Calico staged policies are read as their
+enforced form, ``cilium.io/v2`` CiliumNetworkPolicies as the NetworkPolicies they amount to
+(:mod:`netpolgen.policy.flavors.cilium_read`), and ClusterNetworkPolicies
+(:mod:`netpolgen.policy.cluster_model`) go to a separate list when the caller asks for them.
+
 What ``kubectl get networkpolicies -A -o yaml`` prints (a ``List``), what a GitOps repository holds
 (a tree of YAML files, several documents each) and what ``netpolgen from-flows -o DIR`` writes are
 all accepted. Documents of other kinds (Deployments next to the policies, say) are skipped with a
@@ -17,12 +22,19 @@ from typing import Any
 import yaml
 
 from netpolgen.errors import PolicyParseError
+from netpolgen.policy.cluster_model import (
+    CLUSTER_KIND,
+    ClusterPolicy,
+    cluster_policy_from_manifest,
+    is_cluster_policy,
+)
 from netpolgen.policy.flavors.calico import (
     STAGED_LIST_KIND,
     enforced_manifest,
     is_staged,
     staged_action,
 )
+from netpolgen.policy.flavors.cilium_read import CiliumContext, cilium_policies, is_cilium_policy
 from netpolgen.policy.model import API_VERSION, KIND, Policy
 from netpolgen.policy.write import KUSTOMIZATION_NAMES
 from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, expanded_size
@@ -30,10 +42,19 @@ from netpolgen.safe_yaml import MAX_EXPANDED_NODES, SafeLoader, expanded_size
 __all__ = ["POLICY_SUFFIXES", "load_policies"]
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
-LIST_KINDS = ("List", "NetworkPolicyList", STAGED_LIST_KIND)
+LIST_KINDS = (
+    "List", "NetworkPolicyList", STAGED_LIST_KIND, "CiliumNetworkPolicyList",
+    "CiliumClusterwideNetworkPolicyList", f"{CLUSTER_KIND}List",
+)  # fmt: skip
 
 
-def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = None) -> list[Policy]:
+def load_policies(
+    path: str | os.PathLike[str],
+    *,
+    notes: list[str] | None = None,
+    cilium: CiliumContext | None = None,
+    cluster: list[ClusterPolicy] | None = None,
+) -> list[Policy]:
     """Read every NetworkPolicy under ``path``.
 
     Args:
@@ -41,6 +62,9 @@ def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = Non
             sorted order), or one file with one or more YAML documents or a JSON object.
             ``List`` and ``NetworkPolicyList`` documents are unpacked.
         notes: if given, receives one line per skipped document or overridden duplicate.
+        cilium: entities and DNS names for reading CiliumNetworkPolicy (none known if omitted).
+        cluster: if given, receives the ClusterNetworkPolicies (else they are skipped with a
+            note).
 
     Returns:
         The policies in file and document order. When two documents define the same
@@ -68,9 +92,10 @@ def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = Non
     else:
         raise PolicyParseError("no such file or directory", source=str(root))
     notes = notes if notes is not None else []
+    reading = _Reading(notes, cilium or CiliumContext(), cluster)
     found: dict[tuple[str, str], Policy] = {}
     for file in files:
-        for policy in _policies_in_file(file, notes):
+        for policy in _policies_in_file(file, reading):
             key = (policy.namespace, policy.name)
             if key in found:
                 notes.append(f"{file}: {key[0]}/{key[1]} defined again; the later one is used")
@@ -79,7 +104,19 @@ def load_policies(path: str | os.PathLike[str], *, notes: list[str] | None = Non
     return list(found.values())
 
 
-def _policies_in_file(file: Path, notes: list[str]) -> Iterator[Policy]:
+class _Reading:
+    """What reading documents collects besides the policies."""
+
+    def __init__(
+        self, notes: list[str], cilium: CiliumContext, cluster: list[ClusterPolicy] | None
+    ) -> None:
+        self.notes = notes
+        self.cilium = cilium
+        self.cluster = cluster
+        self.cluster_names: set[str] = set()
+
+
+def _policies_in_file(file: Path, reading: _Reading) -> Iterator[Policy]:
     try:
         text = file.read_text(encoding="utf-8-sig")
     except OSError as error:
@@ -87,7 +124,7 @@ def _policies_in_file(file: Path, notes: list[str]) -> Iterator[Policy]:
     except UnicodeDecodeError:
         raise PolicyParseError("not UTF-8 text", source=str(file)) from None
     for index, line, document in _documents(text, str(file)):
-        yield from _policies_in_document(document, str(file), index, line, notes)
+        yield from _policies_in_document(document, str(file), index, line, reading)
 
 
 def _documents(text: str, source: str) -> Iterator[tuple[int, int, Any]]:
@@ -157,8 +194,9 @@ def _documents_libyaml(text: str) -> list[tuple[int, int, Any]] | None:
 
 
 def _policies_in_document(
-    document: Any, source: str, index: int, line: int, notes: list[str], label: str = ""
+    document: Any, source: str, index: int, line: int, reading: _Reading, label: str = ""
 ) -> Iterator[Policy]:
+    notes = reading.notes
     if document is None:
         return
     label = label or f"document {index}"
@@ -175,8 +213,11 @@ def _policies_in_document(
             )
         for position, item in enumerate(items):
             yield from _policies_in_document(
-                item, source, index, line, notes, f"{label} item {position}"
+                item, source, index, line, reading, f"{label} item {position}"
             )
+        return
+    if is_cilium_policy(document) or is_cluster_policy(document):
+        yield from _other_kinds(document, source, line, label, reading)
         return
     if is_staged(document):
         # A Calico staged policy is read as what enforcing it creates (flavors/calico.py);
@@ -204,3 +245,36 @@ def _policies_in_document(
         raise PolicyParseError(
             f"{label}: {error.message}", source=source, line=line, hint=error.hint
         ) from None
+
+
+def _other_kinds(
+    document: Mapping[str, Any], source: str, line: int, label: str, reading: _Reading
+) -> Iterator[Policy]:
+    """A CiliumNetworkPolicy (as NetworkPolicies) or a ClusterNetworkPolicy (to the list)."""
+    where = f"{source}:{line}"
+    if is_cluster_policy(document) and reading.cluster is None:
+        reading.notes.append(
+            f"{where}: {label}: kind {CLUSTER_KIND!r} is not a NetworkPolicy; skipped"
+        )
+        return
+    try:
+        if is_cilium_policy(document):
+            yield from cilium_policies(document, reading.cilium, reading.notes, where)
+            return
+        policy = cluster_policy_from_manifest(document)
+    except PolicyParseError as error:
+        metadata = document.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        if name:
+            label += f" ({name})"
+        raise PolicyParseError(
+            f"{label}: {error.message}", source=source, line=line, hint=error.hint
+        ) from None
+    assert reading.cluster is not None
+    if policy.name in reading.cluster_names:
+        reading.notes.append(
+            f"{where}: ClusterNetworkPolicy {policy.name} defined again; the later one is used"
+        )
+        reading.cluster[:] = [p for p in reading.cluster if p.name != policy.name]
+    reading.cluster_names.add(policy.name)
+    reading.cluster.append(policy)

@@ -325,3 +325,8 @@ def _policy_from_manifest(manifest: Mapping[str, Any], source: str | None) -> Po
             )
         ),
     )
+
+
+def selector_from_manifest(value: Any, what: str, source: str | None = None) -> LabelSelector:
+    """A ``LabelSelector`` object read into the model (errors name ``what`` and ``source``)."""
+    return _selector(value, what, source)

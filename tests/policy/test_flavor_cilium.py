@@ -282,8 +282,9 @@ def _key(endpoint: str) -> EndpointKey:
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=sample_id)
 def test_every_observed_edge_of_every_sample_is_allowed_by_the_cilium_output(sample: Path) -> None:
-    # verify reads no CiliumNetworkPolicy yet; this replays each sample's edges (what verify
-    # checks) through the Cilium evaluator instead, DNS names included, next to the k8s one.
+    # Each sample's edges (what verify checks) through the Cilium evaluator, which reads the
+    # manifests themselves, DNS names included, next to the k8s one (verify itself reads the
+    # cilium output in tests/check/test_verify_flavors.py).
     result = generate(load_flows(sample), GenerateOptions(default_deny=True))
     dns = read_dns_map([sample])
     manifests = [m for _, m in flavor_manifests(result.policies, "cilium", dns=dns)]

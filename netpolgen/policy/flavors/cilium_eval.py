@@ -91,7 +91,8 @@ def _in_cidr(rule: Mapping[str, Any], ip: str) -> bool:
     return True
 
 
-def _fqdn_matches(selector: Mapping[str, Any], name: str) -> bool:
+def fqdn_matches(selector: Mapping[str, Any], name: str) -> bool:
+    """Whether ``name`` matches a ``toFQDNs`` selector (``matchName`` or ``matchPattern``)."""
     name = name.rstrip(".").lower()
     if "matchName" in selector:
         return bool(name == str(selector["matchName"]).rstrip(".").lower())
@@ -198,7 +199,7 @@ class CiliumEvaluator:
             if any(_in_cidr(c, ip) for c in cidrs):
                 return True
             names = list(self._names_of(ip))
-            if any(_fqdn_matches(s, n) for s in rule.get(f"{prefix}FQDNs", []) for n in names):
+            if any(fqdn_matches(s, n) for s in rule.get(f"{prefix}FQDNs", []) for n in names):
                 return True
         for entity in rule.get(f"{prefix}Entities", []):
             if entity == "all":
