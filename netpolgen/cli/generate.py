@@ -74,6 +74,9 @@ from netpolgen.cli.progress import IngestProgress, show_progress
 @click.option("--cluster-policies", is_flag=True,
               help="Also write a Baseline-tier ClusterNetworkPolicy default deny for the "
                    "namespaces generated (policy.networking.k8s.io/v1alpha2).")  # fmt: skip
+@click.option("--guardrails", "guardrails_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Guardrails YAML (deny/allow/allow-dns, see README): what a deny entry covers "
+                   "is never allowed; writes Admin-tier ClusterNetworkPolicy objects.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @global_options
@@ -100,6 +103,7 @@ def from_flows(
     ip_group_threshold: float,
     flavor: str,
     cluster_policies: bool,
+    guardrails_file: str | None,
     strict: bool,
     force: bool,
     quiet: bool,
@@ -124,6 +128,11 @@ def from_flows(
     """
     if legacy_format is not None:
         flow_format = legacy_format
+    guardrails = None
+    if guardrails_file is not None:
+        from netpolgen.policy.guardrails import load_guardrails
+
+        guardrails = load_guardrails(guardrails_file)
     options = netpolgen.GenerateOptions(
         ingress=ingress,
         egress=egress,
@@ -138,6 +147,7 @@ def from_flows(
         group_ips=group_ips,
         ip_group_threshold=ip_group_threshold,
         named_ports=named_ports,
+        guardrails=guardrails,
     )
     progress = IngestProgress(progress_names(flows, engine), enabled=show_progress(quiet))
     with progress as on_chunk:
@@ -152,21 +162,23 @@ def from_flows(
         from netpolgen.generator import require_policies
 
         require_policies(result, options, inventory=bool(inventories))
-    flavoured = flavor != "k8s" or cluster_policies
+    flavoured = flavor != "k8s" or cluster_policies or guardrails is not None
     # Outside addresses' names from Hubble DNS answers (annotations; toFQDNs for cilium).
     dns = netpolgen.read_dns_map(flows) if engine == "pandas" else None
     if output == "-":
         click.echo(
             netpolgen.flavor_yaml(result.policies, flavor, dns=dns,
-                                  cluster_policies=cluster_policies),
+                                  cluster_policies=cluster_policies, guardrails=guardrails),
             nl=False,
         )  # fmt: skip
     elif flavoured and is_yaml_file(output):
-        raise click.UsageError(f"--flavor {flavor} writes to a directory or to -o -, not a file")
+        what = f"--flavor {flavor}" if flavor != "k8s" else (
+            "--cluster-policies" if cluster_policies else "--guardrails")
+        raise click.UsageError(f"{what} writes to a directory or to -o -, not a file")
     elif flavoured:
         written = netpolgen.write_flavor_dir(
             result.policies, output, flavor, force=force, dns=dns,
-            cluster_policies=cluster_policies,
+            cluster_policies=cluster_policies, guardrails=guardrails,
         )  # fmt: skip
         if not quiet and summary == "text":
             click.echo(f"wrote {plural(len(written), 'policy')} to {output}", err=True)
