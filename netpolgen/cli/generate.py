@@ -172,8 +172,11 @@ def from_flows(
             nl=False,
         )  # fmt: skip
     elif flavoured and is_yaml_file(output):
-        what = f"--flavor {flavor}" if flavor != "k8s" else (
-            "--cluster-policies" if cluster_policies else "--guardrails")
+        what = (
+            f"--flavor {flavor}"
+            if flavor != "k8s"
+            else ("--cluster-policies" if cluster_policies else "--guardrails")
+        )
         raise click.UsageError(f"{what} writes to a directory or to -o -, not a file")
     elif flavoured:
         written = netpolgen.write_flavor_dir(

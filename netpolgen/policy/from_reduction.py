@@ -31,6 +31,7 @@ from netpolgen.policy.guardrail_enforce import (
     denied_networks,
     enforce_guardrails,
     known_pods,
+    label_warnings,
 )
 from netpolgen.policy.guardrails import Guardrails
 from netpolgen.policy.model import Peer, Policy
@@ -192,12 +193,11 @@ def synthesize_reduction(
     )
     if options.guardrails is not None and options.guardrails.deny:
         inventory_pods = inventory.pods if inventory is not None else None
+        bound = _bound(options.guardrails, inventory)
         policies, cuts = enforce_guardrails(
-            policies,
-            _bound(options.guardrails, inventory),
-            known_pods(pods, inventory_pods, policies),
+            policies, bound, known_pods(pods, inventory_pods, policies)
         )
-        warnings += cuts
+        warnings += label_warnings(bound) + cuts
     if options.default_deny:
         deny, skipped = _default_deny_for(policies, options)
         policies += deny

@@ -386,3 +386,23 @@ def _port_text(spec: PortSpec) -> str:
 def denied_networks(guardrails: Guardrails) -> tuple[str, ...]:
     """The networks of ``deny`` entries: widened blocks except them (``protected_networks``)."""
     return tuple(sorted({n for g in guardrails.deny for n in g.target.networks}))
+
+
+def label_warnings(guardrails: Guardrails) -> list[str]:
+    """A warning per ``deny`` entry that selects namespaces by labels other than their name
+    while no inventory gave the namespaces' labels: it then matches no namespace."""
+    if guardrails.namespace_labels:
+        return []
+    out = []
+    for guardrail in guardrails.deny:
+        for side in (guardrail.source, guardrail.target):
+            keys = {k for k, _ in side.namespaces.match_labels} | {
+                r.key for r in side.namespaces.match_expressions
+            }
+            if keys - {NAMESPACE_NAME_LABEL}:
+                out.append(
+                    f"guardrail {guardrail.name} in {guardrails.source} selects namespaces by "
+                    "labels, which only an inventory (-i) gives: without one it matches none"
+                )
+                break
+    return out

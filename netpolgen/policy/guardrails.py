@@ -207,7 +207,7 @@ class _Parser:
         return PolicyParseError(
             f"guardrails {where}: {message}",
             source=self.source,
-            hint="see the guardrails file format in the README (netpolgen from-flows --guardrails)",
+            hint="the README section Guardrails describes the format",
         )
 
     def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
