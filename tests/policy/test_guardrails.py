@@ -407,3 +407,20 @@ def test_cli_directory_and_file_outputs(tmp_path: Path) -> None:
     assert written and all(n.startswith("netpolgen-guardrail-") for n in written)
     result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "one.yaml")])
     assert result.exit_code == 2 and "--guardrails writes to a directory" in result.output
+
+
+def test_migrate_writes_the_guardrails_first_and_respects_them(tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    args = ["migrate", str(ONLINE_SHOP), "-o", str(out), "--guardrails", str(SHOP_GUARDRAILS)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "warning: guardrail no-loadgen-in-shop" in result.stderr
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders[0] == "00-guardrails" and len(folders) > 1
+    objects = sorted((out / "00-guardrails").glob("netpolgen-guardrail-*.yaml"))
+    assert_valid_custom_resources("".join("---\n" + p.read_text() for p in objects))
+    kustomization = yaml.safe_load((out / "00-guardrails" / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == [p.name for p in objects]
+    assert "00-guardrails/" in (out / "README.md").read_text()
+    staged = "".join(p.read_text() for p in out.glob("*-shop-ingress/frontend-access-ingress.yaml"))
+    assert staged and "loadgenerator" not in staged
