@@ -150,7 +150,18 @@ class Guardrail:
 
 @dataclass(frozen=True)
 class Guardrails:
-    """The entries of a guardrails file, in file order (see the module docstring)."""
+    """The entries of a guardrails file, in file order (see the module docstring).
+
+    Attributes:
+        deny: the ``deny`` entries (action ``Deny``).
+        allow: the ``allow`` entries, then ``allow-dns`` (action ``Accept``).
+        source: the file they were read from (named in messages).
+        namespace_labels: the namespaces' labels (an inventory's), for namespace selectors.
+
+    Examples:
+        >>> parse_guardrails({"allow-dns": True}).allow[0].name
+        'allow-dns'
+    """
 
     deny: tuple[Guardrail, ...] = ()
     allow: tuple[Guardrail, ...] = ()
@@ -393,10 +404,25 @@ def parse_guardrails(document: Any, source: str = "<guardrails>") -> Guardrails:
 
 
 def load_guardrails(path: str | Path) -> Guardrails:
-    """Read a guardrails file (:func:`parse_guardrails`).
+    """Read a guardrails file (the format: :mod:`netpolgen.policy.guardrails`).
+
+    Args:
+        path: the YAML file (``deny``, ``allow``, ``allow-dns``).
+
+    Returns:
+        The guardrails, for ``GenerateOptions(guardrails=...)`` and ``flavor_yaml(...,
+        guardrails=...)``.
 
     Raises:
-        PolicyParseError: the file cannot be read, is not YAML, or has a bad entry.
+        PolicyParseError: the file cannot be read, is not YAML, or has a bad entry (the message
+            names the file and the entry, ``deny[1].to``).
+
+    Examples:
+        >>> guardrails = load_guardrails("tests/data/guardrails-online-shop.yaml")
+        >>> [g.name for g in guardrails.deny]
+        ['no-loadgen-in-shop', 'no-metadata-service']
+        >>> result = generate_from_files(["flows.csv"], GenerateOptions(guardrails=guardrails))
+        ... # doctest: +SKIP
     """
     from netpolgen.safe_yaml import YAML_ERRORS, load_all
 
