@@ -140,3 +140,15 @@ def test_fqdn_pattern_min(tmp_path: Path) -> None:
     four = _peers(_cli(capture, "--flavor", "cilium", "--fqdn-pattern-min", "4"), "toFQDNs")
     assert not any("matchPattern" in s for s in four)
     assert len([s for s in four if s["matchName"].endswith(".cdn.example.net")]) == 3
+
+
+def test_fqdn_min_names_on_the_online_shop_hubble_sample() -> None:
+    # The sample's DNS events name the payment API (one name for its address).
+    args = [str(HUBBLE), "-i", str(INVENTORY), "--flavor", "cilium"]
+    default = _cli(*args)
+    assert {"matchName": "api.payments.example"} in _peers(default, "toFQDNs")
+    for n in ("0", "2"):
+        text = _cli(*args, "--fqdn-min-names", n)
+        assert_valid_custom_resources(text)
+        assert not _peers(text, "toFQDNs")
+        assert "api.payments.example" in text  # still named, in the annotation
