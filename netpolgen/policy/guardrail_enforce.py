@@ -31,7 +31,7 @@ from netpolgen.policy.guardrails import (
     PortRange,
 )
 from netpolgen.policy.model import IPBlock, Peer, Policy, PortSpec, Rule
-from netpolgen.selectors import NAMESPACE_NAME_LABEL
+from netpolgen.selectors import NAMESPACE_NAME_LABEL, LabelSelector
 
 GUARDRAIL_REASON = "denied by a guardrail"
 GUARDRAILS_ANNOTATION = "netpolgen.io/guardrails"
@@ -156,21 +156,63 @@ def _peer_namespace(peer: Peer, own: str) -> str | None:
     return None
 
 
-def _peer_pods(
-    peer: Peer, own: str, known: Sequence[KnownPod], guardrails: Guardrails
-) -> list[KnownPod]:
-    out = []
-    for pod in known:
-        if peer.namespace_selector is None:
-            if pod.namespace != own:
-                continue
-        else:
-            ns_labels = {**guardrails.labels_of(pod.namespace), NAMESPACE_NAME_LABEL: pod.namespace}
-            if not peer.namespace_selector.matches(ns_labels):
-                continue
-        if peer.pod_selector is None or peer.pod_selector.matches(dict(pod.labels)):
-            out.append(pod)
-    return out
+class _Known:
+    """The known pods indexed for the checks: by namespace, and per deny entry and side the
+    pods it names (computed once, not once per policy and peer)."""
+
+    def __init__(self, known: Sequence[KnownPod], guardrails: Guardrails) -> None:
+        self.guardrails = guardrails
+        self.by_namespace: dict[str, list[KnownPod]] = {}
+        for pod in known:
+            self.by_namespace.setdefault(pod.namespace, []).append(pod)
+        self.named: dict[tuple[int, str], frozenset[KnownPod]] = {}
+        for index, guardrail in enumerate(guardrails.deny):
+            for side, target in (("source", guardrail.source), ("target", guardrail.target)):
+                self.named[(index, side)] = frozenset(
+                    p
+                    for p in known
+                    if target.matches_pod(
+                        p.namespace, dict(p.labels), guardrails.labels_of(p.namespace)
+                    )
+                )
+        self._peers: dict[tuple[Peer, str], frozenset[KnownPod]] = {}
+        self._selected: dict[tuple[str, LabelSelector | None], list[KnownPod]] = {}
+        # Per direction, every pod some deny entry names on the side a policy of that
+        # direction selects: a policy selecting none of them needs no look at its peers.
+        self.exposed = {
+            direction: frozenset().union(
+                *(self.named[(i, side)] for i in range(len(guardrails.deny)))
+            )
+            for direction, side in (("egress", "source"), ("ingress", "target"))
+        }
+
+    def selected(self, namespace: str, selector: LabelSelector | None) -> list[KnownPod]:
+        key = (namespace, selector)
+        if key not in self._selected:
+            pods = self.by_namespace.get(namespace, [])
+            self._selected[key] = (
+                pods if selector is None else [p for p in pods if selector.matches(dict(p.labels))]
+            )
+        return self._selected[key]
+
+    def peer_pods(self, peer: Peer, own: str) -> frozenset[KnownPod]:
+        """The known pods a pod peer of a policy in namespace ``own`` selects."""
+        key = (peer, own)
+        if key not in self._peers:
+            if peer.namespace_selector is None:
+                namespaces = [own]
+            else:
+                namespaces = [
+                    ns
+                    for ns in self.by_namespace
+                    if peer.namespace_selector.matches(
+                        {**self.guardrails.labels_of(ns), NAMESPACE_NAME_LABEL: ns}
+                    )
+                ]
+            self._peers[key] = frozenset(
+                p for ns in namespaces for p in self.selected(ns, peer.pod_selector)
+            )
+        return self._peers[key]
 
 
 def _block_meets(block: IPBlock, networks: Iterable[str]) -> bool:
@@ -188,38 +230,28 @@ def _block_meets(block: IPBlock, networks: Iterable[str]) -> bool:
 
 
 def _denied_ports(
-    policy: Policy,
-    direction: str,
-    peer: Peer,
-    subject: Sequence[KnownPod],
-    known: Sequence[KnownPod],
-    guardrails: Guardrails,
+    policy: Policy, direction: str, peer: Peer, subject: frozenset[KnownPod], known: _Known
 ) -> tuple[list[Guardrail], tuple[PortRange, ...] | None]:
     """The deny entries a rule peer reaches, and their ports (None: every port)."""
     peer_pods = (
-        [] if peer.ip_block is not None else _peer_pods(peer, policy.namespace, known, guardrails)
+        frozenset() if peer.ip_block is not None else known.peer_pods(peer, policy.namespace)
     )
     hits: list[Guardrail] = []
-    for guardrail in guardrails.deny:
-        ours, theirs = (
-            (guardrail.source, guardrail.target)
-            if direction == "egress"
-            else (guardrail.target, guardrail.source)
-        )
-        if not any(
-            ours.matches_pod(p.namespace, dict(p.labels), guardrails.labels_of(p.namespace))
-            for p in subject
-        ):
+    for index, guardrail in enumerate(known.guardrails.deny):
+        ours, theirs = ("source", "target") if direction == "egress" else ("target", "source")
+        if subject.isdisjoint(known.named[(index, ours)]):
             continue
         if peer.ip_block is not None:
-            reached = theirs.is_networks and _block_meets(peer.ip_block, theirs.networks)
+            side = guardrail.target if theirs == "target" else guardrail.source
+            reached = side.is_networks and _block_meets(peer.ip_block, side.networks)
         else:
-            reached = any(
-                theirs.matches_pod(p.namespace, dict(p.labels), guardrails.labels_of(p.namespace))
-                for p in peer_pods
-            )
+            reached = not peer_pods.isdisjoint(known.named[(index, theirs)])
         if reached:
             hits.append(guardrail)
+    return _ports_of(hits)
+
+
+def _ports_of(hits: list[Guardrail]) -> tuple[list[Guardrail], tuple[PortRange, ...] | None]:
     if not hits:
         return [], ()
     if any(not g.ports for g in hits):
@@ -274,17 +306,17 @@ def enforce_guardrails(
     module docstring), and a warning per cut."""
     out: list[Policy] = []
     warnings: list[str] = []
+    index = _Known(known, guardrails)
     for policy in policies:
-        subject = [
-            p
-            for p in known
-            if p.namespace == policy.namespace and policy.pod_selector.matches(dict(p.labels))
-        ]
+        subject = frozenset(index.selected(policy.namespace, policy.pod_selector))
         changed = False
         dns_cut = False
         notes: list[str] = []
         sections: dict[str, tuple[Rule, ...]] = {}
         for direction, rules in (("ingress", policy.ingress), ("egress", policy.egress)):
+            if subject.isdisjoint(index.exposed[direction]):
+                sections[direction] = rules
+                continue
             new_rules: list[Rule] = []
             for rule in rules:
                 if not rule.peers:
@@ -296,14 +328,15 @@ def enforce_guardrails(
                 cut: list[tuple[Peer, tuple[PortSpec, ...] | None, list[Guardrail]]] = []
                 for peer in peers:
                     hits, denied = (
-                        _denied_all(policy, direction, subject, guardrails)
+                        _denied_all(direction, subject, index)
                         if not rule.peers
-                        else _denied_ports(policy, direction, peer, subject, known, guardrails)
+                        else _denied_ports(policy, direction, peer, subject, index)
                     )
-                    if not hits:
+                    left = subtract_ports(rule.ports, denied) if hits else rule.ports
+                    if left == rule.ports:  # no denied pair on these ports
                         kept.append(peer)
                         continue
-                    cut.append((peer, subtract_ports(rule.ports, denied), hits))
+                    cut.append((peer, left, hits))
                 if not cut:
                     new_rules.append(rule)
                     continue
@@ -346,22 +379,16 @@ def enforce_guardrails(
 
 
 def _denied_all(
-    policy: Policy, direction: str, subject: Sequence[KnownPod], guardrails: Guardrails
+    direction: str, subject: frozenset[KnownPod], known: _Known
 ) -> tuple[list[Guardrail], tuple[PortRange, ...] | None]:
     """A rule without peers reaches everyone: every deny entry whose subject side matches."""
-    hits = []
-    for guardrail in guardrails.deny:
-        ours = guardrail.source if direction == "egress" else guardrail.target
-        if any(
-            ours.matches_pod(p.namespace, dict(p.labels), guardrails.labels_of(p.namespace))
-            for p in subject
-        ):
-            hits.append(guardrail)
-    if not hits:
-        return [], ()
-    if any(not g.ports for g in hits):
-        return hits, None
-    return hits, tuple(dict.fromkeys(r for g in hits for r in g.ports))
+    ours = "source" if direction == "egress" else "target"
+    hits = [
+        g
+        for i, g in enumerate(known.guardrails.deny)
+        if not subject.isdisjoint(known.named[(i, ours)])
+    ]
+    return _ports_of(hits)
 
 
 def _peer_text(peer: Peer) -> str:
