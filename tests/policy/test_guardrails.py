@@ -424,3 +424,13 @@ def test_migrate_writes_the_guardrails_first_and_respects_them(tmp_path: Path) -
     assert "00-guardrails/" in (out / "README.md").read_text()
     staged = "".join(p.read_text() for p in out.glob("*-shop-ingress/frontend-access-ingress.yaml"))
     assert staged and "loadgenerator" not in staged
+
+
+def test_a_rule_on_other_ports_than_the_denied_ones_is_left_as_it_is() -> None:
+    table = flowkit.flows({"src": "shop/app=web", "dst": "shop/app=db", "dst_port": 5432})
+    document = {"deny": [{"from": {"pods": {"app": "web"}}, "to": {"pods": {"app": "db"}},
+                          "ports": ["80/TCP"]}]}  # fmt: skip
+    guarded = generate(table, _options(document))
+    assert guarded.policies == generate(table).policies
+    assert not any(GUARDRAILS_ANNOTATION in dict(p.annotations) for p in guarded.policies)
+    assert guarded.report.filtered["denied by a guardrail"] == 0
