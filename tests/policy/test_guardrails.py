@@ -404,7 +404,11 @@ def test_cli_directory_and_file_outputs(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "out" / "_cluster").iterdir())
-    assert written and all(n.startswith("netpolgen-guardrail-") for n in written)
+    assert written[0] == "kustomization.yaml"
+    assert written[1:] and all(n.startswith("netpolgen-guardrail-") for n in written[1:])
+    # kubectl apply -k DIR applies the policies and the guardrails, as without --guardrails.
+    top = yaml.safe_load((tmp_path / "out" / "kustomization.yaml").read_text())
+    assert top["resources"] == ["_cluster", "default"]
     result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "one.yaml")])
     assert result.exit_code == 2 and "--guardrails writes to a directory" in result.output
 

@@ -27,7 +27,7 @@ from netpolgen.policy.fqdn import annotate_fqdns
 from netpolgen.policy.guardrails import Guardrails
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import dump_yaml, render_yaml, sorted_policies
-from netpolgen.policy.write import policy_path, write_policy_dir, write_tree
+from netpolgen.policy.write import kustomizations, policy_path, write_policy_dir, write_tree
 
 __all__ = [
     "FLAVORS",
@@ -169,7 +169,8 @@ def write_flavor_dir(
         dns: the DNS map of the same logs (see :func:`flavor_yaml`).
         cluster_policies: also write the Baseline default deny of
             :func:`cluster_policy_manifests` under ``_cluster/``.
-        guardrails: also write their Admin-tier objects under ``_cluster/``.
+        guardrails: also write their Admin-tier objects under ``_cluster/``, and a
+            ``kustomization.yaml`` in every directory (as :func:`netpolgen.write_policy_dir`).
 
     Returns:
         The paths written, relative to ``directory``.
@@ -192,4 +193,8 @@ def write_flavor_dir(
         raise OutputError("two policies would be written to the same file", source=str(directory))
     for manifest in cluster_policy_manifests(policies, guardrails, baseline=cluster_policies):
         files[Path(CLUSTER_DIR) / f"{manifest['metadata']['name']}.yaml"] = dump_yaml(manifest)
+    if guardrails is not None:
+        # As write_policy_dir: kubectl apply -k DIR applies the policies and the guardrails.
+        written = write_tree({**files, **kustomizations(files)}, directory, force=force)
+        return [p for p in written if p in files]
     return write_tree(files, directory, force=force)
