@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from netpolgen.policy.default_deny import default_deny_policies
     from netpolgen.policy.flavors import FLAVORS, flavor_yaml, write_flavor_dir
     from netpolgen.policy.from_reduction import GenerateOptions, GenerateResult
+    from netpolgen.policy.guardrails import Guardrails, load_guardrails
     from netpolgen.policy.load import load_policies
     from netpolgen.policy.model import Policy
     from netpolgen.policy.render import render_yaml
@@ -83,6 +84,8 @@ _LAZY = {
     "FLAVORS": "netpolgen.policy.flavors",
     "flavor_yaml": "netpolgen.policy.flavors",
     "read_dns_map": "netpolgen.ingest.dns",
+    "Guardrails": "netpolgen.policy.guardrails",
+    "load_guardrails": "netpolgen.policy.guardrails",
     "write_flavor_dir": "netpolgen.policy.flavors",
     "FLOW_SCHEMA": "netpolgen.flows",
     "FORMATS": "netpolgen.ingest",
@@ -147,6 +150,7 @@ __all__ = [
     "FormatDetectionError",
     "GenerateOptions",
     "GenerateResult",
+    "Guardrails",
     "IngestReport",
     "InputError",
     "Inventory",
@@ -179,6 +183,7 @@ __all__ = [
     "identify_workloads",
     "inspect_flows",
     "load_flows",
+    "load_guardrails",
     "load_inventory",
     "load_policies",
     "plan_migration",

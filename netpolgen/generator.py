@@ -55,7 +55,7 @@ def generate(
         if report is not None
         else IngestReport(records_read=len(flows), records_used=len(flows))
     )
-    edges, endpoints = aggregate_edges(flows, options.edge_options(), report)
+    edges, endpoints = aggregate_edges(flows, options.edge_options(inventory), report)
     return synthesize_reduction(
         edges, endpoints, pod_endpoints(flows), cluster_addresses(flows), options, report,
         inventory,
@@ -139,7 +139,7 @@ def generate_from_files(
             read = denials_across_files(
                 read, chunk_reader(paths, format, chunk_size=chunk_size, workers=workers)
             )
-        reduction = reduce_chunks(read, options.edge_options(), report)
+        reduction = reduce_chunks(read, options.edge_options(cluster), report)
     if resolver is not None:
         resolver.report_to(report)
     return synthesize_reduction(

@@ -308,6 +308,9 @@ def plan_migration(
         flows, generate_options, inventory=inventory if isinstance(inventory, Inventory) else None
     )
     warnings += generated.warnings
+    if generate_options.guardrails is not None:
+        # What --guardrails left out of the policies (reduce/edges.py reports it as it filters).
+        warnings += [m for m in generated.report.messages if m.startswith("guardrail ")]
     taken = {(p.namespace, p.name) for p in existing}
     # A generated policy equal to the one in force under its name (Policy equality: the spec
     # and names, not the evidence annotations) is in place already: the plan leaves it alone

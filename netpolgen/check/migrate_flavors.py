@@ -6,6 +6,10 @@
   apply once the staged verdicts show no denied flow. ``rollback.txt`` deletes both kinds.
 - ``cilium``: each stage's policies as CiliumNetworkPolicies; ``rollback.txt`` deletes those.
 - ``k8s``: :meth:`MigrationPlan.files` unchanged.
+
+With guardrails (``migrate --guardrails FILE``), ``00-guardrails/`` comes before the stages: the
+Admin-tier ClusterNetworkPolicy objects (:func:`~netpolgen.policy.flavors.cluster_policy.
+guardrail_manifests`), to apply first, as the stages' policies were generated under them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from pathlib import Path
 
 from netpolgen.check.migrate import MigrationPlan, Stage
 from netpolgen.policy.flavors import check_flavor, flavor_manifests
+from netpolgen.policy.flavors.cluster_policy import guardrail_manifests
+from netpolgen.policy.guardrails import Guardrails
 from netpolgen.policy.render import dump_yaml, sorted_policies
 from netpolgen.policy.write import kustomizations, policy_path, write_tree
 
@@ -30,13 +36,40 @@ def _rollback(stage: Stage, flavor: str) -> list[str]:
     return lines
 
 
-def plan_files(plan: MigrationPlan, flavor: str = "k8s") -> dict[str, str]:
+GUARDRAILS_FOLDER = "00-guardrails"  # stage folders are 01-..., so this one comes first
+
+
+def plan_files(
+    plan: MigrationPlan, flavor: str = "k8s", *, guardrails: Guardrails | None = None
+) -> dict[str, str]:
     """Relative path -> text of ``plan`` in ``flavor`` (see the module docstring).
 
     Examples:
         >>> plan_files(plan, "calico-staged")  # doctest: +SKIP
     """
     check_flavor(flavor)
+    out = _flavor_files(plan, flavor)
+    if guardrails is None:
+        return out
+    manifests = guardrail_manifests(guardrails)
+    files = {
+        Path(GUARDRAILS_FOLDER) / f"{m['metadata']['name']}.yaml": dump_yaml(m) for m in manifests
+    }
+    files.update(kustomizations(files, directories=[Path(GUARDRAILS_FOLDER)]))
+    out.update({path.as_posix(): text for path, text in files.items()})
+    out[f"{GUARDRAILS_FOLDER}/rollback.txt"] = "".join(
+        f"kubectl delete clusternetworkpolicy {m['metadata']['name']}\n" for m in manifests
+    )
+    out["README.md"] += (
+        f"\n`{GUARDRAILS_FOLDER}/` holds the guardrails of {guardrails.source} as Admin-tier "
+        "ClusterNetworkPolicy objects (policy.networking.k8s.io/v1alpha2): apply it first "
+        f"(`kubectl apply -k {GUARDRAILS_FOLDER}`); the stages were generated under them, and "
+        "no stage allows what a deny entry forbids.\n"
+    )
+    return dict(sorted(out.items()))
+
+
+def _flavor_files(plan: MigrationPlan, flavor: str) -> dict[str, str]:
     if flavor == "k8s":
         return plan.files()
     out: dict[str, str] = {}
@@ -76,8 +109,9 @@ def write_plan_flavor(
     flavor: str = "k8s",
     *,
     force: bool = False,
+    guardrails: Guardrails | None = None,
 ) -> list[Path]:
-    """:func:`netpolgen.write_plan` in ``flavor``: written whole or not at all."""
-    return write_tree(
-        {Path(p): t for p, t in plan_files(plan, flavor).items()}, directory, force=force
-    )
+    """:func:`netpolgen.write_plan` in ``flavor`` (with the ``guardrails``' objects first):
+    written whole or not at all."""
+    files = plan_files(plan, flavor, guardrails=guardrails)
+    return write_tree({Path(p): t for p, t in files.items()}, directory, force=force)

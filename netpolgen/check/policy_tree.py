@@ -9,6 +9,11 @@ a changed file is dumped by ruamel.yaml, which keeps its comments.
 
 JSON files (``.json``) are edited the same way and written back as JSON (2-space indent): JSON
 has no comments to keep.
+
+With ``staged=True`` (``update --flavor calico-staged``), Calico ``StagedKubernetesNetworkPolicy``
+documents with ``stagedAction: Set`` are policies too, read as the NetworkPolicy that enforcing
+them creates (their spec is a NetworkPolicy spec, :mod:`netpolgen.policy.flavors.calico`), and
+edited in place the same way; new files are written staged.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from netpolgen.errors import OutputError, PolicyParseError
+from netpolgen.policy.flavors.calico import (
+    enforced_manifest,
+    is_staged,
+    staged_action,
+    staged_manifest,
+)
 from netpolgen.policy.load import LIST_KINDS, POLICY_SUFFIXES
 from netpolgen.policy.model import API_VERSION, KIND, Policy, Rule
 from netpolgen.policy.render import dump_yaml
@@ -101,7 +112,7 @@ class PolicyDocument:
 
     def reload(self) -> None:
         """Read the model back from the edited document."""
-        self.policy = Policy.from_manifest(plain(self.node), source=str(self.file))
+        self.policy = _policy(self.node, str(self.file))
 
 
 @dataclass
@@ -125,9 +136,10 @@ class PolicyTree:
     files: dict[Path, _File] = field(default_factory=dict)
     documents: list[PolicyDocument] = field(default_factory=list)
     others: dict[Path, str] = field(default_factory=dict)
+    staged: bool = False
 
     @classmethod
-    def read(cls, root: str | Path) -> PolicyTree:
+    def read(cls, root: str | Path, *, staged: bool = False) -> PolicyTree:
         root = Path(root)
         if not root.is_dir():
             raise PolicyParseError("not a directory (update edits a policy directory)",
@@ -139,7 +151,7 @@ class PolicyTree:
                 source=str(root),
                 hint="point --policies at the folder of policies inside the repository",
             )
-        tree = cls(root)
+        tree = cls(root, staged=staged)
         yaml = _yaml()
         found: dict[tuple[str, str], PolicyDocument] = {}
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -158,9 +170,9 @@ class PolicyTree:
             documents = _load(yaml, text, path, is_json)
             tree.files[relative] = _File(text, documents, is_json)
             for document in documents:
-                for node in _policy_nodes(document):
+                for node in _policy_nodes(document, staged):
                     try:
-                        policy = Policy.from_manifest(plain(node), source=str(path))
+                        policy = _policy(node, str(path))
                     except PolicyParseError as error:
                         raise PolicyParseError(error.message, source=str(path)) from None
                     entry = PolicyDocument(relative, node, policy)
@@ -181,7 +193,7 @@ class PolicyTree:
         """A new file holding one new policy."""
         if relative in self.files or relative in self.others:
             raise OutputError(f"{relative} exists already", source=str(self.root))
-        created = node(manifest)
+        created = node(staged_manifest(manifest) if self.staged else manifest)
         self.files[relative] = _File("", [created], False, changed=True)
         document = PolicyDocument(relative, created, Policy.from_manifest(manifest))
         self.documents.append(document)
@@ -222,12 +234,22 @@ def _load(yaml: Any, text: str, path: Path, is_json: bool) -> list[Any]:
     return documents
 
 
-def _policy_nodes(document: Any) -> Iterator[Any]:
+def _policy(document: Any, source: str) -> Policy:
+    data = plain(document)
+    if is_staged(data):
+        data = enforced_manifest(data)
+    return Policy.from_manifest(data, source=source)
+
+
+def _policy_nodes(document: Any, staged: bool = False) -> Iterator[Any]:
     if not isinstance(document, Mapping):
         return
     kind = document.get("kind")
-    if kind in LIST_KINDS:
+    if kind in LIST_KINDS or (staged and kind == "StagedKubernetesNetworkPolicyList"):
         for item in document.get("items") or []:
-            yield from _policy_nodes(item)
+            yield from _policy_nodes(item, staged)
     elif kind == KIND and document.get("apiVersion", API_VERSION) == API_VERSION:
+        yield document
+    elif staged and is_staged(document) and staged_action(document) == "Set":
+        # Delete (and Learn/Ignore) stage no policy of their own: kept as they are.
         yield document

@@ -62,6 +62,10 @@ from netpolgen.policy.write import policy_path, write_tree
 from netpolgen.reduce.edges import aggregate_edges
 from netpolgen.resolve import resolve_flows
 
+UPDATE_FLAVORS = ("k8s", "calico-staged")
+"""The ``--flavor`` values ``update`` edits: NetworkPolicies and Calico staged policies."""
+
+
 __all__ = [
     "edge_endpoint",
     "rule_matches",
@@ -134,6 +138,7 @@ def update_files(
     strict: bool = False,
     prune_after: pd.Timedelta | None = None,
     isolate_new: bool = False,
+    flavor: str = "k8s",
 ) -> UpdateResult:
     """Read flow files (and inventories) and run :func:`update_policies` on ``policies``."""
     report = IngestReport(strict=strict)
@@ -149,6 +154,7 @@ def update_files(
         prune_after=prune_after,
         isolate_new=isolate_new,
         report=report,
+        flavor=flavor,
     )
 
 
@@ -161,6 +167,7 @@ def update_policies(
     prune_after: pd.Timedelta | None = None,
     report: IngestReport | None = None,
     isolate_new: bool = False,
+    flavor: str = "k8s",
 ) -> UpdateResult:
     """Merge the traffic of ``flows`` into the policy directory ``policies`` (see the module
     docstring); nothing is written (:func:`write_update` does).
@@ -176,13 +183,26 @@ def update_policies(
             every connection of theirs the flows do not show, so use it with flows that cover
             all their traffic; off by default (update then only adds).
         report: the ingest report to continue.
+        flavor: ``k8s`` (NetworkPolicies) or ``calico-staged``: Calico staged policies are
+            edited too, and new policies are written staged. ``cilium`` files cannot be
+            updated (their rules are not NetworkPolicy rules).
+
+    Raises:
+        OutputError: for ``flavor`` ``cilium`` or an unknown one.
 
     Examples:
         >>> result = update_policies(load_flows("today.jsonl"), "policies/")  # doctest: +SKIP
         >>> print(format_update(result))  # doctest: +SKIP
     """
     options = options or GenerateOptions()
-    tree = PolicyTree.read(policies)
+    if flavor not in UPDATE_FLAVORS:
+        raise OutputError(
+            f"update cannot edit --flavor {flavor} policies; it edits "
+            + " and ".join(UPDATE_FLAVORS),
+            hint="regenerate with netpolgen from-flows --flavor cilium, or keep the policies "
+            "as k8s files, update those and translate them",
+        )
+    tree = PolicyTree.read(policies, staged=flavor == "calico-staged")
     before = tree.policies()
     generated = generate(flows, options, report=report, inventory=inventory)
     namespace_labels = ClusterView.from_inventory(inventory).namespace_labels

@@ -180,6 +180,9 @@ def _plan_directory(ctx: click.Context, param: click.Parameter, value: str) -> s
 @click.option("--flavor", type=click.Choice(POLICY_FLAVORS), default="k8s", show_default=True,
               help="Policy API of the stages; calico-staged writes each stage staged, then "
                    "enforced.")  # fmt: skip
+@click.option("--guardrails", "guardrails_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Guardrails YAML (as from-flows): no stage allows what a deny entry forbids; "
+                   "00-guardrails/ holds their ClusterNetworkPolicy objects.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @global_options
 @input_limit_options
@@ -198,6 +201,7 @@ def migrate_command(
     max_line_bytes: int,
     summary: str,
     flavor: str = "k8s",
+    guardrails_file: str | None = None,
 ) -> None:
     """Plan the move to default-deny in stages that break no observed flow.
 
@@ -208,8 +212,14 @@ def migrate_command(
     Example:
         netpolgen migrate flows.csv --policies live/ -i inventory.json -o plan/
     """
+    guardrails = None
+    if guardrails_file is not None:
+        from netpolgen.policy.guardrails import load_guardrails
+
+        guardrails = load_guardrails(guardrails_file)
     options = netpolgen.MigrationOptions(
-        include_system=include_system, generate=netpolgen.GenerateOptions(allow_dns=allow_dns)
+        include_system=include_system,
+        generate=netpolgen.GenerateOptions(allow_dns=allow_dns, guardrails=guardrails),
     )
     with IngestProgress(flows, enabled=show_progress(quiet)) as on_chunk:
         plan = netpolgen.plan_migration_from_files(
@@ -220,12 +230,12 @@ def migrate_command(
         # A plan from no flows would stage default-deny for traffic nobody looked at.
         with summary_on_error(plan.ingest, plan.warnings, summary, quiet):
             require_usable_flows(plan.ingest)
-    if flavor == "k8s":
+    if flavor == "k8s" and guardrails is None:
         netpolgen.write_plan(plan, output, force=force)
     else:
         from netpolgen.check.migrate_flavors import write_plan_flavor
 
-        write_plan_flavor(plan, output, flavor, force=force)
+        write_plan_flavor(plan, output, flavor, force=force, guardrails=guardrails)
     if plan.ingest is not None and summary == "json":
         click.echo(
             summary_json(plan.ingest, plan.warnings, stages=len(plan.stages), output=output),

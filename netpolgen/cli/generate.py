@@ -74,6 +74,19 @@ from netpolgen.cli.progress import IngestProgress, show_progress
 @click.option("--cluster-policies", is_flag=True,
               help="Also write a Baseline-tier ClusterNetworkPolicy default deny for the "
                    "namespaces generated (policy.networking.k8s.io/v1alpha2).")  # fmt: skip
+@click.option("--guardrails", "guardrails_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Guardrails YAML (deny/allow/allow-dns, see README): what a deny entry covers "
+                   "is never allowed; writes Admin-tier ClusterNetworkPolicy objects.")  # fmt: skip
+@click.option("--world-as-entity", is_flag=True,
+              help="With --flavor cilium: write outside peers 0.0.0.0/0 and ::/0 as the world "
+                   "entity (toEntities/fromEntities: [world]).")  # fmt: skip
+@click.option("--fqdn-min-names", type=click.IntRange(min=0), default=1, show_default=True,
+              help="With --flavor cilium and Hubble DNS events: write an outside block whose "
+                   "addresses all have names as toFQDNs only when it has at least N names (0: "
+                   "never). k8s keeps the ipBlocks and names them in an annotation.")  # fmt: skip
+@click.option("--fqdn-pattern-min", type=click.IntRange(min=2), default=3, show_default=True,
+              help="With --flavor cilium: N or more names under one parent domain become one "
+                   "matchPattern '*.<parent>'.")  # fmt: skip
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @global_options
@@ -100,6 +113,10 @@ def from_flows(
     ip_group_threshold: float,
     flavor: str,
     cluster_policies: bool,
+    guardrails_file: str | None,
+    world_as_entity: bool,
+    fqdn_min_names: int,
+    fqdn_pattern_min: int,
     strict: bool,
     force: bool,
     quiet: bool,
@@ -124,6 +141,13 @@ def from_flows(
     """
     if legacy_format is not None:
         flow_format = legacy_format
+    if world_as_entity and flavor != "cilium":
+        raise click.UsageError("--world-as-entity needs --flavor cilium (world is a Cilium entity)")
+    guardrails = None
+    if guardrails_file is not None:
+        from netpolgen.policy.guardrails import load_guardrails
+
+        guardrails = load_guardrails(guardrails_file)
     if engine == "pandas":  # the workers' server imports the readers while this process does
         from netpolgen._workers import prestart
 
@@ -142,6 +166,7 @@ def from_flows(
         group_ips=group_ips,
         ip_group_threshold=ip_group_threshold,
         named_ports=named_ports,
+        guardrails=guardrails,
     )
     progress = IngestProgress(progress_names(flows, engine), enabled=show_progress(quiet))
     with progress as on_chunk:
@@ -156,22 +181,37 @@ def from_flows(
         from netpolgen.generator import require_policies
 
         require_policies(result, options, inventory=bool(inventories))
-    flavoured = flavor != "k8s" or cluster_policies
+    flavoured = flavor != "k8s" or cluster_policies or guardrails is not None
+    cilium = None
+    if flavor == "cilium":
+        from netpolgen.policy.flavors.cilium import CiliumOptions
+        from netpolgen.policy.guardrail_enforce import denied_networks
+
+        cilium = CiliumOptions(
+            fqdn_min_names=fqdn_min_names, fqdn_pattern_min=fqdn_pattern_min,
+            world_as_entity=world_as_entity,
+            outside_excepts=denied_networks(guardrails) if guardrails is not None else (),
+        )  # fmt: skip
     # Outside addresses' names from Hubble DNS answers (annotations; toFQDNs for cilium), which
     # the reader collected while it read the flows.
     dns = result.dns
     if output == "-":
         click.echo(
-            netpolgen.flavor_yaml(result.policies, flavor, dns=dns,
-                                  cluster_policies=cluster_policies),
+            netpolgen.flavor_yaml(result.policies, flavor, dns=dns, cilium=cilium,
+                                  cluster_policies=cluster_policies, guardrails=guardrails),
             nl=False,
         )  # fmt: skip
     elif flavoured and is_yaml_file(output):
-        raise click.UsageError(f"--flavor {flavor} writes to a directory or to -o -, not a file")
+        what = (
+            f"--flavor {flavor}"
+            if flavor != "k8s"
+            else ("--cluster-policies" if cluster_policies else "--guardrails")
+        )
+        raise click.UsageError(f"{what} writes to a directory or to -o -, not a file")
     elif flavoured:
         written = netpolgen.write_flavor_dir(
-            result.policies, output, flavor, force=force, dns=dns,
-            cluster_policies=cluster_policies,
+            result.policies, output, flavor, force=force, dns=dns, cilium=cilium,
+            cluster_policies=cluster_policies, guardrails=guardrails,
         )  # fmt: skip
         if not quiet and summary == "text":
             click.echo(f"wrote {plural(len(written), 'policy')} to {output}", err=True)

@@ -12,7 +12,7 @@ import click
 
 from netpolgen.cli.check import plain_tables
 from netpolgen.cli.options import FLOW_FORMATS as FORMATS
-from netpolgen.cli.options import global_options
+from netpolgen.cli.options import POLICY_FLAVORS, global_options
 
 __all__ = ["REVIEW_COMMANDS", "report_command", "update_command"]
 
@@ -93,6 +93,14 @@ _inventory = click.option(
     show_default=True,
     help="Format of the summary (that of netpolgen diff).",
 )
+@click.option(
+    "--flavor",
+    type=click.Choice(POLICY_FLAVORS),
+    default="k8s",
+    show_default=True,
+    help="Policy API of the directory: k8s NetworkPolicies, or calico-staged (Calico staged "
+    "policies are edited too, new ones written staged); cilium cannot be updated.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the summary; write nothing.")
 @click.option("--force", is_flag=True, help="Replace a non-empty -o directory.")
 @click.option("--strict", is_flag=True, help="Make the first malformed record an error.")
@@ -112,6 +120,7 @@ def update_command(
     min_count: int,
     include_denied: bool,
     report_format: str,
+    flavor: str,
     dry_run: bool,
     force: bool,
     strict: bool,
@@ -130,6 +139,11 @@ def update_command(
         netpolgen update today.jsonl --policies policies/ -i inventory.json
         netpolgen update week.csv --policies policies/ --prune-after 30d -o proposed/
     """
+    if flavor == "cilium":
+        raise click.UsageError(
+            "update edits k8s and calico-staged policy directories, not CiliumNetworkPolicies: "
+            "update the k8s policies and write them again with from-flows --flavor cilium"
+        )
     # The pipeline is imported when the command runs, not for --help (cli/__init__.py).
     from netpolgen.check.diff import format_diff
     from netpolgen.check.update import format_update, parse_duration, update_files, write_update
@@ -152,6 +166,7 @@ def update_command(
         strict=strict,
         prune_after=parse_duration(prune_after) if prune_after else None,
         isolate_new=isolate_new,
+        flavor=flavor,
     )
     # As netpolgen diff prints it: plain tab-separated text when not on a terminal.
     click.echo(format_diff(result.diff, report_format, plain=plain_tables("-")), nl=False)

@@ -335,8 +335,8 @@ def generate_dask(
 
     options = options or GenerateOptions()
     files = named_inputs(inputs)
-    edge_options = options.edge_options()
     resolver = Resolver(load_inventory(inventory)) if inventory else None
+    edge_options = options.edge_options(resolver.inventory if resolver is not None else None)
     with dask_client(scheduler, client) as client:
         shipped = client.scatter(resolver, broadcast=True) if resolver is not None else None
         denied: Any = None

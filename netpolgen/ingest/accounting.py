@@ -20,6 +20,7 @@ from netpolgen.ingest.report import IngestReport
 _OPTION_HINTS = {
     "denied verdict": "denied flows are left out unless --include-denied",
     "edge below --min-count": "lower --min-count",
+    "denied by a guardrail": "the warnings name the --guardrails deny entries that matched",
 }
 
 

@@ -3,7 +3,9 @@
 NetworkPolicy cannot name a DNS name, so with the ``k8s`` flavour the names only document the
 ``ipBlock`` peers, in the ``netpolgen.io/fqdns`` annotation (``<cidr>: <name>, <name>; ...``);
 a policy none of whose blocks has a name is left as it is, byte for byte. The ``cilium`` flavour
-replaces single-address blocks that have names by ``toFQDNs`` (:func:`fqdn_peers`).
+replaces blocks all of whose addresses have names by ``toFQDNs`` (:func:`fqdn_peers`), when they
+have at least ``--fqdn-min-names`` names (default 1; 0 keeps every block a CIDR). With ``k8s`` the
+option changes nothing: the blocks stay, and their names stay in the annotation.
 
 Time: only answers received by the policy's ``netpolgen.io/last-seen`` count (a later answer
 cannot explain a connection that came before it).
@@ -73,13 +75,19 @@ def annotate_fqdns(policies: Iterable[Policy], dns: DnsMap) -> list[Policy]:
     return out
 
 
-def fqdn_peers(policy: Policy, dns: DnsMap, max_addresses: int = 256) -> dict[str, tuple[str, ...]]:
+def fqdn_peers(
+    policy: Policy, dns: DnsMap, max_addresses: int = 256, *, min_names: int = 1
+) -> dict[str, tuple[str, ...]]:
     """The egress blocks the ``cilium`` flavour writes as ``toFQDNs``: those every address of
-    which (outside its ``except``) was answered for a name; a block that also holds unnamed
-    addresses stays a CIDR, as the names would not cover them. (Adjacent observed addresses are
-    merged into one block, so a block of several addresses is common.)"""
-    out = {}
-    named = block_names(policy, dns)
+    which (outside its ``except``) was answered for a name, and that have at least
+    ``min_names`` distinct names (``--fqdn-min-names``; 0: none, every block stays a CIDR); a
+    block that also holds unnamed addresses stays a CIDR, as the names would not cover them.
+    (Adjacent observed addresses are merged into one block, so a block of several addresses is
+    common.)"""
+    out: dict[str, tuple[str, ...]] = {}
+    if min_names < 1:
+        return out
+    named = {c: n for c, n in block_names(policy, dns).items() if len(n) >= min_names}
     until = _until(policy)
     for rule in policy.egress:
         for peer in rule.peers:

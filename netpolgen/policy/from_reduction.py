@@ -27,6 +27,14 @@ from netpolgen.identity.workloads import Workloads, workloads_from_endpoints
 from netpolgen.ingest.dns import DnsMap, dns_map_from_rows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.policy.default_deny import default_deny_policies, is_system_namespace
+from netpolgen.policy.guardrail_enforce import (
+    GuardrailFilter,
+    denied_networks,
+    enforce_guardrails,
+    known_pods,
+    label_warnings,
+)
+from netpolgen.policy.guardrails import Guardrails
 from netpolgen.policy.model import Peer, Policy
 from netpolgen.policy.render import render_yaml
 from netpolgen.policy.synthesize import SynthesisOptions, synthesize
@@ -59,6 +67,9 @@ class GenerateOptions:
         ip_group_threshold: the Jaccard distance at which such groups stop merging.
         named_ports: write a port by the name the destination's containers give it, where all
             of the workload's pods in the inventory agree (needs an inventory).
+        guardrails: ``--guardrails`` (:func:`netpolgen.policy.guardrails.load_guardrails`):
+            what a ``deny`` entry covers is never allowed (see
+            :mod:`netpolgen.policy.guardrail_enforce`).
 
     Examples:
         >>> options = GenerateOptions(namespaces=("shop",), cidr_prefix_v4=24)
@@ -79,10 +90,24 @@ class GenerateOptions:
     group_ips: bool = False
     ip_group_threshold: float = DEFAULT_THRESHOLD
     named_ports: bool = False
+    guardrails: Guardrails | None = None
 
-    def edge_options(self) -> EdgeOptions:
-        """The options that decide which flows become edges."""
-        return EdgeOptions(include_denied=self.include_denied, min_count=self.min_count)
+    def edge_options(self, inventory: Inventory | None = None) -> EdgeOptions:
+        """The options that decide which flows become edges (``inventory``: the namespaces'
+        labels, for the guardrails' namespace selectors)."""
+        return EdgeOptions(
+            include_denied=self.include_denied,
+            min_count=self.min_count,
+            exclude=None
+            if self.guardrails is None
+            else GuardrailFilter(_bound(self.guardrails, inventory)),
+        )
+
+
+def _bound(guardrails: Guardrails, inventory: Inventory | None) -> Guardrails:
+    if inventory is None or inventory.namespaces.empty:
+        return guardrails
+    return guardrails.with_namespace_labels(inventory.namespace_labels())
 
 
 @dataclass
@@ -159,7 +184,8 @@ def synthesize_reduction(
             cidr_prefix_v6=options.cidr_prefix_v6,
             port_range_min=options.port_range_min,
             protected_networks=tuple(sorted(set(inside)))
-            + (cluster_networks(inventory) if inventory is not None else ()),
+            + (cluster_networks(inventory) if inventory is not None else ())
+            + (denied_networks(options.guardrails) if options.guardrails is not None else ()),
             ip_groups=()
             if ip_groups is None
             else tuple(zip(ip_groups["ip"], ip_groups["group"], strict=True)),
@@ -172,6 +198,13 @@ def synthesize_reduction(
         + synthesis.warnings
         + (stray_pod_addresses(endpoints, inventory) if inventory is not None else [])
     )
+    if options.guardrails is not None and options.guardrails.deny:
+        inventory_pods = inventory.pods if inventory is not None else None
+        bound = _bound(options.guardrails, inventory)
+        policies, cuts = enforce_guardrails(
+            policies, bound, known_pods(pods, inventory_pods, policies)
+        )
+        warnings += label_warnings(bound) + cuts
     if options.default_deny:
         deny, skipped = _default_deny_for(policies, options)
         policies += deny

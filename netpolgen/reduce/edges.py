@@ -9,6 +9,7 @@ only reach by ``ipBlock``: outside addresses, nodes, unresolved IPs).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,12 +30,23 @@ EDGE_COLUMNS = ("src", "dst", "protocol", "dst_port", "count", "first_seen", "la
 SELECTABLE_KINDS = frozenset({"pod"})
 
 
+class EdgeExclusion(Protocol):
+    """Edges an option leaves out after aggregation (``--guardrails``' deny entries): their
+    records are counted as filtered for ``reason``, with the returned warnings."""
+
+    @property
+    def reason(self) -> str: ...
+
+    def excluded(self, edges: pd.DataFrame) -> tuple[np.ndarray, list[str]]: ...
+
+
 @dataclass(frozen=True)
 class EdgeOptions:
     """What counts as wanted traffic (see ``GenerateOptions`` for the user-facing options)."""
 
     include_denied: bool = False
     min_count: int = 1
+    exclude: EdgeExclusion | None = None
 
 
 def endpoint_keys(flows: pd.DataFrame, side: str) -> pd.Series:
@@ -175,13 +187,18 @@ def combine_edges(partials: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def finish_edges(edges: pd.DataFrame, options: EdgeOptions, report: IngestReport) -> pd.DataFrame:
-    """Apply ``--min-count`` and the canonical order to a complete edge table."""
+    """Apply ``--min-count``, the canonical order and ``exclude`` to a complete edge table."""
     if options.min_count > 1:
         rare = edges["count"] < options.min_count
         # The accounting counts records (rows), not the flows a row stands for (``count``).
         report.filter("edge below --min-count", int(edges.loc[rare, "records"].sum()))
         edges = edges[~rare]
     edges = edges.sort_values(EDGE_KEYS).reset_index(drop=True)
+    if options.exclude is not None:
+        out, messages = options.exclude.excluded(edges)
+        report.filter(options.exclude.reason, int(edges.loc[out, "records"].sum()))
+        report.messages.extend(messages)
+        edges = edges[~out].reset_index(drop=True)
     return edges[list(EDGE_COLUMNS)]
 
 

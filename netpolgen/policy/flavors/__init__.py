@@ -22,11 +22,12 @@ from netpolgen.ingest.dns import DnsMap
 from netpolgen.policy.default_deny import is_system_namespace
 from netpolgen.policy.flavors.calico import staged_manifest
 from netpolgen.policy.flavors.cilium import CiliumOptions, cilium_manifest
-from netpolgen.policy.flavors.cluster_policy import baseline_default_deny
+from netpolgen.policy.flavors.cluster_policy import baseline_default_deny, guardrail_manifests
 from netpolgen.policy.fqdn import annotate_fqdns
+from netpolgen.policy.guardrails import Guardrails
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import dump_yaml, render_yaml, sorted_policies
-from netpolgen.policy.write import policy_path, write_policy_dir, write_tree
+from netpolgen.policy.write import kustomizations, policy_path, write_policy_dir, write_tree
 
 __all__ = [
     "FLAVORS",
@@ -48,16 +49,24 @@ def check_flavor(flavor: str) -> None:
         raise OutputError(f"unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
 
 
-def cluster_policy_manifests(policies: Iterable[Policy]) -> list[dict[str, Any]]:
-    """The cluster-scoped objects of ``--cluster-policies``: a Baseline-tier default deny
+def cluster_policy_manifests(
+    policies: Iterable[Policy], guardrails: Guardrails | None = None, *, baseline: bool = True
+) -> list[dict[str, Any]]:
+    """The cluster-scoped objects: the Admin-tier objects of ``guardrails`` (``--guardrails``),
+    then, with ``baseline`` (``--cluster-policies``), a Baseline-tier default deny
     (:mod:`.cluster_policy`) for the namespaces of ``policies`` (system ones left out, as by
     ``--default-deny``), for the directions they cover; none when there are no policies."""
+    admin = guardrail_manifests(guardrails) if guardrails is not None else []
+    if not baseline:
+        return admin
     policies = list(policies)
     namespaces = {p.namespace for p in policies if not is_system_namespace(p.namespace)}
     if not namespaces:
-        return []
+        return admin
     types = {t for p in policies for t in p.policy_types}
-    return [baseline_default_deny(namespaces, ingress="Ingress" in types, egress="Egress" in types)]
+    return admin + [
+        baseline_default_deny(namespaces, ingress="Ingress" in types, egress="Egress" in types)
+    ]
 
 
 def flavor_manifests(
@@ -94,6 +103,7 @@ def flavor_yaml(
     cilium: CiliumOptions | None = None,
     dns: DnsMap | None = None,
     cluster_policies: bool = False,
+    guardrails: Guardrails | None = None,
 ) -> str:
     """All ``policies`` as one multi-document YAML stream in ``flavor``.
 
@@ -103,7 +113,9 @@ def flavor_yaml(
         cilium: what the ``cilium`` flavour knows beyond the policies (entities, DNS names).
         dns: the DNS map of the same logs (:func:`netpolgen.read_dns_map`): names of egress
             ipBlocks in a ``netpolgen.io/fqdns`` annotation, and ``toFQDNs`` with ``cilium``.
-        cluster_policies: also write :func:`cluster_policy_manifests`, after the policies.
+        cluster_policies: also write the Baseline default deny of
+            :func:`cluster_policy_manifests`, after the policies.
+        guardrails: also write their Admin-tier objects, after the policies.
 
     Returns:
         The YAML text, each document starting with ``---``, ordered by namespace and name.
@@ -120,7 +132,7 @@ def flavor_yaml(
     policies = list(policies)
     extra = "".join(
         "---\n" + dump_yaml(m)
-        for m in (cluster_policy_manifests(policies) if cluster_policies else [])
+        for m in cluster_policy_manifests(policies, guardrails, baseline=cluster_policies)
     )
     if flavor == "k8s":
         # The very code path of the default output (unchanged when no block has a name).
@@ -143,6 +155,7 @@ def write_flavor_dir(
     cilium: CiliumOptions | None = None,
     dns: DnsMap | None = None,
     cluster_policies: bool = False,
+    guardrails: Guardrails | None = None,
 ) -> list[Path]:
     """:func:`netpolgen.write_policy_dir` in ``flavor``: one file per policy,
     ``<namespace>/<name>.yaml``, written whole or not at all.
@@ -154,7 +167,10 @@ def write_flavor_dir(
         force: replace an existing non-empty directory.
         cilium: what the ``cilium`` flavour knows beyond the policies.
         dns: the DNS map of the same logs (see :func:`flavor_yaml`).
-        cluster_policies: also write :func:`cluster_policy_manifests` under ``_cluster/``.
+        cluster_policies: also write the Baseline default deny of
+            :func:`cluster_policy_manifests` under ``_cluster/``.
+        guardrails: also write their Admin-tier objects under ``_cluster/``, and a
+            ``kustomization.yaml`` in every directory (as :func:`netpolgen.write_policy_dir`).
 
     Returns:
         The paths written, relative to ``directory``.
@@ -168,13 +184,17 @@ def write_flavor_dir(
     """
     check_flavor(flavor)
     policies = list(policies)
-    if flavor == "k8s" and not cluster_policies:
+    if flavor == "k8s" and not cluster_policies and guardrails is None:
         annotated = annotate_fqdns(policies, dns) if dns else policies
         return write_policy_dir(annotated, Path(directory), force=force)
     pairs = flavor_manifests(policies, flavor, cilium=cilium, dns=dns)
     files = {policy_path(policy): dump_yaml(manifest) for policy, manifest in pairs}
     if len(files) != len(pairs):
         raise OutputError("two policies would be written to the same file", source=str(directory))
-    for manifest in cluster_policy_manifests(policies) if cluster_policies else []:
+    for manifest in cluster_policy_manifests(policies, guardrails, baseline=cluster_policies):
         files[Path(CLUSTER_DIR) / f"{manifest['metadata']['name']}.yaml"] = dump_yaml(manifest)
+    if guardrails is not None:
+        # As write_policy_dir: kubectl apply -k DIR applies the policies and the guardrails.
+        written = write_tree({**files, **kustomizations(files)}, directory, force=force)
+        return [p for p in written if p in files]
     return write_tree(files, directory, force=force)

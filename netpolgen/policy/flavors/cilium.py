@@ -25,9 +25,19 @@ annotations. The translation follows Cilium's policy language reference (docs.ci
   port of the protocol) is Cilium's wildcard ``port: "0"``. Each PortRule holds at most 40 ports
   (the CRD's ``maxItems: 40``): longer lists are split into several PortRules of one rule, which
   Cilium ORs.
-- With a DNS map (``netpolgen.ingest.dns``), an egress ``ipBlock`` of one address that was
-  answered for names -> ``toFQDNs``: ``matchName`` per name, or one ``matchPattern: "*.<parent>"``
-  when at least ``fqdn_pattern_min`` names share a parent domain of two labels or more. Cilium
+- ``--world-as-entity`` (``world_as_entity``): an ``ipBlock`` of every address, ``0.0.0.0/0``
+  or ``::/0`` -> ``toEntities``/``fromEntities: [world]``, Cilium's name for everything outside
+  the cluster (both address families: a rule with ``0.0.0.0/0`` alone then also allows IPv6
+  outside addresses). Its ``except`` entries are the cluster's own addresses (pods, nodes,
+  Services, which generation never lets a widened block cover): Cilium gives those cluster
+  identities, which ``world`` does not include, so they stay out. A block that excepts an
+  address of ``outside_excepts`` (a guardrail's denied networks) stays a ``toCIDRSet``, as
+  ``world`` would let that address in. Off by default: the CIDR form is exact.
+- With a DNS map (``netpolgen.ingest.dns``), an egress ``ipBlock`` every address of which was
+  answered for names, with at least ``fqdn_min_names`` names (``--fqdn-min-names``) ->
+  ``toFQDNs``: ``matchName`` per name, or one ``matchPattern: "*.<parent>"`` when at least
+  ``fqdn_pattern_min`` names (``--fqdn-pattern-min``) share a parent domain of two labels or
+  more. Cilium
   learns the addresses of those names only from DNS answers its proxy sees, so a policy with
   ``toFQDNs`` also gets the documented DNS-visibility rule: the resolver on port 53 (any
   protocol) with ``rules: {dns: [{matchPattern: "*"}]}`` ("DNS Proxy" in Cilium's docs).
@@ -73,11 +83,19 @@ class CiliumOptions:
             ``toFQDNs`` (see the module docstring).
         fqdn_pattern_min: this many names or more under one parent domain become one
             ``matchPattern: "*.<parent>"``.
+        fqdn_min_names: a block becomes ``toFQDNs`` only with at least this many names
+            (0: never).
+        world_as_entity: ``0.0.0.0/0`` and ``::/0`` become the ``world`` entity.
+        outside_excepts: networks that an ``except`` keeps out and ``world`` would let in
+            (a guardrail's denied networks): a block excepting one stays a CIDR set.
     """
 
     entities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     dns: DnsMap | None = None
     fqdn_pattern_min: int = 3
+    fqdn_min_names: int = 1
+    world_as_entity: bool = False
+    outside_excepts: tuple[str, ...] = ()
 
 
 def entities_from_annotations(policy: Policy) -> dict[str, tuple[str, ...]]:
@@ -103,7 +121,11 @@ def entities_from_annotations(policy: Policy) -> dict[str, tuple[str, ...]]:
 def cilium_manifest(policy: Policy, options: CiliumOptions) -> dict[str, Any]:
     """The CiliumNetworkPolicy for ``policy`` (see the module docstring for the mapping)."""
     entities = dict(options.entities) or entities_from_annotations(policy)
-    fqdns = fqdn_peers(policy, options.dns) if options.dns is not None else {}
+    fqdns = (
+        fqdn_peers(policy, options.dns, min_names=options.fqdn_min_names)
+        if options.dns is not None
+        else {}
+    )
     metadata: dict[str, Any] = {"name": policy.name, "namespace": policy.namespace}
     if policy.labels:
         metadata["labels"] = dict(policy.labels)
@@ -211,6 +233,9 @@ def _rules(
             named.update(entities[address])
         if len(covered) == 1 and _is_exactly(block, covered[0]):
             continue
+        if options.world_as_entity and _is_world(block, options.outside_excepts):
+            named.add("world")
+            continue
         cidrs.append(block.to_manifest())
     ports = _port_rules(rule.ports)
     out: list[dict[str, Any]] = []
@@ -226,6 +251,21 @@ def _rules(
                 item["toPorts"] = ports
             out.append(item)
     return out
+
+
+_EVERY_ADDRESS = ("0.0.0.0/0", "::/0")
+
+
+def _is_world(block: IPBlock, outside_excepts: tuple[str, ...]) -> bool:
+    """Whether ``block`` is every address and excepts nothing ``world`` would let in."""
+    if block.cidr not in _EVERY_ADDRESS:
+        return False
+    keep = [ipaddress.ip_network(c, strict=False) for c in outside_excepts]
+    for text in block.except_:
+        excepted = ipaddress.ip_network(text, strict=False)
+        if any(k.version == excepted.version and k.overlaps(excepted) for k in keep):
+            return False
+    return True
 
 
 def _port(spec: PortSpec) -> dict[str, Any]:
