@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import multiprocessing.context
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -21,6 +27,39 @@ def outcome(future: Future[Any], name: str) -> Any:
             f"a worker process parsing {name} stopped unexpectedly ({error})",
             hint="the machine may be out of memory: rerun with --workers 1",
         ) from error
+
+
+# prctl(2) option: the signal this process receives when its parent dies (Linux only).
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_started() -> None:
+    """Call first in every worker process: it never outlives its parent, and leaves Ctrl-C to
+    the parent.
+
+    A terminal's Ctrl-C reaches the whole process group; the parent alone turns it into one
+    message and stops its workers, so a worker ignores SIGINT (else each would print a trace).
+    When the parent dies, even by SIGKILL (the out-of-memory killer), the kernel kills the
+    worker (``PR_SET_PDEATHSIG``; a fork-server worker's parent is the server, which exits
+    when the main process does), and on other systems a watchdog thread sees the parent gone.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:  # a dead parent's children are given to another process
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
