@@ -276,7 +276,6 @@ def chunk_reader(
             ):
                 if on_chunk is not None:
                     on_chunk(name, item.rows if isinstance(item, ChunkSummary) else len(item))
-                checkpoint("read.chunk")
                 yield item
 
     return read

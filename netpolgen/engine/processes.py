@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.context
 import os
 import signal
 import sys
 import threading
-import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -39,26 +39,31 @@ def worker_started() -> None:
 
     A terminal's Ctrl-C reaches the whole process group; the parent alone turns it into one
     message and stops its workers, so a worker ignores SIGINT (else each would print a trace).
-    When the parent dies, even by SIGKILL (the out-of-memory killer), the kernel kills the
-    worker (``PR_SET_PDEATHSIG``; a fork-server worker's parent is the server, which exits
-    when the main process does), and on other systems a watchdog thread sees the parent gone.
+    When the parent dies, even by SIGKILL (the out-of-memory killer), the worker exits:
+
+    * a watchdog thread waits on multiprocessing's parent sentinel (the end of a pipe whose
+      other end only the parent holds; it becomes readable when the parent is gone). This is
+      what catches fork-server workers: their process parent is the server, which exits only
+      once every worker has, since each holds the server's "alive" pipe open;
+    * on Linux, ``PR_SET_PDEATHSIG`` also has the kernel kill a directly spawned worker.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
             pass
-    if os.getppid() != parent:  # died before the line above took effect
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return  # not started by multiprocessing
+    threading.Thread(
+        target=_exit_with, args=(parent.sentinel,), name="netpolgen-parent-watch", daemon=True
+    ).start()
 
 
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:  # a dead parent's children are given to another process
-        time.sleep(1.0)
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])  # returns once the parent is gone
     os._exit(1)
 
 

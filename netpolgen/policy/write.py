@@ -100,6 +100,7 @@ def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bo
                 "output file exists", source=str(target),
                 hint="choose a new name, or pass --force to replace it",
             )  # fmt: skip
+        remove_leftovers(target.parent, target.name)
         return write_text_file(text, target, what="output")
 
 
@@ -206,6 +207,7 @@ def write_tree(
     # then finds the first one's output whole: see netpolgen.policy.atomic).
     with directory_lock(parent):
         _check_target(target, force)
+        remove_leftovers(parent, target.name)
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
         except OSError as error:
@@ -231,6 +233,34 @@ def write_tree(
             raise
     checkpoint("write_tree.published")
     return list(files)
+
+
+def remove_leftovers(parent: Path, name: str) -> list[Path]:
+    """Remove the staging copies of ``name`` that killed runs left in ``parent``.
+
+    A run stopped by SIGKILL cannot remove its staging copy (``.NAME.`` and eight characters
+    from ``tempfile``, or ``.NAME.old.`` and eight for a directory renamed aside). Called
+    under :func:`~netpolgen.policy.atomic.directory_lock`, when no other run can be writing
+    beside ``name``, so that every such copy is a dead run's.
+    """
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(?:old\.)?[a-z0-9_]{{8}}$")
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # not ours to remove after all: left as it is
+        removed.append(Path(entry.path))
+    return removed
 
 
 def _check_target(target: Path, force: bool) -> None:
