@@ -9,6 +9,8 @@ read, after each file is staged, just before and after the renames that publish 
   ``kill`` (``SIGTERM``) or the out-of-memory killer (``SIGKILL``) would at that moment.
 * ``NETPOLGEN_TEST_FAULT=list``: each checkpoint prints ``netpolgen-checkpoint: NAME`` on
   standard error, so that a test knows how many there are to choose from.
+* ``NETPOLGEN_TEST_FAULT=pause:0.2``: each checkpoint sleeps that many seconds, so that two
+  runs started together are sure to be publishing at the same time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 _SPEC = os.environ.get("NETPOLGEN_TEST_FAULT")
 _passed = 0
@@ -28,6 +31,9 @@ def checkpoint(name: str) -> None:
         return
     if _SPEC == "list":
         print(f"netpolgen-checkpoint: {name}", file=sys.stderr, flush=True)
+        return
+    if _SPEC.startswith("pause:"):
+        time.sleep(float(_SPEC[len("pause:") :]))
         return
     signame, _, at = _SPEC.partition("@")
     _passed += 1
