@@ -63,7 +63,7 @@ from netpolgen.cluster.objects import (
 )
 from netpolgen.errors import InventoryError
 from netpolgen.ingest.sanitize import is_namespace_name, is_pod_name
-from netpolgen.ingest.sources import GZIP_MAGIC, CheckedGzip
+from netpolgen.ingest.sources import GZIP_MAGIC, CheckedGzip, refuse_zip
 from netpolgen.labels import (
     invalid_labels,
     labels_from_canonical,
@@ -224,6 +224,7 @@ def _read_capped(path: Path, name: str, cap: int) -> bytearray:
     content is not copied again on the way to the JSON parser.
     """
     with path.open("rb") as raw:
+        refuse_zip(raw.peek(4)[:4], name, InventoryError)
         gzipped = raw.peek(2)[:2] == GZIP_MAGIC
         if not gzipped and path.is_file() and path.stat().st_size > cap:
             raise _too_large(name, cap)  # no need to read it

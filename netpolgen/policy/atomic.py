@@ -34,12 +34,14 @@ _UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNO
 
 
 @contextmanager
-def directory_lock(directory: Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``directory`` (which must exist) for the block.
+def directory_lock(directory: Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``directory`` (which must exist) for the block; the
+    value is whether the lock is held.
 
     Where no lock can be taken (no ``fcntl``, a file system without ``flock``, a directory that
-    cannot be opened), the block runs unlocked: the rename protocol alone still never mixes two
-    outputs, it may only leave the loser's error less clear.
+    cannot be opened), the block runs unlocked (False): each run still publishes whole, but
+    two runs may then both replace the output in turn, and nothing beside it may be taken for
+    a dead run's leftovers.
 
     Raises:
         OutputError: another process has held the lock for ``timeout`` seconds.
@@ -49,10 +51,11 @@ def directory_lock(directory: Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) ->
 
         handle = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except (ImportError, OSError):
-        yield
+        yield False
         return
     try:
         deadline = time.monotonic() + timeout
+        locked = True
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,8 +69,9 @@ def directory_lock(directory: Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) ->
                     ) from None
                 time.sleep(0.05)
             except OSError:
-                break  # no flock on this file system: unlocked, as above
-        yield
+                locked = False  # no flock on this file system: unlocked, as above
+                break
+        yield locked
     finally:
         os.close(handle)  # releases the lock
 

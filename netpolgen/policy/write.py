@@ -92,7 +92,8 @@ def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bo
     """
     target = Path(path)
     text = render_yaml(policies)
-    with directory_lock(target.parent):  # two runs: the second finds the first's file
+    # Two runs given one file take turns: the second finds the first's file.
+    with directory_lock(target.parent) as locked:
         if target.is_dir():
             raise OutputError("is a directory, not a file", source=str(target))
         if target.exists() and not force:
@@ -100,7 +101,8 @@ def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bo
                 "output file exists", source=str(target),
                 hint="choose a new name, or pass --force to replace it",
             )  # fmt: skip
-        remove_leftovers(target.parent, target.name)
+        if locked:
+            remove_leftovers(target.parent, target.name)
         return write_text_file(text, target, what="output")
 
 
@@ -205,9 +207,10 @@ def write_tree(
         raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
     # One run at a time publishes beside the output (a second run given the same -o waits,
     # then finds the first one's output whole: see netpolgen.policy.atomic).
-    with directory_lock(parent):
+    with directory_lock(parent) as locked:
         _check_target(target, force)
-        remove_leftovers(parent, target.name)
+        if locked:  # else a staging copy there may be another live run's
+            remove_leftovers(parent, target.name)
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
         except OSError as error:

@@ -1,9 +1,10 @@
 """Two runs writing to one ``-o`` at the same moment (issue 21): one wins whole and the other
 fails cleanly, or (with ``--force``) both write whole in turn; never a mixed directory.
 
-Each run pauses 0.2 s at every checkpoint (``netpolgen._faults``: each file staged, each
+Each run pauses 0.1 s at every checkpoint (``netpolgen._faults``: each file staged, each
 rename), so that the two are publishing at the same time rather than one after the other
-(without the lock, this test fails: both "win"). The runs take turns through an ``flock`` on
+(without the lock, this test fails: both "win", and a run that took the other's staging
+copy for a dead run's once published a mixed directory). The runs take turns through an ``flock`` on
 the directory that holds the output (``netpolgen.policy.atomic.directory_lock``); each
 publishes by one exchange or rename.
 """
@@ -19,7 +20,7 @@ import pytest
 from tests.faults.helpers import THREE_TIER, cli_env, command, leftovers, run, snapshot
 
 # Rounds per output kind (each is two child processes at once, ~4 s on two cores).
-ROUNDS = {"out": 10, "out.yaml": 4}
+ROUNDS = {"out": 8, "out.yaml": 3}
 if "NETPOLGEN_CONCURRENT_ROUNDS" in os.environ:
     ROUNDS = dict.fromkeys(ROUNDS, int(os.environ["NETPOLGEN_CONCURRENT_ROUNDS"]))
 
@@ -35,7 +36,7 @@ def _together(
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
-            env=cli_env(tmp),
+            env=cli_env(tmp, fault="pause:0.1"),
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
         for args in runs

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import netpolgen.policy.write
 from netpolgen.cli import cli
 from tests.faults.helpers import THREE_TIER, cli_env, run, snapshot
 
@@ -57,7 +56,7 @@ def _fail_fdopen(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
         handle = original(fd, mode, *args, **kwargs)
         return _FailingFile(handle, code) if "w" in mode else handle
 
-    monkeypatch.setattr(netpolgen.policy.write.os, "fdopen", fdopen)
+    monkeypatch.setattr(os, "fdopen", fdopen)
 
 
 def _fail_path_writes(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
