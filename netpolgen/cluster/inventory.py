@@ -370,7 +370,20 @@ def _meta(obj: dict[str, Any], kind: str, where: str, source: str) -> dict[str, 
     labels = metadata.get("labels") or {}
     if not isinstance(labels, dict):
         raise InventoryError(f"{where} ({kind}) metadata.labels is not a mapping", source=source)
+    if len(labels) > MAX_LABELS_PER_OBJECT:
+        raise InventoryError(
+            f"{where} ({kind} {metadata.get('name')}) has {len(labels):,} labels, more than an "
+            "object the API server stores can hold", source=source,
+            hint="etcd refuses a request over 1.5 MiB; this file was not made by kubectl get",
+        )  # fmt: skip
     return metadata
+
+
+# The API server keeps each object in etcd, whose requests are at most 1.5 MiB by default
+# (etcd's --max-request-bytes); a label takes 7 bytes of JSON at least ("k":"",), so no stored
+# object has more than about 225,000. More is a forged document, refused before the labels are
+# parsed into tables (a million labels on one pod once took 100 s and 1.2 GB).
+MAX_LABELS_PER_OBJECT = 250_000
 
 
 # Per problem, the first few warnings are kept; a count says how many more there were.
