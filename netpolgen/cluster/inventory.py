@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -291,6 +292,10 @@ def inventory_from_documents(documents: Sequence[Any], source: str = "<inventory
     return _build(named)
 
 
+# A document meant as JSON: its first character after white space opens an object or array.
+_JSON_START = re.compile(rb"\s*[\[{]")
+
+
 def _parse_bytes(data: bytes | bytearray, source: str) -> list[Any]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -308,13 +313,18 @@ def _parse_bytes(data: bytes | bytearray, source: str) -> list[Any]:
             return [d for d in safe_yaml.load_all(bytes(data)) if d is not None]
         except safe_yaml.AliasBombError as error:
             raise InventoryError(str(error), source=source) from error
-        except safe_yaml.YAML_ERRORS:
+        except safe_yaml.YAML_ERRORS as yaml_error:
+            if _JSON_START.match(data):  # meant as JSON: its error, and its line
+                message, line = f"not valid JSON ({json_error.msg}) nor YAML", json_error.lineno
+            else:  # meant as YAML (kubectl -o yaml): the line YAML stopped at
+                mark = getattr(yaml_error, "problem_mark", None)
+                problem = getattr(yaml_error, "problem", None) or "cannot be parsed"
+                message = f"not valid YAML ({problem}) nor JSON"
+                line = mark.line + 1 if mark is not None else None
             raise InventoryError(
-                f"not valid JSON ({json_error.msg}) nor YAML",
-                source=source,
-                line=json_error.lineno,
+                message, source=source, line=line,
                 hint="produce it with: kubectl get pods,services,namespaces,nodes -A -o json",
-            ) from json_error
+            ) from json_error  # fmt: skip
 
 
 def _objects(documents: list[Any], source: str) -> list[tuple[str, dict[str, Any], str]]:
