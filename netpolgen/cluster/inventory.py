@@ -314,13 +314,14 @@ def _parse_bytes(data: bytes | bytearray, source: str) -> list[Any]:
         except safe_yaml.AliasBombError as error:
             raise InventoryError(str(error), source=source) from error
         except safe_yaml.YAML_ERRORS as yaml_error:
+            line: int | None
             if _JSON_START.match(data):  # meant as JSON: its error, and its line
                 message, line = f"not valid JSON ({json_error.msg}) nor YAML", json_error.lineno
             else:  # meant as YAML (kubectl -o yaml): the line YAML stopped at
                 mark = getattr(yaml_error, "problem_mark", None)
                 problem = getattr(yaml_error, "problem", None) or "cannot be parsed"
                 message = f"not valid YAML ({problem}) nor JSON"
-                line = mark.line + 1 if mark is not None else None
+                line = int(mark.line) + 1 if mark is not None else None
             raise InventoryError(
                 message, source=source, line=line,
                 hint="produce it with: kubectl get pods,services,namespaces,nodes -A -o json",

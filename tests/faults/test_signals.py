@@ -29,7 +29,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.faults.helpers import THREE_TIER, Snapshot, cli_env, leftovers, run, snapshot
+from tests.faults.helpers import (
+    THREE_TIER,
+    Snapshot,
+    cli_env,
+    command,
+    leftovers,
+    run,
+    snapshot,
+)
 
 # Few examples by default (each is a child process, ~2 s); NETPOLGEN_FAULT_EXAMPLES=200 for a
 # longer hunt.
@@ -244,3 +252,72 @@ def test_dask_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
     workers, survivors = _kill_parent_and_wait(script, tmp_path)
     TALLY[("dask LocalCluster", "SIGKILL parent", f"{len(workers)} workers")] += 1
     assert survivors == []
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+@pytest.fixture(scope="module")
+def big_hubble(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Over two of the Hubble reader's 64 MiB chunks: parsed by worker processes."""
+    from netpolgen.ingest import hubble
+
+    sample = (THREE_TIER.parent / "online-shop.hubble.jsonl").read_bytes()
+    path = tmp_path_factory.mktemp("big") / "flows.jsonl"
+    with path.open("wb") as out:
+        for _ in range((2 * hubble.CHUNK_BYTES + (8 << 20)) // len(sample) + 1):
+            out.write(sample)
+    return path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signame", SIGNALS)
+def test_a_stopped_run_leaves_no_worker_behind(
+    big_hubble: Path, tmp_path: Path, signame: str
+) -> None:
+    """A real run with its worker pool busy (the fork server and its workers) is stopped: no
+    process it started survives it, and its output is not there."""
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    with subprocess.Popen(
+        command(["from-flows", str(big_hubble), "-q", "-o", str(out)]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=cli_env(tmp),
+    ) as child:  # fmt: skip
+        deadline = time.monotonic() + 120
+        started: list[int] = []
+        while time.monotonic() < deadline and child.poll() is None:
+            started = _descendants(child.pid)
+            if len(started) >= 4:  # the resource tracker, the fork server, two workers
+                break
+            time.sleep(0.1)
+        assert len(started) >= 4, f"workers never started: {started}"
+        time.sleep(0.5)  # the workers are parsing
+        child.send_signal(getattr(signal, signame))
+        _, stderr = child.communicate(timeout=120)
+    assert child.returncode == EXIT[signame], stderr
+    if signame != "SIGKILL":
+        assert stderr.splitlines() == [MESSAGE[signame]], stderr
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(p) for p in started):
+        time.sleep(0.1)
+    survivors = [p for p in started if _alive(p)]
+    TALLY[
+        ("from-flows with workers", signame, f"{len(started)} children, {len(survivors)} left")
+    ] += 1
+    assert survivors == []
+    assert not out.exists() and leftovers(tmp_path, {"tmp"}) == []
