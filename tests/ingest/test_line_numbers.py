@@ -96,8 +96,8 @@ def _flows_case(name: str) -> tuple[str, list[bytes], int]:
     blank line first and one in the middle, and a broken record last."""
     if name == "csv":
         header = b"src_namespace,src_labels,dst_namespace,dst_labels,dst_port"
-        good = b'shop,"app=web,\ntier=a",shop,app=api,8080'  # a quoted cell over two lines
-        lines = [header, b"", good, b"", b"shop,app=web,shop,app=api,x"]
+        spanning = b'shop,"app=web,\ntier=a",shop,app=api,8080'  # a quoted cell over two lines
+        lines = [header, b"", spanning, b"", b"shop,app=web,shop,app=api,x"]
         return "flows.csv", lines, 6
     if name == "hubble":
         good = (SAMPLE_FLOWS / "online-shop.hubble.jsonl").read_bytes().splitlines()[:2]
