@@ -20,7 +20,7 @@ import pytest
 from tests.faults.helpers import THREE_TIER, cli_env, command, leftovers, run, snapshot
 
 # Rounds per output kind (each is two child processes at once, ~4 s on two cores).
-ROUNDS = {"out": 8, "out.yaml": 3}
+ROUNDS = {"out": 6, "out.yaml": 3}
 if "NETPOLGEN_CONCURRENT_ROUNDS" in os.environ:
     ROUNDS = dict.fromkeys(ROUNDS, int(os.environ["NETPOLGEN_CONCURRENT_ROUNDS"]))
 

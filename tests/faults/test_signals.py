@@ -41,7 +41,7 @@ from tests.faults.helpers import (
 
 # Few examples by default (each is a child process, ~2 s); NETPOLGEN_FAULT_EXAMPLES=200 for a
 # longer hunt.
-EXAMPLES = int(os.environ.get("NETPOLGEN_FAULT_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("NETPOLGEN_FAULT_EXAMPLES", "12"))
 SIGNALS = ("SIGINT", "SIGTERM", "SIGKILL")
 EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -signal.SIGKILL}
 MESSAGE = {"SIGINT": "Error: interrupted (SIGINT)", "SIGTERM": "Error: terminated (SIGTERM)"}
@@ -321,3 +321,27 @@ def test_a_stopped_run_leaves_no_worker_behind(
     ] += 1
     assert survivors == []
     assert not out.exists() and leftovers(tmp_path, {"tmp"}) == []
+
+
+@pytest.mark.parametrize("scenario", [SCENARIOS[0]], ids=lambda s: s.name)
+def test_sigkill_at_every_checkpoint(baselines: dict[str, Baseline], scenario: Scenario) -> None:
+    """Every checkpoint, not a sample: the moments around the exchange that publishes a
+    directory (just before it, just after it, before the old copy is removed) included."""
+    base = baselines[scenario.name]
+    seen = set()
+    for at in range(1, base.checkpoints + 1):
+        root = Path(tempfile.mkdtemp(prefix="netpolgen-fault-"))
+        try:
+            work = root / "work"
+            shutil.copytree(base.template, work)
+            args = scenario.args(work, baselines["subset"].template)
+            result = run(args, work, root / "tmp", fault=f"SIGKILL@{at}")
+            assert result.returncode == -signal.SIGKILL, result.stderr
+            after = snapshot(work / scenario.target)
+            outcome = "old" if after == base.old else "new" if after == base.new else "MIXED"
+            TALLY[(scenario.name, f"SIGKILL at checkpoint {at}", outcome)] += 1
+            assert outcome != "MIXED", f"SIGKILL at checkpoint {at}"
+            seen.add(outcome)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    assert seen == {"old", "new"}  # the kills fell on both sides of the publication
