@@ -1,8 +1,8 @@
 """The package layout is the pipeline: a stage imports only the stages before it.
 
 The rule (README, "Development"): foundation modules (errors, flows, labels, selectors,
-safe_yaml, _kernels, _memory, _compat, _text) import no stage; then ingest, cluster, resolve,
-reduce, identity, policy, engine, generator, check, explore, the public API
+safe_yaml, _kernels, _memory, _compat, _text, _faults) import no stage; then ingest, cluster,
+resolve, reduce, identity, policy, engine, generator, check, explore, the public API
 (``netpolgen/__init__.py``), and the command line (a thin layer over that API) last. Every
 import counts, deferred ones inside functions too, so a lazy import cannot hide a dependency
 on a later stage.
@@ -45,6 +45,7 @@ FOUNDATION = frozenset(
         "_compat",
         "_text",
         "_workers",
+        "_faults",
     }
 )
 MAX_MODULE_LINES = 600

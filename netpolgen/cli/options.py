@@ -9,7 +9,6 @@ against the library's own (``tests/cli/test_startup.py``).
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,16 +236,7 @@ def emit(text: str, output: str) -> None:
     if output == "-":
         click.echo(text, nl=False)
         return
-    import tempfile
+    # Whole or not at all, the error naming the file (a full or read-only disk included).
+    from netpolgen.policy.write import write_text_file
 
-    target = Path(output)
-    try:
-        handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(staging, 0o666 & ~mask)
-        os.replace(staging, target)
-    except OSError as error:
-        raise click.FileError(output, error.strerror or str(error)) from None
+    write_text_file(text, output, what="report")

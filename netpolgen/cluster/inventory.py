@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,7 +64,7 @@ from netpolgen.cluster.objects import (
 )
 from netpolgen.errors import InventoryError
 from netpolgen.ingest.sanitize import is_namespace_name, is_pod_name
-from netpolgen.ingest.sources import GZIP_MAGIC, CheckedGzip
+from netpolgen.ingest.sources import GZIP_MAGIC, CheckedGzip, refuse_zip
 from netpolgen.labels import (
     invalid_labels,
     labels_from_canonical,
@@ -224,6 +225,7 @@ def _read_capped(path: Path, name: str, cap: int) -> bytearray:
     content is not copied again on the way to the JSON parser.
     """
     with path.open("rb") as raw:
+        refuse_zip(raw.peek(4)[:4], name, InventoryError)
         gzipped = raw.peek(2)[:2] == GZIP_MAGIC
         if not gzipped and path.is_file() and path.stat().st_size > cap:
             raise _too_large(name, cap)  # no need to read it
@@ -290,6 +292,10 @@ def inventory_from_documents(documents: Sequence[Any], source: str = "<inventory
     return _build(named)
 
 
+# A document meant as JSON: its first character after white space opens an object or array.
+_JSON_START = re.compile(rb"\s*[\[{]")
+
+
 def _parse_bytes(data: bytes | bytearray, source: str) -> list[Any]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -307,13 +313,19 @@ def _parse_bytes(data: bytes | bytearray, source: str) -> list[Any]:
             return [d for d in safe_yaml.load_all(bytes(data)) if d is not None]
         except safe_yaml.AliasBombError as error:
             raise InventoryError(str(error), source=source) from error
-        except safe_yaml.YAML_ERRORS:
+        except safe_yaml.YAML_ERRORS as yaml_error:
+            line: int | None
+            if _JSON_START.match(data):  # meant as JSON: its error, and its line
+                message, line = f"not valid JSON ({json_error.msg}) nor YAML", json_error.lineno
+            else:  # meant as YAML (kubectl -o yaml): the line YAML stopped at
+                mark = getattr(yaml_error, "problem_mark", None)
+                problem = getattr(yaml_error, "problem", None) or "cannot be parsed"
+                message = f"not valid YAML ({problem}) nor JSON"
+                line = int(mark.line) + 1 if mark is not None else None
             raise InventoryError(
-                f"not valid JSON ({json_error.msg}) nor YAML",
-                source=source,
-                line=json_error.lineno,
+                message, source=source, line=line,
                 hint="produce it with: kubectl get pods,services,namespaces,nodes -A -o json",
-            ) from json_error
+            ) from json_error  # fmt: skip
 
 
 def _objects(documents: list[Any], source: str) -> list[tuple[str, dict[str, Any], str]]:
@@ -369,7 +381,20 @@ def _meta(obj: dict[str, Any], kind: str, where: str, source: str) -> dict[str, 
     labels = metadata.get("labels") or {}
     if not isinstance(labels, dict):
         raise InventoryError(f"{where} ({kind}) metadata.labels is not a mapping", source=source)
+    if len(labels) > MAX_LABELS_PER_OBJECT:
+        raise InventoryError(
+            f"{where} ({kind} {metadata.get('name')}) has {len(labels):,} labels, more than an "
+            "object the API server stores can hold", source=source,
+            hint="etcd refuses a request over 1.5 MiB; this file was not made by kubectl get",
+        )  # fmt: skip
     return metadata
+
+
+# The API server keeps each object in etcd, whose requests are at most 1.5 MiB by default
+# (etcd's --max-request-bytes); a label takes 7 bytes of JSON at least ("k":"",), so no stored
+# object has more than about 225,000. More is a forged document, refused before the labels are
+# parsed into tables (a million labels on one pod once took 100 s and 1.2 GB).
+MAX_LABELS_PER_OBJECT = 250_000
 
 
 # Per problem, the first few warnings are kept; a count says how many more there were.

@@ -109,13 +109,16 @@ def _backend_labels(
         return {}, {}
     sel = _long_labels(selected.assign(_svc=selected.index), "_svc", "selector")
     size = sel.groupby("_svc").size()
-    pod_long = _long_labels(pods.assign(_set=pods["labels"]), "_set", "labels")
+    # A label set is keyed by its row number, not by its text: a pod with a million labels
+    # would otherwise repeat its whole label text on each of its million rows (issue 21).
+    texts = list(pods["labels"])
+    pod_long = _long_labels(pods.assign(_set=range(len(pods))), "_set", "labels")
     hits = sel.merge(pod_long, on=["namespace", "label_key", "label_value"])
     per_set = hits.groupby(["_svc", "_set"]).size().rename("n").reset_index()
     matched = per_set[per_set["n"] == per_set["_svc"].map(size)][["_svc", "_set"]]
     if not len(matched):
         return {}, {}
-    sets = {svc: list(group["_set"]) for svc, group in matched.groupby("_svc")}
+    sets = {svc: [texts[i] for i in group["_set"]] for svc, group in matched.groupby("_svc")}
     sets_per_service = matched.groupby("_svc").size()
     pairs = matched.merge(
         pod_long[["_set", "label_key", "label_value"]].drop_duplicates(), on="_set"

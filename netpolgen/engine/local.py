@@ -24,12 +24,12 @@ Compressed files, standard input and other formats are read in the parent proces
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import multiprocessing.context
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pandas as pd
 
+from netpolgen._faults import checkpoint
 from netpolgen._memory import tune_allocator
 from netpolgen.engine.parts import (
     Plan,
@@ -48,7 +49,8 @@ from netpolgen.engine.parts import (
     parse_parallel_summaries,
     skip_line,
 )
-from netpolgen.errors import NetpolgenError
+from netpolgen.engine.processes import worker_started
+from netpolgen.errors import NetpolgenError, OutputError
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, Source, detect_format, iter_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sources import GZIP_MAGIC, STDIN, open_source, peek
@@ -135,16 +137,48 @@ def spooled(sources: Iterable[Source]) -> Iterator[list[Readable]]:
     which a pipe cannot do; the copy is written as it is read and removed afterwards.
     """
     paths: list[Readable] = []
-    with tempfile.TemporaryDirectory(prefix="netpolgen-") as directory:
+    with contextlib.ExitStack() as stack:
+        directory: Path | None = None  # made only when there is something to copy
         for number, source in enumerate(sources):
             if isinstance(source, str | Path) and str(source) != STDIN:
                 paths.append(source)
                 continue
-            target = Path(directory) / f"input-{number}"
-            with open_source_raw(source) as (stream, name), target.open("wb") as out:
-                shutil.copyfileobj(stream, out, 1 << 20)
+            if directory is None:
+                directory = Path(stack.enter_context(_spool_directory()))
+            target = directory / f"input-{number}"
+            with open_source_raw(source) as (stream, name):
+                _copy(stream, target, name)
             paths.append(Spooled(target, name))
         yield paths
+
+
+@contextmanager
+def _spool_directory() -> Iterator[str]:
+    try:
+        made = tempfile.TemporaryDirectory(prefix="netpolgen-")
+    except OSError as error:
+        raise OutputError(
+            f"cannot make a temporary directory to copy standard input into: {error.strerror}",
+            source=tempfile.gettempdir(), hint="set TMPDIR to a writable directory",
+        ) from error  # fmt: skip
+    with made as directory:
+        yield directory
+
+
+def _copy(stream: BinaryIO, target: Path, name: str) -> None:
+    """Copy ``stream`` to ``target``; a full or read-only disk is an error naming the copy
+    (which the caller's temporary directory then removes with whatever was written)."""
+    try:
+        out = target.open("wb")
+        with out:
+            while block := stream.read(1 << 20):
+                out.write(block)
+                checkpoint("spool.block")
+    except OSError as error:
+        raise OutputError(
+            f"cannot copy {name} to a temporary file: {error.strerror or error}",
+            source=str(target), hint="set TMPDIR to a writable disk with space",
+        ) from error  # fmt: skip
 
 
 @contextmanager
@@ -327,6 +361,7 @@ def _read_whole_file(
 ) -> None:
     """Worker process: read ``path`` as the parent would and hand over its chunks in order,
     then the report (or the error that stopped the read, with the report so far)."""
+    worker_started()
     tune_allocator()
     report = IngestReport(strict=strict, max_line_bytes=max_line_bytes)
     try:

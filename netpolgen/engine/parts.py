@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen._memory import give_back_memory, tune_allocator
-from netpolgen.engine.processes import outcome, worker_context
+from netpolgen.engine.processes import outcome, worker_context, worker_started
 from netpolgen.errors import InputError, NetpolgenError
 from netpolgen.ingest.collapse import connection_keys
 from netpolgen.ingest.jsonlines import LineCount
@@ -112,7 +112,9 @@ def parse_parallel_hubble(
     lines_before = 0
     lost = 0
     options = (chunk_size, report.max_line_bytes)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context()) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=worker_context(), initializer=worker_started
+    ) as pool:
         futures: deque[Future[Any]] = deque()
         ranges = iter(plan.ranges)
         for start, end in ranges:
@@ -195,6 +197,7 @@ _WORKER_RESOLVER: Resolver | None = None
 def _set_worker_resolver(resolver: Resolver | None) -> None:
     """Pool initializer: the inventory's resolver, sent once per worker process."""
     global _WORKER_RESOLVER
+    worker_started()
     tune_allocator()
     _WORKER_RESOLVER = resolver
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
@@ -109,16 +110,14 @@ def inventory_workloads(endpoints: pd.DataFrame, inventory: Inventory) -> Worklo
         str(e): tuple(sorted(names.astype(str))) for e, names in pods.groupby("entity")["pod"]
     }
     first_pod = pods.drop_duplicates("entity").set_index("entity")
+    label_sets: dict[str, _LabelSets] = {}
     for workload in used:
         namespace = workload.split("/", 1)[0]
         own_sets = [dict(labels_from_canonical(s)) for s in sorted(universe[namespace][workload])]
         shared = {k: v for k, v in own_sets[0].items() if all(o.get(k) == v for o in own_sets[1:])}
-        others = [
-            dict(labels_from_canonical(s))
-            for entity, sets in universe[namespace].items()
-            if entity != workload
-            for s in sets
-        ]
+        if namespace not in label_sets:
+            label_sets[namespace] = _LabelSets(universe[namespace])
+        others = label_sets[namespace].others(workload, shared)
         selector = minimal_selector(shared, others)
         selectors[workload] = selector
         leaks = sorted({canonical_labels(o) for o in others if selector.matches(o)})
@@ -254,3 +253,37 @@ def stray_pod_addresses(endpoints: pd.DataFrame, inventory: Inventory) -> list[s
                 "(give an inventory snapshot from the time of the flows)"
             )
     return warnings
+
+
+class _LabelSets:
+    """A namespace's label sets, parsed once, with an index from each label to the sets that
+    carry it, so that each workload looks only at the sets it could be confused with.
+
+    The selector of a workload uses only labels its pods share, so a set can match it, or
+    matter to :func:`minimal_selector` (which excludes the sets that match a candidate), only
+    by carrying one of those labels: the sets carrying none of them are left out, which keeps
+    the result the same and turns a loop over every pair of workloads (quadratic: a namespace
+    of 10,000 pods took hours) into lookups.
+    """
+
+    def __init__(self, entities: Mapping[str, set[str]]) -> None:
+        self.entries = [
+            (entity, dict(labels_from_canonical(text)))
+            for entity, texts in entities.items()
+            for text in texts
+        ]
+        self.index: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for number, (_, labels) in enumerate(self.entries):
+            for pair in labels.items():
+                self.index[pair].append(number)
+
+    def others(self, workload: str, shared: Mapping[str, str]) -> list[dict[str, str]]:
+        """The label sets of other workloads that carry one of ``shared`` (all of them when
+        ``shared`` is empty: a selector of no label matches every pod), in their order."""
+        if shared:
+            numbers: Iterable[int] = sorted(
+                {n for pair in shared.items() for n in self.index.get(pair, ())}
+            )
+        else:
+            numbers = range(len(self.entries))
+        return [self.entries[n][1] for n in numbers if self.entries[n][0] != workload]

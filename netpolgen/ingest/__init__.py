@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 
 import pandas as pd
 
+from netpolgen._faults import checkpoint
 from netpolgen.errors import FormatDetectionError, InputError
 from netpolgen.flows import conform_flows, empty_flows
 from netpolgen.ingest.collapse import DeniedConnections
@@ -182,6 +183,7 @@ def iter_flows(
             ):
                 if on_chunk is not None:
                     on_chunk(name, len(chunk))
+                checkpoint("read.chunk")
                 yield chunk
 
 

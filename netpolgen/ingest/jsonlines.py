@@ -205,9 +205,13 @@ def read_json_document(
             # orjson's message carries "line N column M"; the stdlib error has lineno.
             found = re.search(r"line (\d+)", str(error))
             line = int(found.group(1)) if found else None
+        reason = str(error).splitlines()[0]
+        deep = "depth" in reason or "recursion" in reason  # orjson's and msgspec's limits
         raise InputError(
-            f"not valid JSON ({str(error).splitlines()[0]})",
+            f"not valid JSON ({reason})",
             source=source,
             line=line,
-            hint="a blob still being written is cut off; read it again when the hour is over",
+            hint="no flow log nests so deeply: this is not one"
+            if deep
+            else "a blob still being written is cut off; read it again when the hour is over",
         ) from error

@@ -16,6 +16,9 @@ from netpolgen.errors import InputError, NetpolgenError
 from netpolgen.ingest.report import IngestReport
 
 GZIP_MAGIC = b"\x1f\x8b"
+# A zip archive's first local header (or the end record of an empty one, or a spanned one's
+# marker): PKWARE's APPNOTE.TXT, 4.3.7, 4.3.16 and 8.5.3.
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 UTF8_BOM = b"\xef\xbb\xbf"
 STDIN = "-"
 
@@ -219,7 +222,18 @@ def _buffered(stream: BinaryIO) -> io.BufferedReader:
     return io.BufferedReader(stream, buffer_size=1 << 20)  # type: ignore[arg-type]
 
 
+def refuse_zip(head: bytes, name: str, error: type[NetpolgenError] = InputError) -> None:
+    """A zip archive is refused, not read: it holds many files (which are the input?) and no
+    provider writes flow logs as zip; refusing it also takes zip bombs off the table."""
+    if head[:4] in ZIP_MAGICS:
+        raise error(
+            "is a zip archive; netpolgen reads plain text and gzip files", source=name,
+            hint="extract it first (unzip) and give its files, or the folder they are in",
+        )  # fmt: skip
+
+
 def _maybe_gunzip(stream: Any, name: str) -> Any:
+    refuse_zip(stream.peek(4)[:4], name)
     if stream.peek(2)[:2] == GZIP_MAGIC:
         stream = io.BufferedReader(CheckedGzip(stream, name), buffer_size=1 << 20)
     if stream.peek(3)[:3] == UTF8_BOM:

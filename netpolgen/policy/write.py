@@ -14,7 +14,9 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from netpolgen._faults import checkpoint
 from netpolgen.errors import OutputError
+from netpolgen.policy.atomic import directory_lock, exchange
 from netpolgen.policy.model import Policy
 from netpolgen.policy.render import dump_yaml, render_yaml, sorted_policies
 
@@ -89,14 +91,19 @@ def write_policy_file(policies: Iterable[Policy], path: str | Path, *, force: bo
         PosixPath('policies.yaml')
     """
     target = Path(path)
-    if target.is_dir():
-        raise OutputError("is a directory, not a file", source=str(target))
-    if target.exists() and not force:
-        raise OutputError(
-            "output file exists", source=str(target),
-            hint="choose a new name, or pass --force to replace it",
-        )  # fmt: skip
-    return write_text_file(render_yaml(policies), target, what="output")
+    text = render_yaml(policies)
+    # Two runs given one file take turns: the second finds the first's file.
+    with directory_lock(target.parent) as locked:
+        if target.is_dir():
+            raise OutputError("is a directory, not a file", source=str(target))
+        if target.exists() and not force:
+            raise OutputError(
+                "output file exists", source=str(target),
+                hint="choose a new name, or pass --force to replace it",
+            )  # fmt: skip
+        if locked:
+            remove_leftovers(target.parent, target.name)
+        return write_text_file(text, target, what="output")
 
 
 def write_text_file(text: str, path: str | os.PathLike[str], *, what: str) -> Path:
@@ -117,6 +124,7 @@ def write_text_file(text: str, path: str | os.PathLike[str], *, what: str) -> Pa
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.chmod(staging, 0o666 & ~_umask())
+        checkpoint("write_text_file.publish")
         os.replace(staging, target)
     except BaseException as error:
         Path(staging).unlink(missing_ok=True)
@@ -189,6 +197,76 @@ def write_tree(
     must stay inside the directory (no absolute paths, no ``..``).
     """
     target = Path(directory)
+    for relative in files:
+        if relative.is_absolute() or ".." in relative.parts:
+            raise OutputError(f"refusing to write outside the output directory: {relative}")
+    parent = target.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
+    # One run at a time publishes beside the output (a second run given the same -o waits,
+    # then finds the first one's output whole: see netpolgen.policy.atomic).
+    with directory_lock(parent) as locked:
+        _check_target(target, force)
+        if locked:  # else a staging copy there may be another live run's
+            remove_leftovers(parent, target.name)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+        except OSError as error:
+            raise OutputError(
+                f"cannot create output: {error.strerror}", source=str(target)
+            ) from error
+        try:
+            # mkdtemp makes the staging directory 0700; the output it becomes is 0777 less the
+            # umask like any other directory (subdirectories and files already are).
+            staging.chmod(0o777 & ~_umask())
+            for relative, text in files.items():
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                (staging / relative).write_text(text, encoding="utf-8")
+                checkpoint("write_tree.file")
+            _replace(staging, target, parent)
+        except BaseException as error:
+            # Any failure (a full disk, an interrupt, a bug) leaves no half-written staging.
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise OutputError(
+                    f"cannot write output: {error.strerror or error}", source=str(target)
+                ) from error
+            raise
+    checkpoint("write_tree.published")
+    return list(files)
+
+
+def remove_leftovers(parent: Path, name: str) -> list[Path]:
+    """Remove the staging copies of ``name`` that killed runs left in ``parent``.
+
+    A run stopped by SIGKILL cannot remove its staging copy (``.NAME.`` and eight characters
+    from ``tempfile``, or ``.NAME.old.`` and eight for a directory renamed aside). Called
+    under :func:`~netpolgen.policy.atomic.directory_lock`, when no other run can be writing
+    beside ``name``, so that every such copy is a dead run's.
+    """
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(?:old\.)?[a-z0-9_]{{8}}$")
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # not ours to remove after all: left as it is
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _check_target(target: Path, force: bool) -> None:
     if target.exists() and not target.is_dir():
         raise OutputError("exists and is not a directory", source=str(target))
     if target.is_dir() and any(target.iterdir()) and not force:
@@ -196,38 +274,22 @@ def write_tree(
             "output directory exists and is not empty", source=str(target),
             hint="choose a new directory, or pass --force to replace it",
         )  # fmt: skip
-    for relative in files:
-        if relative.is_absolute() or ".." in relative.parts:
-            raise OutputError(f"refusing to write outside the output directory: {relative}")
-    parent = target.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    except OSError as error:
-        raise OutputError(f"cannot create output: {error.strerror}", source=str(target)) from error
-    try:
-        # mkdtemp makes the staging directory 0700; the output it becomes is 0777 less the
-        # umask like any other directory (subdirectories and files already are).
-        staging.chmod(0o777 & ~_umask())
-        for relative, text in files.items():
-            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-            (staging / relative).write_text(text, encoding="utf-8")
-        _replace(staging, target, parent)
-    except BaseException as error:
-        # Any failure (a full disk, an interrupt, a bug) leaves no half-written staging behind.
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise OutputError(
-                f"cannot write output: {error.strerror or error}", source=str(target)
-            ) from error
-        raise
-    return list(files)
 
 
 def _replace(staging: Path, target: Path, parent: Path) -> None:
-    """Put ``staging`` in ``target``'s place; an old ``target`` survives if that fails."""
+    """Put ``staging`` in ``target``'s place; an old ``target`` survives if that fails.
+
+    Where the system can (:func:`~netpolgen.policy.atomic.exchange`), the two directories
+    swap in one step, so that even a SIGKILL leaves one of them whole at ``target``; else
+    the old one is renamed aside first, and put back if the second rename fails.
+    """
+    checkpoint("write_tree.publish")
     if not target.is_dir():
         staging.rename(target)
+        return
+    if exchange(staging, target):
+        checkpoint("write_tree.exchanged")
+        shutil.rmtree(staging, ignore_errors=True)  # now the old output
         return
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
     retired.rmdir()

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import netpolgen.cli
+import netpolgen.policy.write
 from netpolgen.cli import cli
 from tests.conftest import REPO, SAMPLE_FLOWS
 
@@ -137,9 +138,12 @@ def test_a_failed_replacement_keeps_the_old_output(
     assert [p.name for p in tmp_path.iterdir()] == ["policies"]
 
 
+@pytest.mark.parametrize("exchange", ["fails", "unsupported"])
 def test_a_failed_final_rename_keeps_the_old_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
+    """The swap of the staged and the old directory fails (renameat2's exchange), or the
+    system has none and the second of the two renames of the fallback fails."""
     out = tmp_path / "policies"
     assert CliRunner().invoke(cli, ["from-flows", THREE_TIER, "-o", str(out)]).exit_code == 0
     before = {p.relative_to(out): p.read_text() for p in out.rglob("*.yaml")}
@@ -150,11 +154,18 @@ def test_a_failed_final_rename_keeps_the_old_output(
             raise OSError(18, "Invalid cross-device link")
         return original(self, target)
 
+    def failed_exchange(first: Path, second: Path) -> bool:
+        if exchange == "unsupported":
+            return False
+        raise OSError(18, "Invalid cross-device link")
+
     monkeypatch.setattr(Path, "rename", rename)
+    monkeypatch.setattr(netpolgen.policy.write, "exchange", failed_exchange)
     result = CliRunner().invoke(
         cli, ["from-flows", THREE_TIER, "--no-egress", "-o", str(out), "--force"]
     )
     assert result.exit_code == 1
+    assert "cannot write output: Invalid cross-device link" in result.stderr
     assert {p.relative_to(out): p.read_text() for p in out.rglob("*.yaml")} == before
     assert [p.name for p in tmp_path.iterdir()] == ["policies"]
 

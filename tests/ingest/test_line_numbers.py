@@ -89,3 +89,58 @@ def test_azure_document_with_a_bom_is_read(tmp_path: Path) -> None:
     path = tmp_path / "PT1H.json"
     path.write_bytes(BOM + (DATA / "azure-vnet-v4.json").read_bytes())
     assert len(load_flows(path)) == len(load_flows(DATA / "azure-vnet-v4.json"))
+
+
+def _flows_case(name: str) -> tuple[str, list[bytes], int]:
+    """(file name, lines, the line the error must name): each reader's own records with a
+    blank line first and one in the middle, and a broken record last."""
+    if name == "csv":
+        header = b"src_namespace,src_labels,dst_namespace,dst_labels,dst_port"
+        spanning = b'shop,"app=web,\ntier=a",shop,app=api,8080'  # a quoted cell over two lines
+        lines = [header, b"", spanning, b"", b"shop,app=web,shop,app=api,x"]
+        return "flows.csv", lines, 6
+    if name == "hubble":
+        good = (SAMPLE_FLOWS / "online-shop.hubble.jsonl").read_bytes().splitlines()[:2]
+        return "flows.jsonl", [b"", good[0], b"", good[1], b'{"flow": {'], 5
+    if name == "gcp":
+        lines = (DATA / "gcp-vpc-flows.jsonl").read_bytes().splitlines()
+        good = [line for line in lines if b'"reporter"' in line][:2]
+        return "gcp.jsonl", [b"", good[0], b"  ", good[1], b"{not json"], 5
+    if name == "aws":
+        lines = (DATA / "aws-v5-custom.log").read_bytes().splitlines()
+        bad = lines[1].replace(b"10.1.0.10", b"not-an-ip", 1)
+        return "vpc.log", [lines[0], b"", lines[1], b"", bad], 5
+    assert name == "azure"  # one JSON document: the line of its syntax error
+    lines = (DATA / "azure-vnet-v4.json").read_bytes().splitlines()
+    lines[5] += b" }}"  # line 6 of the original, 7 after the blank line in front
+    return "PT1H.json", [b"", *lines], 7
+
+
+@pytest.mark.parametrize("reader", ["csv", "hubble", "gcp", "aws", "azure"])
+def test_every_flow_reader_names_the_line_after_a_bom_crlf_and_blank_lines(
+    tmp_path: Path, reader: str
+) -> None:
+    name, lines, expected = _flows_case(reader)
+    path = tmp_path / name
+    path.write_bytes(BOM + crlf(lines))
+    assert strict_error_line(path) == expected
+
+
+@pytest.mark.parametrize("syntax", ["json", "yaml"])
+def test_inventory_errors_name_the_line_after_a_bom_crlf_and_blank_lines(
+    tmp_path: Path, syntax: str
+) -> None:
+    from netpolgen.cluster.inventory import load_inventory
+    from netpolgen.errors import InventoryError
+
+    if syntax == "json":
+        lines = (SAMPLE_FLOWS / "online-shop.inventory.json").read_bytes().splitlines()
+        lines[9] += b" oops"  # line 10 of the original
+    else:
+        lines = [b"apiVersion: v1", b"kind: List", b"items:", b"  - kind: Pod", b"    metadata:"]
+        lines.append(b"      name: a: b")  # line 6 of the original: a mapping in a value
+    path = tmp_path / f"inventory.{syntax}"
+    path.write_bytes(BOM + crlf([b"", *lines]))
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    assert caught.value.line == (11 if syntax == "json" else 7), str(caught.value)
