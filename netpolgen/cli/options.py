@@ -54,7 +54,11 @@ def echo_report(
     *,
     summary: bool = True,
 ) -> None:
-    """Print the formats read (``-v``), the warnings and the accounting line on standard error."""
+    """Print the formats read (``-v``), the warnings and the accounting line on standard error.
+
+    With ``-v`` the first few addresses the inventory matched to nothing follow the warnings
+    (``-vv``: all of them), so they can be looked up without rerunning in a notebook.
+    """
     if quiet:
         return
     if verbose:
@@ -62,6 +66,10 @@ def echo_report(
             click.echo(f"read {name} as {fmt}", err=True)
     for message in report.messages:
         click.echo(f"warning: {message}", err=True)
+    if verbose:
+        listed = report.unmatched_text() if verbose == 1 else report.unmatched_text(None)
+        if listed is not None:
+            click.echo(listed, err=True)
     for message in warnings:
         click.echo(f"warning: {message}", err=True)
     if summary or verbose:
