@@ -56,8 +56,8 @@ def echo_report(
 ) -> None:
     """Print the formats read (``-v``), the warnings and the accounting line on standard error.
 
-    With ``-v`` the first few addresses the inventory matched to nothing follow the warnings
-    (``-vv``: all of them), so they can be looked up without rerunning in a notebook.
+    With ``-v`` the report's details (examples behind a count of the summary line) and the first
+    few addresses the inventory matched to nothing follow the warnings (``-vv``: all of them).
     """
     if quiet:
         return
@@ -67,6 +67,8 @@ def echo_report(
     for message in report.messages:
         click.echo(f"warning: {message}", err=True)
     if verbose:
+        for detail in report.details:
+            click.echo(f"note: {detail}", err=True)
         listed = report.unmatched_text() if verbose == 1 else report.unmatched_text(None)
         if listed is not None:
             click.echo(listed, err=True)

@@ -45,6 +45,9 @@ class IngestReport:
     # Flow addresses the inventory matched to no pod, Service or node at the flow's time (the
     # resolver's; ``messages`` carries their count, ``-v`` lists them: :meth:`unmatched_text`).
     unmatched_addresses: set[str] = field(default_factory=set)
+    # Examples behind a count the summary line gives (the records left out as undecided, ...):
+    # the command line prints them with ``-v`` only, where ``messages`` are warnings always.
+    details: list[str] = field(default_factory=list)
 
     def note(self, kind: str, message: str, count: int = 1) -> None:
         """Count ``count`` records changed on the way in; keep the first few messages per kind."""
@@ -105,6 +108,7 @@ class IngestReport:
         self.filtered.update(other.filtered)
         self.notes.update(other.notes)
         self.unmatched_addresses |= other.unmatched_addresses
+        self.details.extend(d for d in other.details if d not in self.details)
 
     @property
     def records_skipped(self) -> int:

@@ -114,9 +114,13 @@ class Directions:
 
 
 def report_examples(tracker: DirectionTracker | RecordsOnly, report: IngestReport) -> None:
-    """A message with a few of the connections left out as undecided, if there were any."""
+    """A detail with a few of the connections left out as undecided, if there were any.
+
+    The counts by reason are in ``report.filtered`` (the summary line, always printed); the
+    examples are in ``report.details``, which the command line prints with ``-v``.
+    """
     if tracker.examples:
-        report.messages.append(
+        report.details.append(
             "direction undecided for some records, left out (no rule on an ephemeral port; an "
             "inventory with the servers' containerPorts decides them), e.g. "
             + "; ".join(tracker.examples)

@@ -103,3 +103,25 @@ def test_the_report_carries_the_set_and_merges_it() -> None:
     assert other.unmatched_text(None) == (
         "inventory: unmatched addresses: " + ", ".join([*UNMATCHED, "2001:db8::1"])
     )
+
+
+def test_undecided_direction_examples_only_with_v(tmp_path: Path) -> None:
+    """An AWS DNS exchange (query and answer in one window, UDP: no tcp-flags) without an
+    inventory: the record to the ephemeral port is left out as undecided. The summary line
+    counts it at every verbosity; the example connection is printed with -v only."""
+    from tests.cloud.test_aws import _dns_lines
+
+    log = tmp_path / "flows.log"
+    log.write_text("\n".join(_dns_lines("answer")) + "\n")
+    reason = "direction undecided: both directions in one aggregation window, to an ephemeral port"
+    plain = run("inspect", str(log))
+    assert plain.exit_code == 0, plain.output
+    assert f"filtered: {reason}\t1" in plain.stdout
+    assert "48123" not in plain.stderr
+    verbose = run("inspect", str(log), "-v")
+    assert verbose.exit_code == 0, verbose.output
+    assert verbose.stdout == plain.stdout
+    assert f"1 {reason}" in verbose.stderr  # -v prints the summary line too
+    notes = [line for line in verbose.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "direction undecided for some records" in notes[0]
+    assert "48123" in notes[0]
