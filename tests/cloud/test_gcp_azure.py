@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 
 from netpolgen import generate_from_files, load_inventory, verify
 from netpolgen.ingest import load_flows
@@ -41,6 +41,9 @@ def _write(root: Path, files: dict[str, str]) -> None:
 def _check(
     cluster: Cluster, root: Path, rendered: Path, *, same: bool = True, ports: bool = True
 ) -> None:
+    # A draw whose every connection is between pods of one node puts nothing on the wire: no
+    # provider logs anything (and an empty input is an error), so there is nothing to compare.
+    assume(any(not c.node_local for c in cluster.connections))
     inv = root / "inventory.json"
     inv.write_text(json.dumps(inventory(cluster)))
     reference_csv = root / "reference.csv"
