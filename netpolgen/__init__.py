@@ -23,7 +23,9 @@ By step:
 * generate: :func:`generate` with :class:`GenerateOptions` (the steps inside:
   :func:`aggregate_edges`, :func:`identify_workloads`, :func:`synthesize`),
   :func:`render_yaml`, :func:`write_policy_dir`;
-* check and change: :func:`verify`, :func:`diff_policies`, :func:`plan_migration`;
+* check and change: :func:`verify`, :func:`diff_policies`, :func:`plan_migration`,
+  :func:`update_policies` (:func:`write_update`); review: :func:`build_report`,
+  :func:`render_report` (:func:`report_files`, :func:`write_report`);
 * the ``*_files`` and ``format_*`` functions are what the commands run and print.
 """
 
@@ -45,6 +47,13 @@ if TYPE_CHECKING:
         write_plan,
     )
     from netpolgen.check.report import format_report
+    from netpolgen.check.update import (
+        UpdateResult,
+        format_update,
+        update_files,
+        update_policies,
+        write_update,
+    )
     from netpolgen.check.verify import VerificationReport, verify, verify_files
     from netpolgen.cluster.inventory import Inventory, load_inventory
     from netpolgen.errors import (
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
         SchemaError,
     )
     from netpolgen.explore.graph import write_graph
+    from netpolgen.explore.report import build_report, render_report, report_files, write_report
     from netpolgen.explore.summary import Summary, format_summary, inspect_flows, summarize
     from netpolgen.explore.tables import edge_table, port_matrix
     from netpolgen.flows import FLOW_SCHEMA, validate_flows
@@ -107,9 +117,18 @@ _LAZY = {
     "Policy": "netpolgen.policy.model",
     "PolicyDiff": "netpolgen.check.diff",
     "Summary": "netpolgen.explore.summary",
+    "UpdateResult": "netpolgen.check.update",
     "VerificationReport": "netpolgen.check.verify",
     "Workloads": "netpolgen.identity.workloads",
     "aggregate_edges": "netpolgen.reduce.edges",
+    "build_report": "netpolgen.explore.report",
+    "format_update": "netpolgen.check.update",
+    "render_report": "netpolgen.explore.report",
+    "report_files": "netpolgen.explore.report",
+    "update_files": "netpolgen.check.update",
+    "update_policies": "netpolgen.check.update",
+    "write_report": "netpolgen.explore.report",
+    "write_update": "netpolgen.check.update",
     "default_deny_policies": "netpolgen.policy.default_deny",
     "diff_files": "netpolgen.check.diff",
     "diff_policies": "netpolgen.check.diff",
@@ -166,10 +185,12 @@ __all__ = [
     "PolicyParseError",
     "SchemaError",
     "Summary",
+    "UpdateResult",
     "VerificationReport",
     "Workloads",
     "__version__",
     "aggregate_edges",
+    "build_report",
     "default_deny_policies",
     "diff_files",
     "diff_policies",
@@ -178,6 +199,7 @@ __all__ = [
     "format_diff",
     "format_report",
     "format_summary",
+    "format_update",
     "generate",
     "generate_from_files",
     "identify_workloads",
@@ -191,10 +213,14 @@ __all__ = [
     "policy_effect",
     "port_matrix",
     "read_dns_map",
+    "render_report",
     "render_yaml",
+    "report_files",
     "resolve_flows",
     "summarize",
     "synthesize",
+    "update_files",
+    "update_policies",
     "validate_flows",
     "verify",
     "verify_files",
@@ -202,6 +228,8 @@ __all__ = [
     "write_graph",
     "write_plan",
     "write_policy_dir",
+    "write_report",
+    "write_update",
 ]
 
 

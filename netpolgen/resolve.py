@@ -131,6 +131,7 @@ class Resolver:
     def report_to(self, report: IngestReport) -> None:
         """Add the notes (addresses matched nothing, snapshots far from the flows) to ``report``."""
         if self.unmatched:
+            report.unmatched_addresses |= self.unmatched
             report.messages.append(
                 f"inventory: {len(self.unmatched)} address(es) matched no pod, service or node "
                 "at the flow's time; they are treated as outside peers (or unknown pods inside "

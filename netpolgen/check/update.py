@@ -104,6 +104,9 @@ class UpdateResult:
         diff: the semantic diff from ``before`` to ``after``.
         report: the ingest report of the flows.
         warnings: what the user should know.
+
+    Examples:
+        >>> netpolgen.update_files(["today.jsonl"], "policies/").rules  # doctest: +SKIP
     """
 
     before: list[Policy]
@@ -140,7 +143,19 @@ def update_files(
     isolate_new: bool = False,
     flavor: str = "k8s",
 ) -> UpdateResult:
-    """Read flow files (and inventories) and run :func:`update_policies` on ``policies``."""
+    """Read flow files (and inventories) and run :func:`update_policies` on ``policies``
+    (what ``netpolgen update`` runs; nothing is written: :func:`write_update` does).
+
+    Args:
+        sources: flow files, ``-`` for standard input, or open binary files.
+        policies, inventory, options, prune_after, isolate_new: as for :func:`update_policies`
+            (``inventory`` as snapshot files).
+        format: ``auto`` or a flow format name (``netpolgen.FORMATS``).
+        strict: make the first malformed record an error.
+
+    Examples:
+        >>> write_update(update_files(["today.jsonl"], "policies/"), "policies/")  # doctest: +SKIP
+    """
     report = IngestReport(strict=strict)
     flows = load_flows(list(sources), format, report=report, strict=strict)
     cluster = load_inventory(inventory) if inventory else None
@@ -281,10 +296,16 @@ def update_policies(
 
 
 def write_update(result: UpdateResult, directory: str | Path, *, force: bool = False) -> None:
-    """Write the updated directory whole or not at all (``netpolgen.policy.write.write_tree``).
+    """Write the updated directory whole or not at all (``netpolgen.policy.write.write_tree``):
+    in place (``directory`` the policy directory itself) in one rename; nothing if unchanged.
 
-    Updating in place (``directory`` the policy directory itself) replaces it in one rename;
-    nothing is written when nothing changed.
+    Args:
+        result, directory: what :func:`update_policies` returned; where to write it (the
+            policy directory itself, or a new one).
+        force: replace a directory that exists and is not the updated one.
+
+    Examples:
+        >>> write_update(result, "policies/")  # doctest: +SKIP
     """
     target = Path(directory)
     # write_tree stages in a mkdtemp directory (mode 0700) that takes the target's place: keep
@@ -303,7 +324,14 @@ def write_update(result: UpdateResult, directory: str | Path, *, force: bool = F
 
 
 def format_update(result: UpdateResult) -> str:
-    """The rules added or pruned, then the semantic diff's summary line."""
+    """The rules added or pruned, then the semantic diff's summary line.
+
+    Args:
+        result: what :func:`update_policies` returned.
+
+    Examples:
+        >>> print(format_update(update_files(["today.jsonl"], "policies/")))  # doctest: +SKIP
+    """
     lines = []
     for row in result.rules.astype(str).to_dict(orient="records"):
         lines.append(

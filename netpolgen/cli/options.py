@@ -53,7 +53,11 @@ def echo_report(
     *,
     summary: bool = True,
 ) -> None:
-    """Print the formats read (``-v``), the warnings and the accounting line on standard error."""
+    """Print the formats read (``-v``), the warnings and the accounting line on standard error.
+
+    With ``-v`` the report's details (examples behind a count of the summary line) and the first
+    few addresses the inventory matched to nothing follow the warnings (``-vv``: all of them).
+    """
     if quiet:
         return
     if verbose:
@@ -61,6 +65,12 @@ def echo_report(
             click.echo(f"read {name} as {fmt}", err=True)
     for message in report.messages:
         click.echo(f"warning: {message}", err=True)
+    if verbose:
+        for detail in report.details:
+            click.echo(f"note: {detail}", err=True)
+        listed = report.unmatched_text() if verbose == 1 else report.unmatched_text(None)
+        if listed is not None:
+            click.echo(listed, err=True)
     for message in warnings:
         click.echo(f"warning: {message}", err=True)
     if summary or verbose:

@@ -8,6 +8,11 @@ a peer goes from the client to the server, whichever record of the pair it is: t
 direction of records that do not carry one (AWS v2 records, UDP in any version), which the
 resolver writes into ``is_reply`` (:func:`direct`). See :mod:`netpolgen.reduce.direction` for the
 order of the evidence.
+
+Node addresses listen too (:func:`listening_addresses`): kube-proxy opens every NodePort and
+LoadBalancer Service's ``nodePort`` on every node ("each node proxies that port into your
+Service", Kubernetes Service docs), and a hostNetwork pod's ``containerPorts`` are its node's
+ports (the pod shares the node's network namespace: its address is the node's).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from netpolgen._kernels import first_of_groups, group_ids
 from netpolgen.cluster.inventory import Inventory
 from netpolgen.labels import labels_from_canonical
 
-__all__ = ["ListeningPorts", "listening_ports"]
+__all__ = ["ListeningPorts", "listening_addresses", "listening_ports"]
 
 _PROTOCOLS = {"TCP": 1, "UDP": 2, "SCTP": 3}
 
@@ -73,8 +78,39 @@ def listening_ports(inventory: Inventory) -> pd.DataFrame:
     return frame.drop_duplicates().sort_values(list(frame.columns)).reset_index(drop=True)
 
 
+def listening_addresses(inventory: Inventory) -> pd.DataFrame:
+    """One row per (ip, protocol, port) a node address listens on: every ``nodePort`` of the
+    latest Service definitions on every node address, and each hostNetwork pod's declared
+    container ports on its addresses (which are its node's)."""
+    rows: list[pd.DataFrame] = []
+    ports = inventory.service_ports.dropna(subset=["node_port"])
+    latest = inventory.services.groupby(["namespace", "name"])["snapshot"].max()
+    if len(ports) and len(latest):
+        current = pd.MultiIndex.from_arrays([ports["namespace"], ports["service"],
+                                             ports["snapshot"]])  # fmt: skip
+        wanted = pd.MultiIndex.from_arrays(
+            [latest.index.get_level_values(0), latest.index.get_level_values(1), latest.to_numpy()]
+        )
+        ports = ports[current.isin(wanted)]  # fmt: skip
+        nodes = pd.DataFrame({"ip": inventory.nodes["ip"].dropna().astype(str).unique()})
+        node_ports = ports[["protocol", "node_port"]].rename(columns={"node_port": "port"})
+        rows.append(nodes.merge(node_ports.drop_duplicates(), how="cross"))
+    declared = inventory.container_ports(latest=True)
+    declared = declared[declared["host_network"]]
+    if len(declared):
+        pods = inventory.pods.dropna(subset=["ip"])[["namespace", "name", "ip"]]
+        hosts = declared.merge(pods.rename(columns={"name": "pod"}), on=["namespace", "pod"])
+        rows.append(hosts[["ip", "protocol", "port"]])
+    frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        {"ip": [], "protocol": [], "port": []}
+    )  # fmt: skip
+    frame = frame.astype({"ip": str, "protocol": str, "port": np.int64})
+    return frame.drop_duplicates().sort_values(list(frame.columns)).reset_index(drop=True)
+
+
 class ListeningPorts:
-    """:func:`listening_ports` as integer keys, for a vectorised lookup per flow side."""
+    """:func:`listening_ports` and :func:`listening_addresses` as integer keys, for a
+    vectorised lookup per flow side."""
 
     def __init__(self, inventory: Inventory) -> None:
         table = listening_ports(inventory)
@@ -84,25 +120,48 @@ class ListeningPorts:
         ids = self._pods.get_indexer(pd.Index(names)).astype(np.int64)
         protocol = table["protocol"].map(_PROTOCOLS).to_numpy(dtype=np.int64)
         self._keys = np.unique((ids << 24) | (protocol << 16) | table["port"].to_numpy(np.int64))
+        hosts = listening_addresses(inventory)
+        hosts = hosts[hosts["protocol"].isin(list(_PROTOCOLS))]
+        self._ips = pd.Index(hosts["ip"].drop_duplicates())
+        ids = self._ips.get_indexer(pd.Index(hosts["ip"])).astype(np.int64)
+        protocol = hosts["protocol"].map(_PROTOCOLS).to_numpy(dtype=np.int64)
+        self._ip_keys = np.unique((ids << 24) | (protocol << 16) | hosts["port"].to_numpy(np.int64))
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._keys) + len(self._ip_keys)
 
     def listens(self, flows: pd.DataFrame, side: str) -> np.ndarray:
-        """Per row, whether ``side``'s pod (namespace and pod name) listens on its port."""
-        namespace, pod = flows[f"{side}_namespace"], flows[f"{side}_pod"]
-        group = group_ids([namespace, pod])
-        first = first_of_groups(group)
-        names = (namespace.iloc[first].fillna("") + "/" + pod.iloc[first].fillna("")).to_numpy()
-        ids = self._pods.get_indexer(pd.Index(names, dtype=object)).astype(np.int64)[group]
+        """Per row, whether ``side``'s pod (namespace and pod name) listens on its port, or
+        ``side``'s address is a node's (or a hostNetwork pod's) that listens there."""
         categories = flows["protocol"].cat.categories
         codes = flows["protocol"].cat.codes.to_numpy()
         lookup = np.array([_PROTOCOLS.get(str(c), 0) for c in categories] + [0], dtype=np.int64)
         protocol = lookup[codes]  # code -1 (no protocol) takes the last: 0
         port = flows[f"{side}_port"].to_numpy(dtype=np.int64, na_value=0)
-        key = (ids << 24) | (protocol << 16) | port
-        found: np.ndarray = (ids >= 0) & (protocol > 0) & np.isin(key, self._keys)
+        parts = [flows[f"{side}_namespace"], flows[f"{side}_pod"]]
+        found = _lookup(self._pods, self._keys, parts, protocol, port)
+        if len(self._ip_keys) and f"{side}_ip" in flows:
+            found |= _lookup(self._ips, self._ip_keys, [flows[f"{side}_ip"]], protocol, port)
         return found
+
+
+def _lookup(
+    index: pd.Index, keys: np.ndarray, parts: list[pd.Series], protocol: np.ndarray,
+    port: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Per row: whether (its name: ``parts`` joined by ``/``, protocol, port) is one of
+    ``keys``; names are made and looked up once per distinct name (few pods or addresses,
+    many rows)."""
+    group = group_ids(parts)
+    first = first_of_groups(group)
+    names = parts[0].iloc[first].fillna("").astype(str)
+    for part in parts[1:]:
+        names = names + "/" + part.iloc[first].fillna("").astype(str).to_numpy()
+    ids = index.get_indexer(pd.Index(names.to_numpy(), dtype=object))
+    ids = ids.astype(np.int64)[group]
+    key = (ids << 24) | (protocol << 16) | port
+    found: np.ndarray = (ids >= 0) & (protocol > 0) & np.isin(key, keys)
+    return found
 
 
 def direct(
@@ -119,7 +178,7 @@ def direct(
         return flows
     rows = np.flatnonzero(unknown_np)
     columns = ["protocol"] + [
-        f"{s}_{c}" for s in ("src", "dst") for c in ("namespace", "pod", "port")
+        f"{s}_{c}" for s in ("src", "dst") for c in ("namespace", "pod", "port", "ip")
     ]
     part = flows[columns].iloc[rows]
     server = {}

@@ -126,10 +126,18 @@ def dask_chunk_reader(
     """
     files = named_inputs(inputs)
     with dask_client(scheduler, client) as active:
+        denied: DeniedConnections | None = None
 
         def read(attempt: IngestReport) -> Iterator[pd.DataFrame]:
+            nonlocal denied
             if resolver is not None:
                 resolver.clear()  # a second pass starts over
+            if denied is None and len(files) > 1:
+                # As the pandas engine's open_chunks: a connection denied at one end's NIC is
+                # denied in every file (netpolgen.ingest.collapse.denials_across_files).
+                denied = _denied_connections(
+                    active, files, format, chunk_size, attempt.max_line_bytes
+                )
             futures = [
                 active.submit(_read_file, opened, name, format, attempt.strict,
                               attempt.max_line_bytes, chunk_size, pure=False)
@@ -145,10 +153,14 @@ def dask_chunk_reader(
                     for chunk in chunks:
                         if on_chunk is not None:
                             on_chunk(name, len(chunk))
-                        yield resolver(chunk) if resolver is not None and len(chunk) else chunk
+                        if resolver is not None and len(chunk):
+                            chunk = resolver(chunk)
+                        yield denied.apply(chunk, attempt) if denied is not None else chunk
             finally:
                 for future in futures[taken:]:
                     future.cancel()  # stopped early (an error, --strict): nothing more is wanted
+            if denied is not None:
+                attempt.messages.extend(denied.messages())
 
         yield read
 
@@ -252,6 +264,20 @@ def _denied_in_file(
     return found
 
 
+def _denied_connections(
+    client: Any, files: list[tuple[str, Any]], format: str, chunk_size: int, max_line_bytes: int
+) -> DeniedConnections:
+    """The denied connections of every file, each file's gathered in a task of its own."""
+    found = DeniedConnections()
+    tasks = [
+        client.submit(_denied_in_file, f, format, chunk_size, max_line_bytes, name, pure=False)
+        for name, f in files
+    ]
+    for part in client.gather(tasks):
+        found.absorb(part)
+    return found
+
+
 def _reduce_file(
     opened: Any,
     format: str,
@@ -341,16 +367,7 @@ def generate_dask(
         shipped = client.scatter(resolver, broadcast=True) if resolver is not None else None
         denied: Any = None
         if len(files) > 1:  # as generate_from_files: denied at either end is denied
-            found = DeniedConnections()
-            for part in client.gather(
-                [
-                    client.submit(
-                        _denied_in_file, f, format, chunk_size, max_line_bytes, name, pure=False
-                    )
-                    for name, f in files
-                ]  # fmt: skip
-            ):
-                found.absorb(part)
+            found = _denied_connections(client, files, format, chunk_size, max_line_bytes)
             denied = client.scatter(found, broadcast=True)
         first = _in_order(
             [

@@ -9,7 +9,8 @@ one JSON document inside a ``<script type="application/json">``. What it shows:
   policies that select it (Kubernetes: a policy applies to the pods its ``podSelector`` matches
   in its namespace) with their rules;
 * every policy, each rule with the observed flows that justify it (the edges the rule admits:
-  flows, first and last seen, up to five sample connections);
+  flows, first and last seen, up to five sample connections, each with a few of the source
+  ports its requests came from when the flows have them);
 * what ``verify`` finds: observed flows the policies deny (with the isolating policies), rules
   no observed flow used, allowed but unused connections between known workloads;
 * the ``migrate`` stages, with what default-deny alone would break at each.
@@ -39,18 +40,19 @@ from netpolgen.cluster.view import ClusterView
 from netpolgen.errors import OutputError
 from netpolgen.generator import generate
 from netpolgen.identity.naming import named_edges
-from netpolgen.identity.workloads import Workloads
 from netpolgen.ingest import Source, load_flows
 from netpolgen.policy.from_reduction import GenerateOptions
 from netpolgen.policy.load import load_policies
 from netpolgen.policy.model import Policy
 from netpolgen.policy.semantics import EGRESS, INGRESS, Evaluator
 from netpolgen.policy.write import write_text_file
+from netpolgen.reduce.edges import endpoint_keys, wanted_flows
 from netpolgen.resolve import resolve_flows
 
 __all__ = ["build_report", "render_report", "report_files", "write_report"]
 
 SAMPLES = 5
+SOURCE_PORTS = 3  # per sample connection
 # The page loads nothing: only its inline scripts and styles run (and data: images, which
 # cytoscape draws with), so even a link slipped into the data cannot fetch anything.
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
@@ -67,7 +69,23 @@ def report_files(
     format: str = "auto",
     strict: bool = False,
 ) -> str:
-    """Read flows (and inventories, and policies) and return the page's HTML."""
+    """Read flows (and inventories, and policies) and return the page's HTML (what
+    ``netpolgen report`` writes).
+
+    Args:
+        sources: flow files, ``-`` for standard input, or open binary files.
+        inventory: inventory snapshot files.
+        policies: the policies to review (a file or a directory); None reviews what
+            ``from-flows`` would generate.
+        baseline: the policies before, to show the semantic diff from them.
+        options: the generation options, as for ``from-flows``.
+        format: ``auto`` or a flow format name (``netpolgen.FORMATS``).
+        strict: make the first malformed record an error.
+
+    Examples:
+        >>> page = report_files(["sample_flows/online-shop.csv"])  # doctest: +SKIP
+        >>> write_report(page, "review.html")  # doctest: +SKIP
+    """
     flows = load_flows(list(sources), format, strict=strict)
     cluster = load_inventory(inventory) if inventory else None
     if cluster is not None:
@@ -95,16 +113,18 @@ def build_report(
         baseline: the policies before (``--baseline OLD``): the page then shows the semantic
             diff from them to the reviewed ones (``netpolgen.diff_policies``).
         options: generation options (the workloads and, without ``policies``, the policies).
+
+    Examples:
+        >>> data = build_report(netpolgen.load_flows("sample_flows/three-tier.csv"))
+        ... # doctest: +SKIP
+        >>> [p["name"] for p in data["policies"]]  # doctest: +SKIP
     """
-    result = generate(flows, options or GenerateOptions(), inventory=inventory)
+    options = options or GenerateOptions()
+    result = generate(flows, options, inventory=inventory)
     reviewed = list(policies) if policies is not None else list(result.policies)
     edges = result.edges
     names = named_edges(edges, result.endpoints, result.workloads)
-    # Pod endpoints named namespace/workload from the workloads themselves (the edge table's
-    # names repeat the namespace and show labels for inventory workloads, as of this writing).
-    for side in ("src", "dst"):
-        names[side] = [_name(key, result.workloads) or str(name)
-                       for key, name in zip(edges[side], names[side], strict=True)]  # fmt: skip
+    names["sample"] = _with_source_ports(names, _source_ports(flows, edges, options))
     keys = [(edge_endpoint(s), edge_endpoint(d)) for s, d in zip(edges["src"], edges["dst"],
                                                                 strict=True)]  # fmt: skip
     namespace_labels = ClusterView.from_inventory(inventory).namespace_labels
@@ -155,15 +175,38 @@ def build_report(
     }
 
 
-def _name(key: str, workloads: Workloads) -> str | None:
-    if not key.startswith("pod:"):
-        return None
-    try:
-        workload = workloads.workload_of(key[4:])
-        namespace = str(workloads.table.loc[workload, "namespace"])
-        return f"{namespace}/{workloads.name_of(workload)}"
-    except (KeyError, ValueError):
-        return None
+def _source_ports(flows: pd.DataFrame, edges: pd.DataFrame, options: GenerateOptions) -> list[str]:
+    """Per edge: the lowest :data:`SOURCE_PORTS` source ports of its requests (the rows that
+    ``generate`` made it from), ``""`` where the flows carry none (ICMP, labels-only CSV)."""
+    wanted = wanted_flows(flows, options.edge_options())
+    wanted = wanted[wanted["src_port"].notna()]
+    if not len(edges) or not len(wanted):
+        return [""] * len(edges)
+    key = ["src", "dst", "protocol", "dst_port"]
+    rows = pd.DataFrame({
+        "src": endpoint_keys(wanted, "src"), "dst": endpoint_keys(wanted, "dst"),
+        "protocol": wanted["protocol"].astype("string"),
+        "dst_port": wanted["dst_port"].astype("Int64"), "port": wanted["src_port"].astype(int),
+    }).drop_duplicates().sort_values("port", kind="stable")  # fmt: skip
+    counts = rows.groupby(key, dropna=False, observed=True)["port"].transform("size")
+    rows = rows.assign(more=counts > SOURCE_PORTS).groupby(key, dropna=False).head(SOURCE_PORTS)
+    text = rows.groupby(key, dropna=False, observed=True).agg(
+        ports=("port", lambda p: ", ".join(map(str, p))), more=("more", "first")
+    )
+    text["ports"] = text["ports"] + text["more"].map({True: ", …", False: ""})
+    asked = edges[key].astype({"protocol": "string", "dst_port": "Int64"})
+    found = asked.merge(text["ports"].reset_index(), on=key, how="left")["ports"]
+    return found.fillna("").astype(str).tolist()
+
+
+def _with_source_ports(names: pd.DataFrame, ports: list[str]) -> list[str]:
+    """``src → dst TCP/8080``, then ``(source ports 41000, 41002, …)`` when known."""
+    return [
+        f"{src} → {dst} {port}" + (f" (source ports {p})" if p else "")
+        for src, dst, port, p in zip(
+            names["src"], names["dst"], names["port"], ports, strict=True
+        )  # fmt: skip
+    ]
 
 
 def _allowed(evaluator: Evaluator, keys: list[Any], edges: pd.DataFrame) -> list[bool]:
@@ -186,10 +229,8 @@ def _policy_row(
         matched = rule_matches(policy, direction, edges, keys, namespace_labels)
         for r, rule in enumerate(policy.ingress if direction == "ingress" else policy.egress):
             hits = edges.iloc[matched.get(r, [])]
-            samples = [
-                f"{names['src'].loc[i]} → {names['dst'].loc[i]} {names['port'].loc[i]}"
-                for i in hits.sort_values("count", ascending=False, kind="stable").index[:SAMPLES]
-            ]
+            busiest = hits.sort_values("count", ascending=False, kind="stable").index[:SAMPLES]
+            samples = [str(names["sample"].loc[i]) for i in busiest]
             rules.append({
                 "direction": direction, "index": r,
                 "peers": "; ".join(peer_text(p) for p in rule.peers) or "all peers",
@@ -311,7 +352,14 @@ def _baseline_html(baseline: dict[str, Any] | None) -> str:
 
 
 def render_report(data: dict[str, Any]) -> str:
-    """The page: one HTML document with everything inlined (see the module docstring)."""
+    """The page: one HTML document with everything inlined (see the module docstring).
+
+    Args:
+        data: what :func:`build_report` returned.
+
+    Examples:
+        >>> html = render_report(build_report(flows))  # doctest: +SKIP
+    """
     e = html.escape
     # "</" cannot appear inside a <script> element: escaped in the JSON, as the HTML spec advises.
     payload = json.dumps(data, sort_keys=True, ensure_ascii=False).replace("</", "<\\/")
@@ -376,7 +424,15 @@ def render_report(data: dict[str, Any]) -> str:
 
 
 def write_report(text: str, path: str | os.PathLike[str]) -> Path:
-    """Write the page whole or not at all (a temporary file beside it, then one rename)."""
+    """Write the page whole or not at all (a temporary file beside it, then one rename).
+
+    Args:
+        text: the page (:func:`render_report`, :func:`report_files`).
+        path: the file to write; its directory is made if missing.
+
+    Examples:
+        >>> write_report(report_files(["flows.csv"]), "review.html")  # doctest: +SKIP
+    """
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -23,15 +23,23 @@ EDGE_TABLE_COLUMNS = (
 
 
 def endpoint_names(endpoints: pd.DataFrame, workloads: Workloads) -> pd.Series:
-    """Readable names for endpoint keys: ``ns/name`` for workloads, the address otherwise."""
+    """Readable names for endpoint keys: ``ns/name`` for workloads, the address otherwise.
+
+    A pod endpoint's key is ``pod:ns/stable-labels``; its workload is that key without inventory,
+    or its owner (``ns/Deployment/name``, through ``workloads.members``) with one. Each workload
+    is named ``namespace/name`` exactly once; a key no workload lists keeps ``ns/labels``, which
+    already carries its namespace.
+    """
     keys = endpoints.index.to_series()
     is_pod = keys.str.startswith("pod:")
-    workload_ids = keys.str.slice(4)
-    names = workloads.table["name"].astype("string")
+    endpoint_keys = keys.str.slice(4)
+    table = workloads.table
+    qualified = table["namespace"].astype("string") + "/" + table["name"].astype("string")
+    members = pd.Series(dict(workloads.members), dtype="string")
+    workload_ids = endpoint_keys.map(members).astype("string").fillna(endpoint_keys)
     # As text even when no key maps (no workloads at all: an addresses-only log).
-    pod_names = workload_ids.map(names).astype("string").fillna(workload_ids)
-    namespace = endpoints["namespace"].astype("string")
-    readable = (namespace + "/" + pod_names).where(is_pod, keys.str.slice(3))
+    pod_names = workload_ids.map(qualified).astype("string").fillna(endpoint_keys)
+    readable = pod_names.where(is_pod, keys.str.slice(3))
     return readable.astype("string")
 
 

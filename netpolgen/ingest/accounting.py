@@ -56,10 +56,11 @@ def summary_dict(
     report: IngestReport, warnings: Iterable[str] = (), **extra: Any
 ) -> dict[str, Any]:
     """The accounting as a JSON-ready dict: the report's counts and reasons, its located
-    messages, the run's warnings, whether the counts balance, and ``extra`` fields."""
+    messages and details, the run's warnings, whether the counts balance, and ``extra`` fields."""
     data = report.to_dict()
     data["balanced"] = is_balanced(report)
     data["messages"] = list(report.messages)
+    data["details"] = list(report.details)
     data["warnings"] = list(warnings)
     data.update(extra)
     return data

@@ -16,6 +16,12 @@ JSON's lines do not identify them. The tuple's source is the connection's initia
 are source-to-destination and back), so ``is_reply`` is false. Begin, continue and end tuples of
 one connection, and the same flow logged by the NSGs of both subnet and NIC, are merged (same
 5-tuple within the hour); counters, deltas since the previous tuple, are summed.
+
+Network Watcher aggregates flows into a record per minute (the tuples of that minute, each with
+its own time): the table's :data:`~netpolgen.flows.TIME_WINDOW_ATTR` is that minute
+(``TIME_WINDOW_SECONDS``), so that time order decides no direction between records closer than
+that (netpolgen.reduce.direction, rule d; here the tuples carry their direction, rule a) and a
+``D`` at one NIC is matched to the other NIC's tuples of the same connection within it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from netpolgen.flows import conform_flows
+from netpolgen.flows import TIME_WINDOW_ATTR, conform_flows
 from netpolgen.ingest.collapse import SeenConnections, collapse_observations
 from netpolgen.ingest.fields import (
     COUNTER_MAX,
@@ -46,6 +52,8 @@ from netpolgen.ingest.report import IngestReport
 
 # Begin/continue/end tuples of a connection fall in the blob's hour.
 _BUCKET = "3600s"
+# One record per minute per NIC ("Virtual network flow logs": the log format).
+TIME_WINDOW_SECONDS = 60
 _CATEGORIES = (b"NetworkSecurityGroupFlowEvent", b"FlowLogFlowEvent")
 _NSG_PROTOCOLS = {"T": "TCP", "U": "UDP", "I": "ICMP"}
 _NSG_FIELDS = 13
@@ -197,9 +205,11 @@ def _build(
     ]
     frame = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     frame = drop_noise(conform_flows(frame), report)
-    return collapse_observations(
+    flows = collapse_observations(
         frame.reset_index(drop=True), report, bucket=_BUCKET, counters="sum", seen=seen
     )
+    flows.attrs[TIME_WINDOW_ATTR] = TIME_WINDOW_SECONDS
+    return flows
 
 
 def _parse(

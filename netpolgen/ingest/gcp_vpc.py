@@ -23,6 +23,12 @@ Semantics:
 * ``reporter`` SRC/DEST: both ends of a flow report it when both are in logged subnets; records
   with the same 5-tuple in a ten-minute bucket are merged (counted as filtered duplicates). GCP
   logs each direction as its own record and does not say which one is the reply.
+* Records are aggregated over an aggregation interval (5 s by default; 30 s to 15 min when
+  configured) and sampled: ``start_time`` is the first *sampled* packet of the interval, so
+  within one interval the reply's record can start before the request's (the SYN sampled away,
+  the SYN-ACK kept). The table's :data:`~netpolgen.flows.TIME_WINDOW_ATTR` is that interval
+  (``TIME_WINDOW_SECONDS``): direction inference lets time order decide only between records
+  further apart (netpolgen.reduce.direction, rule d), as for AWS.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from netpolgen.flows import conform_flows
+from netpolgen.flows import TIME_WINDOW_ATTR, conform_flows
 from netpolgen.ingest.collapse import SeenConnections, collapse_observations
 from netpolgen.ingest.fields import (
     COUNTER_MAX,
@@ -52,6 +58,9 @@ from netpolgen.ingest.report import IngestReport
 
 # Both ends report a flow within one aggregation interval (5 s to 15 min; 10 min is typical).
 _BUCKET = "600s"
+# The default aggregation interval ("About VPC Flow Logs records": 5 s unless configured): the
+# two directions of a connection sampled in one interval are in no reliable time order.
+TIME_WINDOW_SECONDS = 5
 _DISPOSITIONS = {"ALLOWED": "allowed", "ALLOW": "allowed", "DENIED": "denied", "DENY": "denied",
                  "DROPPED": "denied"}  # fmt: skip
 _PROTOCOL_NAMES = {"TCP": "TCP", "UDP": "UDP", "SCTP": "SCTP", "ICMP": "ICMP", "ICMPV6": "ICMPv6",
@@ -214,4 +223,6 @@ def _build(
     for column in ("bytes", "packets", "count"):
         frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
     frame = drop_noise(conform_flows(frame.reset_index(drop=True)), report)
-    return collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET, seen=seen)
+    flows = collapse_observations(frame.reset_index(drop=True), report, bucket=_BUCKET, seen=seen)
+    flows.attrs[TIME_WINDOW_ATTR] = TIME_WINDOW_SECONDS
+    return flows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,8 @@ from netpolgen.errors import InputError
 
 # Keep the first few located messages per reason; the counts keep the rest.
 MAX_MESSAGES_PER_REASON = 5
+# How many of the addresses that matched nothing in the inventory ``-v`` lists (``-vv``: all).
+UNMATCHED_SHOWN = 10
 # A longer line is skipped without being read into memory whole (``--max-line-bytes``).
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 
@@ -44,6 +47,12 @@ class IngestReport:
     # accounting; carried here because the report is what every reader, worker process and
     # Dask task already hands back and merges.
     dns_answers: list[tuple[str, str, str | None, int | None]] = field(default_factory=list)
+    # Flow addresses the inventory matched to no pod, Service or node at the flow's time (the
+    # resolver's; ``messages`` carries their count, ``-v`` lists them: :meth:`unmatched_text`).
+    unmatched_addresses: set[str] = field(default_factory=set)
+    # Examples behind a count the summary line gives (the records left out as undecided, ...):
+    # the command line prints them with ``-v`` only, where ``messages`` are warnings always.
+    details: list[str] = field(default_factory=list)
 
     def note(self, kind: str, message: str, count: int = 1) -> None:
         """Count ``count`` records changed on the way in; keep the first few messages per kind."""
@@ -104,6 +113,8 @@ class IngestReport:
         self.filtered.update(other.filtered)
         self.notes.update(other.notes)
         self.dns_answers.extend(other.dns_answers)
+        self.unmatched_addresses |= other.unmatched_addresses
+        self.details.extend(d for d in other.details if d not in self.details)
 
     @property
     def records_skipped(self) -> int:
@@ -126,6 +137,23 @@ class IngestReport:
             text += " (" + "; ".join(details) + ")"
         return text
 
+    def unmatched_text(self, limit: int | None = UNMATCHED_SHOWN) -> str | None:
+        """The addresses that matched nothing in the inventory, in address order, at most
+        ``limit`` of them (``None``: all); ``None`` when there are none.
+
+        Examples:
+            >>> IngestReport(unmatched_addresses={"10.0.0.9", "10.0.0.10"}).unmatched_text(1)
+            'inventory: unmatched addresses: 10.0.0.9 (and 1 more; -vv lists all)'
+        """
+        if not self.unmatched_addresses:
+            return None
+        ordered = sorted(self.unmatched_addresses, key=_address_order)
+        shown = ordered if limit is None else ordered[:limit]
+        text = "inventory: unmatched addresses: " + ", ".join(shown)
+        if len(shown) < len(ordered):
+            text += f" (and {len(ordered) - len(shown)} more; -vv lists all)"
+        return text
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "files": list(self.files),
@@ -138,6 +166,15 @@ class IngestReport:
             "filtered": dict(sorted(self.filtered.items())),
             "notes": dict(sorted(self.notes.items())),
         }
+
+
+def _address_order(text: str) -> tuple[int, int, str]:
+    """IPv4 before IPv6, numerically; anything unparsable last, as text."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return (7, 0, text)
+    return (address.version, int(address), "")
 
 
 def _shift_line(message: str, source: str, offset: int) -> str:

@@ -254,6 +254,12 @@ def _policy(
     rules = _merge_rules(peer_ports, options)
     if direction == "ingress" and options.named_ports:
         rules = _name_ports(rules, workload, options)
+    # The flows behind the policy: its edges' request records after each file merged the
+    # observations of one connection (collapse_observations). A connection logged in several
+    # files (Azure: a blob per NIC; AWS/GCP: per ENI or VM export) counts once per file, not
+    # once: merging across files would need every connection's key of every file held at once
+    # (or a pass more), where a file's merge keeps only its recent keys; denials, which change
+    # policies, are merged across files (denials_across_files), this count is evidence only.
     flows = sum(c for c, _, _ in evidence)
     firsts = [f for _, f, _ in evidence if not pd.isna(f)]  # type: ignore[call-overload]
     lasts = [last for _, _, last in evidence if not pd.isna(last)]  # type: ignore[call-overload]

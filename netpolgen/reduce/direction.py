@@ -19,15 +19,15 @@ c. **Evidence over the whole input** (:data:`MIN_FAN`, :data:`FAN_RATIO`): an ad
 d. **The earliest reversed 5-tuple**, only where time really separates the two: a record is a
    reply when its reversed 5-tuple was seen earlier. For points in time (CSV, Hubble) that is
    the earlier row (by time, then input position); for an aggregated log (AWS VPC: request
-   and response are two records of one window, either first, their ``start`` up to 60 s late),
-   the two tuples' first records must lie more than the window apart
-   (:data:`netpolgen.flows.TIME_WINDOW_ATTR`).
+   and response are two records of one window, either first, their ``start`` up to 60 s late;
+   GCP: sampled over a 5 s interval; Azure: a record per minute), the two tuples' first
+   records must lie more than the window apart (:data:`netpolgen.flows.TIME_WINDOW_ATTR`).
 
 What stays **undecided** (an aggregated log, both directions in one window or only one seen,
 and no evidence above) never becomes a rule on a port in the ephemeral range
 (:data:`EPHEMERAL_LOW` and up): such a record is left out and counted by reason, with examples
-in the report's messages. An undecided record to a port below the range is kept as a request:
-its reverse, to the ephemeral port, is the one left out.
+in the report's details (printed with ``-v``). An undecided record to a port below the range is
+kept as a request: its reverse, to the ephemeral port, is the one left out.
 
 Exactness across chunks: the state (earliest row per 5-tuple, connections per end) is kept as
 integers (:mod:`netpolgen.reduce.keyed`), about 100 bytes per distinct connection, flat in the
@@ -114,9 +114,13 @@ class Directions:
 
 
 def report_examples(tracker: DirectionTracker | RecordsOnly, report: IngestReport) -> None:
-    """A message with a few of the connections left out as undecided, if there were any."""
+    """A detail with a few of the connections left out as undecided, if there were any.
+
+    The counts by reason are in ``report.filtered`` (the summary line, always printed); the
+    examples are in ``report.details``, which the command line prints with ``-v``.
+    """
     if tracker.examples:
-        report.messages.append(
+        report.details.append(
             "direction undecided for some records, left out (no rule on an ephemeral port; an "
             "inventory with the servers' containerPorts decides them), e.g. "
             + "; ".join(tracker.examples)

@@ -225,3 +225,50 @@ def test_engine_dispatch_refuses_a_scheduler_without_dask(tmp_path: Path) -> Non
     policy.write_text(netpolgen.generate_from_files([flows]).to_yaml())
     with pytest.raises(netpolgen.NetpolgenError, match="--engine dask"):
         netpolgen.verify_files([flows], policy, scheduler="tcp://127.0.0.1:8786")
+
+
+def test_dask_verify_judges_verdicts_across_files_as_pandas(tmp_path: Path, client: object) -> None:
+    """The three-tier Azure case (one VNet flow-log blob per NIC): web -> db:5432 is ``D`` at
+    db's NIC and ``B``/``E`` at web's. verify on Dask judges web's records by db's denial as
+    the pandas engine does (the connection is denied, not checked; counted once), so the
+    generated policies verify clean and the reports are the same."""
+    import json
+
+    from click.testing import CliRunner
+
+    from netpolgen.cli import cli
+    from tests.ingest.test_verdicts_across_files import MACS, _inventory, three_tier_blobs
+
+    paths = []
+    for nic, document in three_tier_blobs().items():
+        path = tmp_path / f"macAddress={MACS[nic]}" / "PT1H.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(document))
+        paths.append(str(path))
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps(_inventory()))
+    runner = CliRunner()
+    out = tmp_path / "out"
+    made = runner.invoke(cli, ["from-flows", *paths, "-i", str(inventory), "-o", str(out)])
+    assert made.exit_code == 0, made.output
+    address = client.scheduler.address  # type: ignore[attr-defined]
+    common = [*paths, "-i", str(inventory)]
+    results = {
+        engine: runner.invoke(
+            cli, ["verify", *common, "--policies", str(out), "-F", "json", *extra]
+        )  # fmt: skip
+        for engine, extra in (
+            ("pandas", []),
+            ("dask", ["--engine", "dask", "--scheduler", address]),
+        )  # fmt: skip
+    }
+    for result in results.values():
+        assert result.exit_code == 0, result.output
+    assert results["dask"].stdout == results["pandas"].stdout
+    assert results["dask"].stderr == results["pandas"].stderr
+    assert json.loads(results["dask"].stdout)["counts"]["records_denied_verdict"] == 1
+    inspected = [
+        runner.invoke(cli, ["inspect", *common, "-F", "json", *extra]).stdout
+        for extra in ([], ["--engine", "dask", "--scheduler", address])
+    ]
+    assert inspected[0] == inspected[1]

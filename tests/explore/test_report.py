@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -234,3 +235,42 @@ def test_baseline_adds_the_semantic_diff(tmp_path: Path) -> None:
     assert baseline["summary"] == expected.summary()
     assert {"change": "added", "policy": "shop/cartservice-access-ingress"} in baseline["policies"]
     assert 'id="baseline"' in out.read_text()
+
+
+def test_sample_connections_carry_source_ports_when_the_flows_have_them() -> None:
+    """three-tier.csv has source ports (web -> backend:8080 from 41234, 52010, 60712, ...);
+    the same flows without them give samples without ports (and other replies: a reply is
+    told by its ports too)."""
+    flows = netpolgen.load_flows(SAMPLES / "three-tier.csv")
+    samples = [s for p in build_report(flows)["policies"] for r in p["rules"] for s in r["samples"]]
+    web = [s for s in samples if s.startswith("default/web → default/backend TCP/8080")]
+    assert web and all(" (source ports 41234, 52010, 60712, …)" in s for s in web)
+    for sample in samples:  # each names its edge's lowest three ports, in order
+        if "(source ports " in sample:
+            ports = sample.split("(source ports ", 1)[1].rstrip(")").split(", ")
+            numbers = [int(p) for p in ports if p != "…"]
+            assert numbers == sorted(numbers) and 1 <= len(numbers) <= 3
+    portless = flows.assign(src_port=pd.array([None] * len(flows), dtype="UInt16"))
+    bare = [s for p in build_report(portless)["policies"] for r in p["rules"] for s in r["samples"]]
+    assert bare and not any("source ports" in s for s in bare)
+
+
+def test_update_and_report_are_public(tmp_path: Path) -> None:
+    """``netpolgen.update_files``/``update_policies``/``write_update``/``format_update`` and
+    ``netpolgen.report_files``/``build_report``/``render_report``/``write_report`` are the
+    library functions the ``update`` and ``report`` commands run."""
+    csv = SAMPLES / "three-tier.csv"
+    policies = tmp_path / "policies"
+    netpolgen.write_policy_dir(netpolgen.generate(netpolgen.load_flows(csv)).policies, policies)
+    same = netpolgen.update_files([csv], policies)
+    assert isinstance(same, netpolgen.UpdateResult) and not same.changed
+    assert "no change" in netpolgen.format_update(same)
+    netpolgen.write_update(same, tmp_path / "copy")
+    assert (tmp_path / "copy").is_dir()
+    page = netpolgen.report_files([csv])
+    assert page == netpolgen.render_report(netpolgen.build_report(netpolgen.load_flows(csv)))
+    assert netpolgen.write_report(page, tmp_path / "r.html").read_text() == page
+    for name in ("update_files", "update_policies", "write_update", "format_update",
+                 "UpdateResult", "report_files", "build_report", "render_report",
+                 "write_report"):  # fmt: skip
+        assert name in netpolgen.__all__

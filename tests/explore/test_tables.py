@@ -238,3 +238,41 @@ def test_policy_effect_resolves_named_ports_through_the_inventory() -> None:
     # Without the inventory a port name means nothing: those rules match no traffic.
     blind = netpolgen.policy_effect(flows, named.policies)
     assert not blind.loc[blind["observed"] == "allowed", "allowed"].all()
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "online-shop.csv",
+        "online-shop.hubble.jsonl",
+        "online-shop.aws-vpc.log.gz",
+        "online-shop.gcp-vpc.jsonl",
+        "online-shop.azure-vnet.jsonl",
+    ],
+)
+def test_inventory_workloads_are_named_namespace_slash_name_once(sample: str) -> None:
+    """With an inventory a workload is its owner (``shop/Deployment/frontend``); the edge table
+    names it ``shop/frontend`` as inspect does, never ``shop/shop/app=frontend``."""
+    inventory = SAMPLE_FLOWS / "online-shop.inventory.json"
+    result = netpolgen.generate_from_files([SAMPLE_FLOWS / sample], inventory=[inventory])
+    table = netpolgen.edge_table(result)
+    wanted = {
+        f"{ns}/{name}"
+        for ns, name in zip(
+            result.workloads.table["namespace"], result.workloads.table["name"], strict=True
+        )
+    }
+    for side in ("src", "dst"):
+        pods = table[table[f"{side}_kind"] == "pod"]
+        assert set(pods[side]) <= wanted
+        assert (pods[side].str.count("/") == 1).all(), pods[side].tolist()
+        assert (pods[side].str.split("/").str[0] == pods[f"{side}_namespace"]).all()
+    assert {"shop/frontend", "kube-system/coredns", "monitoring/prometheus-k8s"} <= set(table.src)
+    # The command line's inspect, on the same files, names the same endpoints.
+    cli_result = CliRunner().invoke(
+        cli, ["inspect", str(SAMPLE_FLOWS / sample), "-i", str(inventory), "-F", "json"]
+    )
+    assert cli_result.exit_code == 0, cli_result.output
+    edges = json.loads(cli_result.stdout)["edges"]
+    named = {e[side] for e in edges for side in ("src", "dst")}
+    assert named == set(table["src"]) | set(table["dst"])

@@ -209,3 +209,22 @@ def test_a_directory_of_blobs_is_one_input(
     empty.mkdir()
     refused = runner.invoke(cli, ["from-flows", str(empty)])
     assert refused.exit_code == 1 and "directory holds no flow file" in refused.stderr
+
+
+def test_the_flows_annotation_counts_a_connection_once_per_file(
+    written: tuple[list[Path], Path], tmp_path: Path
+) -> None:
+    """Documented (README, policy/synthesize.py): web -> backend and backend -> db are each
+    logged by both ends' NICs, a blob per NIC: ``netpolgen.io/flows`` is 2 for each policy from
+    the three blobs, 1 from one blob holding all their records; the policies are the same."""
+    paths, inv = written
+    records = [r for p in paths for r in json.loads(p.read_text())["records"]]
+    one = tmp_path / "one" / "PT1H.json"
+    one.parent.mkdir()
+    one.write_text(json.dumps({"records": records}))
+    blobs = generate_from_files(paths, inventory=[inv])
+    single = generate_from_files([one], inventory=[inv])
+    counts = {p.name: dict(p.annotations)["netpolgen.io/flows"] for p in blobs.policies}
+    assert set(counts.values()) == {"2"} and len(counts) == 4
+    assert {dict(p.annotations)["netpolgen.io/flows"] for p in single.policies} == {"1"}
+    assert blobs.policies == single.policies  # annotations aside (Policy equality)
