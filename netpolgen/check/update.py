@@ -47,13 +47,13 @@ import pandas as pd
 
 from netpolgen.check.diff import PolicyDiff, diff_policies
 from netpolgen.check.policy_tree import PolicyDocument, PolicyTree, node, rule_manifest
+from netpolgen.check.rule_matching import edge_endpoint, peer_text, port_text, rule_matches
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.cluster.view import ClusterView
 from netpolgen.errors import InputError, OutputError
 from netpolgen.generator import generate
 from netpolgen.ingest import Source, load_flows
 from netpolgen.ingest.report import IngestReport
-from netpolgen.labels import labels_from_canonical
 from netpolgen.policy.from_reduction import GenerateOptions
 from netpolgen.policy.model import Peer, Policy, PortSpec, Rule
 from netpolgen.policy.semantics import EGRESS, INGRESS, EndpointKey, Evaluator, port_matches
@@ -67,8 +67,6 @@ UPDATE_FLAVORS = ("k8s", "calico-staged")
 
 
 __all__ = [
-    "edge_endpoint",
-    "rule_matches",
     "UpdateResult",
     "format_update",
     "parse_duration",
@@ -148,8 +146,8 @@ def update_files(
 
     Args:
         sources: flow files, ``-`` for standard input, or open binary files.
-        policies, inventory, options, prune_after, isolate_new: as for :func:`update_policies`
-            (``inventory`` as snapshot files).
+        policies, inventory, options, prune_after, isolate_new, flavor: as for
+            :func:`update_policies` (``inventory`` as snapshot files).
         format: ``auto`` or a flow format name (``netpolgen.FORMATS``).
         strict: make the first malformed record an error.
 
@@ -348,14 +346,6 @@ def format_update(result: UpdateResult) -> str:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def edge_endpoint(key: str) -> EndpointKey:
-    """An edge key (``pod:<namespace>/<labels>`` or ``ip:<address>``) as the evaluator's key."""
-    if key.startswith("pod:"):
-        namespace, _, labels = key[4:].partition("/")
-        return (namespace, labels_from_canonical(labels), None)
-    return (None, (), key[3:])
-
-
 def _describe(key: EndpointKey) -> str:
     namespace, labels, ip = key
     if namespace is None:
@@ -433,52 +423,6 @@ def _row(
         "ports": ", ".join(port_text(s) for s in rule.ports) or "all ports",
         "last_evidence": last or "",
     }
-
-
-def peer_text(peer: Peer) -> str:
-    """A rule peer in words: a CIDR (with its exceptions) or the selectors."""
-    if peer.ip_block is not None:
-        return peer.ip_block.cidr + (
-            f" except {','.join(peer.ip_block.except_)}" if peer.ip_block.except_ else ""
-        )
-    parts = []
-    if peer.namespace_selector is not None:
-        parts.append(f"namespaces {peer.namespace_selector.describe()}")
-    if peer.pod_selector is not None:
-        parts.append(f"pods {peer.pod_selector.describe()}")
-    return " ".join(parts)
-
-
-def port_text(spec: PortSpec) -> str:
-    """A rule port in words: ``TCP/8080``, ``TCP/8000-8080``, ``UDP/*``."""
-    if spec.port is None:
-        return f"{spec.protocol}/*"
-    return f"{spec.protocol}/{spec.port}" + (f"-{spec.end_port}" if spec.end_port else "")
-
-
-def rule_matches(
-    policy: Policy,
-    direction: str,
-    edges: pd.DataFrame,
-    keys: list[tuple[EndpointKey, EndpointKey]],
-    namespace_labels: dict[str, dict[str, str]],
-) -> dict[int, list[int]]:
-    """Rule index -> positions of the edges that rule of ``policy`` allows."""
-    ev = Evaluator([policy], namespace_labels)
-    out: dict[int, list[int]] = defaultdict(list)
-    side = INGRESS if direction == "ingress" else EGRESS
-    for position, ((src, dst), protocol, port) in enumerate(
-        zip(keys, edges["protocol"], edges["dst_port"], strict=True)
-    ):
-        selected, peer = (dst, src) if side == INGRESS else (src, dst)
-        ids = ev.selecting(selected, side)
-        if not ids:
-            continue
-        port_number = None if pd.isna(port) else int(port)
-        for _, r, ports in ev.matching_rules(ids, side, peer):
-            if not ports or any(port_matches(s, str(protocol), port_number, ()) for s in ports):
-                out[r].append(position)
-    return out
 
 
 def _rule_evidence(

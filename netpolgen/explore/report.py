@@ -33,7 +33,7 @@ import pandas as pd
 
 from netpolgen.check.diff import PolicyDiff, diff_policies
 from netpolgen.check.migrate import MigrationPlan, plan_migration
-from netpolgen.check.update import edge_endpoint, peer_text, port_text, rule_matches
+from netpolgen.check.rule_matching import edge_endpoint, peer_text, port_text, rule_matches
 from netpolgen.check.verify import verify
 from netpolgen.cluster.inventory import Inventory, load_inventory
 from netpolgen.cluster.view import ClusterView
