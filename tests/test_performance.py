@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.peak import PEAK_RSS_KIB_EXPRESSION
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import generate  # noqa: E402
 
-PEAK_CODE = """
+PEAK_CODE = f"""
 import resource, sys
 from netpolgen.generator import generate_from_files
 generate_from_files([sys.argv[1]], workers=1, chunk_size=5000)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print({PEAK_RSS_KIB_EXPRESSION})
 """
 
 
@@ -37,8 +39,12 @@ def test_peak_memory_is_flat_from_1x_to_5x_input(tmp_path: Path) -> None:
     large = generate.write("csv", 100_000, tmp_path / "5x.csv")
     assert large.stat().st_size > 4.5 * small.stat().st_size
     one, five = peak_kb(small), peak_kb(large)
-    # Whole-input loading would add ~150 MB here; streaming adds only the distinct connections.
-    assert five - one < 40_000, (one, five)
+    # Whole-input loading would add ~150 MB here; streaming adds only what distinct connections
+    # need (edges, and the per-connection state of direction inference, which this generator's
+    # random client ports keep growing up to 100k records: +42 MB at 471c018, +53 MB now, read
+    # as VmHWM). Until tests/peak.py the figure was ru_maxrss, which inherits pytest's own peak,
+    # so this bound (then 40 MB) held without measuring anything.
+    assert five - one < 80_000, (one, five)
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import SAMPLE_FLOWS
 from tests.faults.helpers import THREE_TIER, cli_env
+from tests.peak import PEAK_RSS_KIB_EXPRESSION
 
 INVENTORY = SAMPLE_FLOWS / "online-shop.inventory.json"
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -25,7 +26,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
 MEASURED = (
     "import atexit, resource, sys\n"
     "atexit.register(lambda: sys.stderr.write("
-    "f'MAXRSS={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n'))\n"
+    "f'MAXRSS={" + PEAK_RSS_KIB_EXPRESSION + "}\\n'))\n"
     "sys.argv = ['netpolgen', *sys.argv[1:]]\n"
     "from netpolgen.cli import main; main()\n"
 )

@@ -19,6 +19,7 @@ import pytest
 
 from netpolgen.ingest.sources import MAX_GZIP_RATIO, RATIO_CHECK_AFTER
 from tests.conftest import REPO, SAMPLE_FLOWS
+from tests.peak import PEAK_RSS_KIB_EXPRESSION
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 RUN_AND_MEASURE = (
     "import atexit, resource, sys\n"
     "atexit.register(lambda: sys.stderr.write("
-    "f'MAXRSS={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n'))\n"
+    "f'MAXRSS={" + PEAK_RSS_KIB_EXPRESSION + "}\\n'))\n"
     "from netpolgen.cli import main\n"
     "sys.argv = ['netpolgen', *sys.argv[1:]]\n"
     "main()\n"
