@@ -238,13 +238,18 @@ def _policies_in_document(
     try:
         yield Policy.from_manifest(document, source=source)
     except PolicyParseError as error:
-        metadata = document.get("metadata")
-        name = metadata.get("name") if isinstance(metadata, Mapping) else None
-        if name:
-            label += f" ({name})"
-        raise PolicyParseError(
-            f"{label}: {error.message}", source=source, line=line, hint=error.hint
-        ) from None
+        raise _in_document(error, document, source, line, label) from None
+
+
+def _in_document(
+    error: PolicyParseError, document: Mapping[str, Any], source: str, line: int, label: str
+) -> PolicyParseError:
+    """``error`` of a document's content, named by its file, line, index and object name."""
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if name:
+        label += f" ({name})"
+    return PolicyParseError(f"{label}: {error.message}", source=source, line=line, hint=error.hint)
 
 
 def _other_kinds(
@@ -263,13 +268,7 @@ def _other_kinds(
             return
         policy = cluster_policy_from_manifest(document)
     except PolicyParseError as error:
-        metadata = document.get("metadata")
-        name = metadata.get("name") if isinstance(metadata, Mapping) else None
-        if name:
-            label += f" ({name})"
-        raise PolicyParseError(
-            f"{label}: {error.message}", source=source, line=line, hint=error.hint
-        ) from None
+        raise _in_document(error, document, source, line, label) from None
     assert reading.cluster is not None
     if policy.name in reading.cluster_names:
         reading.notes.append(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,19 +18,9 @@ distributed = pytest.importorskip("distributed")
 from netpolgen.engine.dask import generate_dask  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    with distributed.Client(cluster) as client:
-        yield client
-    cluster.close()
-
-
 @pytest.mark.parametrize("with_inventory", [True, False])
 def test_dask_matches_pandas_on_aws_files(
-    tmp_path: Path, client: object, with_inventory: bool
+    tmp_path: Path, dask_client: object, with_inventory: bool
 ) -> None:
     """Records of one connection in several files (two ENIs, publishing delay), no tcp-flags,
     denials at the server's ENI only: the Dask engine's two rounds give the pandas result."""
@@ -42,7 +31,7 @@ def test_dask_matches_pandas_on_aws_files(
         inv = [tmp_path / "inventory.json"]
         inv[0].write_text(json.dumps(inventory(cluster)))
     expected = generate_from_files(paths, inventory=inv, chunk_size=7)
-    result = generate_dask(paths, client=client, chunk_size=7, inventory=inv)
+    result = generate_dask(paths, client=dask_client, chunk_size=7, inventory=inv)
     assert result.to_yaml() == expected.to_yaml()
     assert dict(result.report.filtered) == dict(expected.report.filtered)
     pd_edges, dask_edges = expected.edges, result.edges

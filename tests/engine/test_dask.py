@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,19 +29,9 @@ def write_csv(flows, path: Path) -> None:  # type: ignore[no-untyped-def]
     frame.to_csv(path, index=False)
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    with distributed.Client(cluster) as client:
-        yield client
-    cluster.close()
-
-
 @pytest.mark.parametrize("sorted_times", [True, False])
 def test_dask_matches_pandas_on_several_files(
-    tmp_path: Path, client: object, sorted_times: bool
+    tmp_path: Path, dask_client: object, sorted_times: bool
 ) -> None:
     paths = []
     for part in range(4):
@@ -53,28 +42,28 @@ def test_dask_matches_pandas_on_several_files(
     paths.append(str(SAMPLE_FLOWS / "three-tier.csv"))
     for options in (GenerateOptions(), GenerateOptions(include_denied=True, min_count=2)):
         expected = generate_from_files(paths, options, chunk_size=40)
-        result = generate_dask(paths, options, client=client, chunk_size=40)
+        result = generate_dask(paths, options, client=dask_client, chunk_size=40)
         assert result.to_yaml() == expected.to_yaml()
         assert result.report.to_dict()["records_read"] == expected.report.records_read
         assert dict(result.report.filtered) == dict(expected.report.filtered)
 
 
-def test_globs_expand_in_order(tmp_path: Path, client: object) -> None:
+def test_globs_expand_in_order(tmp_path: Path, dask_client: object) -> None:
     sample = (SAMPLE_FLOWS / "three-tier.csv").read_text()
     for name in ("b.csv", "a.csv"):
         (tmp_path / name).write_text(sample)
-    result = generate_dask([str(tmp_path / "*.csv")], client=client)
+    result = generate_dask([str(tmp_path / "*.csv")], client=dask_client)
     expected = generate_from_files([tmp_path / "a.csv", tmp_path / "b.csv"])
     assert result.to_yaml() == expected.to_yaml()
 
 
-def test_cli_engine_dask_with_a_scheduler_address(client: object) -> None:
+def test_cli_engine_dask_with_a_scheduler_address(dask_client: object) -> None:
     from click.testing import CliRunner
 
     from netpolgen.cli import cli
 
     sample = str(SAMPLE_FLOWS / "three-tier.csv")
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
     runner = CliRunner()
     dask = runner.invoke(cli, ["from-flows", sample, "--engine", "dask", "--scheduler", address])
     pandas = runner.invoke(cli, ["from-flows", sample])
@@ -111,13 +100,13 @@ def aws_files(tmp_path: Path) -> tuple[list[str], Path]:
     return paths, inventory
 
 
-def test_verify_on_dask_matches_pandas(tmp_path: Path, client: object) -> None:
+def test_verify_on_dask_matches_pandas(tmp_path: Path, dask_client: object) -> None:
     from netpolgen import format_report, verify_files, write_policy_dir
 
     paths, inventory = aws_files(tmp_path)
     result = generate_from_files(paths[:1], inventory=[inventory])  # the second file has more
     write_policy_dir(result.policies, tmp_path / "policies")
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
     for inventories in ([], [inventory]):
         pandas = verify_files(paths, tmp_path / "policies", inventories)
         dask = verify_files(
@@ -129,25 +118,25 @@ def test_verify_on_dask_matches_pandas(tmp_path: Path, client: object) -> None:
         assert dask.ingest.messages == pandas.ingest.messages
 
 
-def test_inspect_on_dask_matches_pandas(tmp_path: Path, client: object) -> None:
+def test_inspect_on_dask_matches_pandas(tmp_path: Path, dask_client: object) -> None:
     from netpolgen import format_summary, inspect_flows
 
     paths, inventory = aws_files(tmp_path)
     paths.append(str(SAMPLE_FLOWS / "three-tier.csv"))
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
     for inventories in ([], [inventory]):
         pandas = inspect_flows(paths, inventory=inventories)
         dask = inspect_flows(paths, inventory=inventories, engine="dask", scheduler=address)
         assert format_summary(dask, "json") == format_summary(pandas, "json")
 
 
-def test_cli_verify_and_inspect_on_dask(tmp_path: Path, client: object) -> None:
+def test_cli_verify_and_inspect_on_dask(tmp_path: Path, dask_client: object) -> None:
     from click.testing import CliRunner
 
     from netpolgen.cli import cli
 
     sample = str(SAMPLE_FLOWS / "three-tier.csv")
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
     runner = CliRunner()
     assert (
         runner.invoke(cli, ["from-flows", sample, "-o", str(tmp_path / "p"), "-q"]).exit_code == 0
@@ -163,7 +152,7 @@ def test_cli_verify_and_inspect_on_dask(tmp_path: Path, client: object) -> None:
 
 
 def test_a_strict_error_on_a_dask_worker_names_its_file_and_line(
-    tmp_path: Path, client: object
+    tmp_path: Path, dask_client: object
 ) -> None:
     from click.testing import CliRunner
 
@@ -173,7 +162,7 @@ def test_a_strict_error_on_a_dask_worker_names_its_file_and_line(
     lines = (SAMPLE_FLOWS / "three-tier.csv").read_text().splitlines()
     lines[3] = lines[3].replace(",10.244.", ",not-an-ip-", 1)  # line 4: a bad source address
     bad.write_text("\n".join(lines) + "\n")
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
     runner = CliRunner()
     command = ["inspect", str(bad), "--strict"]
     pandas = runner.invoke(cli, command)
@@ -183,15 +172,17 @@ def test_a_strict_error_on_a_dask_worker_names_its_file_and_line(
     assert dask.stderr == pandas.stderr
 
 
-def test_progress_is_reported_per_file_in_order(tmp_path: Path, client: object) -> None:
+def test_progress_is_reported_per_file_in_order(tmp_path: Path, dask_client: object) -> None:
     from netpolgen import inspect_flows
 
     paths, _ = aws_files(tmp_path)
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
     pandas: list[tuple[str, int]] = []
     generate_from_files(paths, on_chunk=lambda name, rows: pandas.append((name, rows)))
     reduced: list[tuple[str, int]] = []
-    generate_dask(paths, client=client, on_chunk=lambda name, rows: reduced.append((name, rows)))
+    generate_dask(
+        paths, client=dask_client, on_chunk=lambda name, rows: reduced.append((name, rows))
+    )
     # One call per file and round when the cluster reduces it (these logs have no direction:
     # reply inference takes two rounds), in file order, with the file's rows.
     from netpolgen import load_flows
@@ -227,7 +218,9 @@ def test_engine_dispatch_refuses_a_scheduler_without_dask(tmp_path: Path) -> Non
         netpolgen.verify_files([flows], policy, scheduler="tcp://127.0.0.1:8786")
 
 
-def test_dask_verify_judges_verdicts_across_files_as_pandas(tmp_path: Path, client: object) -> None:
+def test_dask_verify_judges_verdicts_across_files_as_pandas(
+    tmp_path: Path, dask_client: object
+) -> None:
     """The three-tier Azure case (one VNet flow-log blob per NIC): web -> db:5432 is ``D`` at
     db's NIC and ``B``/``E`` at web's. verify on Dask judges web's records by db's denial as
     the pandas engine does (the connection is denied, not checked; counted once), so the
@@ -251,7 +244,7 @@ def test_dask_verify_judges_verdicts_across_files_as_pandas(tmp_path: Path, clie
     out = tmp_path / "out"
     made = runner.invoke(cli, ["from-flows", *paths, "-i", str(inventory), "-o", str(out)])
     assert made.exit_code == 0, made.output
-    address = client.scheduler.address  # type: ignore[attr-defined]
+    address = dask_client.scheduler.address  # type: ignore[attr-defined]
     common = [*paths, "-i", str(inventory)]
     results = {
         engine: runner.invoke(
