@@ -7,6 +7,7 @@ parent from a range whose quotes do not pair up (:func:`plain_quotes`)."""
 from __future__ import annotations
 
 import io
+import mmap
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -68,19 +69,22 @@ def _hubble_range(
     """
     from netpolgen.ingest import hubble
 
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(end - start)
     report = IngestReport(max_line_bytes=max_line_bytes)
-    stream: BinaryIO = io.BytesIO(data)
-    if has_long_line(data, max_line_bytes):
-        stream = limit_lines(io.BufferedReader(io.BytesIO(data)), path, report)
     # The part is one byte chunk already: only row counts cut it further.
     lines = LineCount()
-    chunks = [
-        (chunk, connection_keys(chunk, hubble.BUCKET))  # hashed here, to spare the parent
-        for chunk in hubble.merged_chunks(stream, path, report, chunk_size, None, lines)
-    ]
+    with open(path, "rb", buffering=0) as handle:
+        if _long_line_in(handle, start, end, max_line_bytes):
+            handle.seek(start)
+            data = handle.read(end - start)
+            stream: BinaryIO = limit_lines(io.BufferedReader(io.BytesIO(data)), path, report)
+        else:
+            # Read a block at a time, not whole: a fresh 64 MB buffer a part costs its page
+            # faults every time (measured: 29 ms a part, against 4 ms in blocks of 1 MB).
+            stream = io.BufferedReader(_FileRange(handle, start, end), buffer_size=1 << 20)
+        chunks = [
+            (chunk, connection_keys(chunk, hubble.BUCKET))  # hashed here, to spare the parent
+            for chunk in hubble.merged_chunks(stream, path, report, chunk_size, None, lines)
+        ]
     lost = 0
     kept = []
     for message in report.messages:
@@ -90,6 +94,34 @@ def _hubble_range(
             kept.append(message)
     report.messages = kept
     return chunks, report, lines.lines, lost
+
+
+class _FileRange(io.RawIOBase):
+    """Bytes ``[start, end)`` of an open file, read as a stream of their own."""
+
+    def __init__(self, handle: BinaryIO, start: int, end: int) -> None:
+        handle.seek(start)
+        self._handle, self._left = handle, end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")[: self._left]
+        count = self._handle.readinto(view) or 0  # type: ignore[attr-defined]
+        self._left -= count
+        return count
+
+
+def _long_line_in(handle: BinaryIO, start: int, end: int, limit: int) -> bool:
+    """:func:`has_long_line` of bytes ``[start, end)`` of the file, seen through a memory map
+    (no copy); read whole where the file cannot be mapped."""
+    try:
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return has_long_line(mapped, limit, start, end)
+    except (OSError, ValueError):
+        handle.seek(start)
+        return has_long_line(handle.read(end - start), limit)
 
 
 def parse_parallel_hubble(

@@ -10,13 +10,14 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netpolgen.ingest import hubble
+from netpolgen.ingest import hubble, jsonlines
 from netpolgen.ingest.hubble import fast as hubble_fast
 from netpolgen.ingest.hubble.endpoints import invalid_labels
 from netpolgen.ingest.hubble.general import NO_IP, BadLabels
@@ -243,3 +244,74 @@ def test_bytes_that_are_not_plain_ascii_take_the_general_path() -> None:
     with pytest.raises(Exception):  # noqa: B017 - what the general path does with it
         loads(line)
     io.BytesIO(line)  # the reader then skips it as not valid JSON (tests/ingest/test_hubble.py)
+
+
+# Lines that a block of JSON lines may hold besides flow envelopes, each a case the block
+# decoder must hand back to the line-by-line reader: not JSON, blank or white lines, a CRI log
+# line and a partial CRI piece (containerd's format), two values on one line, a Docker
+# json-file wrapper, text that is not ASCII.
+ODD_LINES = st.sampled_from(
+    [
+        "not json",
+        "",
+        "   ",
+        '2026-01-01T00:00:00.1Z stdout P {"flow": {"IP": {"source": "10.0.0.1",',
+        '2026-01-01T00:00:00.1Z stdout F  "destination": "10.0.0.2"}}}',
+        '{"flow": {}} {"flow": {}}',
+        '{"log": "{\\"flow\\": {}}", "stream": "stdout"}',
+        '{"flow": {"IP": {"source": "10.0.0.1", "destination": "10.0.0.9"}}, "x": "caf\u00e9"}',
+        '{"node_status": {"message": "up"}}',
+    ]
+)
+
+
+def _batches(text: bytes, fast: bool, chunk_bytes: int) -> tuple[list[Any], dict[str, Any]]:
+    """Row batches of one reader, with the endpoint codes replaced by the endpoints."""
+    reader = hubble.HubbleReader(fast=fast)
+    report = IngestReport()
+    batches = [
+        [_readable(row, reader) for row in batch]
+        for batch in reader.row_batches(io.BytesIO(text), "f", report, 7, chunk_bytes)
+    ]
+    return batches, report.to_dict()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.one_of(ENVELOPE.map(json.dumps), ODD_LINES), min_size=1, max_size=80),
+    block_bytes=st.sampled_from([1, 200, 700, 5000]),
+    chunk_bytes=st.sampled_from([300, 1000, 1 << 20]),
+    ending=st.sampled_from(["\n", "\r\n"]),
+    last_ending=st.booleans(),
+)
+def test_blocks_of_lines_read_as_line_by_line(
+    lines: list[str], block_bytes: int, chunk_bytes: int, ending: str, last_ending: bool
+) -> None:
+    """Decoding a block of lines at once (msgspec's decode_lines) answers what the general
+    path answers line by line: the same rows in the same batches (cut every 7 rows and at each
+    byte-chunk edge), the same report; odd lines anywhere in a block are read one by one."""
+    text = ending.join(lines) + (ending if last_ending else "")
+    with mock.patch.object(jsonlines, "BLOCK_BYTES", block_bytes):
+        fast = _batches(text.encode(), True, chunk_bytes)
+    slow = _batches(text.encode(), False, chunk_bytes)
+    assert fast == slow
+
+
+def test_a_capture_is_decoded_in_blocks_not_line_by_line() -> None:
+    """The block path is the one taken on plain Hubble lines (the property above would hold if
+    every block were declined): no line of a clean capture goes through the per-line decoder."""
+    flow = {
+        "time": "2026-01-01T00:00:00Z", "verdict": "FORWARDED",
+        "IP": {"source": "10.0.0.1", "destination": "10.0.0.2"},
+        "l4": {"TCP": {"source_port": 40000, "destination_port": 80}},
+        "source": {"namespace": "shop", "pod_name": "web-1", "labels": ["k8s:app=web"]},
+        "destination": {"namespace": "shop", "labels": ["k8s:app=db"]},
+    }  # fmt: skip
+    text = "".join(json.dumps({"flow": flow}) + "\n" for _ in range(2000)).encode()
+    reader = hubble.HubbleReader()
+    with (
+        mock.patch.object(jsonlines, "BLOCK_BYTES", 20_000),
+        mock.patch.object(hubble_fast, "DECODE", side_effect=AssertionError("per line")),
+    ):
+        batches = list(reader.row_batches(io.BytesIO(text), "f", IngestReport(), 500))
+    assert [len(batch) for batch in batches] == [500, 500, 500, 500]

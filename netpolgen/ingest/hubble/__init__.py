@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from netpolgen.ingest.collapse import SeenConnections, collapse_observations
-from netpolgen.ingest.dns_answers import dns_rows, dns_rows_of_lines
+from netpolgen.ingest.dns_answers import dns_rows
 from netpolgen.ingest.hubble import fast as hubble_fast
 from netpolgen.ingest.hubble.endpoints import EndpointTable, invalid_labels
 from netpolgen.ingest.hubble.frame import build
@@ -176,12 +176,12 @@ class HubbleReader:
         rows and at every ``chunk_bytes`` boundary of the input (see ``iter_json_lines``)."""
         chunk_size = max(1, min(chunk_size, MAX_JSON_CHUNK))
         fast_rows = self._rows
-        # The fast path appends its rows to fast_rows.rows itself (one list for both paths, in
-        # line order) and answers HANDLED: the common line costs no step of this loop.
+        # The fast paths append their rows to fast_rows.rows themselves (one list for every path,
+        # in line order): the common line costs no step of this loop, and in blocks of lines that
+        # msgspec decodes at once (fast_rows.block), no Python call of its own either.
         rows: list[tuple[Any, ...]] = []
         fast_rows.rows, fast_rows.limit = rows, chunk_size
         lost = 0
-        dns_lines = fast_rows.dns_lines
         # The cyclic garbage collector is paused while lines are read (restored at each batch
         # handed out): every row is a new tuple that its collections would revisit while the
         # batch grows, and no row or decoded struct is part of a cycle.
@@ -190,12 +190,11 @@ class HubbleReader:
         try:
             for line, value in iter_json_lines(
                 stream, fast=fast_rows.row if self.fast else None, chunk_bytes=chunk_bytes,
-                lines=lines,
+                lines=lines, block=fast_rows.block if self.fast else None,
             ):  # fmt: skip
                 if value is CUT:
                     # The DNS facts of the chunk's lines (held until here), then its rows.
-                    report.dns_answers.extend(dns_rows_of_lines(dns_lines))
-                    dns_lines.clear()
+                    report.dns_answers.extend(fast_rows.dns_rows())
                     if not rows:
                         continue
                 elif value is not HANDLED_FULL:
@@ -212,8 +211,7 @@ class HubbleReader:
         finally:
             if collecting:
                 gc.enable()
-        report.dns_answers.extend(dns_rows_of_lines(dns_lines))
-        dns_lines.clear()
+        report.dns_answers.extend(fast_rows.dns_rows())
         if rows:
             report.records_read += len(rows)
             yield rows
