@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from netpolgen._faults import checkpoint
 from netpolgen._memory import give_back_memory, tune_allocator
 from netpolgen.engine.processes import outcome, worker_context, worker_started
 from netpolgen.errors import InputError, NetpolgenError
@@ -169,6 +170,7 @@ def parse_parallel_hubble(
             lost += part_lost
             for chunk, keys in chunks:
                 yield sanitize_flows(seen(chunk, report, keys), name, report)
+                checkpoint("read.chunk")  # as iter_flows does after each chunk
     if lost:
         hubble.report_lost(report, name, lost)
 

@@ -289,14 +289,16 @@ def big_hubble(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_stopped_run_leaves_no_worker_behind(
     big_hubble: Path, tmp_path: Path, signame: str
 ) -> None:
-    """A real run with its worker pool busy (the fork server and its workers) is stopped: no
-    process it started survives it, and its output is not there."""
+    """A real run with its worker pool up (the fork server and its workers) is stopped: no
+    process it started survives it, and its output is not there. The parent pauses at each
+    chunk (the test hook, 3 s), so that the signal comes while it reads, not after the run or
+    while it writes: parsing the file alone takes less than the half second the test waits."""
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     tmp.mkdir()
     with subprocess.Popen(
         command(["from-flows", str(big_hubble), "-q", "-o", str(out)]),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=cli_env(tmp),
+        env=cli_env(tmp, "pause:3"),
     ) as child:  # fmt: skip
         deadline = time.monotonic() + 120
         started: list[int] = []
