@@ -201,7 +201,10 @@ def _header_names(stream: BinaryIO) -> list[str]:
         return []
     first = next((line for line in lines if line.strip()), b"")
     text = first.rstrip(b"\r").decode("utf-8", "replace")
-    return next(stdlib_csv.reader([text]), [])
+    try:
+        return next(stdlib_csv.reader([text]), [])
+    except stdlib_csv.Error:  # a lone carriage return inside the line: the reader reports it
+        return []
 
 
 _HEAD_BYTES = 1 << 20  # what the source's buffer holds (ingest.sources)

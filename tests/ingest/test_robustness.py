@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from netpolgen.errors import NetpolgenError
@@ -184,6 +184,7 @@ def load_any(data: bytes, fmt: str, *, max_line_bytes: int = 1 << 20) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=2048), fmt=st.sampled_from(ALL_FORMATS),
        limit=st.sampled_from([8, 64, 1 << 20]))  # fmt: skip
+@example(data=b"\r\x00", fmt="csv", limit=8)  # a carriage return inside the header line
 def test_random_bytes_into_every_reader(data: bytes, fmt: str, limit: int) -> None:
     load_any(data, fmt, max_line_bytes=limit)
 
