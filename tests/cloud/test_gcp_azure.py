@@ -92,11 +92,40 @@ def test_azure_blobs_per_nic_give_the_reference_policies(cluster: Cluster) -> No
 @SETTINGS
 @given(clusters())
 def test_gcp_reporters_and_policy_logs_give_the_reference_policies(cluster: Cluster) -> None:
+    # GCP's records are aggregated over 5 s: a connection whose both directions fall in one
+    # window, to a server port that no inventory declares and in the ephemeral range (gRPC's
+    # 50051), has no direction to be read from the log, and is left out by design (rule d of
+    # netpolgen.reduce.direction, counted as undecided). Such draws (random_cluster(17627165):
+    # one app1 -> app4:50051 connection, undeclared) are the documented loss, not a mismatch.
+    assume(not _undecidable_on_gcp(cluster))
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         _on_the_wire(cluster)
         _write(root / "gcp", gcp.render(cluster, seed=cluster.seed))
         _check(cluster, root, root / "gcp")
+
+
+def _undecidable_on_gcp(cluster: Cluster) -> bool:
+    """Whether a connection on the wire goes to an undeclared server port in the ephemeral range
+    that fewer than MIN_FAN logged connections reach (no evidence of a server there either:
+    connections between pods of one node are never logged)."""
+    from netpolgen.reduce.direction import EPHEMERAL_LOW, MIN_FAN
+
+    pods = {f"{pod.namespace}/{pod.name}": pod for pod in cluster.pods}
+    wire = [c for c in cluster.connections if not c.node_local]
+    fan: dict[tuple[str, str, int], int] = {}
+    for c in wire:
+        end = (c.server, c.protocol, c.server_port)
+        fan[end] = fan.get(end, 0) + 1
+    for c in wire:
+        declared = {(p.protocol, p.port) for p in pods[c.server].ports}
+        if (
+            c.server_port >= EPHEMERAL_LOW
+            and (c.protocol, c.server_port) not in declared
+            and fan[(c.server, c.protocol, c.server_port)] < MIN_FAN
+        ):
+            return True
+    return False
 
 
 @SETTINGS
@@ -167,3 +196,23 @@ def test_azure_layout_and_tuples_follow_the_documentation(tmp_path: Path) -> Non
         if t.split(",")[3] == str(c.client_port) and t.split(",")[2] == server_ip
     }
     assert states == {("O", "B"), ("O", "E"), ("I", "D")}
+
+
+def test_gcp_one_connection_to_an_undeclared_ephemeral_server_port_is_left_out() -> None:
+    """The draw that found it: app1 -> app4:50051 (gRPC, not declared as a containerPort) is
+    the only logged connection to that port, and GCP logs its two directions in one 5 s window:
+    nothing says which end listened, so both records are left out as undecided, and no rule
+    names either port (the other connections to app4 are between pods of one node: unlogged)."""
+    cluster = random_cluster(17627165)
+    assert _undecidable_on_gcp(cluster)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        _write(root / "gcp", gcp.render(cluster, seed=cluster.seed))
+        inv = root / "inventory.json"
+        inv.write_text(json.dumps(inventory(cluster)))
+        got = generate_from_files([root / "gcp"], inventory=[inv])
+    undecided = (
+        "direction undecided: both directions in one aggregation window, to an ephemeral port"
+    )
+    assert got.report.filtered[undecided] == 2
+    assert "50051" not in got.to_yaml() and "35833" not in got.to_yaml()
