@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import platform
+from functools import lru_cache
 from typing import Any
 
 from netpolgen._compat import optional
@@ -51,20 +52,20 @@ def give_back_memory() -> None:
     pyarrow = optional("pyarrow")
     if pyarrow is not None:
         pyarrow.default_memory_pool().release_unused()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
-def _load_libc() -> Any:
-    import ctypes
-    import ctypes.util
+@lru_cache(maxsize=1)
+def _libc() -> Any:
+    """The running process's own C library, if it is glibc (the one with ``malloc_trim``).
 
-    name = ctypes.util.find_library("c")
+    Loaded on first use, from the process's symbols: ``ctypes.util.find_library`` would run
+    ``ldconfig -p`` in a subprocess at every start of the command and of each worker.
+    """
     try:
-        libc = ctypes.CDLL(name) if name else None
+        libc = ctypes.CDLL(None)
     except OSError:  # pragma: no cover - no C library to load
         return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None  # glibc only
-
-
-_LIBC = _load_libc()
+    return libc if hasattr(libc, "malloc_trim") else None  # glibc only
