@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import io
-import mmap
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from netpolgen.engine.processes import outcome, worker_context, worker_started
 from netpolgen.errors import InputError, NetpolgenError
 from netpolgen.ingest.collapse import connection_keys
 from netpolgen.ingest.jsonlines import LineCount
-from netpolgen.ingest.limits import has_long_line, limit_lines
+from netpolgen.ingest.limits import limit_lines
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.reduce.summary import ChunkSummary, summarize_chunk
 
@@ -133,14 +132,28 @@ class _FileRange(io.RawIOBase):
 
 
 def _long_line_in(handle: BinaryIO, start: int, end: int, limit: int) -> bool:
-    """:func:`has_long_line` of bytes ``[start, end)`` of the file, seen through a memory map
-    (no copy); read whole where the file cannot be mapped."""
-    try:
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return has_long_line(mapped, limit, start, end)
-    except (OSError, ValueError):
-        handle.seek(start)
-        return has_long_line(handle.read(end - start), limit)
+    """:func:`~netpolgen.ingest.limits.has_long_line` of bytes ``[start, end)`` of the file,
+    reading only the end of each ``limit``-byte window (a newline is almost always within its
+    last 64 KiB), and the whole window where it is not. Not a memory map: a file cut shorter
+    meanwhile (a rotated log) would kill the process with SIGBUS instead of a short read."""
+    limit = max(1, limit)
+    fd = handle.fileno()
+    pos = start
+    while end - pos > limit:
+        window_end = pos + limit + 1  # rfind(b"\n", pos, window_end), as has_long_line does
+        tail_start = max(pos, window_end - (64 << 10))
+        block = os.pread(fd, window_end - tail_start, tail_start)
+        newline = block.rfind(b"\n")
+        if newline < 0 and tail_start > pos:
+            tail_start = pos
+            block = os.pread(fd, window_end - pos, pos)
+            newline = block.rfind(b"\n")
+        if newline < 0:
+            # No line end in the window: a long line, or the file ends here (cut shorter since
+            # the plan was made; the part's read then ends short too).
+            return len(block) == window_end - tail_start
+        pos = tail_start + newline + 1
+    return False
 
 
 def parse_parallel_hubble(

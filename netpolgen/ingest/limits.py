@@ -319,17 +319,15 @@ def _count_newlines(buffer: bytearray, start: int, end: int) -> int:
         del data  # a live view would keep the buffer from being resized
 
 
-def has_long_line(data: Any, limit: int, start: int = 0, end: int | None = None) -> bool:
-    """Whether a line of ``data[start:end]`` (bytes, or a memory map) is longer than ``limit``
-    bytes.
+def has_long_line(data: bytes, limit: int) -> bool:
+    """Whether a line of ``data`` (held whole in memory) is longer than ``limit`` bytes.
 
     The same jump as :meth:`LineLimiter._scan`: O(len / limit) calls into C, so a part of a file
     without long lines can be read without the limiter.
     """
     limit = max(1, limit)
-    pos = start
-    end = len(data) if end is None else end
-    while end - pos > limit:
+    pos = 0
+    while len(data) - pos > limit:
         newline = data.rfind(b"\n", pos, pos + limit + 1)
         if newline < 0:
             return True

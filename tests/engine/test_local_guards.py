@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import netpolgen.engine.local as parallel
 from netpolgen.ingest import hubble, load_flows
@@ -53,3 +55,45 @@ def test_parallel_hubble_has_the_line_limit_and_the_name_checks(
     long_lines = {n for n, line in enumerate(lines, 1) if len(line) > 1000}
     located = [m for m in report.messages if "longer than" in m]
     assert located and {int(m.split(":")[-3]) for m in located} <= long_lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.integers(0, 300), max_size=40),
+    last_ending=st.booleans(),
+    limit=st.sampled_from([1, 4, 16, 64, 100, 299, 300, 301]),
+    cut=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+)
+def test_a_part_is_checked_for_long_lines_as_a_whole_read_would_be(
+    lines: list[int], last_ending: bool, limit: int, cut: tuple[float, float],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:  # fmt: skip
+    """A worker finds a line longer than --max-line-bytes in its part by reading only the end of
+    each window (engine.parts._long_line_in): the same answer as has_long_line on the part read
+    whole, for lines of every length around the limit and parts that start and end anywhere."""
+    from netpolgen.engine.parts import _long_line_in
+    from netpolgen.ingest.limits import has_long_line
+
+    data = b"\n".join(b"x" * n for n in lines) + (b"\n" if last_ending else b"")
+    start = int(len(data) * min(cut))
+    end = int(len(data) * max(cut))
+    path = tmp_path_factory.mktemp("part") / "flows.jsonl"
+    path.write_bytes(data)
+    with path.open("rb", buffering=0) as handle:
+        found = _long_line_in(handle, start, end, limit)
+    assert found == has_long_line(data[start:end], limit)
+
+
+def test_the_window_tail_is_not_all_a_long_line_check_reads() -> None:
+    """A window whose last 64 KiB hold no line end is read whole (the line may end before)."""
+    import tempfile
+
+    from netpolgen.engine.parts import _long_line_in
+
+    limit = 200_000
+    data = b"x" * 100_000 + b"\n" + b"y" * 150_000 + b"\n" + b"z" * 10
+    with tempfile.TemporaryFile() as handle:
+        handle.write(data)
+        handle.flush()
+        assert not _long_line_in(handle, 0, len(data), limit)
+        assert _long_line_in(handle, 0, len(data), 120_000)
