@@ -82,6 +82,10 @@ class Measure:
     peak_rss: int  # bytes, largest sum over the process tree
     returncode: int
     stderr: str
+    # user + system seconds of the process tree: each process's last sample (a process that
+    # ends between two samples loses at most 100 ms of its time). Against the wall time it says
+    # how well the cores were used: cpu / cores is the wall time of a perfect overlap.
+    cpu_seconds: float = 0.0
 
 
 def measure(command: list[str], env: dict[str, str] | None = None) -> Measure:
@@ -96,6 +100,7 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measure:
     peak = 0
     root = psutil.Process(process.pid)
     tree = [root]
+    cpu: dict[int, float] = {}
     ticks = 0
     while process.poll() is None:
         try:
@@ -104,11 +109,17 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measure:
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
         except psutil.Error:
             pass
+        for member in tree:
+            try:
+                times = member.cpu_times()
+                cpu[member.pid] = times.user + times.system
+            except psutil.Error:
+                pass
         ticks += 1
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     stderr = process.stderr.read().decode() if process.stderr else ""
-    return Measure(seconds, peak, process.returncode, stderr)
+    return Measure(seconds, peak, process.returncode, stderr, sum(cpu.values()))
 
 
 def median_measure(command: list[str], env: dict[str, str] | None, repeat: int) -> Measure:
@@ -189,8 +200,9 @@ def run_format(
     base = {"format": fmt, "records": records, "MB": round(size / 1e6, 1),
             "generated_s": round(generated, 1)}  # fmt: skip
     rows.append(
-        {**base, "step": "floor", "seconds": floor.seconds, "peak_MB": floor.peak_rss / 1e6}
-    )
+        {**base, "step": "floor", "seconds": floor.seconds, "peak_MB": floor.peak_rss / 1e6,
+         "cpu_s": floor.cpu_seconds}
+    )  # fmt: skip
     if READER.get(fmt, fmt) not in known_formats():
         rows.append({**base, "step": "from-flows", "note": f"no {fmt} reader on this branch"})
         if not keep:
@@ -211,14 +223,15 @@ def run_format(
     policies = len(list(out.rglob("*.yaml")))
     rows.append({**base, "step": "from-flows", "seconds": ours.seconds,
                  "peak_MB": ours.peak_rss / 1e6, "ratio": ours.seconds / floor.seconds,
-                 "policies": policies})  # fmt: skip
+                 "cpu_s": ours.cpu_seconds, "policies": policies})  # fmt: skip
     if verify and has_verify():
         verify_command = [sys.executable, "-m", "netpolgen", "verify", "--flows", str(path),
                   "--policies", str(out), "-q", "--no-over-permissive", "--workers", str(workers),
                   *inventory]  # fmt: skip
         checked = median_measure(verify_command, env, repeat)
         row = {**base, "step": "verify", "seconds": checked.seconds,
-               "peak_MB": checked.peak_rss / 1e6, "policies": policies}  # fmt: skip
+               "peak_MB": checked.peak_rss / 1e6, "cpu_s": checked.cpu_seconds,
+               "policies": policies}  # fmt: skip
         if checked.returncode not in (0, 3):  # 3: some observed flow is denied
             lines = checked.stderr.strip().splitlines() or ["?"]
             row["note"] = "failed: " + lines[-1][:80]
@@ -237,11 +250,11 @@ def run_format(
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
-        "| format | records | file MB | step | seconds | records/s | peak RSS MB "
+        "| format | records | file MB | step | seconds | CPU s | records/s | peak RSS MB "
         "| ratio to floor | note |"
     )
     print(header)
-    print("|" + "---|" * 9)
+    print("|" + "---|" * 10)
     for row in rows:
         seconds = row.get("seconds")
         rate = f"{int(row['records']) / float(seconds):,.0f}" if seconds else ""
@@ -249,11 +262,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         note = str(row.get("note", ""))
         peak = "" if "peak_MB" not in row else f"{float(row['peak_MB']):.0f}"
         secs = "" if seconds is None else f"{float(seconds):.2f}"
+        cpu = f"{float(row['cpu_s']):.2f}" if "cpu_s" in row else ""
         if "policies" in row and not note:
             note = f"{row['policies']} policies"
         print(
             f"| {row['format']} | {int(row['records']):,} | {row['MB']} | {row['step']} | "
-            f"{secs} | {rate} | {peak} | {ratio} | {note} |"
+            f"{secs} | {cpu} | {rate} | {peak} | {ratio} | {note} |"
         )
 
 
