@@ -111,9 +111,9 @@ def iter_json_lines(
     are all objects in ASCII text (no blank line, no CRI piece), with the number of its first
     line and its number of lines: it decodes them in one call and answers None (decline: the
     lines are read one by one) or a generator of ``(line_number, answer)`` for the lines of the
-    block it did not simply keep, in order; an answer is
-    what ``fast`` would say of the line (None: the line is parsed here as JSON). The generator
-    is run as the values are consumed, so that a reader keeps its records in line order.
+    block it did not simply keep, in order; an answer is what ``fast`` would say of the line
+    (None: the line is parsed here as JSON). The generator is run as the values are consumed,
+    so that a reader keeps its records in line order.
     ``chunk_bytes``, when given, cuts the input into byte chunks that end at line ends:
     ``(line_number, CUT)`` follows the line holding byte ``start + chunk_bytes`` of each chunk
     (blank lines included), which is where :mod:`netpolgen.engine.local` cuts a file into
