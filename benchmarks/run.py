@@ -24,6 +24,8 @@ Usage::
     python benchmarks/run.py --formats hubble,hubble-real --records 200000 --repeat 3
     python benchmarks/run.py --size 500MB            # every format at about this file size
     python benchmarks/run.py --workdir /tmp/b --reuse  # keep the logs, and reuse them next time
+    python benchmarks/run.py --formats hubble-real --records 200000 \
+        --audit2policy "$(which hubble-audit2policy)"  # the peer of PEERS.md on the same file
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ def run_format(
     reuse: bool = False,
     repeat: int = 1,
     verify: bool = True,
+    audit2policy: str | None = None,
 ) -> list[dict[str, object]]:
     path = workdir / f"bench-{records}.{SUFFIX[fmt]}"
     began = time.perf_counter()
@@ -224,6 +227,8 @@ def run_format(
     rows.append({**base, "step": "from-flows", "seconds": ours.seconds,
                  "peak_MB": ours.peak_rss / 1e6, "ratio": ours.seconds / floor.seconds,
                  "cpu_s": ours.cpu_seconds, "policies": policies})  # fmt: skip
+    if audit2policy and READER.get(fmt, fmt) == "hubble":
+        rows.append(peer_row(audit2policy, path, workdir, repeat, base, ours.seconds))
     if verify and has_verify():
         verify_command = [sys.executable, "-m", "netpolgen", "verify", "--flows", str(path),
                   "--policies", str(out), "-q", "--no-over-permissive", "--workers", str(workers),
@@ -246,6 +251,27 @@ def run_format(
         path.unlink()
         shutil.rmtree(out, ignore_errors=True)
     return rows
+
+
+def peer_row(
+    command: str, path: Path, workdir: Path, repeat: int, base: dict[str, object], ours: float
+) -> dict[str, object]:
+    """hubble-audit2policy (PEERS.md; ``pip install hubble-audit2policy``) on the same file, as
+    its README runs it (``FILE -o DIR``), and how many times faster ``from-flows`` was."""
+    out = workdir / "policies-hubble-audit2policy"
+    shutil.rmtree(out, ignore_errors=True)
+    peer = median_measure([command, str(path), "-o", str(out)], None, repeat)
+    row: dict[str, object] = {
+        **base, "step": "hubble-audit2policy", "seconds": peer.seconds,
+        "peak_MB": peer.peak_rss / 1e6, "cpu_s": peer.cpu_seconds,
+    }  # fmt: skip
+    if peer.returncode != 0:
+        lines = peer.stderr.strip().splitlines() or ["?"]
+        row["note"] = "failed: " + lines[-1][:80]
+    else:
+        row["note"] = f"netpolgen {peer.seconds / ours:.1f}x faster"
+    shutil.rmtree(out, ignore_errors=True)
+    return row
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -296,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per step; the median")
     parser.add_argument("--no-verify", action="store_true", help="time from-flows only")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument(
+        "--audit2policy",
+        metavar="CMD",
+        help="also time hubble-audit2policy (this executable) on the Hubble corpora",
+    )
     args, extra = parser.parse_known_args(argv)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="netpolgen-bench-"))
@@ -320,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.reuse,
                 args.repeat,
                 verify=not args.no_verify,
+                audit2policy=args.audit2policy,
             )
     finally:
         if args.workdir is None and not (args.keep or args.reuse):
