@@ -24,7 +24,7 @@ from netpolgen.engine.processes import outcome, worker_context, worker_started
 from netpolgen.errors import InputError, NetpolgenError
 from netpolgen.ingest.collapse import connection_keys
 from netpolgen.ingest.jsonlines import LineCount
-from netpolgen.ingest.limits import limit_lines
+from netpolgen.ingest.limits import limit_lines, long_line_in
 from netpolgen.ingest.report import DEFAULT_MAX_LINE_BYTES, IngestReport
 from netpolgen.reduce.summary import ChunkSummary, summarize_chunk
 
@@ -132,28 +132,11 @@ class _FileRange(io.RawIOBase):
 
 
 def _long_line_in(handle: BinaryIO, start: int, end: int, limit: int) -> bool:
-    """:func:`~netpolgen.ingest.limits.has_long_line` of bytes ``[start, end)`` of the file,
-    reading only the end of each ``limit``-byte window (a newline is almost always within its
-    last 64 KiB), and the whole window where it is not. Not a memory map: a file cut shorter
-    meanwhile (a rotated log) would kill the process with SIGBUS instead of a short read."""
-    limit = max(1, limit)
+    """:func:`~netpolgen.ingest.limits.long_line_in` of bytes ``[start, end)`` of the file, read
+    with ``os.pread``. Not a memory map: a file cut shorter meanwhile (a rotated log) would kill
+    the process with SIGBUS instead of a short read."""
     fd = handle.fileno()
-    pos = start
-    while end - pos > limit:
-        window_end = pos + limit + 1  # rfind(b"\n", pos, window_end), as has_long_line does
-        tail_start = max(pos, window_end - (64 << 10))
-        block = os.pread(fd, window_end - tail_start, tail_start)
-        newline = block.rfind(b"\n")
-        if newline < 0 and tail_start > pos:
-            tail_start = pos
-            block = os.pread(fd, window_end - pos, pos)
-            newline = block.rfind(b"\n")
-        if newline < 0:
-            # No line end in the window: a long line, or the file ends here (cut shorter since
-            # the plan was made; the part's read then ends short too).
-            return len(block) == window_end - tail_start
-        pos = tail_start + newline + 1
-    return False
+    return long_line_in(lambda offset, size: os.pread(fd, size, offset), start, end, limit)
 
 
 def parse_parallel_hubble(

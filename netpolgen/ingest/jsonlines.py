@@ -191,22 +191,18 @@ def _block_lines(
                 yield number, CUT
             cut_due = cut_after
             # Every line an object (so no blank line, no CRI piece) and the text ASCII: the block
-            # may be decoded at once. Found on the bytes as an array (a C loop, not a scan per
-            # pattern: bytes.count of two bytes costs six times as much).
-            codes = np.frombuffer(piece, np.uint8)
-            newlines = np.flatnonzero(codes == _NEWLINE)
-            starts = newlines + 1
-            if len(piece) and piece[-1] == _NEWLINE:
-                starts = starts[:-1]
+            # may be decoded at once. Line starts are found on the bytes as an array (a C loop,
+            # not a scan per pattern: bytes.count of two bytes costs six times as much), and only
+            # for a block that the cheap tests leave (a CRI log's blocks fail the first byte).
             answers = None
-            if (
-                not parser.pending
-                and not parser.overflow
-                and codes[0] == _OPEN_BRACE
-                and bool((codes[starts] == _OPEN_BRACE).all())
-                and piece.isascii()
-            ):
-                answers = block(piece, number + 1, len(starts) + 1)
+            if not parser.pending and not parser.overflow and piece.startswith(b"{"):
+                codes = np.frombuffer(piece, np.uint8)
+                newlines = np.flatnonzero(codes == _NEWLINE)
+                starts = newlines + 1
+                if piece[-1] == _NEWLINE:
+                    starts = starts[:-1]
+                if bool((codes[starts] == _OPEN_BRACE).all()) and piece.isascii():
+                    answers = block(piece, number + 1, len(starts) + 1)
             if answers is None:
                 line = parser.line
                 for number, raw in enumerate(io.BytesIO(piece), number + 1):  # noqa: B020

@@ -325,13 +325,30 @@ def has_long_line(data: bytes, limit: int) -> bool:
     The same jump as :meth:`LineLimiter._scan`: O(len / limit) calls into C, so a part of a file
     without long lines can be read without the limiter.
     """
+    return long_line_in(lambda offset, size: data[offset : offset + size], 0, len(data), limit)
+
+
+def long_line_in(read: Callable[[int, int], bytes], start: int, end: int, limit: int) -> bool:
+    """:func:`has_long_line` of bytes ``[start, end)`` that ``read(offset, size)`` gives (a
+    file through ``os.pread``, or bytes in memory): from each line start, the next line end
+    must lie within ``limit`` bytes. Only the end of each window is read first (a line end is
+    almost always in its last 64 KiB), the whole window where it is not."""
     limit = max(1, limit)
-    pos = 0
-    while len(data) - pos > limit:
-        newline = data.rfind(b"\n", pos, pos + limit + 1)
+    pos = start
+    while end - pos > limit:
+        window_end = pos + limit + 1
+        tail_start = max(pos, window_end - (64 << 10))
+        block = read(tail_start, window_end - tail_start)
+        newline = block.rfind(b"\n")
+        if newline < 0 and tail_start > pos:
+            tail_start = pos
+            block = read(pos, window_end - pos)
+            newline = block.rfind(b"\n")
         if newline < 0:
-            return True
-        pos = newline + 1
+            # No line end in the window: a long line, or the data ends here (a file cut
+            # shorter since the caller measured it; its read then ends short too).
+            return len(block) == window_end - tail_start
+        pos = tail_start + newline + 1
     return False
 
 
