@@ -148,6 +148,7 @@ def update_command(
     from netpolgen.check.diff import format_diff
     from netpolgen.check.update import format_update, parse_duration, update_files, write_update
     from netpolgen.policy.from_reduction import GenerateOptions
+    from netpolgen.policy.write import sweep_leftovers
 
     options = GenerateOptions(
         ingress=ingress,
@@ -181,6 +182,8 @@ def update_command(
         write_update(result, target, force=force)
     elif result.changed:
         write_update(result, target, force=True)  # in place: replaced whole, in one rename
+    else:
+        sweep_leftovers(target)  # nothing to write; a killed run's copy beside it still goes
     if not quiet and (result.changed or output is not None):
         click.echo(f"wrote {len(result.changed_files)} changed file(s) to {target}", err=True)
 

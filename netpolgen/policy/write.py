@@ -238,6 +238,18 @@ def write_tree(
     return list(files)
 
 
+def sweep_leftovers(target: str | Path) -> list[Path]:
+    """Remove what killed runs left beside ``target`` (:func:`remove_leftovers`), under the
+    lock that :func:`write_tree` takes: for a run that owns the output but writes nothing (an
+    in-place ``update`` with no change), which would otherwise leave a dead run's copy there."""
+    target = Path(target)
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        return []
+    with directory_lock(parent) as locked:
+        return remove_leftovers(parent, target.name) if locked else []
+
+
 def remove_leftovers(parent: Path, name: str) -> list[Path]:
     """Remove the staging copies of ``name`` that killed runs left in ``parent``.
 
