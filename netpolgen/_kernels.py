@@ -13,19 +13,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+_STRING = pd.StringDtype()  # the flow table's text dtype (Arrow-backed, as pandas 3 makes it)
+
 
 class Distinct:
     """One column, factorised once: its distinct values as text (trimmed unless ``trim`` is
     False; None: a missing cell, as a short CSV row or a Parquet null gives), and per row the
     code of its value. Checks and conversions then run once per distinct value, and the rows
     take the answers by code (:class:`Answers`): flow columns repeat a few values a lot.
+
+    ``factorized``: the column's codes and distinct values, when the reader has them already
+    (as :func:`pandas.factorize` gives them: codes in order of first appearance, no missing).
     """
 
-    def __init__(self, column: pd.Series, trim: bool = True) -> None:
-        codes, uniques = pd.factorize(column)
+    def __init__(
+        self,
+        column: pd.Series,
+        trim: bool = True,
+        factorized: tuple[np.ndarray, list[str]] | None = None,
+    ) -> None:
+        codes: np.ndarray
+        uniques: Any
+        if factorized is not None:
+            codes, uniques = factorized
+        else:
+            codes, uniques = pd.factorize(column)
         self.index = column.index
-        self.codes = np.where(codes < 0, len(uniques), codes) if (codes < 0).any() else codes
-        texts = [str(u).strip() if trim else str(u) for u in uniques]
+        self.column = column
+        self.complete = not (codes < 0).any()  # no missing cell
+        self.codes = codes if self.complete else np.where(codes < 0, len(uniques), codes)
+        self.raw: list[Any] = list(uniques)
+        texts = [str(u).strip() if trim else str(u) for u in self.raw]
         self.values: list[str | None] = [*texts, None]
 
     def map(self, function: Any) -> Answers:
@@ -72,9 +90,17 @@ class Answers:
 
     def strings(self) -> pd.Series:
         """The answers (text or None) per row, as the flow table's string dtype: taken from a
-        small array, so that no Python string per row is made."""
+        small array, so that no Python string per row is made; the column itself when every
+        answer is its value as read (valid, canonical text: the common case, no copy)."""
+        distinct = self._distinct
+        if (
+            distinct.complete
+            and distinct.column.dtype == _STRING
+            and all(a == r for a, r in zip(self._answers, distinct.raw, strict=False))
+        ):
+            return pd.Series(distinct.column.array, index=distinct.index)
         array = pd.array(self._answers, dtype="string")
-        return pd.Series(array.take(self._distinct.codes), index=self._distinct.index)
+        return pd.Series(array.take(distinct.codes), index=distinct.index)
 
     def open_categorical(self) -> pd.Series:
         """The answers (text or None) as a categorical of the sorted distinct answers, as

@@ -2,7 +2,7 @@
 
 A header row names the columns, in any order; unknown columns are ignored. Each row is one flow,
 or ``count`` flows. Parsing is vectorised per chunk: pyarrow parses on a thread of its own, a
-chunk ahead (:mod:`netpolgen.ingest.read_ahead`); each text column is factorised once and checked
+chunk ahead (:mod:`netpolgen.ingest.csv_arrow`); each text column is factorised once and checked
 per distinct value, numbers are cast by Arrow; rows that fail a check are skipped and counted
 with their line number.
 
@@ -15,14 +15,13 @@ the line it starts on.
 
 from __future__ import annotations
 
-import csv as stdlib_csv
 import io
 import ipaddress
 import json
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -31,13 +30,12 @@ from netpolgen._compat import optional
 from netpolgen._kernels import Answers, Distinct
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
+from netpolgen.ingest.csv_arrow import Prepared, arrow_numbers, normalized_names, read_arrow
 from netpolgen.ingest.limits import LineMap, limit_lines, line_limiter
-from netpolgen.ingest.read_ahead import read_ahead
 from netpolgen.ingest.report import IngestReport
 from netpolgen.ingest.sanitize import INVALID_LABELS, INVALID_POD_NAME, is_pod_name
 from netpolgen.labels import canonical_labels, invalid_labels, parse_labels
 
-_pa = optional("pyarrow")  # the ``fast`` extra
 _arrow_csv = optional("pyarrow.csv")
 
 HAS_ARROW = _arrow_csv is not None  # the Arrow reader can be used
@@ -108,15 +106,16 @@ def read(
     limiter.hold_long_lines()
     if arrow is None:
         arrow = arrow_friendly(stream.peek(1 << 16))  # type: ignore[attr-defined]
+    chunks: Iterator[tuple[pd.DataFrame, Prepared]]
     if _arrow_csv is not None and arrow:
-        chunks = _read_arrow(stream, source, chunk_size)
+        chunks = read_arrow(stream, source, chunk_size)
     else:
-        chunks = _read_pandas(stream, source, chunk_size)
-    for chunk in chunks:
+        chunks = ((chunk, Prepared()) for chunk in _read_pandas(stream, source, chunk_size))
+    for chunk, prepared in chunks:
         if len(chunk):
             # chunk.index numbers rows from 0 at the file's first; the header is line 1.
             limiter.release_long_lines(before=limiter.line_map.physical(int(chunk.index[-1]) + 3))
-        yield _parse_chunk(chunk, source, report, limiter.line_map)
+        yield _parse_chunk(chunk, source, report, limiter.line_map, prepared)
     limiter.release_long_lines()
 
 
@@ -134,109 +133,6 @@ def arrow_friendly(head: bytes) -> bool:
 
 
 _WHITESPACE_LINE = re.compile(rb"(?:^|\n)[ \t]+\r?(?:\n|$)")
-
-
-def _read_arrow(stream: BinaryIO, source: str, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """Chunks of text cells, parsed by pyarrow on a thread of its own (see read_ahead)."""
-    assert _arrow_csv is not None and _pa is not None
-    # Every column as text, named explicitly: Arrow would otherwise infer a type from the first
-    # block (dst_port: int64) and fail the whole file on a bad cell in a later one, where the
-    # checks should skip that one row.
-    text_columns = {name: _pa.string() for name in _header_names(stream)}
-    try:
-        reader = _arrow_csv.open_csv(
-            stream,
-            read_options=_arrow_csv.ReadOptions(block_size=_block_size(chunk_size)),
-            parse_options=_arrow_csv.ParseOptions(newlines_in_values=True),
-            convert_options=_arrow_csv.ConvertOptions(
-                strings_can_be_null=False, quoted_strings_can_be_null=False,
-                column_types=text_columns, null_values=[],
-            ),
-        )  # fmt: skip
-    except _pa.ArrowInvalid as error:
-        raise _arrow_error(error, source) from error
-    names = list(reader.schema.names)
-    row = 0
-    try:
-        for batches in read_ahead(_gathered(reader, chunk_size)):
-            frame = _frame(batches, names, row, source)
-            if len(frame) or not row:  # a file of only a header still makes one chunk
-                row += len(frame)
-                yield frame
-    except _pa.ArrowInvalid as error:
-        raise _arrow_error(error, source) from error
-
-
-def _gathered(reader: Any, chunk_size: int) -> Iterator[list[Any]]:
-    """The reader's record batches, gathered into lists of at least ``chunk_size`` rows; the
-    last list may be shorter, or empty (a file of only a header still makes one chunk)."""
-    pending: list[Any] = []
-    pending_rows = 0
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        if pending_rows >= chunk_size:
-            yield pending
-            pending, pending_rows = [], 0
-    yield pending
-
-
-def _block_size(chunk_size: int) -> int:
-    # Arrow's streaming reader keeps several blocks in flight per thread; memory grows about 30
-    # times the block size (measured: 1 MiB -> +80 MB, 12 MiB -> +430 MB), while speed barely
-    # changes beyond 1 MiB. Batches are gathered up to chunk_size rows before parsing.
-    return 1 << 20 if chunk_size >= 4096 else 1 << 16
-
-
-def _header_names(stream: BinaryIO) -> list[str]:
-    """The column names of the header line (the first non-blank one), read from the buffered
-    head of ``stream`` without consuming it; empty when it does not fit in the buffer."""
-    head = stream.peek(_HEAD_BYTES)  # type: ignore[attr-defined]
-    lines = head.split(b"\n")
-    if len(lines) == 1 and len(head) >= _HEAD_BYTES:  # no line end in a full buffer: cut off
-        return []
-    first = next((line for line in lines if line.strip()), b"")
-    text = first.rstrip(b"\r").decode("utf-8", "replace")
-    try:
-        return next(stdlib_csv.reader([text]), [])
-    except stdlib_csv.Error:  # a lone carriage return inside the line: the reader reports it
-        return []
-
-
-_HEAD_BYTES = 1 << 20  # what the source's buffer holds (ingest.sources)
-
-
-def _frame(batches: list[Any], names: list[str], start: int, source: str) -> pd.DataFrame:
-    assert _pa is not None
-    try:
-        return _to_frame(batches, names, start)
-    except _pa.ArrowInvalid as error:
-        raise _arrow_error(error, source) from error
-
-
-def _to_frame(batches: list[Any], names: list[str], start: int) -> pd.DataFrame:
-    assert _pa is not None
-    if batches:
-        table = _pa.Table.from_batches(batches)
-    else:
-        table = _pa.table({n: _pa.array([], _pa.string()) for n in names})
-    frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
-    frame.columns = names
-    frame.index = pd.RangeIndex(start, start + len(frame))
-    return pd.DataFrame(frame)
-
-
-def _arrow_error(error: Exception, source: str) -> InputError:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if "Empty CSV file" in text:
-        return InputError("empty file: no CSV header", source=source)
-    if "UTF8" in text or "utf8" in text.lower():
-        return InputError("not UTF-8 text", source=source, hint="convert the file to UTF-8")
-    return InputError(f"malformed CSV ({text})", source=source)
 
 
 def _read_pandas(stream: BinaryIO, source: str, chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -286,7 +182,11 @@ def _require_columns(columns: set[str], source: str, lines: LineMap) -> None:
 
 
 def _parse_chunk(
-    chunk: pd.DataFrame, source: str, report: IngestReport, lines: LineMap
+    chunk: pd.DataFrame,
+    source: str,
+    report: IngestReport,
+    lines: LineMap,
+    prepared: Prepared | None = None,
 ) -> pd.DataFrame:
     """Check and convert one chunk; ``chunk.index`` numbers the rows from 0 at the file's first.
 
@@ -297,12 +197,18 @@ def _parse_chunk(
     Names and labels are checked here as :mod:`netpolgen.ingest.sanitize` would (invalid
     namespaces skip the row, invalid pod names are dropped, invalid labels left out), with line
     numbers; so CSV chunks skip that backstop (``FlowFormat.checks_names``).
+    ``prepared``: what the reader's thread did already (:func:`_prepared`).
     """
-    chunk.columns = [str(c).strip().lower() for c in chunk.columns]
+    chunk.columns = normalized_names(chunk.columns)
     chunk = chunk.loc[:, ~chunk.columns.duplicated()]
     _require_columns(set(chunk.columns), source, lines)
     report.records_read += len(chunk)
     raw = {c: chunk[c] for c in KNOWN_COLUMNS if c in chunk.columns}
+    prepared = prepared or Prepared()
+
+    def distinct(column: str) -> Distinct:
+        return Distinct(raw[column], factorized=prepared.factorized.get(column))
+
     index = chunk.index
     bad = np.zeros(len(chunk), dtype=bool)
     out: dict[str, pd.Series] = {}
@@ -322,12 +228,13 @@ def _parse_chunk(
 
     for column in ("src_port", "dst_port"):
         if column in raw:
-            value, invalid = _integers(raw[column], 0, 65535)
+            first = prepared.first_parse(raw[column], column)
+            value, invalid = _integers(raw[column], 0, 65535, first)
             reject(invalid, f"{column} is not an integer 0-65535")
             out[column] = value
 
     if "protocol" in raw:
-        protocol = Distinct(raw["protocol"]).map(lambda v: None if v is None else _protocol(v))
+        protocol = distinct("protocol").map(lambda v: None if v is None else _protocol(v))
         reject(protocol.missing(), "unknown protocol")
         out["protocol"] = protocol.strings()
     else:
@@ -335,24 +242,23 @@ def _parse_chunk(
 
     for column in ("count", "bytes", "packets"):
         if column in raw:
-            value, invalid = _integers(raw[column], 0, None)
+            first = prepared.first_parse(raw[column], column)
+            value, invalid = _integers(raw[column], 0, None, first)
             reject(invalid, f"{column} is not a non-negative integer")
             out[column] = value
     if "count" in out:
         out["count"] = out["count"].fillna(1)
 
     if "time" in raw:
-        out["time"], invalid = _times(raw["time"])
+        out["time"], invalid = _times(raw["time"], prepared.first_parse(raw["time"], "time"))
         reject(invalid, "time is neither RFC 3339 nor Unix seconds")
 
     if "verdict" in raw:
-        verdict = Distinct(raw["verdict"]).map(
-            lambda v: None if v is None else _VERDICTS.get(v.lower())
-        )
+        verdict = distinct("verdict").map(lambda v: None if v is None else _VERDICTS.get(v.lower()))
         reject(verdict.missing(), "unknown verdict")
         out["verdict"] = verdict.categorical(VERDICTS)
     if "is_reply" in raw:
-        is_reply = Distinct(raw["is_reply"])
+        is_reply = distinct("is_reply")
         reject(
             is_reply.flags(lambda v: v is not None and v.lower() not in _BOOLEANS),
             "is_reply is not a boolean",
@@ -365,14 +271,14 @@ def _parse_chunk(
     for side in SIDES:
         has_ip = np.zeros(len(chunk), dtype=bool)
         if f"{side}_ip" in raw:
-            ip = Distinct(raw[f"{side}_ip"])
+            ip = distinct(f"{side}_ip")
             address = ip.map(lambda v: _ip(v) if v else None)
             reject(address.missing() & ip.flags(bool), f"{side}_ip is not an IP address")
             out[f"{side}_ip"] = address.strings()
             has_ip = ~address.missing()
         has_namespace = np.zeros(len(chunk), dtype=bool)
         if f"{side}_namespace" in raw:
-            namespace = Distinct(raw[f"{side}_namespace"])
+            namespace = distinct(f"{side}_namespace")
             reject(
                 namespace.flags(lambda v: bool(v) and not _NAMESPACE_RE.match(v)),
                 f"{side}_namespace is not a valid namespace name",
@@ -381,11 +287,11 @@ def _parse_chunk(
             out[f"{side}_namespace"] = named.strings()
             has_namespace = ~named.missing()
         if f"{side}_pod" in raw:
-            pod_names[side] = Distinct(raw[f"{side}_pod"]).map(lambda v: v or None)
+            pod_names[side] = distinct(f"{side}_pod").map(lambda v: v or None)
             out[f"{side}_pod"] = pod_names[side].strings()
         has_labels = np.zeros(len(chunk), dtype=bool)
         if f"{side}_labels" in raw:
-            labels = Distinct(raw[f"{side}_labels"])
+            labels = distinct(f"{side}_labels")
             canonical = labels.map(lambda v: None if v is None else _canonical(v, report, source))
             reject(canonical.missing(), f"{side}_labels are neither k=v,... nor a JSON object")
             # An empty cell is no labels (NA); all labels invalid is an empty set ("").
@@ -432,11 +338,14 @@ def _constant(value: str, index: pd.Index) -> pd.Series:
     return pd.Series(array.take(np.zeros(len(index), dtype=np.intp)), index=index)
 
 
-def _integers(text: pd.Series, low: int, high: int | None) -> tuple[pd.Series, pd.Series]:
-    fast = _arrow_numbers(text, "int64")
+def _integers(
+    text: pd.Series, low: int, high: int | None, fast: pd.Series | None
+) -> tuple[pd.Series, pd.Series]:
+    """``text`` as integers in ``[low, high]``, and where it is not; ``fast``: Arrow's parse
+    of it (:func:`arrow_numbers`), None where a cell needs the pandas parser."""
     if fast is None:  # spaces around a number, or not a plain integer: trimmed, then again
         text = text.str.strip()
-        fast = _arrow_numbers(text, "int64")
+        fast = arrow_numbers(text, "int64")
     if fast is not None:
         in_range = fast.isna() | ((fast >= low) & (fast <= (high if high is not None else _EXACT)))
         if bool(in_range.all()):
@@ -452,32 +361,11 @@ def _integers(text: pd.Series, low: int, high: int | None) -> tuple[pd.Series, p
 _EXACT = 1 << 53
 
 
-def _arrow_numbers(text: pd.Series, kind: str) -> pd.Series | None:
-    """``text`` parsed by Arrow's cast (empty cells as NA), or None if any cell does not parse.
-
-    A fast path only: whatever Arrow rejects ("1e3", "5.0" as an integer, "+5") goes through the
-    pandas parser as before, so accepted values are the same.
-    """
-    if _pa is None or not isinstance(text.dtype, pd.StringDtype) or text.dtype.storage != "pyarrow":
-        return None
-    import pyarrow.compute as pc
-
-    array = _pa.array(text)
-    nulled = pc.if_else(pc.equal(array, ""), _pa.scalar(None, _pa.string()), array)
-    try:
-        parsed = pc.cast(nulled, _pa.int64() if kind == "int64" else _pa.float64())
-    except (_pa.ArrowInvalid, _pa.ArrowNotImplementedError):
-        return None
-    mapper = {_pa.int64(): pd.Int64Dtype(), _pa.float64(): pd.Float64Dtype()}
-    # .array: a fresh Series would be aligned on its own 0..n index, not relabelled.
-    return pd.Series(parsed.to_pandas(types_mapper=mapper.get).array, index=text.index)
-
-
-def _times(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    fast = _arrow_numbers(text, "float64")
+def _times(text: pd.Series, fast: pd.Series | None) -> tuple[pd.Series, pd.Series]:
+    """As :func:`_integers`, for Unix seconds or RFC 3339 text."""
     if fast is None:  # as in _integers
         text = text.str.strip()
-        fast = _arrow_numbers(text, "float64")
+        fast = arrow_numbers(text, "float64")
     if fast is not None:
         value = pd.to_datetime(fast.astype("float64"), unit="s", utc=True, errors="coerce")
         return value, (text != "") & value.isna()

@@ -4,7 +4,10 @@ import gzip
 import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netpolgen import IngestReport, load_flows, validate_flows
 from netpolgen.errors import InputError
@@ -271,3 +274,76 @@ def test_blank_lines_before_the_header_are_sniffed_and_read(tmp_path: Path, befo
     result = CliRunner().invoke(cli, ["from-flows", str(path), "--no-egress"])
     assert result.exit_code == 0, result.output
     assert "name: db-access-ingress" in result.output
+
+
+# --- The reader's thread prepares columns: the same chunks as preparing them in the parser ----
+
+_CELLS = {
+    "protocol": ["TCP", "tcp", " UDP ", "", "6", "17", "icmp", "bogus"],
+    "verdict": ["allowed", "DROPPED", "", "forwarded", "maybe"],
+    "is_reply": ["", "true", "0", "yes", "perhaps"],
+    "src_ip": ["10.0.0.1", " 10.0.0.2", "", "nope", "fe80::1", "010.0.0.1"],
+    "dst_ip": ["10.0.0.9", "", "::ffff:10.0.0.9"],
+    "src_namespace": ["shop", " shop ", "", "Shop"],
+    "src_pod": ["web-1", "", "Bad_Pod"],
+    "src_labels": ["app=web", " app=web ", "", "tier=db,app=db", "Bad Key=1", '{"app": "x"}'],
+    "dst_namespace": ["db", ""],
+    "dst_labels": ["app=db", "app=db,role=x", ""],
+    "dst_port": ["80", " 443", "", "-1", "70000", "8.0", "x"],
+    "src_port": ["40000", "", "1e3"],
+    "count": ["1", "", "3", "-2"],
+    "time": ["1767225600.5", "", "2026-01-01T00:00:00Z", "soon"],
+}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_prepared_columns_change_nothing(data: st.DataObject) -> None:
+    """Columns factorised and cast on the reader's thread (csv_arrow._prepared), and answers that
+    reuse the column as read (Answers.strings), give the chunks, skips and notes that the
+    parser gives working everything out itself. Cells drawn from valid, padded, empty and
+    invalid values; a repeated column name (the first one is read); any chunk size."""
+    import csv as csv_module
+    from unittest import mock
+
+    from netpolgen import _kernels
+    from netpolgen.ingest import csv, csv_arrow
+
+    if not csv.HAS_ARROW:
+        pytest.skip("pyarrow is not installed")
+    names = data.draw(st.lists(st.sampled_from(sorted(_CELLS)), min_size=1, unique=True))
+    names = [*names, "dst_port"] if "dst_port" not in names else names
+    columns = [*names, *data.draw(st.lists(st.sampled_from(names), max_size=2))]
+    rows = data.draw(
+        st.lists(
+            st.tuples(*(st.sampled_from(_CELLS[name]) for name in columns)),
+            min_size=1,
+            max_size=25,
+        )
+    )
+    header = [name.upper() if data.draw(st.booleans()) else name for name in columns]
+    text = io.StringIO()
+    writer = csv_module.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    chunk_size = data.draw(st.integers(1, 30))
+
+    def read() -> tuple[list[pd.DataFrame], dict[str, object]]:
+        stream = io.BufferedReader(io.BytesIO(text.getvalue().encode()))
+        report = IngestReport()
+        try:
+            chunks = list(csv.read(stream, "f.csv", report, chunk_size=chunk_size, arrow=True))
+        except InputError as error:
+            return [], {"error": str(error)}
+        return chunks, report.to_dict()
+
+    prepared = read()
+    with (
+        mock.patch.object(csv_arrow, "_prepared", lambda frame: csv_arrow.Prepared()),
+        mock.patch.object(_kernels, "_STRING", object()),  # never reuse the column
+    ):
+        worked_out = read()
+    assert prepared[1] == worked_out[1]
+    assert len(prepared[0]) == len(worked_out[0])
+    for ours, theirs in zip(*(chunks for chunks, _ in (prepared, worked_out)), strict=True):
+        pd.testing.assert_frame_equal(ours, theirs)
