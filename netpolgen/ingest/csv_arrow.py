@@ -193,7 +193,10 @@ def _to_frame(batches: list[Any], names: list[str], start: int) -> pd.DataFrame:
     if batches:
         table = _pa.Table.from_batches(batches)
     else:
-        table = _pa.table({n: _pa.array([], _pa.string()) for n in names})
+        # By position: a header may repeat a name (a dict of columns would drop the repeat, and
+        # the names would then not fit the columns: a file of 50,000 rows crashed so).
+        empty = [_pa.array([], _pa.string()) for _ in names]
+        table = _pa.Table.from_arrays(empty, names=names)
     frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
     frame.columns = names
     frame.index = pd.RangeIndex(start, start + len(frame))

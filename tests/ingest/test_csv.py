@@ -347,3 +347,18 @@ def test_prepared_columns_change_nothing(data: st.DataObject) -> None:
     assert len(prepared[0]) == len(worked_out[0])
     for ours, theirs in zip(*(chunks for chunks, _ in (prepared, worked_out)), strict=True):
         pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_repeated_header_name_at_a_chunk_edge() -> None:
+    """Found by the property test above: a header that repeats a name, and rows that end
+    exactly at a chunk's edge (the reader's last, empty chunk), crashed the Arrow reader."""
+    from netpolgen.ingest import csv
+
+    if not csv.HAS_ARROW:
+        pytest.skip("pyarrow is not installed")
+    text = b"count,dst_ip,dst_port,src_ip,count\n1,10.0.0.9,80,10.0.0.1,7\n"
+    report = IngestReport()
+    stream = io.BufferedReader(io.BytesIO(text))
+    chunks = list(csv.read(stream, "f.csv", report, chunk_size=1, arrow=True))
+    assert sum(len(chunk) for chunk in chunks) == 1 and report.records_used == 1
+    assert chunks[0].loc[0, "count"] == 1  # the first of the repeated columns
