@@ -8,6 +8,7 @@ Every hot step groups rows by several columns at once. These kernels do it on in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,26 +17,39 @@ import pandas as pd
 _STRING = pd.StringDtype()  # the flow table's text dtype (Arrow-backed, as pandas 3 makes it)
 
 
+@dataclass(frozen=True)
+class Factorized:
+    """A column factorised ahead of :class:`Distinct` (by a reader's thread): per row the code
+    of its value (in order of first appearance, as :func:`pandas.factorize` gives them; -1:
+    missing), the distinct values, and optionally the column with its empty cells missing
+    (what :meth:`Answers.strings` gives when the answers are the values, with "" as None)."""
+
+    codes: np.ndarray
+    uniques: list[str]
+    blank_as_missing: pd.Series | None = None
+
+
 class Distinct:
     """One column, factorised once: its distinct values as text (trimmed unless ``trim`` is
     False; None: a missing cell, as a short CSV row or a Parquet null gives), and per row the
     code of its value. Checks and conversions then run once per distinct value, and the rows
     take the answers by code (:class:`Answers`): flow columns repeat a few values a lot.
 
-    ``factorized``: the column's codes and distinct values, when the reader has them already
-    (as :func:`pandas.factorize` gives them: codes in order of first appearance, no missing).
+    ``factorized``: the column's codes and distinct values, when the reader has them already.
     """
 
     def __init__(
         self,
         column: pd.Series,
         trim: bool = True,
-        factorized: tuple[np.ndarray, list[str]] | None = None,
+        factorized: Factorized | None = None,
     ) -> None:
         codes: np.ndarray
         uniques: Any
+        self.blank_as_missing: pd.Series | None = None
         if factorized is not None:
-            codes, uniques = factorized
+            codes, uniques = factorized.codes, factorized.uniques
+            self.blank_as_missing = factorized.blank_as_missing
         else:
             codes, uniques = pd.factorize(column)
         self.index = column.index
@@ -91,14 +105,17 @@ class Answers:
     def strings(self) -> pd.Series:
         """The answers (text or None) per row, as the flow table's string dtype: taken from a
         small array, so that no Python string per row is made; the column itself when every
-        answer is its value as read (valid, canonical text: the common case, no copy)."""
+        answer is its value as read (valid, canonical text: the common case, no copy), or that
+        column with its empty cells missing when the reader made it."""
         distinct = self._distinct
-        if (
-            distinct.complete
-            and distinct.column.dtype == _STRING
-            and all(a == r for a, r in zip(self._answers, distinct.raw, strict=False))
-        ):
-            return pd.Series(distinct.column.array, index=distinct.index)
+        if distinct.complete and distinct.column.dtype == _STRING:
+            # zip stops at the values as read: the answer for a missing cell is not wanted.
+            pairs = list(zip(self._answers, distinct.raw, strict=False))
+            if all(a == r for a, r in pairs):
+                return pd.Series(distinct.column.array, index=distinct.index)
+            blanks = distinct.blank_as_missing
+            if blanks is not None and all(a == r or (a is None and r == "") for a, r in pairs):
+                return pd.Series(blanks.array, index=distinct.index)
         array = pd.array(self._answers, dtype="string")
         return pd.Series(array.take(distinct.codes), index=distinct.index)
 

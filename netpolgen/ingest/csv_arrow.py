@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 
 from netpolgen._compat import optional
+from netpolgen._kernels import Factorized
 from netpolgen.errors import InputError
 from netpolgen.ingest.read_ahead import read_ahead
 
 _pa = optional("pyarrow")  # the ``fast`` extra
 _arrow_csv = optional("pyarrow.csv")
 
-__all__ = ["Factorized", "Prepared", "arrow_numbers", "normalized_names", "read_arrow"]
+__all__ = ["Prepared", "arrow_numbers", "normalized_names", "read_arrow"]
 
 
 def read_arrow(
@@ -69,9 +70,6 @@ def _framed(
             yield frame, _prepared(frame)
 
 
-# A column's codes per row (first appearance order, as pandas.factorize gives them) and its
-# distinct values.
-Factorized = tuple[np.ndarray, list[str]]
 # The columns the CSV checks take per distinct value, and those it parses as numbers (of the
 # kind arrow_numbers names).
 _FACTORIZED_COLUMNS = frozenset(
@@ -128,7 +126,12 @@ def _prepared(frame: pd.DataFrame) -> Prepared:
         # pandas.factorize gives it.
         indices = pc.fill_null(encoded.indices, -1)
         codes = indices.to_numpy(zero_copy_only=False).astype(np.intp)
-        prepared.factorized[name] = codes, encoded.dictionary.to_pylist()
+        uniques = encoded.dictionary.to_pylist()
+        blanks = None
+        if "" in uniques:  # an empty cell is most checks' "no value": the column with them NA
+            nulled = pc.if_else(pc.equal(arrow, ""), _pa.scalar(None, _pa.string()), arrow)
+            blanks = pd.Series(pd.arrays.ArrowStringArray(nulled), index=column.index)
+        prepared.factorized[name] = Factorized(codes, uniques, blanks)
     return prepared
 
 
