@@ -326,7 +326,9 @@ def _parse_chunk(
             )
             out[f"{side}_pod"] = out[f"{side}_pod"].mask(dropped)
 
-    frame = pd.DataFrame(out, index=index)[~bad]
+    frame = pd.DataFrame(out, index=index)
+    if bad.any():  # a boolean selection copies every column, even when it keeps every row
+        frame = frame[~bad]
     report.records_used += len(frame)
     if len(chunk):
         lines.forget(int(index[-1]) + 2)  # later chunks report later rows only
