@@ -49,12 +49,21 @@ def give_back_memory() -> None:
     """Return freed memory to the system after a part: Arrow's pool keeps what it freed for
     reuse, and so does the C allocator; in a worker that sits beside the main process's state,
     that is memory the whole run holds (measured: ~100 MB a worker)."""
-    pyarrow = optional("pyarrow")
-    if pyarrow is not None:
-        pyarrow.default_memory_pool().release_unused()
+    release_arrow_memory()
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def release_arrow_memory() -> None:
+    """Hand what Arrow's pool holds unused back to the system (a no-op without pyarrow).
+
+    The CSV reader calls it after each chunk: the reader's thread allocates the chunk's
+    columns in Arrow's pool and the main thread frees them, and the pool kept that memory
+    besides reusing it (measured at 3M CSV rows: 750 MB peak against 670 MB, no slower)."""
+    pyarrow = optional("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
 
 
 @lru_cache(maxsize=1)

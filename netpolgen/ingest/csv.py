@@ -28,6 +28,7 @@ import pandas as pd
 
 from netpolgen._compat import optional
 from netpolgen._kernels import Answers, Distinct
+from netpolgen._memory import release_arrow_memory
 from netpolgen.errors import InputError
 from netpolgen.flows import ENDPOINT_KINDS, PROTOCOL_NUMBERS, PROTOCOLS, VERDICTS, conform_flows
 from netpolgen.ingest.csv_arrow import Prepared, arrow_numbers, normalized_names, read_arrow
@@ -116,6 +117,8 @@ def read(
             # chunk.index numbers rows from 0 at the file's first; the header is line 1.
             limiter.release_long_lines(before=limiter.line_map.physical(int(chunk.index[-1]) + 3))
         yield _parse_chunk(chunk, source, report, limiter.line_map, prepared)
+        if prepared.factorized:  # read by the Arrow reader's thread (netpolgen._memory)
+            release_arrow_memory()
     limiter.release_long_lines()
 
 
