@@ -200,7 +200,7 @@ def _parse_chunk(
     Names and labels are checked here as :mod:`netpolgen.ingest.sanitize` would (invalid
     namespaces skip the row, invalid pod names are dropped, invalid labels left out), with line
     numbers; so CSV chunks skip that backstop (``FlowFormat.checks_names``).
-    ``prepared``: what the reader's thread did already (:func:`_prepared`).
+    ``prepared``: what the Arrow reader's thread did already (:mod:`netpolgen.ingest.csv_arrow`).
     """
     chunk.columns = normalized_names(chunk.columns)
     chunk = chunk.loc[:, ~chunk.columns.duplicated()]

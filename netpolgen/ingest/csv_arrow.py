@@ -129,8 +129,8 @@ def _prepared(frame: pd.DataFrame) -> Prepared:
         uniques = encoded.dictionary.to_pylist()
         blanks = None
         if "" in uniques:  # an empty cell is most checks' "no value": the column with them NA
-            nulled = pc.if_else(pc.equal(arrow, ""), _pa.scalar(None, _pa.string()), arrow)
-            blanks = pd.Series(pd.arrays.ArrowStringArray(nulled), index=column.index)
+            nulled = pd.arrays.ArrowStringArray(_blank_as_null(arrow))
+            blanks = pd.Series(nulled, index=column.index)
         prepared.factorized[name] = Factorized(codes, uniques, blanks)
     return prepared
 
@@ -225,12 +225,19 @@ def arrow_numbers(text: pd.Series, kind: str) -> pd.Series | None:
         return None
     import pyarrow.compute as pc
 
-    array = _pa.array(text)
-    nulled = pc.if_else(pc.equal(array, ""), _pa.scalar(None, _pa.string()), array)
+    target = _pa.int64() if kind == "int64" else _pa.float64()
     try:
-        parsed = pc.cast(nulled, _pa.int64() if kind == "int64" else _pa.float64())
+        parsed = pc.cast(_blank_as_null(_pa.array(text)), target)
     except (_pa.ArrowInvalid, _pa.ArrowNotImplementedError):
         return None
     mapper = {_pa.int64(): pd.Int64Dtype(), _pa.float64(): pd.Float64Dtype()}
     # .array: a fresh Series would be aligned on its own 0..n index, not relabelled.
     return pd.Series(parsed.to_pandas(types_mapper=mapper.get).array, index=text.index)
+
+
+def _blank_as_null(array: Any) -> Any:
+    """An Arrow text array with its empty cells null (the CSV's "no value")."""
+    import pyarrow.compute as pc
+
+    assert _pa is not None
+    return pc.if_else(pc.equal(array, ""), _pa.scalar(None, _pa.string()), array)
