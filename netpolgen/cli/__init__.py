@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from netpolgen import __version__
+from netpolgen._workers import keep_forkable
 from netpolgen.cli.check import diff_command, migrate_command, verify_command
 from netpolgen.cli.generate import from_flows
 from netpolgen.cli.look import inspect
@@ -119,6 +120,7 @@ for _command in REVIEW_COMMANDS:  # update, report
 
 def main() -> None:
     """Console entry point: run the CLI; an unexpected error leaves a crash report, not a trace."""
+    keep_forkable()  # before NumPy and Arrow load: workers are then forked from this process
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup, &)
         signal.signal(signal.SIGINT, _on_signal)

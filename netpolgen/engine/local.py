@@ -49,7 +49,7 @@ from netpolgen.engine.parts import (
     parse_parallel_summaries,
     skip_line,
 )
-from netpolgen.engine.processes import worker_started
+from netpolgen.engine.processes import fork_context, forking_is_safe, worker_started
 from netpolgen.errors import NetpolgenError, OutputError
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, Source, detect_format, iter_flows
 from netpolgen.ingest.report import IngestReport
@@ -309,9 +309,10 @@ def _read_in_worker(
 ) -> Iterator[pd.DataFrame]:
     """The chunks of ``path``, read by one worker process as :func:`iter_flows` reads them in
     this one (same chunks, same report), while the caller works on the chunks before."""
-    # Spawned, not from the fork server: one process, whose start costs what starting the
-    # server would (importing pandas), and no server process left holding memory beside it.
-    context: Any = multiprocessing.get_context("spawn")
+    # Forked where that is safe (it starts with what this process imported), else spawned,
+    # not from the fork server: one process, whose start costs what starting the server would
+    # (importing pandas), and no server process left holding memory beside it.
+    context: Any = fork_context() if forking_is_safe() else multiprocessing.get_context("spawn")
     handover: Any = context.Queue(maxsize=_PIPELINE_DEPTH)
     worker = context.Process(
         target=_read_whole_file,

@@ -1,8 +1,12 @@
-"""The fork server of the worker processes starts before the pipeline is imported, for an input
-the Hubble reader will cut into parts (netpolgen._workers.prestart), and only then."""
+"""How worker processes start (netpolgen._workers): forked from the command's process while it
+runs a single thread (Linux), else from a fork server that starts before the pipeline is
+imported, for an input the Hubble reader will cut into parts (prestart), and only then."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from multiprocessing import forkserver
 from pathlib import Path
 
@@ -23,6 +27,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     calls: list[bool] = []
     monkeypatch.setattr(forkserver, "ensure_running", lambda: calls.append(True))
     monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr(_workers, "_forks_workers", lambda: False)  # a system that cannot fork
     return calls
 
 
@@ -49,3 +54,66 @@ def test_nothing_starts_for_small_files_text_or_one_worker(
     assert not _workers.prestart([str(small), str(csv), str(tmp_path)], None)
     assert not _workers.prestart([str(big)], 1)
     assert started == []
+
+
+def test_no_server_where_workers_are_forked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[bool] = []
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: calls.append(True))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr(_workers, "_forks_workers", lambda: True)
+    big = _sparse(tmp_path / "big.jsonl", b'{"flow": {}}\n', _workers.HUBBLE_PARALLEL_BYTES)
+    assert not _workers.prestart([str(big)], None)
+    assert calls == []
+
+
+def _python(code: str, **env: str) -> str:
+    """``code`` run by a fresh interpreter (its own threads only), with ``env`` added."""
+    environment = {
+        key: value for key, value in os.environ.items()
+        if key not in ("OPENBLAS_NUM_THREADS", "JE_ARROW_MALLOC_CONF")
+    }  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**environment, **env},
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return result.stdout
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux")
+
+
+@linux_only
+def test_the_command_line_stays_forkable_after_loading_numpy_and_arrow() -> None:
+    # NumPy's OpenBLAS and Arrow's jemalloc start threads as they load (tests/engine: without
+    # keep_forkable, forking_is_safe is False), which would make every pool a fork server's.
+    code = (
+        "from netpolgen._workers import forking_is_safe, keep_forkable, worker_context\n"
+        "keep_forkable()\n"
+        "import numpy, pyarrow, pandas\n"
+        "print(forking_is_safe(), worker_context().get_start_method())\n"
+    )
+    assert _python(code).split() == ["True", "fork"]
+    code_without = code.replace("keep_forkable()\n", "")
+    assert _python(code_without).split() == ["False", "forkserver"]
+
+
+@linux_only
+def test_a_users_library_settings_stay_theirs() -> None:
+    code = (
+        "import os\nfrom netpolgen._workers import keep_forkable\nkeep_forkable()\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['JE_ARROW_MALLOC_CONF'])\n"
+    )
+    assert _python(code, OPENBLAS_NUM_THREADS="4").split() == ["4", "background_thread:false"]
+
+
+@linux_only
+def test_a_thread_running_means_no_fork() -> None:
+    code = (
+        "import threading, time\nfrom netpolgen._workers import forking_is_safe\n"
+        "print(forking_is_safe())\n"
+        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+        "print(forking_is_safe())\n"
+    )
+    assert _python(code).split() == ["True", "False"]

@@ -293,7 +293,8 @@ def big_hubble(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_stopped_run_leaves_no_worker_behind(
     big_hubble: Path, tmp_path: Path, signame: str
 ) -> None:
-    """A real run with its worker pool up (the fork server and its workers) is stopped: no
+    """A real run with its worker pool up (two workers, forked from it on Linux; else a fork
+    server's, with the server and the resource tracker beside them) is stopped: no
     process it started survives it, and its output is not there. The parent pauses at each
     chunk (the test hook, 3 s), so that the signal comes while it reads, not after the run or
     while it writes: parsing the file alone takes less than the half second the test waits."""
@@ -308,10 +309,10 @@ def test_a_stopped_run_leaves_no_worker_behind(
         started: list[int] = []
         while time.monotonic() < deadline and child.poll() is None:
             started = _descendants(child.pid)
-            if len(started) >= 4:  # the resource tracker, the fork server, two workers
+            if len(started) >= 2:  # the two workers (and any server that forked them)
                 break
             time.sleep(0.1)
-        assert len(started) >= 4, f"workers never started: {started}"
+        assert len(started) >= 2, f"workers never started: {started}"
         time.sleep(0.5)  # the workers are parsing
         child.send_signal(getattr(signal, signame))
         _, stderr = child.communicate(timeout=120)
