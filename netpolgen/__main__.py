@@ -1,3 +1,3 @@
-from netpolgen.cli import main
+from netpolgen.cli import entry
 
-main()
+entry()
