@@ -285,7 +285,7 @@ def _tuple_codes(flows: pd.DataFrame, pod: _Codes, ip: _Codes) -> TupleCodes:
         code = np.where(a >= 0, a, np.where(b >= 0, n_ip + b, -1))
         missing = np.flatnonzero(code < 0)
         if len(missing):
-            part = flows.iloc[rows[missing]]
+            part = flows[[f"{side}_namespace", f"{side}_labels"]].iloc[rows[missing]]
             text = (
                 part[f"{side}_namespace"].fillna("") + "/" + part[f"{side}_labels"].fillna("")
             ).to_numpy(dtype=object)
@@ -296,7 +296,10 @@ def _tuple_codes(flows: pd.DataFrame, pod: _Codes, ip: _Codes) -> TupleCodes:
     inverse, used = pd.factorize(np.concatenate([ids["src"], ids["dst"]]))
     remap, identities = pd.factorize(np.array(candidates, dtype=object)[used])
     codes = remap[inverse].astype(np.int64)
-    part = flows if len(rows) == len(flows) else flows.iloc[rows]
+    # Only the columns read below are taken: a take of the whole chunk (its text columns
+    # included) cost more than the rest of the summary.
+    part = flows[["protocol", "src_port", "dst_port", "time"]]
+    part = part if len(rows) == len(flows) else part.iloc[rows]
     protocol_codes, protocols = _protocol_codes(part["protocol"])
     return TupleCodes(
         rows=rows.astype(np.int64),
