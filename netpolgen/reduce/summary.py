@@ -241,7 +241,8 @@ def _inside_addresses(flows: pd.DataFrame, ip: _Codes) -> frozenset[str]:
     inside kind, each distinct one taken once."""
     codes = [ip.side(side)[inside_kinds(flows[f"{side}_kind"])] for side in ("src", "dst")]
     used = np.unique(np.concatenate(codes))
-    return frozenset(str(ip.uniques[code]) for code in used[used >= 0])
+    # One take of the distinct addresses, not an element of an Arrow array each (~10 us each).
+    return frozenset(map(str, ip.uniques.take(used[used >= 0]).tolist()))
 
 
 def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Codes) -> pd.DataFrame:

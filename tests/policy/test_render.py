@@ -4,7 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from netpolgen.policy import render
 from netpolgen.policy.model import Peer, Policy, PortSpec, Rule
 from netpolgen.policy.render import dump_yaml, render_yaml
 from netpolgen.selectors import LabelSelector
@@ -107,3 +110,42 @@ def test_policies_load_the_same_with_and_without_libyaml(
     assert sorted(fast, key=lambda p: (p.namespace, p.name)) == sorted(
         policies, key=lambda p: (p.namespace, p.name)
     )
+
+
+# Scalars like the ones policies hold (names, label values, addresses, ports), and the texts
+# near them that YAML 1.1 or PyYAML read as something else (numbers, booleans, null, times).
+_SCALAR_TEXT = st.text(alphabet="aAyYnNoOeEx019._/-:+~ #'\"", max_size=12)
+
+
+@given(
+    st.one_of(
+        _SCALAR_TEXT,
+        st.sampled_from(
+            [
+                "10.0.0.0/8",
+                "fd00::/8",
+                "0x1F",
+                "1e3",
+                "1_0",
+                "12:30",
+                ".inf",
+                "y",
+                "no",
+                "Null",
+                "-",
+                "a-",
+            ]
+        ),
+    )
+)
+@example("app.kubernetes.io")
+@example("1.5")
+@example("0o17")
+@example("2024-01-01")  # a timestamp to YAML 1.1 (PyYAML quotes it)
+def test_a_scalar_known_plain_is_written_as_pyyaml_writes_it(value: str) -> None:
+    # Known plain without PyYAML (render._value_text's shortcut) must be PyYAML's own text.
+    try:
+        emitted = render._emitted_text(value)
+    except render._Unusual:
+        return
+    assert render._value_text.__wrapped__(value) == emitted
