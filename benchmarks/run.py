@@ -93,7 +93,8 @@ class Measure:
 
 
 def measure(command: list[str], env: dict[str, str] | None = None) -> Measure:
-    """Run ``command``, sampling the RSS of it and its children (100 ms; children found each s).
+    """Run ``command``, sampling the RSS of it and its children (100 ms; children looked for at
+    each sample for 3 s, then each second).
 
     Sampling is kept sparse so that it takes no noticeable CPU from the measured run. The end
     is taken when the process ends (a thread waits for it), not at the next sample: a poll
@@ -120,7 +121,9 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measure:
     ticks = 0
     while not ended.is_set():
         try:
-            if ticks % 10 == 0:
+            # Every sample in the first 3 s (workers start then, and a short run would end
+            # before a later look found them), then each second.
+            if ticks < 30 or ticks % 10 == 0:
                 tree = [root, *root.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
         except psutil.Error:
