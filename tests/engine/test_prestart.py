@@ -117,3 +117,13 @@ def test_a_thread_running_means_no_fork() -> None:
         "print(forking_is_safe())\n"
     )
     assert _python(code).split() == ["True", "False"]
+
+
+@linux_only
+def test_only_the_command_lines_objects_are_frozen_before_a_fork() -> None:
+    code = (
+        "import gc\nfrom netpolgen import _workers\n{setup}"
+        "_workers.fork_context()\nprint(gc.get_freeze_count() > 0)\n"
+    )
+    assert _python(code.format(setup="_workers.keep_forkable()\n")).split() == ["True"]
+    assert _python(code.format(setup="")).split() == ["False"]  # a library caller's process
