@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 from netpolgen.policy.model import IPBlock
 
@@ -50,13 +51,13 @@ def merge_addresses(
     """
     networks: list[IPNetwork] = []
     for address in addresses:
-        network = ipaddress.ip_network(address, strict=False)
+        network = _network(address)
         limit = prefix_v4 if network.version == 4 else prefix_v6
         if network.prefixlen > limit:
             network = network.supernet(new_prefix=limit)
         networks.append(network)
-    guarded = [ipaddress.ip_network(p, strict=False) for p in protected]
-    observed = {ipaddress.ip_network(a, strict=False) for a in addresses}
+    guarded = [_network(p) for p in protected]
+    observed = {_network(a) for a in addresses}
     blocks: list[IPBlock] = []
     for version in (4, 6):
         same = [n for n in networks if n.version == version]
@@ -69,6 +70,13 @@ def merge_addresses(
             excepted = ipaddress.collapse_addresses(inside)  # type: ignore[type-var]
             blocks.append(IPBlock(str(network), tuple(str(e) for e in excepted)))
     return blocks
+
+
+@lru_cache(maxsize=65536)
+def _network(text: str) -> IPNetwork:
+    """``ipaddress.ip_network(text, strict=False)``, parsed once per text: every policy with an
+    ``ipBlock`` is checked against the same protected ranges (the networks are immutable)."""
+    return ipaddress.ip_network(text, strict=False)
 
 
 def describe_address(cidr: str, notes: Mapping[str, str] | None = None) -> str | None:

@@ -101,7 +101,9 @@ def _value_text(value: str | int | bool | None) -> str:
 
     Names, label values and addresses (most scalars of a policy) are known plain without
     running PyYAML's emitter, ~0.1 ms a value (``tests/policy/test_render.py`` checks the two
-    agree); the rest is PyYAML's text."""
+    agree), as are integers (ports); the rest is PyYAML's text."""
+    if type(value) is int:  # not a bool: True is an int too, written "true"
+        return str(value)
     if (
         type(value) is str
         and len(value) < _SAFE_COLUMN

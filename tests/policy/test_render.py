@@ -120,6 +120,8 @@ _SCALAR_TEXT = st.text(alphabet="aAyYnNoOeEx019._/-:+~ #'\"", max_size=12)
 @given(
     st.one_of(
         _SCALAR_TEXT,
+        st.integers(),
+        st.booleans(),
         st.sampled_from(
             [
                 "10.0.0.0/8",
@@ -142,7 +144,7 @@ _SCALAR_TEXT = st.text(alphabet="aAyYnNoOeEx019._/-:+~ #'\"", max_size=12)
 @example("1.5")
 @example("0o17")
 @example("2024-01-01")  # a timestamp to YAML 1.1 (PyYAML quotes it)
-def test_a_scalar_known_plain_is_written_as_pyyaml_writes_it(value: str) -> None:
+def test_a_scalar_known_plain_is_written_as_pyyaml_writes_it(value: str | int | bool) -> None:
     # Known plain without PyYAML (render._value_text's shortcut) must be PyYAML's own text.
     try:
         emitted = render._emitted_text(value)
