@@ -9,6 +9,7 @@ against the library's own (``tests/cli/test_startup.py``).
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,10 +72,33 @@ def echo_report(
         listed = report.unmatched_text() if verbose == 1 else report.unmatched_text(None)
         if listed is not None:
             click.echo(listed, err=True)
-    for message in warnings:
+    for message in warnings if verbose else grouped_warnings(warnings):
         click.echo(f"warning: {message}", err=True)
     if summary or verbose:
         click.echo(report.summary(), err=True)
+
+
+# Warnings of one kind printed without -v; the rest are counted in one line.
+WARNINGS_PER_KIND = 5
+
+
+def grouped_warnings(warnings: Sequence[str]) -> list[str]:
+    """``warnings`` with at most :data:`WARNINGS_PER_KIND` of each kind, the rest counted in one
+    line after the last one shown: a cluster can have hundreds of workload pairs with the same
+    finding (ICMP between them, say), which would bury the summary. A kind is the text after a
+    warning's last ``": "`` (the finding; what comes before names the edge or the file).
+    ``-v`` and ``--summary json`` keep every warning."""
+    kinds = [message.rsplit(": ", 1)[-1] for message in warnings]
+    totals = Counter(kinds)
+    shown: Counter[str] = Counter()
+    out: list[str] = []
+    for message, kind in zip(warnings, kinds, strict=True):
+        shown[kind] += 1
+        if shown[kind] <= WARNINGS_PER_KIND:
+            out.append(message)
+        if shown[kind] == WARNINGS_PER_KIND and totals[kind] > WARNINGS_PER_KIND:
+            out.append(f"{totals[kind] - WARNINGS_PER_KIND} more: {kind} (-v lists them all)")
+    return out
 
 
 def engine_options(command: F) -> F:

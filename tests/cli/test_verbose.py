@@ -125,3 +125,36 @@ def test_undecided_direction_examples_only_with_v(tmp_path: Path) -> None:
     notes = [line for line in verbose.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and "direction undecided for some records" in notes[0]
     assert "48123" in notes[0]
+
+
+def _icmp_flows(path: Path, pairs: int) -> Path:
+    """``pairs`` distinct workload pairs that ping each other: one warning each (ICMP has no
+    port NetworkPolicy can name), plus one TCP connection so that there is a policy."""
+    head = "src_namespace,src_labels,dst_namespace,dst_labels,protocol,dst_port,src_port\n"
+    rows = [f"shop,app=c{i},shop,app=s{i},ICMP,," for i in range(pairs)]
+    rows.append("shop,app=web,shop,app=api,TCP,8080,40000")
+    path.write_text(head + "\n".join(rows) + "\n")
+    return path
+
+
+def test_many_warnings_of_one_kind_are_counted_not_listed(tmp_path: Path) -> None:
+    flows = str(_icmp_flows(tmp_path / "ping.csv", 12))
+    out = tmp_path / "out"
+    plain = CliRunner().invoke(cli, ["from-flows", flows, "-o", str(out)])
+    assert plain.exit_code == 0, plain.output
+    icmp = [line for line in plain.stderr.splitlines() if "ICMP" in line]
+    assert len(icmp) == 5 and all(line.startswith("warning: shop/app=c") for line in icmp)
+    assert (
+        "warning: 7 more: not expressible in NetworkPolicy (only TCP, UDP and SCTP ports are)"
+        "; left out (-v lists them all)" in plain.stderr.splitlines()
+    )
+    verbose = CliRunner().invoke(cli, ["from-flows", flows, "-o", str(tmp_path / "v"), "-v"])
+    assert len([line for line in verbose.stderr.splitlines() if "ICMP" in line]) == 12
+    assert "more:" not in verbose.stderr
+
+
+def test_a_few_warnings_of_a_kind_are_all_listed(tmp_path: Path) -> None:
+    flows = str(_icmp_flows(tmp_path / "ping.csv", 5))
+    result = CliRunner().invoke(cli, ["from-flows", flows, "-o", str(tmp_path / "out")])
+    assert len([line for line in result.stderr.splitlines() if "ICMP" in line]) == 5
+    assert "more:" not in result.stderr
