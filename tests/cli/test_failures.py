@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import netpolgen.cli
 import netpolgen.policy.write
+from netpolgen import _workers
 from netpolgen.cli import cli
 from tests.conftest import REPO, SAMPLE_FLOWS
 
@@ -77,6 +78,11 @@ def test_main_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["netpolgen", "from-flows", THREE_TIER])
     monkeypatch.delenv("NETPOLGEN_DEBUG", raising=False)
+    # main() marks its process as the command line's (netpolgen._workers.keep_forkable): undone
+    # after the test, so that the test process is not taken for one.
+    monkeypatch.setattr(_workers, "_command_line", False)
+    for name in ("OPENBLAS_NUM_THREADS", "JE_ARROW_MALLOC_CONF"):
+        monkeypatch.delenv(name, raising=False)  # as it was, also if main() sets it
     with pytest.raises(SystemExit) as exit_info:
         netpolgen.cli.main()
     assert exit_info.value.code == 1
