@@ -50,6 +50,10 @@ def worker_started() -> None:
     * on Linux, ``PR_SET_PDEATHSIG`` also has the kernel kill a directly spawned worker.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker forked from the command line has its SIGTERM handler, which turns the signal
+    # into "the command was terminated": a worker sent SIGTERM is to end as any process does
+    # (the parent then says that a worker stopped).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)

@@ -127,3 +127,21 @@ def test_only_the_command_lines_objects_are_frozen_before_a_fork() -> None:
     )
     assert _python(code.format(setup="_workers.keep_forkable()\n")).split() == ["True"]
     assert _python(code.format(setup="")).split() == ["False"]  # a library caller's process
+
+
+@linux_only
+def test_a_forked_worker_does_not_keep_the_commands_sigterm_handler() -> None:
+    # The command line turns SIGTERM into "terminated" (exit 143); a worker forked from it
+    # that kept the handler would report a worker sent SIGTERM as the whole command's end.
+    code = (
+        "import signal\nfrom concurrent.futures import ProcessPoolExecutor\n"
+        "from netpolgen._workers import keep_forkable\nkeep_forkable()\n"
+        "from netpolgen.engine.processes import worker_context, worker_started\n"
+        "def handler(*_):\n    raise SystemExit(143)\n"
+        "def sigterm(_):\n    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n"
+        "signal.signal(signal.SIGTERM, handler)\n"
+        "with ProcessPoolExecutor(1, mp_context=worker_context(), initializer=worker_started)"
+        " as pool:\n"
+        "    print(pool._mp_context.get_start_method(), pool.submit(sigterm, 0).result())\n"
+    )
+    assert _python(code).split() == ["fork", "True"]
