@@ -31,14 +31,16 @@ _PRELOAD = [
 ]  # fmt: skip
 
 
-def worker_context() -> multiprocessing.context.BaseContext:
-    """The start method of netpolgen's worker pools: a fork of this process where that is
-    safe (:func:`forking_is_safe`), else the fork server where there is one, else spawning."""
+def worker_context(server: bool = True) -> multiprocessing.context.BaseContext:
+    """The start method of netpolgen's worker processes: a fork of this process where that is
+    safe (:func:`forking_is_safe`), else the fork server where there is one (``server``; a
+    single worker process is spawned instead: no server left holding memory beside it), else
+    spawning."""
     if forking_is_safe():
         return fork_context()
     # Not fork: the parent may already run Arrow's thread pool, and forking a threaded process
     # can deadlock (Python 3.12 warns, 3.14 no longer forks by default).
-    if "forkserver" not in _start_methods():
+    if not server or "forkserver" not in _start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)

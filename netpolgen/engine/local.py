@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing
-import multiprocessing.context
 import os
 import re
 import tempfile
@@ -49,7 +47,7 @@ from netpolgen.engine.parts import (
     parse_parallel_summaries,
     skip_line,
 )
-from netpolgen.engine.processes import fork_context, forking_is_safe, worker_started
+from netpolgen.engine.processes import worker_context, worker_started
 from netpolgen.errors import NetpolgenError, OutputError
 from netpolgen.ingest import DEFAULT_CHUNK_SIZE, Source, detect_format, iter_flows
 from netpolgen.ingest.report import IngestReport
@@ -312,7 +310,7 @@ def _read_in_worker(
     # Forked where that is safe (it starts with what this process imported), else spawned,
     # not from the fork server: one process, whose start costs what starting the server would
     # (importing pandas), and no server process left holding memory beside it.
-    context: Any = fork_context() if forking_is_safe() else multiprocessing.get_context("spawn")
+    context: Any = worker_context(server=False)
     handover: Any = context.Queue(maxsize=_PIPELINE_DEPTH)
     worker = context.Process(
         target=_read_whole_file,

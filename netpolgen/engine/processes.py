@@ -13,10 +13,10 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from netpolgen._workers import fork_context, forking_is_safe, worker_context
+from netpolgen._workers import worker_context
 from netpolgen.errors import NetpolgenError
 
-__all__ = ["fork_context", "forking_is_safe", "outcome", "worker_context", "worker_started"]
+__all__ = ["outcome", "worker_context", "worker_started"]
 
 
 def outcome(future: Future[Any], name: str) -> Any:
