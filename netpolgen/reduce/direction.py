@@ -83,6 +83,7 @@ UNDECIDED_REASONS = {
 DENIED_ELSEWHERE = "denied at the other end of the connection"
 _MAX_IDS = 1 << 24  # endpoint identities per run (packed in 24 bits of a tuple key)
 _EXAMPLES = 3
+_FINISH_BLOCK = 1 << 18  # provisional decisions checked at a time by finish()
 
 
 class InputOutOfOrder(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -152,14 +153,20 @@ class DirectionTracker:
         self._endpoints = Registry(_MAX_IDS)
         self._protocols = Registry(1 << 16)
         self._pairs = Registry(1 << 32)
-        # Earliest (time, order) per tuple key; positions fit 32 bits below 2**31 records.
-        self._earliest = Table(t=np.int64, o=np.int64, narrow=("o",))
+        # Per tuple key: the earliest (time, order); positions fit 32 bits below 2**31 records.
+        # Stream mode: the decisions taken for its rows (m, a bit per code; 0: none), whether
+        # rule (c) took one (f), and its two ends' rows in _fans (x, y), checked by finish().
+        # The decisions are columns of this table, not a table of their own: every tuple
+        # decided is here already, and a second hash table cost more than the columns (10M
+        # records: 3.3M tuples decided, a 128 MB table).
+        self._earliest = Table(
+            t=np.int64, o=np.int64, m=np.int8, f=bool, x=np.int64, y=np.int64,
+            narrow=("o", "x", "y"),
+        )  # fmt: skip
         # Distinct connections per end (address, protocol, port): rule (c).
         self._fans = Table(n=np.int64)
         # Stream mode: per tuple decided by (d), its latest time, any NaT, any window.
         self._undecided = Table(t=np.int64, nat=bool, win=bool)
-        # Stream mode: per tuple, the decisions taken (bits), whether by (c), and its two ends.
-        self._provisional = Table(m=np.int8, f=bool, x=np.int64, y=np.int64)
         # Windowed records: per tuple, the time span of its denied records, and (stream mode)
         # of the records taken as not denied.
         self._denied = Table(lo=np.int64, hi=np.int64)
@@ -169,8 +176,8 @@ class DirectionTracker:
     @property
     def state_size(self) -> int:
         """Keys held (for tests and the benchmark)."""
-        tables = (self._earliest, self._fans, self._undecided, self._provisional, self._denied)
-        return sum(len(t) for t in (*tables, self._passed))
+        tables = (self._earliest, self._fans, self._undecided, self._denied, self._passed)
+        return sum(len(t) for t in tables)
 
     def mark(
         self, flows: pd.DataFrame, offset: int, relevant: pd.Series | None = None
@@ -263,18 +270,24 @@ class DirectionTracker:
         """End of a stream: raise :class:`InputOutOfOrder` if a decision taken along the way
         would change with the complete counts of connections: rule (c) now answers otherwise
         than the decision, or no longer answers where it decided."""
-        if self.mode != "stream" or not len(self._provisional):
+        if self.mode != "stream":
             return
-        columns = self._provisional.columns
-        everything = np.arange(len(self._provisional))
-        x = columns["x"].take(everything).view(np.uint64)
-        y = columns["y"].take(everything).view(np.uint64)
-        final = self._fan_rule(x, y)
-        mask, by_fan = columns["m"].take(everything), columns["f"].take(everything)
-        wanted = np.left_shift(1, np.maximum(final, 0).astype(np.int64)).astype(np.int8)
-        changed = np.where(final >= 0, mask != wanted, by_fan)
-        if changed.any():
-            raise InputOutOfOrder
+        columns = self._earliest.columns
+        # A block at a time: the whole table at once took a dozen temporary arrays of its
+        # length (10M records: ~120 MB above the state itself, the run's peak).
+        for start in range(0, len(self._earliest), _FINISH_BLOCK):
+            rows = np.arange(start, min(start + _FINISH_BLOCK, len(self._earliest)))
+            mask = columns["m"].take(rows)
+            rows = rows[mask != 0]
+            if not len(rows):
+                continue
+            mask, by_fan = mask[mask != 0], columns["f"].take(rows)
+            fx, fy = (self._fans_at(columns[end].take(rows)) for end in ("x", "y"))
+            final = _server_side(fx, fy)
+            wanted = np.left_shift(1, np.maximum(final, 0).astype(np.int64)).astype(np.int8)
+            changed = np.where(final >= 0, mask != wanted, by_fan)
+            if changed.any():
+                raise InputOutOfOrder
 
     @classmethod
     def from_tuples(cls, earliest: pd.DataFrame) -> DirectionTracker:
@@ -347,7 +360,11 @@ class DirectionTracker:
             self._check(key[changed], reverse[changed], new_t[changed], is_new[changed])
         self._earliest.columns["t"].put(position[earlier], new_t[earlier])
         self._earliest.columns["o"].put(position[earlier], new_o[earlier])
-        self._earliest.append(key[is_new], t=new_t[is_new], o=new_o[is_new])
+        fresh = int(is_new.sum())
+        none = np.zeros(fresh, dtype=np.int8)
+        self._earliest.append(
+            key[is_new], t=new_t[is_new], o=new_o[is_new], m=none, f=none.view(bool), x=none, y=none
+        )
 
     def _count_connections(
         self, key: np.ndarray, reverse: np.ndarray, keys: _Keys, rows: np.ndarray
@@ -370,18 +387,18 @@ class DirectionTracker:
         self._fans.append(ends[~old], n=counts[~old].astype(np.int64))
 
     def _fan(self, ends: np.ndarray) -> np.ndarray:
-        position = self._fans.find(ends)
+        return self._fans_at(self._fans.find(ends))
+
+    def _fans_at(self, position: np.ndarray) -> np.ndarray:
+        """The connection counts of the ends at rows ``position`` of _fans (-1: none, 0)."""
         found = position >= 0
-        out = np.zeros(len(ends), dtype=np.int64)
+        out = np.zeros(len(position), dtype=np.int64)
         out[found] = self._fans.columns["n"].take(position[found])
         return out
 
     def _fan_rule(self, src_end: np.ndarray, dst_end: np.ndarray) -> np.ndarray:
         """Rule (c): 0 where the destination is the server, 1 where the source is, else -1."""
-        fx, fy = self._fan(src_end), self._fan(dst_end)
-        server_dst = (fy >= MIN_FAN) & (fy >= FAN_RATIO * fx)
-        server_src = (fx >= MIN_FAN) & (fx >= FAN_RATIO * fy)
-        return np.where(server_dst, 0, np.where(server_src, 1, -1)).astype(np.int8)
+        return _server_side(self._fan(src_end), self._fan(dst_end))
 
     def _decide(
         self, keys: _Keys, picked: np.ndarray, window: int, dst_port: np.ndarray
@@ -445,19 +462,17 @@ class DirectionTracker:
         mask = np.bitwise_or.reduceat(bits, starts)
         by_fan = np.logical_or.reduceat(fan[by_key] >= 0, starts)
         distinct, first = sorted_keys[starts], by_key[starts]
-        position = self._provisional.find(distinct)
-        old = position >= 0
-        columns = self._provisional.columns
-        columns["m"].put(position[old], columns["m"].take(position[old]) | mask[old])
-        columns["f"].put(position[old], columns["f"].take(position[old]) | by_fan[old])
-        new = ~old
-        self._provisional.append(
-            distinct[new],
-            m=mask[new],
-            f=by_fan[new],
-            x=src_end[first[new]].view(np.int64),
-            y=dst_end[first[new]].view(np.int64),
-        )
+        # Every tuple decided is in _earliest (_update ran first), and both its ends in _fans
+        # (counted with the tuple's connection, or its reverse's).
+        position = self._earliest.find(distinct)
+        columns = self._earliest.columns
+        before = columns["m"].take(position)
+        columns["m"].put(position, before | mask)
+        columns["f"].put(position, columns["f"].take(position) | by_fan)
+        new = before == 0
+        at, first = position[new], first[new]
+        columns["x"].put(at, self._fans.find(src_end[first]))
+        columns["y"].put(at, self._fans.find(dst_end[first]))
 
     def _check(
         self, key: np.ndarray, reverse: np.ndarray, t_new: np.ndarray, is_new: np.ndarray
@@ -513,6 +528,15 @@ class DirectionTracker:
                 f"{tuples.identities[tuples.dst[i]]}:{tuples.dst_port[i]} "
                 f"{tuples.protocols[tuples.protocol[i]]}"
             )
+
+
+def _server_side(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """Rule (c) on the two ends' connection counts: 0 where the destination is the server, 1
+    where the source is, else -1."""
+    server_dst = (fy >= MIN_FAN) & (fy >= FAN_RATIO * fx)
+    server_src = (fx >= MIN_FAN) & (fx >= FAN_RATIO * fy)
+    result: np.ndarray = np.where(server_dst, 0, np.where(server_src, 1, -1)).astype(np.int8)
+    return result
 
 
 def _spans(key: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
