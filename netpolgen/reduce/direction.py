@@ -48,6 +48,7 @@ import pandas as pd
 
 from netpolgen._kernels import NAT, first_of_groups
 from netpolgen.ingest.report import IngestReport
+from netpolgen.reduce.connections import BY_FAN, CODES, ConnectionTable
 from netpolgen.reduce.keyed import Registry, Table
 from netpolgen.reduce.summary import TupleCodes, given_replies, tuple_codes
 
@@ -83,7 +84,6 @@ UNDECIDED_REASONS = {
 DENIED_ELSEWHERE = "denied at the other end of the connection"
 _MAX_IDS = 1 << 24  # endpoint identities per run (packed in 24 bits of a tuple key)
 _EXAMPLES = 3
-_FINISH_BLOCK = 1 << 18  # provisional decisions checked at a time by finish()
 
 
 class InputOutOfOrder(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -153,16 +153,9 @@ class DirectionTracker:
         self._endpoints = Registry(_MAX_IDS)
         self._protocols = Registry(1 << 16)
         self._pairs = Registry(1 << 32)
-        # Per tuple key: the earliest (time, order); positions fit 32 bits below 2**31 records.
-        # Stream mode: the decisions taken for its rows (m, a bit per code; 0: none), whether
-        # rule (c) took one (f), and its two ends' rows in _fans (x, y), checked by finish().
-        # The decisions are columns of this table, not a table of their own: every tuple
-        # decided is here already, and a second hash table cost more than the columns (10M
-        # records: 3.3M tuples decided, a 128 MB table).
-        self._earliest = Table(
-            t=np.int64, o=np.int64, m=np.int8, f=bool, x=np.int64, y=np.int64,
-            narrow=("o", "x", "y"),
-        )  # fmt: skip
+        # Per tuple, in one entry with its reverse: the earliest (time, order), and in stream
+        # mode the decisions taken for its rows, checked by finish() against the final counts.
+        self._tuples = ConnectionTable()
         # Distinct connections per end (address, protocol, port): rule (c).
         self._fans = Table(n=np.int64)
         # Stream mode: per tuple decided by (d), its latest time, any NaT, any window.
@@ -176,7 +169,7 @@ class DirectionTracker:
     @property
     def state_size(self) -> int:
         """Keys held (for tests and the benchmark)."""
-        tables = (self._earliest, self._fans, self._undecided, self._denied, self._passed)
+        tables = (self._tuples, self._fans, self._undecided, self._denied, self._passed)
         return sum(len(t) for t in tables)
 
     def mark(
@@ -272,18 +265,11 @@ class DirectionTracker:
         than the decision, or no longer answers where it decided."""
         if self.mode != "stream":
             return
-        columns = self._earliest.columns
         # A block at a time: the whole table at once took a dozen temporary arrays of its
         # length (10M records: ~120 MB above the state itself, the run's peak).
-        for start in range(0, len(self._earliest), _FINISH_BLOCK):
-            rows = np.arange(start, min(start + _FINISH_BLOCK, len(self._earliest)))
-            mask = columns["m"].take(rows)
-            rows = rows[mask != 0]
-            if not len(rows):
-                continue
-            mask, by_fan = mask[mask != 0], columns["f"].take(rows)
-            fx, fy = (self._fans_at(columns[end].take(rows)) for end in ("x", "y"))
-            final = _server_side(fx, fy)
+        for bits, src, dst in self._tuples.decided():
+            mask, by_fan = bits & CODES, (bits & BY_FAN) != 0
+            final = _server_side(self._fans_at(src), self._fans_at(dst))
             wanted = np.left_shift(1, np.maximum(final, 0).astype(np.int64)).astype(np.int8)
             changed = np.where(final >= 0, mask != wanted, by_fan)
             if changed.any():
@@ -348,30 +334,27 @@ class DirectionTracker:
         earliest = by_time[first_of_groups(pd.factorize(keys.key[by_time])[0])]
         key, reverse = keys.key[earliest], keys.reverse[earliest]
         new_t, new_o = keys.time[earliest], keys.order[earliest]
-        position = self._earliest.find(key)
-        is_new = position < 0
-        self._count_connections(key[is_new], reverse[is_new], keys, earliest[is_new])
-        earlier = np.zeros(len(key), dtype=bool)
-        old = ~is_new
+        at, side = self._tuples.locate(key, reverse)
+        old_t, old_o = self._tuples.earliest(at, side)
+        is_new = old_o < 0
+        # A new tuple with no entry: neither it nor its reverse was seen, a new connection.
+        unseen = (at < 0)[is_new]
+        self._count_connections(key[is_new], reverse[is_new], keys, earliest[is_new], unseen)
         # Equal times keep the old row: its input position is smaller.
-        earlier[old] = new_t[old] < self._earliest.columns["t"].take(position[old])
+        earlier = ~is_new & (new_t < old_t)
         changed = is_new | earlier
         if self.mode == "stream" and changed.any() and len(self._undecided):
             self._check(key[changed], reverse[changed], new_t[changed], is_new[changed])
-        self._earliest.columns["t"].put(position[earlier], new_t[earlier])
-        self._earliest.columns["o"].put(position[earlier], new_o[earlier])
-        fresh = int(is_new.sum())
-        none = np.zeros(fresh, dtype=np.int8)
-        self._earliest.append(
-            key[is_new], t=new_t[is_new], o=new_o[is_new], m=none, f=none.view(bool), x=none, y=none
-        )
+        at = self._tuples.add(key[changed], reverse[changed], at[changed])
+        self._tuples.set_earliest(at, side[changed], new_t[changed], new_o[changed])
 
     def _count_connections(
-        self, key: np.ndarray, reverse: np.ndarray, keys: _Keys, rows: np.ndarray
-    ) -> None:
+        self, key: np.ndarray, reverse: np.ndarray, keys: _Keys, rows: np.ndarray,
+        unseen: np.ndarray,
+    ) -> None:  # fmt: skip
         """Add one to both ends of each connection first seen in this chunk: a new tuple whose
-        reverse was not seen before (a request and its reply are one connection)."""
-        fresh = self._earliest.find(reverse) < 0
+        reverse was not seen before (``unseen``; a request and its reply are one connection)."""
+        fresh = unseen
         canonical = np.minimum(key, reverse)[fresh]
         if not len(canonical):
             return
@@ -411,14 +394,13 @@ class DirectionTracker:
         rest = np.flatnonzero(code < 0)
         if not len(rest):
             if self.mode == "stream":
-                self._remember_fans(key, fan, code, keys.src_end[picked], keys.dst_end[picked])
+                self._remember_fans(keys, picked, fan, code)
             return code
-        reverse_at = self._earliest.find(reverse[rest])
-        present = reverse_at >= 0
-        t_e = np.full(len(rest), NAT, dtype=np.int64)
-        o_e = np.full(len(rest), -1, dtype=np.int64)
-        t_e[present] = self._earliest.columns["t"].take(reverse_at[present])
-        o_e[present] = self._earliest.columns["o"].take(reverse_at[present])
+        own, back = key[rest], reverse[rest]
+        at, side = self._tuples.locate(own, back)
+        # The reverse is the entry's other side (the same one for a tuple that is its reverse).
+        t_e, o_e = self._tuples.earliest(at, np.where(own == back, side, 1 - side))
+        present = o_e >= 0
         if window == 0:
             # Points in time: the reply is the later of the two rows (time, then position).
             t, o = time[rest], order[rest]
@@ -427,8 +409,7 @@ class DirectionTracker:
             code[rest] = reply.astype(np.int8)
         else:
             # Windows: compare the two tuples' first records, which must lie a window apart.
-            own_at = self._earliest.find(key[rest])
-            t_own = self._earliest.columns["t"].take(own_at)
+            t_own, _ = self._tuples.earliest(at, side)
             timed = present & (t_e != NAT) & (t_own != NAT)
             reply = timed & (t_e < t_own - window)
             request = timed & (t_own < t_e - window)
@@ -441,38 +422,34 @@ class DirectionTracker:
             code[rest] = result
         if self.mode == "stream":
             self._remember_undecided(key[rest], time[rest], window > 0)
-            self._remember_fans(key, fan, code, keys.src_end[picked], keys.dst_end[picked])
+            self._remember_fans(keys, picked, fan, code)
         return code
 
     def _remember_fans(
-        self,
-        key: np.ndarray,
-        fan: np.ndarray,
-        code: np.ndarray,
-        src_end: np.ndarray,
-        dst_end: np.ndarray,
+        self, keys: _Keys, picked: np.ndarray, fan: np.ndarray, code: np.ndarray
     ) -> None:
-        """Keep, per tuple, the decisions taken (a bit per code: rows of one tuple at different
-        times may differ under rule d) and whether rule (c) took one, to check them against
-        the complete counts (:meth:`finish`)."""
+        """Keep, per tuple of the ``picked`` rows, the decisions taken (a bit per code: rows of
+        one tuple at different times may differ under rule d) and whether rule (c) took one,
+        to check them against the complete counts (:meth:`finish`)."""
+        key = keys.key[picked]
         by_key = np.argsort(key, kind="stable")
         sorted_keys = key[by_key]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        bits = np.left_shift(1, code[by_key].astype(np.int64)).astype(np.int8)
-        mask = np.bitwise_or.reduceat(bits, starts)
+        row_bits = np.left_shift(1, code[by_key].astype(np.int64)).astype(np.int8)
+        mask = np.bitwise_or.reduceat(row_bits, starts)
         by_fan = np.logical_or.reduceat(fan[by_key] >= 0, starts)
-        distinct, first = sorted_keys[starts], by_key[starts]
-        # Every tuple decided is in _earliest (_update ran first), and both its ends in _fans
+        first = picked[by_key[starts]]
+        # Every tuple decided has its entry (_update ran first), and both its ends are in _fans
         # (counted with the tuple's connection, or its reverse's).
-        position = self._earliest.find(distinct)
-        columns = self._earliest.columns
-        before = columns["m"].take(position)
-        columns["m"].put(position, before | mask)
-        columns["f"].put(position, columns["f"].take(position) | by_fan)
-        new = before == 0
-        at, first = position[new], first[new]
-        columns["x"].put(at, self._fans.find(src_end[first]))
-        columns["y"].put(at, self._fans.find(dst_end[first]))
+        at, side = self._tuples.locate(sorted_keys[starts], keys.reverse[first])
+        bits = mask | np.where(by_fan, BY_FAN, 0).astype(np.int8)
+        self._tuples.decide(
+            at, side, bits,
+            lambda chosen: (
+                self._fans.find(keys.src_end[first[chosen]]),
+                self._fans.find(keys.dst_end[first[chosen]]),
+            ),
+        )  # fmt: skip
 
     def _check(
         self, key: np.ndarray, reverse: np.ndarray, t_new: np.ndarray, is_new: np.ndarray

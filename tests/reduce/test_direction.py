@@ -159,3 +159,29 @@ def test_counts_that_grow_later_are_noticed() -> None:
     tracker.mark(later, 1)
     with pytest.raises(InputOutOfOrder):
         tracker.finish()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_decisions_that_hold_need_no_second_pass(split: bool) -> None:
+    """Streamed input whose decisions the complete counts confirm ends without a second pass:
+    both directions of each connection decided by (c) in one chunk (a request and its reply
+    share one entry of the state), or the replies in a later chunk. finish() compares every
+    decision with the final counts; it must find each one's two ends (a second pass would
+    give the same answers, so only this test sees a wrong end)."""
+    rows = []
+    for i in range(6):
+        client = f"10.0.1.{i + 1}"
+        rows.append(_row(client, 40000 + i, "10.0.0.9", 53, i, protocol="UDP"))
+        rows.append(_row("10.0.0.9", 53, client, 40000 + i, i + 0.5, protocol="UDP"))
+    table = flows(*rows)
+    tracker = DirectionTracker()
+    if split:  # the clients' requests first, the server's answers in the next chunk
+        requests, answers = table.iloc[0::2], table.iloc[1::2]
+        codes = [
+            tracker.mark(part.reset_index(drop=True), offset).replies.tolist()
+            for part, offset in ((requests, 0), (answers, 6))
+        ]
+        assert codes == [[False] * 6, [True] * 6]
+    else:
+        assert tracker.mark(table, 0).replies.tolist() == [False, True] * 6
+    tracker.finish()  # no InputOutOfOrder
