@@ -30,8 +30,9 @@ in the report's details (printed with ``-v``). An undecided record to a port bel
 kept as a request: its reverse, to the ephemeral port, is the one left out.
 
 Exactness across chunks: the state (earliest row per 5-tuple, connections per end) is kept as
-integers (:mod:`netpolgen.reduce.keyed`), about 100 bytes per distinct connection, flat in the
-number of records. Chunks are decided as they come (``"stream"``); when a later chunk could
+integers (:mod:`netpolgen.reduce.keyed`; a tuple and its reverse in one entry,
+:mod:`netpolgen.reduce.connections`), about 90 bytes per distinct connection, flat in the number
+of records. Chunks are decided as they come (``"stream"``); when a later chunk could
 change a decision taken (an earlier reversed tuple, or counts of connections that moved a (c)
 decision), :class:`InputOutOfOrder` is raised and the caller reads the input twice: first
 ``"collect"``, then ``"decide"`` against the complete state (:func:`in_two_passes`).
