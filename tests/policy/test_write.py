@@ -141,3 +141,31 @@ def test_kubectl_kustomize_builds_the_written_directory(tmp_path: Path) -> None:
         (d["metadata"]["namespace"], d["metadata"]["name"]) for d in yaml.safe_load_all(built)
     )
     assert names == sorted((p.namespace, p.name) for p in policies)
+
+
+# --- many files: written on threads (write._write_files) ---------------------------------------
+
+
+def test_many_files_are_all_written_whole(tmp_path: Path) -> None:
+    """Hundreds of files over uneven directories (the threaded path): every one there, with
+    its own text, and nothing else."""
+    files = {
+        Path(f"ns{i % 7 if i % 3 else 0}") / f"p{i}.yaml": f"name: p{i}\n" + "x" * (i * 37)
+        for i in range(150)
+    }
+    written = write_tree(files, tmp_path / "out")
+    assert written == list(files)
+    on_disk = {
+        p.relative_to(tmp_path / "out"): p.read_text() for p in (tmp_path / "out").rglob("*.yaml")
+    }
+    assert on_disk == files
+
+
+def test_a_file_that_fails_among_many_leaves_nothing(tmp_path: Path) -> None:
+    """One of many files cannot be written (its path is a directory, as another file's parent):
+    an OutputError, no output and no staging copy left, whatever the threads were doing."""
+    files = {Path(f"ns{i % 5}") / f"p{i}.yaml": "x" for i in range(100)}
+    files[Path("ns3/p8.yaml/inner.yaml")] = "y"  # makes ns3/p8.yaml a directory
+    with pytest.raises(OutputError, match="cannot write output"):
+        write_tree(files, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
