@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -313,3 +314,30 @@ def test_a_narrow_column_widens_when_a_value_needs_it(monkeypatch: pytest.Monkey
     assert column.take(np.array([4, 5, 19])).tolist() == [4, 1 << 40, 19]
     table.append(np.array([99], dtype=np.uint64), t=np.zeros(1, np.int64), o=big + 1)
     assert column.take(np.array([20])).tolist() == [(1 << 40) + 1]
+
+
+@pytest.mark.parametrize("chunk_size", [500, 4000])
+def test_a_time_ordered_capture_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    """The benchmark's CSV corpus (benchmarks/generate.py: connections of a call graph from
+    fresh client ports, a request and its reply each, a third of the requests without is_reply,
+    times increasing) streams in one pass: every decision taken along the way holds against the
+    complete state at the end (DirectionTracker.finish), so nothing is read twice. A second
+    pass would give the same policies, so only this sees a state that loses what it decided
+    (as a connection decided both ways in one chunk once did)."""
+    import sys
+
+    import netpolgen.reduce.stream as stream
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import generate
+
+    path = generate.write("csv", 20_000, tmp_path / "flows.csv")
+
+    def one_pass(run: Any, collect: Any) -> Any:
+        return run(DirectionTracker())  # InputOutOfOrder would fail the test
+
+    monkeypatch.setattr(stream, "in_two_passes", one_pass)
+    result = generate_from_files([path], chunk_size=chunk_size)
+    assert result.policies and result.report.filtered["reply traffic"] > 0
