@@ -237,7 +237,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'netpolgen' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    from netpolgen._workers import collector_paused
+
+    with collector_paused():
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

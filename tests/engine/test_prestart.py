@@ -129,6 +129,25 @@ def test_only_the_command_lines_objects_are_frozen_before_a_fork() -> None:
     assert _python(code.format(setup="")).split() == ["False"]  # a library caller's process
 
 
+def test_the_collector_rests_while_the_pipeline_loads() -> None:
+    """netpolgen's lazy attributes import the pipeline with the cyclic collector paused: then
+    it is as it was (enabled, or a caller's disabled one stays so), and only the command
+    line's process freezes what the import made."""
+    code = (
+        "import gc\nfrom netpolgen import _workers\n{setup}"
+        "seen = []\ngc.callbacks.append(lambda phase, info: seen.append(phase))\n"
+        "import netpolgen\nnetpolgen.generate_from_files\n"
+        "print(gc.get_freeze_count() > 0, gc.isenabled(), seen.count('start'))\n"
+    )
+    command_line = _python(code.format(setup="_workers.keep_forkable()\n")).split()
+    library = _python(code.format(setup="")).split()
+    # The import of pandas and the readers alone ran some twenty collections before. After
+    # it, a caller's collector takes the young objects once (nothing was frozen for it).
+    assert command_line == ["True", "True", "0"]
+    assert library[:2] == ["False", "True"] and int(library[2]) <= 1
+    assert _python(code.format(setup="gc.disable()\n")).split() == ["False", "False", "0"]
+
+
 @linux_only
 def test_a_forked_worker_does_not_keep_the_commands_sigterm_handler() -> None:
     # The command line turns SIGTERM into "terminated" (exit 143); a worker forked from it
