@@ -9,6 +9,8 @@ their own reverse (both ends one address and port) are included.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +41,9 @@ _CHUNK = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(chunks=st.lists(_CHUNK, min_size=1, max_size=6))
-def test_the_table_answers_as_one_entry_per_tuple_would(chunks: list[list]) -> None:
+def test_the_table_answers_as_one_entry_per_tuple_would(
+    chunks: list[list[tuple[tuple[int, int, int], int, int]]],
+) -> None:
     table = ConnectionTable()
     earliest: dict[int, tuple[int, int]] = {}
     decisions: dict[int, int] = {}
@@ -80,7 +84,11 @@ def test_the_table_answers_as_one_entry_per_tuple_would(chunks: list[list]) -> N
             parts = [r[3] for r, c in zip(rows.values(), chosen, strict=True) if c]
             src = np.array([p[1] for p in parts], dtype=np.int64)
             dst = np.array([p[2] for p in parts], dtype=np.int64)
-            table.decide(at, side, bits, lambda mask, src=src, dst=dst: (src[mask], dst[mask]))
+
+            def ends_of(mask: np.ndarray, src: np.ndarray = src, dst: np.ndarray = dst) -> Any:
+                return src[mask], dst[mask]
+
+            table.decide(at, side, bits, ends_of)
             for key, bit, part in zip(keys[chosen].tolist(), bits.tolist(), parts, strict=True):
                 decisions[key] = decisions.get(key, 0) | bit
                 ends.setdefault(key, (part[1], part[2]))
