@@ -351,11 +351,11 @@ class DirectionTracker:
 
     def _count_connections(
         self, key: np.ndarray, reverse: np.ndarray, keys: _Keys, rows: np.ndarray,
-        unseen: np.ndarray,
+        fresh: np.ndarray,
     ) -> None:  # fmt: skip
         """Add one to both ends of each connection first seen in this chunk: a new tuple whose
-        reverse was not seen before (``unseen``; a request and its reply are one connection)."""
-        fresh = unseen
+        reverse was not seen before either (``fresh``; a request and its reply are one
+        connection)."""
         canonical = np.minimum(key, reverse)[fresh]
         if not len(canonical):
             return
