@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import pandas as pd
 
 from netpolgen._kernels import NAT
 from netpolgen.reduce.keyed import Table
@@ -59,16 +60,18 @@ class ConnectionTable:
         missing = at < 0
         if missing.any():
             canonical = np.minimum(key[missing], reverse[missing])
-            distinct = np.unique(canonical)
-            count = len(distinct)
+            # Hashed, in order of first appearance: the new entries' rows follow from the codes
+            # (no second lookup in the whole table, no sort).
+            codes, distinct = pd.factorize(canonical)
+            count, start = len(distinct), len(self._table)
             unseen = np.full(count, -1, dtype=np.int8)
             never = np.full(count, NAT, dtype=np.int64)
             self._table.append(
-                distinct, t0=never, t1=never, o0=unseen, o1=unseen,
+                np.asarray(distinct), t0=never, t1=never, o0=unseen, o1=unseen,
                 m0=np.zeros(count, np.int8), m1=np.zeros(count, np.int8), x=unseen, y=unseen,
             )  # fmt: skip
             at = at.copy()
-            at[missing] = self._table.find(canonical)
+            at[missing] = start + codes
         return at
 
     def earliest(self, at: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
