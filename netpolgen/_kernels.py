@@ -7,6 +7,7 @@ Every hot step groups rows by several columns at once. These kernels do it on in
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,47 @@ class Factorized:
     codes: np.ndarray
     uniques: list[str]
     blank_as_missing: pd.Series | None = None
+
+
+# Factorisations a reader already made, by the Arrow text array they describe: the flow table's
+# text columns stay plain Arrow-backed strings (the table's contract), and a later step that
+# groups by them (netpolgen.reduce.summary) takes the codes instead of hashing every cell again.
+# Keyed by the array's identity, checked on lookup and dropped when the array goes (a weak
+# reference): an entry can never describe another array.
+_KNOWN_CODES: dict[int, tuple[weakref.ref[Any], np.ndarray, list[str]]] = {}
+
+
+def remember_codes(column: pd.Series, codes: np.ndarray, uniques: list[str]) -> None:
+    """Note that ``column`` (Arrow-backed text) factorises to ``codes`` (-1: missing) and
+    ``uniques``, in order of first appearance, as :func:`pandas.factorize` gives them."""
+    array = getattr(column.array, "_pa_array", None)  # the Arrow data behind the pandas array
+    if array is None:
+        return
+    key = id(array)
+    _KNOWN_CODES[key] = (weakref.ref(array, lambda _: _KNOWN_CODES.pop(key, None)), codes, uniques)
+
+
+def known_codes(column: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """The codes and distinct values :func:`remember_codes` noted for ``column``'s data, if any."""
+    array = getattr(column.array, "_pa_array", None)
+    entry = None if array is None else _KNOWN_CODES.get(id(array))
+    if entry is None or entry[0]() is not array or len(entry[1]) != len(column):
+        return None
+    return entry[1], entry[2]
+
+
+def without_value(
+    codes: np.ndarray, uniques: list[str], value: str
+) -> tuple[np.ndarray, list[str]]:
+    """``codes`` and ``uniques`` with ``value`` made missing (-1): the factorisation of the
+    column with that value's cells missing, still in order of first appearance."""
+    if value not in uniques:
+        return codes, uniques
+    gone = uniques.index(value)
+    shift = np.arange(len(uniques) + 1, dtype=codes.dtype) - 1  # position 0 stands for -1
+    shift[gone + 2 :] -= 1
+    shift[gone + 1] = -1
+    return shift[codes + 1], uniques[:gone] + uniques[gone + 1 :]
 
 
 class Distinct:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen._compat import optional
-from netpolgen._kernels import Factorized
+from netpolgen._kernels import Factorized, remember_codes, without_value
 from netpolgen.errors import InputError
 from netpolgen.ingest.read_ahead import read_ahead
 
@@ -128,9 +128,13 @@ def _prepared(frame: pd.DataFrame) -> Prepared:
         codes = indices.to_numpy(zero_copy_only=False).astype(np.intp)
         uniques = encoded.dictionary.to_pylist()
         blanks = None
+        # Kept for the summaries too (netpolgen.reduce.summary), which group by these columns
+        # as the checks leave them: as read, or with their empty cells missing.
+        remember_codes(column, codes, uniques)
         if "" in uniques:  # an empty cell is most checks' "no value": the column with them NA
             nulled = pd.arrays.ArrowStringArray(_blank_as_null(arrow))
             blanks = pd.Series(nulled, index=column.index)
+            remember_codes(blanks, *without_value(codes, uniques, ""))
         prepared.factorized[name] = Factorized(codes, uniques, blanks)
     return prepared
 

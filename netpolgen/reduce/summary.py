@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from netpolgen._kernels import combined_codes, first_of_groups
+from netpolgen._kernels import combined_codes, first_of_groups, known_codes
 from netpolgen.flows import TIME_WINDOW_ATTR, validate_flows
 from netpolgen.labels import stable_labels
 
@@ -109,10 +110,30 @@ class _Codes:
     that a value has one code on either side; missing values are -1."""
 
     def __init__(self, flows: pd.DataFrame, name: str) -> None:
-        both = pd.concat([flows[f"src_{name}"], flows[f"dst_{name}"]], ignore_index=True)
+        self.uniques: Any
+        src, dst = flows[f"src_{name}"], flows[f"dst_{name}"]
+        known = known_codes(src), known_codes(dst)
+        if known[0] is not None and known[1] is not None and src.dtype == dst.dtype:
+            self._from_known(known[0], known[1], src.dtype)
+            return
+        both = pd.concat([src, dst], ignore_index=True)
         codes, self.uniques = pd.factorize(both)
         n = len(flows)
         self.src, self.dst = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
+
+    def _from_known(
+        self, src: tuple[np.ndarray, list[str]], dst: tuple[np.ndarray, list[str]], dtype: Any
+    ) -> None:
+        """The same codes from each side's own factorisation (the reader's): the two lists of
+        distinct values factorised together, each side's codes mapped through them. Each list
+        is in order of first appearance, so the joint one is too (sources before destinations),
+        as factorising both columns together would number them, without hashing every cell."""
+        (src_codes, src_values), (dst_codes, dst_values) = src, dst
+        joint, self.uniques = pd.factorize(pd.array(src_values + dst_values, dtype=dtype))
+        joint = joint.astype(np.int64)
+        # Position -1 (a missing cell) takes the appended -1.
+        self.src = np.append(joint[: len(src_values)], -1)[src_codes]
+        self.dst = np.append(joint[len(src_values) :], -1)[dst_codes]
 
     def side(self, side: str) -> np.ndarray:
         return self.src if side == "src" else self.dst

@@ -4,12 +4,16 @@ worker processes rely on)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from netpolgen._kernels import known_codes, remember_codes, without_value
 from netpolgen.flows import conform_flows
 from netpolgen.ingest.report import IngestReport
 from netpolgen.reduce.edges import EdgeOptions, aggregate_edges, cluster_addresses, tuple_identity
@@ -101,3 +105,101 @@ def test_a_summary_is_integers_and_small_tables() -> None:
     assert summary.edge.dtype == np.int64 and len(summary.edge) == 200
     assert len(summary.edge_table) < 200  # distinct edges, not rows
     assert set(summary.tuples.identities) <= set(flows["src_ip"]) | set(flows["dst_ip"])
+
+
+def _same_summary(got: object, want: object) -> None:
+    """Field by field: arrays equal, tables equal, the rest equal."""
+    for name in want.__dataclass_fields__:  # type: ignore[attr-defined]
+        a, b = getattr(got, name), getattr(want, name)
+        if hasattr(b, "__dataclass_fields__"):
+            _same_summary(a, b)
+        elif isinstance(b, pd.DataFrame):
+            pd.testing.assert_frame_equal(a, b)
+        elif isinstance(b, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype, name
+        else:
+            assert a == b, name
+
+
+def _as_read(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """What the CSV reader's thread notes for a column: Arrow's dictionary encoding."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(pa.array(column.array))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.intp)
+    return codes, encoded.dictionary.to_pylist()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rows=st.integers(0, 80), blanks=st.booleans())
+def test_a_summary_from_the_readers_codes_is_the_same(seed: int, rows: int, blanks: bool) -> None:
+    """The summaries group text columns by the codes the CSV reader noted for them (as read,
+    or with their empty cells missing) instead of hashing the cells again: same summary."""
+    flows = awkward(random_flows(seed, rows, sorted_times=False, with_nat=False), seed)
+    want = summarize_chunk(flows)
+    noted = flows.copy()
+    for side in ("src", "dst"):
+        for name in ("namespace", "labels", "pod", "ip"):
+            column = noted[f"{side}_{name}"]
+            if blanks:  # some cells empty as read, missing in the table the checks give
+                column = column.fillna("")
+            codes, uniques = _as_read(column)
+            if blanks:
+                column = column.replace("", pd.NA)
+                noted[f"{side}_{name}"] = column
+                column = noted[f"{side}_{name}"]
+                codes, uniques = without_value(codes, uniques, "")
+            remember_codes(column, codes, uniques)
+            assert known_codes(noted[f"{side}_{name}"]) is not None
+    _same_summary(summarize_chunk(noted), want)
+
+
+def test_codes_are_known_only_for_the_array_they_were_noted_for() -> None:
+    column = pd.Series(["a", "b", "a", ""], dtype=pd.StringDtype("pyarrow"))
+    codes, uniques = _as_read(column)
+    remember_codes(column, codes, uniques)
+    got = known_codes(column)
+    assert got is not None and got[1] == ["a", "b", ""]
+    np.testing.assert_array_equal(got[0], [0, 1, 0, 2])
+    assert known_codes(column.iloc[1:]) is None  # a part of the data
+    assert known_codes(pd.Series(["a", "b", "a", ""], dtype=pd.StringDtype("pyarrow"))) is None
+
+
+@given(st.lists(st.sampled_from(["", "a", "b", "c", None]), max_size=30))
+def test_a_value_made_missing_keeps_first_appearance_order(cells: list[str | None]) -> None:
+    column = pd.Series(cells, dtype=pd.StringDtype("pyarrow"))
+    codes, uniques = without_value(*_as_read(column), "")
+    want_codes, want_uniques = pd.factorize(column.replace("", pd.NA))
+    np.testing.assert_array_equal(codes, want_codes)
+    assert uniques == list(want_uniques)
+
+
+def test_csv_chunks_come_with_the_readers_codes(tmp_path: Path) -> None:
+    """The CSV reader's codes reach the summaries for the columns the checks keep as read
+    (every text column here; an address-only side has empty names and labels, missing in the
+    table): the summary is the one of the same table with no codes noted."""
+    from netpolgen.ingest import csv, iter_flows
+
+    if not csv.HAS_ARROW:
+        pytest.skip("pyarrow is not installed")
+    lines = ["time,src_namespace,src_pod,src_labels,src_ip,src_port,dst_namespace,dst_pod,"
+             "dst_labels,dst_ip,dst_port,protocol,verdict"]  # fmt: skip
+    for i in range(60):
+        web = f'shop,web-{i % 3},"app=web,pod-template-hash=h{i % 3}",10.0.0.{i % 3 + 1}'
+        db = "shop,db-0,app=db,10.0.1.1" if i % 4 else ",,,192.0.2.9"
+        lines.append(f"{1767225600 + i},{web},{40000 + i},{db},5432,TCP,allowed")
+    path = tmp_path / "flows.csv"
+    path.write_text("\n".join(lines) + "\n")
+    (chunk,) = iter_flows([path], report=IngestReport())
+    for side in ("src", "dst"):
+        for name in ("namespace", "labels", "pod", "ip"):
+            assert known_codes(chunk[f"{side}_{name}"]) is not None, (side, name)
+    fresh = chunk.copy()
+    for column in fresh.columns:  # the same values in arrays of their own: nothing noted
+        if isinstance(fresh[column].dtype, pd.StringDtype):
+            dtype: Any = fresh[column].dtype
+            fresh[column] = pd.array(fresh[column].tolist(), dtype=dtype)
+            assert known_codes(fresh[column]) is None
+    _same_summary(summarize_chunk(chunk), summarize_chunk(fresh))
