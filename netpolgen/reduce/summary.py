@@ -261,9 +261,11 @@ def _inside_addresses(flows: pd.DataFrame, ip: _Codes) -> frozenset[str]:
     """:func:`netpolgen.reduce.edges.cluster_addresses` on codes: the addresses of the sides of an
     inside kind, each distinct one taken once."""
     codes = [ip.side(side)[inside_kinds(flows[f"{side}_kind"])] for side in ("src", "dst")]
-    used = np.unique(np.concatenate(codes))
+    # The codes in use, counted (one linear pass; np.unique sorted them: ~1 ms a chunk); -1,
+    # a missing address, counts at position 0.
+    used = np.flatnonzero(np.bincount(np.concatenate(codes) + 1, minlength=len(ip.uniques) + 1))
     # One take of the distinct addresses, not an element of an Arrow array each (~10 us each).
-    return frozenset(map(str, ip.uniques.take(used[used >= 0]).tolist()))
+    return frozenset(map(str, ip.uniques.take(used[used > 0] - 1).tolist()))
 
 
 def _raw_pods(flows: pd.DataFrame, namespace: _Codes, labels: _Codes, pod: _Codes) -> pd.DataFrame:
