@@ -304,3 +304,50 @@ def test_select_and_kinds_take_answers_only_where_asked() -> None:
     assert out.astype(object).where(out.notna(), None).tolist() == [
         "service", "pod", None, "host", "pod",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "rows", [[1, -1, 2, -1, 0, 1], [-1, -1], [3, 3, 0], [], [0, 2, 1, 4, 2]]
+)  # fmt: skip
+def test_the_codes_of_answers_are_the_factorisation_of_the_rows_answers(rows: list[int]) -> None:
+    from netpolgen.resolve import _codes_of_answers
+
+    answers = pd.Series(["shop", None, "db", "shop", "ops"], dtype="string")  # repeats, a gap
+    positions = np.array(rows, dtype=np.int64)
+    codes, values = _codes_of_answers(answers, positions)
+    want_codes, want_values = pd.factorize(answers.array.take(positions, allow_fill=True))
+    np.testing.assert_array_equal(codes, want_codes)
+    assert values == list(want_values)
+
+
+def test_an_addresses_only_chunk_comes_with_its_codes_for_the_summaries() -> None:
+    """An addresses-only log (AWS VPC): every side is resolved, and the resolver notes the
+    codes of the columns it made (names, labels from its answers) and of the addresses (which
+    it factorises to group them) for the summaries: their summary is the one of the same table
+    with nothing noted."""
+    from netpolgen._kernels import known_codes
+    from netpolgen.reduce.summary import summarize_chunk
+    from netpolgen.resolve import Resolver
+    from tests.reduce.test_summary import _same_summary
+
+    at = "2024-05-01T10:00:00Z"
+    chunk = flows(
+        *(
+            {"time": at, "src_ip": src, "dst_ip": dst, "src_port": 40000 + i, "dst_port": port}
+            for i, (src, dst, port) in enumerate(
+                [(cluster.WEB.ip, cluster.API.ip, 8080), (cluster.API.ip, cluster.WEB.ip, 40001),
+                 (cluster.WEB.ip, cluster.OUTSIDE, 443), (cluster.OUTSIDE, cluster.API.ip, 8080),
+                 (cluster.WEB.ip, cluster.API_SERVICE_IP, 80)] * 3
+            )
+        )
+    )  # fmt: skip
+    resolved = Resolver(inventory())(chunk)
+    for side in ("src", "dst"):
+        for name in ("namespace", "labels", "pod", "ip"):
+            assert known_codes(resolved[f"{side}_{name}"]) is not None, (side, name)
+    fresh = resolved.copy()
+    for column in ("namespace", "labels", "pod", "ip"):
+        for side in ("src", "dst"):
+            values: Any = resolved[f"{side}_{column}"]
+            fresh[f"{side}_{column}"] = pd.array(values.tolist(), dtype=values.dtype)
+    _same_summary(summarize_chunk(resolved), summarize_chunk(fresh))
