@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netpolgen._kernels import first_of_groups, group_ids, remember_codes, select_text
+from netpolgen._kernels import first_of_groups, group_ids, select_text
 from netpolgen.cluster.inventory import Inventory
 from netpolgen.cluster.listening import ListeningPorts, direct
 from netpolgen.cluster.services import service_endpoints, service_ports
@@ -165,8 +165,7 @@ class Resolver:
             if not need.any():
                 continue
             # Every row (an addresses-only log): the columns as they are, no selection.
-            whole = bool(need.all())
-            rows_needed = slice(None) if whole else need
+            rows_needed = slice(None) if need.all() else need
             part = pd.DataFrame(
                 {
                     "time": out.loc[rows_needed, "time"],
@@ -180,11 +179,7 @@ class Resolver:
                 },
                 copy=not COPY_ON_WRITE,
             )
-            ip_codes = None
-            if whole:  # the whole column: its codes serve the summaries too
-                ip_codes, ip_values = pd.factorize(part["ip"])
-                remember_codes(out[f"{side}_ip"], ip_codes, list(ip_values))
-            rows, at_side = self._resolve_distinct(part, ip_codes)
+            rows, at_side = self._resolve_distinct(part)
             # Each row's answer, taken once per column from the small answer table (-1: the row
             # keeps its own values); whole-column selects (Arrow's if_else), not masked
             # assignment, which pandas does value by value on Arrow-backed text.
@@ -203,10 +198,9 @@ class Resolver:
             port = taken("port").where(service, out[f"{side}_port"].astype("Int64"))
             out[f"{side}_port"] = out[f"{side}_port"].mask(need, port.astype("UInt16"))
             for column in ("namespace", "pod", "labels"):
-                chosen = taken(column)
-                if whole:  # the answers are the column (select_text keeps them)
-                    remember_codes(chosen, *_codes_of_answers(table[column], answer))
-                out[f"{side}_{column}"] = select_text(need_np, chosen, out[f"{side}_{column}"])
+                out[f"{side}_{column}"] = select_text(
+                    need_np, taken(column), out[f"{side}_{column}"]
+                )
             out[f"{side}_kind"] = _kinds(need_np, table["kind"], answer, kind)
             unmatched = np.flatnonzero(table["_unmatched"].to_numpy(dtype=bool)[rows])
             if len(unmatched):  # the address of one row per answer: an answer has one address
@@ -216,9 +210,7 @@ class Resolver:
         # Direction from the inventory where the record gave none (netpolgen.reduce.direction, b).
         return direct(conform_flows(out), self.listening, at_service)
 
-    def _resolve_distinct(
-        self, part: pd.DataFrame, ip_codes: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _resolve_distinct(self, part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """:func:`_resolve` once per distinct input instead of once per row: per row of
         ``part``, its row in the answer table, and whether its address is a Service's.
 
@@ -226,7 +218,6 @@ class Resolver:
         only at a Service address (translation), and its time only through which pod-address
         intervals it falls in: times between the same two interval bounds resolve alike. So rows
         are grouped by those, one row per group is resolved, and the answers are spread back.
-        ``ip_codes``: the address column factorised already (it groups alike).
         """
         ip = part["ip"]
         at_service = ip.isin(self.service_ips).fillna(False).astype(bool).to_numpy()
@@ -236,7 +227,7 @@ class Resolver:
         group = group_ids(
             [
                 segment,
-                ip if ip_codes is None else ip_codes,
+                ip,
                 part["namespace"],
                 part["pod"],
                 part["labels"],
@@ -289,18 +280,6 @@ class Resolver:
 # What a side's answer depends on besides its time segment and (at a Service) its port.
 _INPUTS = ("ip", "namespace", "pod", "labels", "kind", "protocol")
 _MAX_ANSWERS = 1_000_000
-
-
-def _codes_of_answers(answers: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """The factorisation of ``answers.take(rows)`` (-1 in ``rows``: missing), from the answer
-    table's own (a few rows) and the rows' integers: no text hashed per row. In order of first
-    appearance, as :func:`pandas.factorize` numbers them (:func:`remember_codes`)."""
-    table_codes, values = pd.factorize(answers)
-    per_row = np.append(table_codes, -1)[rows]  # row -1 takes the appended -1
-    first_codes, seen = pd.factorize(per_row)
-    present = seen >= 0
-    renumber = np.where(present, np.cumsum(present) - 1, -1)
-    return renumber[first_codes], [str(values[code]) for code in seen[present]]
 
 
 def _time_bounds(owners: pd.DataFrame) -> np.ndarray:
