@@ -142,7 +142,8 @@ class _Codes:
 def summarize_chunk(flows: pd.DataFrame) -> ChunkSummary:
     """Reduce a flow chunk to a :class:`ChunkSummary` (vectorised; no reply decisions).
 
-    Each text column is factorised once, both sides together, and every grouping after that
+    Each text column is factorised once, both sides together (from a reader's own codes where
+    it noted them, :func:`netpolgen._kernels.known_codes`), and every grouping after that
     (endpoint keys, edges, first rows, pods) combines integer codes.
     """
     validate_flows(flows)
