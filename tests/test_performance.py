@@ -63,6 +63,9 @@ def test_benchmark_quick_run_prints_figures() -> None:
         assert float(steps["from-flows"][6]) > 0  # the process tree's CPU seconds
         assert "policies" in steps["from-flows"][10]
         assert "verify" in steps
+        if fmt in ("csv", "aws-vpc"):  # pyarrow's streaming reader, the second floor
+            assert float(steps["floor, streaming"][5]) > 0
+            assert steps["from-flows"][10].strip().endswith("x streaming")
 
 
 @pytest.mark.parametrize("fmt", sorted(generate.GENERATORS))
